@@ -1,0 +1,154 @@
+"""Settings: every knob of airlock, read once from the environment and ``.env``.
+
+The entry point builds one :class:`Settings` and passes typed slices down;
+nothing else reads ``os.environ``. Slack and Anthropic settings keep the
+names their own SDKs and docs use; everything else is ``AIRLOCK_*``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agent_core.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+_SLACK_ID = r"^[UWS][A-Z0-9]{2,}$"
+
+IdList = Annotated[list[str], NoDecode]
+"""Comma-separated in the environment: ``U012AB3CD,S0614TZR7``."""
+
+
+def _alias(name: str) -> Any:
+    return Field(validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    """All of airlock's configuration. See ``.env.example`` for each setting."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIRLOCK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias="SLACK_API_URL", pattern=r"^https?://"
+    )
+
+    # Anthropic
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias="ANTHROPIC_BASE_URL", pattern=r"^https?://"
+    )
+    planner_model: str = Field(default="claude-opus-4-5", min_length=1)
+    executor_model: str = Field(default="claude-sonnet-4-5", min_length=1)
+    fast_model: str = Field(default="claude-haiku-4-5", min_length=1)
+    fallback_model: str | None = None
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_max_retries: int = Field(default=4, ge=0, le=10)
+
+    # State
+    data_dir: Path = Path("./data")
+    store_url: str | None = Field(default=None, pattern=r"^(sqlite|redis|rediss)://")
+    redis_max_connections: int = Field(default=64, ge=2)
+    signal_poll_seconds: float = Field(default=0.1, gt=0, le=1.0)
+
+    # People
+    approvers: IdList = Field(default_factory=list)
+    admins: IdList = Field(default_factory=list)
+    allow_self_approval: bool = False
+    approval_quorum: int = Field(default=2, ge=1)
+    approval_ttl_seconds: float = Field(default=3600.0, gt=0)
+
+    # Budgets and timeouts
+    max_llm_calls_per_run: int = Field(default=50, ge=1)
+    max_iterations_per_subtask: int = Field(default=10, ge=1)
+    max_plan_retries: int = Field(default=2, ge=0)
+    run_budget_usd: float = Field(default=5.0, gt=0)
+    run_token_budget: int = Field(default=2_000_000, gt=0)
+    run_timeout_seconds: float = Field(default=1800.0, gt=0)
+    tool_timeout_seconds: float = Field(default=60.0, gt=0)
+    slack_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Serving
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("approvers", "admins", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("approvers", "admins")
+    @classmethod
+    def _check_ids(cls, ids: list[str]) -> list[str]:
+        import re
+
+        bad = [i for i in ids if not re.match(_SLACK_ID, i)]
+        if bad:
+            raise ValueError(f"not Slack user or user-group ids: {', '.join(bad)}")
+        return ids
+
+    @property
+    def effective_store_url(self) -> str:
+        """The store URL, defaulting to a SQLite file in the data folder."""
+        return self.store_url or f"sqlite:///{(self.data_dir / 'airlock.db').as_posix()}"
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is set, HTTP otherwise."""
+        return self.slack_app_token is not None
+
+    def missing_for_serve(self) -> list[str]:
+        """The settings ``airlock serve`` needs and does not have."""
+        required = {
+            "SLACK_BOT_TOKEN": self.slack_bot_token,
+            "ANTHROPIC_API_KEY": self.anthropic_api_key,
+        }
+        if not self.socket_mode:
+            required["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
+        return [name for name, value in required.items() if not _present(value)]
+
+
+def _present(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    return f"AIRLOCK_{field.upper()}"
+
+
+def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+    """Build :class:`Settings`, or raise :class:`ConfigError` with one line per problem."""
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as error:
+        raise ConfigError([_describe(problem) for problem in error.errors()]) from None
+
+
+def _describe(problem: Any) -> str:
+    field = str(problem["loc"][0]) if problem["loc"] else "?"
+    name = env_name(field) if field in Settings.model_fields else field
+    value = problem.get("input")
+    shown = "" if isinstance(value, dict) or "secret" in name.lower() else f" (got {value!r})"
+    return f"{name}: {problem['msg']}{shown}"

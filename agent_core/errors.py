@@ -1,0 +1,125 @@
+"""The exceptions airlock raises.
+
+Every error derives from :class:`AirlockError`::
+
+    AirlockError
+    ├── ConfigError                 settings missing or invalid
+    ├── StoreError                  the Store could not do what was asked
+    │   ├── NotFound                no record with that id
+    │   ├── AlreadyExists           a record with that id exists already
+    │   ├── IllegalTransition       a run status change the state machine forbids
+    │   ├── StatusConflict          compare-and-set lost: the status was not the expected one
+    │   └── VersionConflict         optimistic write lost: someone saved the record first
+    ├── ApprovalError               a decision that cannot apply to this approval
+    │   ├── InvalidDecision         e.g. editing the arguments of a plan approval
+    │   └── ApprovalNotUsable       not approved, consumed already, or for other arguments
+    └── StandInError                a local stand-in was used wrongly (tests and demos)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AirlockError",
+    "AlreadyExists",
+    "ApprovalError",
+    "ApprovalNotUsable",
+    "ConfigError",
+    "IllegalTransition",
+    "InvalidDecision",
+    "NotFound",
+    "StandInError",
+    "StatusConflict",
+    "StoreError",
+    "VersionConflict",
+]
+
+
+class AirlockError(Exception):
+    """Root of every exception airlock raises on purpose."""
+
+
+class ConfigError(AirlockError):
+    """Settings are missing or invalid; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class StoreError(AirlockError):
+    """The Store could not do what was asked."""
+
+
+class NotFound(StoreError):
+    """No record of ``kind`` with ``key`` exists."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"no {kind} {key!r}")
+
+
+class AlreadyExists(StoreError):
+    """A record of ``kind`` with ``key`` exists already."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} exists already")
+
+
+class IllegalTransition(StoreError):
+    """The run state machine has no edge from ``current`` to ``target``."""
+
+    def __init__(self, run_id: str, current: str, target: str) -> None:
+        self.run_id = run_id
+        self.current = current
+        self.target = target
+        super().__init__(f"run {run_id}: {current} -> {target} is not a legal transition")
+
+
+class StatusConflict(StoreError):
+    """A compare-and-set expected ``expected`` but found ``actual``."""
+
+    def __init__(self, run_id: str, expected: str, actual: str) -> None:
+        self.run_id = run_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"run {run_id}: expected status {expected}, found {actual}")
+
+
+class VersionConflict(StoreError):
+    """An optimistic save of ``kind`` ``key`` lost to a newer write."""
+
+    def __init__(self, kind: str, key: str, expected: int, actual: int) -> None:
+        self.kind = kind
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{kind} {key!r}: expected version {expected}, found {actual}")
+
+
+class ApprovalError(AirlockError):
+    """A decision that cannot apply to this approval."""
+
+
+class InvalidDecision(ApprovalError):
+    """The decision does not fit the approval (``reason`` says why)."""
+
+    def __init__(self, approval_id: str, reason: str) -> None:
+        self.approval_id = approval_id
+        self.reason = reason
+        super().__init__(f"approval {approval_id}: {reason}")
+
+
+class ApprovalNotUsable(ApprovalError):
+    """An approval cannot release this call; execution must not start (fail closed)."""
+
+    def __init__(self, approval_id: str, reason: str) -> None:
+        self.approval_id = approval_id
+        self.reason = reason
+        super().__init__(f"approval {approval_id} cannot be used: {reason}")
+
+
+class StandInError(AirlockError):
+    """A local stand-in for an external service was misused."""

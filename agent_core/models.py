@@ -1,0 +1,409 @@
+"""The domain records that are persisted or cross a boundary.
+
+Everything here is a pydantic model: validated on the way in, serialisable on
+the way out, identical in every Store backend. Field names are kept short and
+defaults are omitted from stored JSON so a parked run stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agent_core.clock import utcnow
+
+__all__ = [
+    "AlreadyDecided",
+    "Approval",
+    "ApprovalDecided",
+    "ApprovalStatus",
+    "AuditEvent",
+    "Concluded",
+    "Counted",
+    "Decision",
+    "DecisionKind",
+    "DecisionOutcome",
+    "Duplicate",
+    "HaltChanged",
+    "HaltState",
+    "JsonValue",
+    "Plan",
+    "PlanSubject",
+    "RiskLevel",
+    "Run",
+    "RunKilled",
+    "RunStatus",
+    "Signal",
+    "Spend",
+    "Subject",
+    "Subtask",
+    "SubtaskResult",
+    "ToolCallSubject",
+    "canonical_json",
+    "new_id",
+]
+
+JsonValue: TypeAlias = Any
+"""Any JSON-serialisable value (kept loose: tool arguments are whatever a schema allows)."""
+
+
+def new_id(prefix: str) -> str:
+    """A short, random, URL-safe id such as ``run_4kq0x8tq3m2a``."""
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def canonical_json(value: JsonValue) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=False)
+
+
+class RiskLevel(StrEnum):
+    """How much harm an action can do; decides the approval gate."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order for comparisons: low 0 ... critical 3."""
+        return _RISK_RANK[self]
+
+    @classmethod
+    def highest(cls, levels: list[RiskLevel]) -> RiskLevel:
+        """The highest of ``levels``; LOW for none."""
+        return max(levels, key=lambda level: level.rank, default=cls.LOW)
+
+
+_RISK_RANK = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2, RiskLevel.CRITICAL: 3}
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. See :data:`TRANSITIONS` for the legal moves."""
+
+    QUEUED = "queued"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    KILLED = "killed"
+    TIMED_OUT = "timed_out"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+    @property
+    def is_final(self) -> bool:
+        """True when nothing more will happen to the run (short of a retry)."""
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.REJECTED,
+        RunStatus.KILLED,
+        RunStatus.TIMED_OUT,
+        RunStatus.BUDGET_EXCEEDED,
+    }
+)
+_STOPS = {RunStatus.FAILED, RunStatus.KILLED, RunStatus.TIMED_OUT, RunStatus.BUDGET_EXCEEDED}
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.PLANNING, *_STOPS}),
+    RunStatus.PLANNING: frozenset(
+        {RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.COMPLETED, *_STOPS}
+    ),
+    RunStatus.AWAITING_APPROVAL: frozenset(
+        {RunStatus.RUNNING, RunStatus.COMPLETED, RunStatus.REJECTED, *_STOPS}
+    ),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.AWAITING_APPROVAL, RunStatus.COMPLETED, RunStatus.REJECTED, *_STOPS}
+    ),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.REJECTED: frozenset(),
+    RunStatus.KILLED: frozenset(),
+    # A failed or stopped run may be retried from its checkpoint as a new attempt.
+    RunStatus.FAILED: frozenset({RunStatus.QUEUED}),
+    RunStatus.TIMED_OUT: frozenset({RunStatus.QUEUED}),
+    RunStatus.BUDGET_EXCEEDED: frozenset({RunStatus.QUEUED}),
+}
+"""The run state machine: for each status, the statuses it may move to."""
+
+
+def is_legal_transition(current: RunStatus, target: RunStatus) -> bool:
+    """Whether a run may move from ``current`` to ``target``."""
+    return target in TRANSITIONS[current]
+
+
+class Subtask(_Record):
+    """One step of a plan."""
+
+    id: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=1)
+    required_tools: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    risk_level: RiskLevel = RiskLevel.LOW
+
+
+class Plan(_Record):
+    """What the planner proposes: subtasks with dependencies and risks."""
+
+    subtasks: list[Subtask] = Field(min_length=1)
+
+    @property
+    def risk(self) -> RiskLevel:
+        """The highest risk of any subtask."""
+        return RiskLevel.highest([s.risk_level for s in self.subtasks])
+
+
+class SubtaskResult(_Record):
+    """The outcome of one subtask."""
+
+    status: Literal["completed", "failed", "skipped", "rejected"]
+    output: str = ""
+    error: str | None = None
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class Spend(_Record):
+    """What a run has used so far."""
+
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Run(_Record):
+    """One goal handed to the agent, from queueing to its final status."""
+
+    id: str = Field(default_factory=lambda: new_id("run"))
+    goal: str = Field(min_length=1)
+    requester: str = Field(min_length=1)
+    channel: str | None = None
+    thread_ts: str | None = None
+    status: RunStatus = RunStatus.QUEUED
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    plan: Plan | None = None
+    results: dict[str, SubtaskResult] = Field(default_factory=dict)
+    spend: Spend = Field(default_factory=Spend)
+    attempt: int = Field(default=1, ge=1)
+    dry_run: bool = False
+    error: str | None = None
+    version: int = Field(default=0, ge=0)
+    """Bumped by the store on every save; optimistic concurrency control."""
+
+
+class PlanSubject(_Record):
+    """An approval of a whole plan, asked before anything runs."""
+
+    kind: Literal["plan"] = "plan"
+    plan: Plan
+
+
+class ToolCallSubject(_Record):
+    """An approval of one tool call with exactly these arguments."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    subtask_id: str
+    tool: str
+    arguments: dict[str, JsonValue]
+    tool_use_id: str | None = None
+    preview: str | None = None
+    possibly_partial: bool = False
+    """Asked again after a restart: an earlier attempt may have started."""
+
+
+Subject: TypeAlias = Annotated[PlanSubject | ToolCallSubject, Field(discriminator="kind")]
+
+
+class ApprovalStatus(StrEnum):
+    """Where an approval request stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class DecisionKind(StrEnum):
+    """What a human said."""
+
+    APPROVE = "approve"
+    APPROVE_FOR_RUN = "approve_for_run"
+    REJECT = "reject"
+    EDIT = "edit"
+
+
+class Decision(_Record):
+    """One human's answer to an approval request."""
+
+    kind: DecisionKind
+    by: str = Field(min_length=1)
+    at: datetime = Field(default_factory=utcnow)
+    reason: str | None = None
+    edited_arguments: dict[str, JsonValue] | None = None
+    as_admin: bool = False
+    """The decider acted with admin authority, which settles a quorum alone."""
+
+    @model_validator(mode="after")
+    def _edit_has_arguments(self) -> Decision:
+        if (self.kind is DecisionKind.EDIT) != (self.edited_arguments is not None):
+            raise ValueError("edited_arguments go with an edit decision, and only with one")
+        return self
+
+
+class Approval(_Record):
+    """A persisted request for a human decision, bound to a digest of its subject."""
+
+    id: str = Field(default_factory=lambda: new_id("apr"))
+    run_id: str
+    subject: Subject
+    risk: RiskLevel
+    requester: str | None = None
+    requested_at: datetime = Field(default_factory=utcnow)
+    deadline: datetime | None = None
+    required_approvals: int = Field(default=1, ge=1)
+    decisions: list[Decision] = Field(default_factory=list)
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    consumed_at: datetime | None = None
+    digest: str = ""
+
+    @model_validator(mode="after")
+    def _bind_digest(self) -> Approval:
+        self.digest = subject_digest(self.run_id, self.subject)
+        return self
+
+
+def subject_digest(run_id: str, subject: PlanSubject | ToolCallSubject) -> str:
+    """SHA-256 over the canonical JSON of exactly what an approval approves."""
+    if isinstance(subject, PlanSubject):
+        bound: dict[str, JsonValue] = {"run": run_id, "plan": subject.plan.model_dump(mode="json")}
+    else:
+        bound = {
+            "run": run_id,
+            "subtask": subject.subtask_id,
+            "tool": subject.tool,
+            "arguments": subject.arguments,
+        }
+    return hashlib.sha256(canonical_json(bound).encode()).hexdigest()
+
+
+class Concluded(_Record):
+    """This decision settled the approval."""
+
+    kind: Literal["concluded"] = "concluded"
+    approval: Approval
+
+
+class Counted(_Record):
+    """The approve was recorded; more are needed for the quorum."""
+
+    kind: Literal["counted"] = "counted"
+    approval: Approval
+    approvals_needed: int
+
+
+class Duplicate(_Record):
+    """This person had already approved these arguments; nothing changed."""
+
+    kind: Literal["duplicate"] = "duplicate"
+    approval: Approval
+
+
+class AlreadyDecided(_Record):
+    """Someone decided first; nothing changed."""
+
+    kind: Literal["already_decided"] = "already_decided"
+    approval: Approval
+
+    @property
+    def decided_by(self) -> str | None:
+        """Who settled it."""
+        return self.approval.decided_by
+
+
+DecisionOutcome: TypeAlias = Annotated[
+    Concluded | Counted | Duplicate | AlreadyDecided, Field(discriminator="kind")
+]
+
+
+class HaltState(_Record):
+    """The global halt flag: while set, no new run starts."""
+
+    halted: bool
+    by: str | None = None
+    reason: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalDecided(_Record):
+    """Signal: an approval reached a conclusion (or moved toward one)."""
+
+    kind: Literal["approval_decided"] = "approval_decided"
+    approval_id: str
+    run_id: str
+
+
+class RunKilled(_Record):
+    """Signal: stop this run now."""
+
+    kind: Literal["run_killed"] = "run_killed"
+    run_id: str
+    by: str
+    reason: str | None = None
+
+
+class HaltChanged(_Record):
+    """Signal: the global halt was set or lifted."""
+
+    kind: Literal["halt_changed"] = "halt_changed"
+    halted: bool
+    by: str
+
+
+Signal: TypeAlias = Annotated[
+    ApprovalDecided | RunKilled | HaltChanged, Field(discriminator="kind")
+]
+
+
+class AuditEvent(_Record):
+    """One entry of a run's append-only, hash-chained audit trail.
+
+    ``seq``, ``prev_hash`` and ``hash`` are set by the Store when it appends.
+    """
+
+    run_id: str
+    kind: str = Field(min_length=1)
+    actor: str = Field(min_length=1)
+    at: datetime = Field(default_factory=utcnow)
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+    def chained(self, *, seq: int, prev_hash: str) -> AuditEvent:
+        """This event as the ``seq``-th of its run, after the one hashed ``prev_hash``."""
+        event = self.model_copy(update={"seq": seq, "prev_hash": prev_hash, "hash": ""})
+        body = event.model_dump(mode="json", exclude={"hash"})
+        event.hash = hashlib.sha256(canonical_json(body).encode()).hexdigest()
+        return event

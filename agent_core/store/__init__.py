@@ -1,0 +1,44 @@
+"""Durable, shared state: the :class:`Store` protocol and its two backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from agent_core.clock import Clock
+from agent_core.errors import ConfigError
+from agent_core.store.base import Store, Subscription
+
+__all__ = ["Store", "Subscription", "open_store"]
+
+
+async def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    poll_interval: float = 0.1,
+    redis_max_connections: int = 64,
+) -> Store:
+    """Open the store that ``url`` names.
+
+    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` for the
+    embedded store; ``redis://host:port/db`` (``rediss://`` for TLS) for the
+    shared one, with an optional ``?prefix=`` for its keys (default ``airlock:``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from agent_core.store.sqlite import SqliteStore
+
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ConfigError([f"AIRLOCK_STORE_URL: no file path in {url!r}"])
+        return await SqliteStore.open(Path(path), clock=clock, poll_interval=poll_interval)
+    if parts.scheme in ("redis", "rediss"):
+        from agent_core.store.redis import RedisStore
+
+        prefix = parse_qs(parts.query).get("prefix", ["airlock:"])[0]
+        base_url = parts._replace(query="").geturl()
+        return await RedisStore.open(
+            base_url, prefix=prefix, clock=clock, max_connections=redis_max_connections
+        )
+    raise ConfigError([f"AIRLOCK_STORE_URL: unsupported scheme {parts.scheme!r} in {url!r}"])

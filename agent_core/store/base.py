@@ -1,0 +1,276 @@
+"""The Store protocol: all durable and shared state of airlock.
+
+Two backends implement it, :class:`~agent_core.store.sqlite.SqliteStore`
+(embedded default) and :class:`~agent_core.store.redis.RedisStore` (shared by
+many processes), and both pass ``tests/contract/test_store.py``. The pieces
+both need (signal fan-out, run transitions, approval consumption) live here so
+the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, TypeAdapter
+
+from agent_core.errors import (
+    ApprovalNotUsable,
+    IllegalTransition,
+    StatusConflict,
+)
+from agent_core.models import (
+    AlreadyDecided,
+    Approval,
+    ApprovalStatus,
+    AuditEvent,
+    Concluded,
+    Decision,
+    DecisionOutcome,
+    HaltState,
+    Run,
+    RunStatus,
+    Signal,
+    is_legal_transition,
+)
+
+__all__ = [
+    "SIGNAL_ADAPTER",
+    "SignalHub",
+    "Store",
+    "Subscription",
+    "checked_save",
+    "closed",
+    "consumed",
+    "dump",
+    "transitioned",
+]
+
+SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
+"""Parses and serialises the :data:`~agent_core.models.Signal` union."""
+
+
+def dump(record: BaseModel) -> str:
+    """A record as compact JSON, ``None`` fields left out."""
+    return record.model_dump_json(exclude_none=True)
+
+
+class Store(Protocol):
+    """Durable, shared state. Every method is safe to call from many processes at once."""
+
+    async def ping(self) -> None:
+        """Raise if the backend cannot be reached."""
+
+    async def close(self) -> None:
+        """Stop background work and release connections."""
+
+    # Runs
+
+    async def create_run(self, run: Run) -> Run:
+        """Persist a new run; :class:`AlreadyExists` if the id is taken."""
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run; :class:`NotFound` if there is none."""
+
+    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
+        """Runs, oldest first, optionally only those in ``status``."""
+
+    async def save_run(self, run: Run) -> Run:
+        """Save ``run`` if nobody saved it since it was read.
+
+        Raises :class:`VersionConflict` when the stored version differs and
+        :class:`IllegalTransition` when the status change is not allowed.
+        Returns the run as stored (version bumped, ``updated_at`` set).
+        """
+
+    async def transition_run(
+        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
+    ) -> Run:
+        """Compare-and-set the status: :class:`StatusConflict` if it is not ``expected``."""
+
+    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
+        """Replace the run's checkpoint blob."""
+
+    async def load_checkpoint(self, run_id: str) -> bytes | None:
+        """The run's last checkpoint, if any."""
+
+    # Approvals
+
+    async def create_approval(self, approval: Approval) -> Approval:
+        """Persist a new approval request; :class:`AlreadyExists` if the id is taken."""
+
+    async def get_approval(self, approval_id: str) -> Approval:
+        """The approval; :class:`NotFound` if there is none."""
+
+    async def list_pending_approvals(self, *, run_id: str | None = None) -> list[Approval]:
+        """Pending approvals, oldest first."""
+
+    async def record_decision(self, approval_id: str, decision: Decision) -> DecisionOutcome:
+        """Apply ``decision`` atomically; the first conclusive decision wins."""
+
+    async def close_approval(
+        self, approval_id: str, *, status: ApprovalStatus, by: str, at: datetime
+    ) -> DecisionOutcome:
+        """Settle a pending approval as expired or cancelled (no human decided)."""
+
+    async def consume_approval(self, approval_id: str, *, digest: str, at: datetime) -> Approval:
+        """Use an approval once, for exactly the call it approved.
+
+        :class:`ApprovalNotUsable` if it is not approved, was consumed already,
+        or ``digest`` differs from what was approved.
+        """
+
+    # Signals
+
+    async def publish(self, signal: Signal) -> None:
+        """Deliver ``signal`` to every subscriber in every process sharing the store."""
+
+    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+        """Receive signals published from now on, until the context exits."""
+
+    # Small shared values
+
+    async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
+        """True for the first claim of ``key`` within ``ttl_seconds``, False after."""
+
+    async def hit_rate_limit(self, key: str, *, window_seconds: float) -> int:
+        """Count one hit on ``key``; returns the hits in the current fixed window."""
+
+    async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
+        """Remember a session fact for ``ttl_seconds``."""
+
+    async def get_facts(self, scope: str) -> dict[str, str]:
+        """The unexpired facts of ``scope``."""
+
+    async def set_halt(self, state: HaltState) -> None:
+        """Set or lift the global halt."""
+
+    async def get_halt(self) -> HaltState | None:
+        """The global halt, or None if it was never set."""
+
+    # Audit
+
+    async def append_audit(self, event: AuditEvent) -> AuditEvent:
+        """Append to the run's hash chain; returns the event with seq and hashes."""
+
+    async def list_audit(self, run_id: str) -> list[AuditEvent]:
+        """The run's audit events in order."""
+
+
+def transitioned(
+    run: Run, *, expected: RunStatus, target: RunStatus, now: datetime, error: str | None
+) -> Run:
+    """``run`` moved to ``target``, after checking the compare-and-set and the state machine."""
+    if run.status is not expected:
+        raise StatusConflict(run.id, expected, run.status)
+    if not is_legal_transition(run.status, target):
+        raise IllegalTransition(run.id, run.status, target)
+    # Going back to the queue is a retry: a new attempt of the same run.
+    attempt = run.attempt + 1 if target is RunStatus.QUEUED else run.attempt
+    return run.model_copy(
+        update={"status": target, "attempt": attempt, "error": error, "updated_at": now}
+    )
+
+
+def checked_save(stored: Run, new: Run, *, now: datetime) -> Run:
+    """What to write when ``new`` replaces ``stored``; raises on an illegal status change."""
+    if new.status is not stored.status and not is_legal_transition(stored.status, new.status):
+        raise IllegalTransition(new.id, stored.status, new.status)
+    return new.model_copy(
+        update={"version": stored.version + 1, "updated_at": now, "created_at": stored.created_at}
+    )
+
+
+def closed(approval: Approval, *, status: ApprovalStatus, by: str, at: datetime) -> DecisionOutcome:
+    """The outcome of settling ``approval`` as expired or cancelled."""
+    if status not in (ApprovalStatus.EXPIRED, ApprovalStatus.CANCELLED):
+        raise ValueError(f"an approval is closed as expired or cancelled, not {status}")
+    if approval.status is not ApprovalStatus.PENDING:
+        return AlreadyDecided(approval=approval)
+    settled = approval.model_copy(update={"status": status, "decided_by": by, "decided_at": at})
+    return Concluded(approval=settled)
+
+
+def consumed(approval: Approval, *, digest: str, at: datetime) -> Approval:
+    """``approval`` marked used, if it may release the call with ``digest``."""
+    if approval.status is not ApprovalStatus.APPROVED:
+        raise ApprovalNotUsable(approval.id, f"it is {approval.status}, not approved")
+    if approval.consumed_at is not None:
+        raise ApprovalNotUsable(approval.id, "it was used already")
+    if approval.digest != digest:
+        raise ApprovalNotUsable(approval.id, "it approved different arguments")
+    return approval.model_copy(update={"consumed_at": at})
+
+
+@dataclass(kw_only=True, eq=False)
+class Subscription:
+    """A stream of signals for one subscriber; iterate it or call :meth:`get`."""
+
+    queue: asyncio.Queue[Signal] = field(default_factory=asyncio.Queue)
+    """Signals delivered to this subscriber and not yet read."""
+
+    async def get(self) -> Signal:
+        """The next signal, waiting for one if needed."""
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Signal]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Signal]:
+        while True:
+            yield await self.queue.get()
+
+
+@dataclass(kw_only=True, eq=False)
+class SignalHub:
+    """In-process fan-out of signals to the subscriptions of one Store.
+
+    A backend delivers its own publications here at once, and those of other
+    processes when its transport (Redis pub/sub, a polled table) brings them;
+    ``origin`` lets it tell the two apart.
+    """
+
+    origin: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Identifies this Store instance in what it publishes."""
+
+    subscribers: set[Subscription] = field(default_factory=set)
+    """Open subscriptions."""
+
+    def add(self) -> Subscription:
+        """Open a new subscription."""
+        subscription = Subscription()
+        self.subscribers.add(subscription)
+        return subscription
+
+    def remove(self, subscription: Subscription) -> None:
+        """Close a subscription."""
+        self.subscribers.discard(subscription)
+
+    def deliver(self, signal: Signal) -> None:
+        """Hand ``signal`` to every open subscription."""
+        for subscription in self.subscribers:
+            subscription.queue.put_nowait(signal)
+
+    def envelope(self, signal: Signal) -> str:
+        """The wire form of a signal published from here."""
+        return f'{{"origin":"{self.origin}","signal":{dump(signal)}}}'
+
+    def open_envelope(self, text: str | bytes) -> Signal | None:
+        """The signal in an envelope from another process; None for our own."""
+        envelope = _ENVELOPE.validate_json(text)
+        if envelope.origin == self.origin:
+            return None
+        return envelope.signal
+
+
+class _Envelope(BaseModel):
+    origin: str
+    signal: Signal
+
+
+_ENVELOPE = TypeAdapter(_Envelope)

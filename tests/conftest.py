@@ -1,0 +1,65 @@
+"""Shared fixtures: real stores on both backends, a real redis-server, deadlines."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent_core.errors import StandInError
+from agent_core.store import Store, open_store
+from agent_core.testing.redis_server import RedisServer
+
+from tests.support import missing
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server: ``REDIS_URL`` if given, else a fresh ``redis-server`` on a free port."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    try:
+        server = RedisServer()
+        server.start()
+    except StandInError as error:
+        missing(str(error))
+        return
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_store_url(redis_url: str) -> str:
+    """A store URL on the shared Redis server with a key prefix of this test's own."""
+    return f"{redis_url}?prefix=test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def sqlite_store_url(tmp_path: Path) -> str:
+    """A store URL for a fresh SQLite file."""
+    return f"sqlite:///{(tmp_path / 'airlock.db').as_posix()}"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs once per backend."""
+    fixture = "sqlite_store_url" if request.param == "sqlite" else "redis_store_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store on each backend, closed after the test."""
+    opened = await open_store(store_url, poll_interval=0.02)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,436 @@
+"""The Store contract: every backend must pass exactly these tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from agent_core.clock import utcnow
+from agent_core.errors import (
+    AlreadyExists,
+    ApprovalNotUsable,
+    IllegalTransition,
+    NotFound,
+    StatusConflict,
+    VersionConflict,
+)
+from agent_core.models import (
+    AlreadyDecided,
+    Approval,
+    ApprovalDecided,
+    ApprovalStatus,
+    AuditEvent,
+    Concluded,
+    Counted,
+    Decision,
+    DecisionKind,
+    Duplicate,
+    HaltChanged,
+    HaltState,
+    Plan,
+    PlanSubject,
+    RiskLevel,
+    Run,
+    RunKilled,
+    RunStatus,
+    Subtask,
+    SubtaskResult,
+    ToolCallSubject,
+)
+from agent_core.store import Store, open_store
+from tests.support import eventually
+
+
+def a_run(**fields: object) -> Run:
+    return Run(goal="restart the staging web tier", requester="U0REQUEST", **fields)  # type: ignore[arg-type]
+
+
+def a_tool_approval(run_id: str, *, required: int = 1, **arguments: object) -> Approval:
+    subject = ToolCallSubject(
+        subtask_id="s1", tool="run_command", arguments=arguments or {"cmd": "systemctl restart web"}
+    )
+    return Approval(
+        run_id=run_id, subject=subject, risk=RiskLevel.HIGH, required_approvals=required
+    )
+
+
+def approve(by: str, *, admin: bool = False) -> Decision:
+    return Decision(kind=DecisionKind.APPROVE, by=by, as_admin=admin)
+
+
+# Runs
+
+
+async def test_a_created_run_reads_back_equal(store: Store) -> None:
+    run = a_run(channel="C111", thread_ts="1595926230.009600")
+    await store.create_run(run)
+    assert await store.get_run(run.id) == run
+
+
+async def test_a_run_id_is_created_once(store: Store) -> None:
+    run = a_run()
+    await store.create_run(run)
+    with pytest.raises(AlreadyExists):
+        await store.create_run(run)
+
+
+async def test_a_missing_run_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.get_run("run_nope")
+
+
+async def test_runs_are_listed_by_status_oldest_first(store: Store) -> None:
+    start = utcnow()
+    runs = [a_run(created_at=start + timedelta(seconds=i)) for i in range(3)]
+    for run in reversed(runs):
+        await store.create_run(run)
+    await store.transition_run(runs[1].id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
+
+    queued = await store.list_runs(status=RunStatus.QUEUED)
+    assert [r.id for r in queued] == [runs[0].id, runs[2].id]
+    assert [r.id for r in await store.list_runs(status=RunStatus.PLANNING)] == [runs[1].id]
+    assert [r.id for r in await store.list_runs()] == [r.id for r in runs]
+    assert len(await store.list_runs(limit=2)) == 2
+
+
+async def test_a_transition_is_compare_and_set(store: Store) -> None:
+    run = await store.create_run(a_run())
+    moved = await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
+    assert moved.status is RunStatus.PLANNING
+    assert moved.version == run.version + 1
+
+    with pytest.raises(StatusConflict) as lost:
+        await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
+    assert lost.value.actual == RunStatus.PLANNING
+    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
+
+
+async def test_an_illegal_transition_is_an_error_and_changes_nothing(store: Store) -> None:
+    run = await store.create_run(a_run())
+    with pytest.raises(IllegalTransition):
+        await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.COMPLETED)
+    assert (await store.get_run(run.id)).status is RunStatus.QUEUED
+
+
+async def test_a_failed_run_goes_back_to_the_queue_as_a_new_attempt(store: Store) -> None:
+    run = await store.create_run(a_run())
+    await store.transition_run(
+        run.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED, error="tool crashed"
+    )
+    failed = await store.get_run(run.id)
+    assert failed.error == "tool crashed"
+
+    retried = await store.transition_run(run.id, expected=RunStatus.FAILED, target=RunStatus.QUEUED)
+    assert (retried.status, retried.attempt, retried.error) == (RunStatus.QUEUED, 2, None)
+    assert [r.id for r in await store.list_runs(status=RunStatus.FAILED)] == []
+
+
+async def test_only_one_of_two_racing_transitions_wins(store: Store) -> None:
+    run = await store.create_run(a_run())
+    results = await asyncio.gather(
+        *(
+            store.transition_run(run.id, expected=RunStatus.QUEUED, target=target)
+            for target in (RunStatus.PLANNING, RunStatus.KILLED) * 5
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Run)]
+    assert len(winners) == 1
+    assert all(isinstance(r, StatusConflict) for r in results if not isinstance(r, Run))
+    assert (await store.get_run(run.id)).status is winners[0].status
+
+
+async def test_saving_a_run_is_optimistic(store: Store) -> None:
+    run = await store.create_run(a_run())
+    plan = Plan(subtasks=[Subtask(id="s1", description="look", risk_level=RiskLevel.LOW)])
+    first = run.model_copy(update={"plan": plan, "status": RunStatus.PLANNING})
+    saved = await store.save_run(first)
+    assert saved.version == run.version + 1
+    assert (await store.get_run(run.id)).plan == plan
+
+    stale = run.model_copy(update={"results": {"s1": SubtaskResult(status="completed")}})
+    with pytest.raises(VersionConflict):
+        await store.save_run(stale)
+
+    illegal = saved.model_copy(update={"status": RunStatus.QUEUED})
+    with pytest.raises(IllegalTransition):
+        await store.save_run(illegal)
+    assert (await store.get_run(run.id)).version == saved.version
+
+
+async def test_checkpoints_are_replaced_and_binary_safe(store: Store) -> None:
+    assert await store.load_checkpoint("run_x") is None
+    await store.save_checkpoint("run_x", b"\x00first\xff")
+    await store.save_checkpoint("run_x", b"\x00second\xff")
+    assert await store.load_checkpoint("run_x") == b"\x00second\xff"
+
+
+# Approvals
+
+
+async def test_an_approval_reads_back_with_its_digest(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    loaded = await store.get_approval(approval.id)
+    assert loaded == approval
+    assert len(loaded.digest) == 64
+    with pytest.raises(AlreadyExists):
+        await store.create_approval(approval)
+    with pytest.raises(NotFound):
+        await store.get_approval("apr_nope")
+
+
+async def test_pending_approvals_are_listed_per_run(store: Store) -> None:
+    first = await store.create_approval(a_tool_approval("run_a"))
+    second = await store.create_approval(a_tool_approval("run_b"))
+    decided = await store.create_approval(a_tool_approval("run_a"))
+    await store.record_decision(decided.id, approve("U0APPROVER"))
+
+    assert [a.id for a in await store.list_pending_approvals()] == [first.id, second.id]
+    assert [a.id for a in await store.list_pending_approvals(run_id="run_a")] == [first.id]
+
+
+async def test_the_first_conclusive_decision_wins(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    first = await store.record_decision(approval.id, approve("U0ALICE"))
+    assert isinstance(first, Concluded)
+    assert first.approval.status is ApprovalStatus.APPROVED
+
+    second = await store.record_decision(
+        approval.id, Decision(kind=DecisionKind.REJECT, by="U0BOB", reason="no")
+    )
+    assert isinstance(second, AlreadyDecided)
+    assert second.decided_by == "U0ALICE"
+    stored = await store.get_approval(approval.id)
+    assert stored.status is ApprovalStatus.APPROVED
+    assert [d.by for d in stored.decisions] == ["U0ALICE"]
+
+
+async def test_a_reject_keeps_its_reason(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    outcome = await store.record_decision(
+        approval.id, Decision(kind=DecisionKind.REJECT, by="U0BOB", reason="wrong host")
+    )
+    assert isinstance(outcome, Concluded)
+    stored = await store.get_approval(approval.id)
+    assert stored.status is ApprovalStatus.REJECTED
+    assert stored.decisions[-1].reason == "wrong host"
+
+
+async def test_a_quorum_needs_distinct_approvers_or_one_admin(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a", required=2))
+    counted = await store.record_decision(approval.id, approve("U0ALICE"))
+    assert isinstance(counted, Counted)
+    assert counted.approvals_needed == 1
+    assert isinstance(await store.record_decision(approval.id, approve("U0ALICE")), Duplicate)
+    assert (await store.get_approval(approval.id)).status is ApprovalStatus.PENDING
+    assert isinstance(await store.record_decision(approval.id, approve("U0BOB")), Concluded)
+
+    by_admin = await store.create_approval(a_tool_approval("run_a", required=2))
+    outcome = await store.record_decision(by_admin.id, approve("U0ADMIN", admin=True))
+    assert isinstance(outcome, Concluded)
+    assert outcome.approval.decided_by == "U0ADMIN"
+
+
+async def test_an_edit_binds_the_new_arguments(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a", cmd="rm -rf /srv"))
+    edit = Decision(kind=DecisionKind.EDIT, by="U0ALICE", edited_arguments={"cmd": "ls /srv"})
+    outcome = await store.record_decision(approval.id, edit)
+    assert isinstance(outcome, Concluded)
+    edited = await store.get_approval(approval.id)
+    assert isinstance(edited.subject, ToolCallSubject)
+    assert edited.subject.arguments == {"cmd": "ls /srv"}
+    assert edited.digest != approval.digest
+    with pytest.raises(ApprovalNotUsable):
+        await store.consume_approval(approval.id, digest=approval.digest, at=utcnow())
+    await store.consume_approval(approval.id, digest=edited.digest, at=utcnow())
+
+
+async def test_concurrent_decisions_produce_exactly_one_conclusion(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    decisions = [
+        approve(f"U0APPROVER{i}")
+        if i % 2
+        else Decision(kind=DecisionKind.REJECT, by=f"U0APPROVER{i}")
+        for i in range(20)
+    ]
+    outcomes = await asyncio.gather(*(store.record_decision(approval.id, d) for d in decisions))
+    winners = [o for o in outcomes if isinstance(o, Concluded)]
+    assert len(winners) == 1
+    assert all(isinstance(o, AlreadyDecided) for o in outcomes if o is not winners[0])
+    stored = await store.get_approval(approval.id)
+    assert len(stored.decisions) == 1
+    assert stored.decided_by == winners[0].approval.decided_by
+
+
+async def test_an_expired_approval_takes_no_decision(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    closed = await store.close_approval(
+        approval.id, status=ApprovalStatus.EXPIRED, by="airlock", at=utcnow()
+    )
+    assert isinstance(closed, Concluded)
+    late = await store.record_decision(approval.id, approve("U0ALICE"))
+    assert isinstance(late, AlreadyDecided)
+    assert late.approval.status is ApprovalStatus.EXPIRED
+    again = await store.close_approval(
+        approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=utcnow()
+    )
+    assert isinstance(again, AlreadyDecided)
+    assert await store.list_pending_approvals() == []
+
+
+async def test_an_approval_is_consumed_once_and_only_for_its_digest(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    with pytest.raises(ApprovalNotUsable, match="pending"):
+        await store.consume_approval(approval.id, digest=approval.digest, at=utcnow())
+    await store.record_decision(approval.id, approve("U0ALICE"))
+
+    other = a_tool_approval("run_a", cmd="something else")
+    with pytest.raises(ApprovalNotUsable, match="different arguments"):
+        await store.consume_approval(approval.id, digest=other.digest, at=utcnow())
+
+    used = await store.consume_approval(approval.id, digest=approval.digest, at=utcnow())
+    assert used.consumed_at is not None
+    with pytest.raises(ApprovalNotUsable, match="used already"):
+        await store.consume_approval(approval.id, digest=approval.digest, at=utcnow())
+
+
+async def test_a_plan_approval_round_trips(store: Store) -> None:
+    plan = Plan(subtasks=[Subtask(id="s1", description="drop", risk_level=RiskLevel.CRITICAL)])
+    approval = Approval(run_id="run_a", subject=PlanSubject(plan=plan), risk=plan.risk)
+    await store.create_approval(approval)
+    loaded = await store.get_approval(approval.id)
+    assert loaded.subject == PlanSubject(plan=plan)
+    assert loaded.risk is RiskLevel.CRITICAL
+
+
+# Signals
+
+
+async def test_a_subscriber_receives_what_is_published(store: Store) -> None:
+    async with store.subscribe() as signals:
+        await store.publish(RunKilled(run_id="run_a", by="U0ADMIN", reason="runaway"))
+        async with asyncio.timeout(5):
+            received = await signals.get()
+    assert received == RunKilled(run_id="run_a", by="U0ADMIN", reason="runaway")
+
+
+async def test_a_signal_reaches_another_store_on_the_same_backend(store_url: str) -> None:
+    publisher = await open_store(store_url, poll_interval=0.02)
+    listener = await open_store(store_url, poll_interval=0.02)
+    try:
+        async with listener.subscribe() as signals, publisher.subscribe() as own:
+            sent = [
+                ApprovalDecided(approval_id="apr_1", run_id="run_a"),
+                HaltChanged(halted=True, by="U0ADMIN"),
+            ]
+            for signal in sent:
+                await publisher.publish(signal)
+            async with asyncio.timeout(5):
+                assert [await signals.get(), await signals.get()] == sent
+                assert [await own.get(), await own.get()] == sent
+            assert own.queue.empty()  # our own publication is not delivered twice
+    finally:
+        await publisher.close()
+        await listener.close()
+
+
+async def test_signals_from_before_subscribing_are_not_replayed(store_url: str) -> None:
+    first = await open_store(store_url, poll_interval=0.02)
+    await first.publish(RunKilled(run_id="run_old", by="U0ADMIN"))
+    second = await open_store(store_url, poll_interval=0.02)
+    try:
+        async with second.subscribe() as signals:
+            await first.publish(RunKilled(run_id="run_new", by="U0ADMIN"))
+            async with asyncio.timeout(5):
+                received = await signals.get()
+        assert isinstance(received, RunKilled)
+        assert received.run_id == "run_new"
+    finally:
+        await first.close()
+        await second.close()
+
+
+# Small shared values
+
+
+async def test_an_idempotency_key_is_claimed_once_until_it_expires(store: Store) -> None:
+    assert await store.claim_idempotency_key("Ev111", ttl_seconds=0.3)
+    assert not await store.claim_idempotency_key("Ev111", ttl_seconds=0.3)
+    assert await store.claim_idempotency_key("Ev222", ttl_seconds=60)
+
+    async def claimable_again() -> bool:
+        return await store.claim_idempotency_key("Ev111", ttl_seconds=60)
+
+    await eventually(claimable_again)
+
+
+async def test_rate_limit_counts_hits_per_key_and_window(store: Store) -> None:
+    counts = [await store.hit_rate_limit("U0ALICE", window_seconds=3600) for _ in range(3)]
+    assert counts[-1] - counts[0] == 2 or counts == [1, 2, 3]
+    assert await store.hit_rate_limit("U0BOB", window_seconds=3600) == 1
+
+    first = await store.hit_rate_limit("burst", window_seconds=0.2)
+
+    async def new_window() -> bool:
+        return await store.hit_rate_limit("burst", window_seconds=0.2) == 1
+
+    assert first == 1
+    await eventually(new_window)
+
+
+async def test_facts_are_scoped_and_expire(store: Store) -> None:
+    await store.set_fact("C111:1595926230.009600", "host", "web-3", ttl_seconds=60)
+    await store.set_fact("C111:1595926230.009600", "temp", "soon gone", ttl_seconds=0.2)
+    await store.set_fact("C222:1", "host", "db-1", ttl_seconds=60)
+    await store.set_fact("C111:1595926230.009600", "host", "web-4", ttl_seconds=60)
+
+    assert await store.get_facts("C222:1") == {"host": "db-1"}
+    assert await store.get_facts("C999:1") == {}
+
+    async def expired() -> bool:
+        return await store.get_facts("C111:1595926230.009600") == {"host": "web-4"}
+
+    await eventually(expired)
+
+
+async def test_the_halt_flag_is_shared_state(store: Store) -> None:
+    assert await store.get_halt() is None
+    await store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="incident"))
+    halt = await store.get_halt()
+    assert halt is not None and halt.halted and halt.reason == "incident"
+    await store.set_halt(HaltState(halted=False, by="U0ADMIN"))
+    lifted = await store.get_halt()
+    assert lifted is not None and not lifted.halted
+
+
+# Audit
+
+
+async def test_audit_events_are_appended_in_order_and_chained(store: Store) -> None:
+    kinds = ["llm_call", "approval_requested", "approval_decided", "tool_call"]
+    for kind in kinds:
+        await store.append_audit(AuditEvent(run_id="run_a", kind=kind, actor="airlock"))
+    await store.append_audit(AuditEvent(run_id="run_b", kind="llm_call", actor="airlock"))
+
+    events = await store.list_audit("run_a")
+    assert [e.kind for e in events] == kinds
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[0].prev_hash == ""
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+    recomputed = [e.chained(seq=e.seq, prev_hash=e.prev_hash).hash for e in events]
+    assert recomputed == [e.hash for e in events]
+    assert [e.seq for e in await store.list_audit("run_b")] == [1]
+
+
+async def test_concurrent_audit_appends_keep_one_unbroken_chain(store: Store) -> None:
+    await asyncio.gather(
+        *(
+            store.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor=f"w{i}"))
+            for i in range(20)
+        )
+    )
+    events = await store.list_audit("run_a")
+    assert [e.seq for e in events] == list(range(1, 21))
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
