@@ -12,7 +12,6 @@ import pytest
 from agent_core.errors import StandInError
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
-
 from tests.support import missing
 
 

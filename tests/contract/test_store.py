@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -418,7 +419,7 @@ async def test_audit_events_are_appended_in_order_and_chained(store: Store) -> N
     assert [e.kind for e in events] == kinds
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert events[0].prev_hash == ""
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     recomputed = [e.chained(seq=e.seq, prev_hash=e.prev_hash).hash for e in events]
     assert recomputed == [e.hash for e in events]
     assert [e.seq for e in await store.list_audit("run_b")] == [1]
@@ -433,4 +434,4 @@ async def test_concurrent_audit_appends_keep_one_unbroken_chain(store: Store) ->
     )
     events = await store.list_audit("run_a")
     assert [e.seq for e in events] == list(range(1, 21))
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
