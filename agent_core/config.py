@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # "SLACK_APP_TOKEN=" in .env means unset, not an empty token.
+        env_ignore_empty=True,
     )
 
     # Slack
@@ -53,8 +55,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = Field(
         default=None, validation_alias="ANTHROPIC_BASE_URL", pattern=r"^https?://"
     )
-    planner_model: str = Field(default="claude-opus-4-5", min_length=1)
-    executor_model: str = Field(default="claude-sonnet-4-5", min_length=1)
+    # Not the 4.5 models DESIGN.md names: the SDK marks claude-sonnet-4-5 (end of life
+    # 2026-11-30) and claude-opus-4-5 (2027-01-22) deprecated. Same prices, same tiers.
+    planner_model: str = Field(default="claude-opus-4-7", min_length=1)
+    executor_model: str = Field(default="claude-sonnet-4-6", min_length=1)
     fast_model: str = Field(default="claude-haiku-4-5", min_length=1)
     fallback_model: str | None = None
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -151,4 +155,5 @@ def _describe(problem: Any) -> str:
     name = env_name(field) if field in Settings.model_fields else field
     value = problem.get("input")
     shown = "" if isinstance(value, dict) or "secret" in name.lower() else f" (got {value!r})"
-    return f"{name}: {problem['msg']}{shown}"
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}{shown}"

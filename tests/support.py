@@ -23,5 +23,6 @@ async def eventually(
 ) -> None:
     """Poll ``check`` until it is true; fail the test at the deadline."""
     async with asyncio.timeout(timeout):
-        while not await check():
+        # Polling is the point: what is awaited (a TTL, another process) has no event.
+        while not await check():  # noqa: ASYNC110
             await asyncio.sleep(interval)

@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` starts the bot, `make test` runs every test.
+# Both create .venv and install what is missing on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Models load from site-packages only; nothing is downloaded at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test install lint bench clean
+
+run: $(STAMP)
+	$(BIN)/airlock serve
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+# torch is pinned in the same command as the package that needs it
+# (sentence-transformers) so pip takes the 2.13.0 CPU build, not a CUDA one.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[dev]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""The ``airlock`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent_core.config import Settings, env_name, load_settings
+from agent_core.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="airlock",
+    help="A Slack chat-ops bot that puts a human in the loop of an AI agent.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+# soft_wrap: each problem stays on one line, however narrow the terminal.
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+EnvFile = Annotated[
+    Path,
+    typer.Option("--env-file", help="Read settings from this file as well as the environment."),
+]
+
+CONFIG_EXIT = 2
+
+
+def _settings(env_file: Path) -> Settings:
+    try:
+        return load_settings(env_file)
+    except ConfigError as error:
+        err.print("[bold red]airlock: invalid settings[/]")
+        for problem in error.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        err.print("See .env.example for every setting and its format.")
+        raise typer.Exit(CONFIG_EXIT) from None
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default: AIRLOCK_PORT or 3000).")
+    ] = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on /slack/events)."""
+    settings = _settings(env_file)
+    missing = settings.missing_for_serve()
+    if missing:
+        err.print("[bold red]airlock serve: missing settings[/]")
+        for name in missing:
+            err.print(f"  {name} is not set", markup=False, highlight=False)
+        err.print(
+            "Copy .env.example to .env and fill them in, or export them "
+            "(README: 'Connect to a real Slack workspace')."
+        )
+        raise typer.Exit(CONFIG_EXIT)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    from bot.server import serve as run_server
+
+    asyncio.run(run_server(settings, port=port or settings.port))
+
+
+@app.command()
+def config(env_file: EnvFile = Path(".env")) -> None:
+    """Show the settings in effect (secrets masked) and exit 2 if any is invalid."""
+    settings = _settings(env_file)
+    table = Table("setting", "value", title="airlock settings")
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        table.add_row(env_name(field), _shown(value))
+    table.add_row("(store in use)", settings.effective_store_url)
+    out.print(table)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)  # SecretStr prints as '**********'
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

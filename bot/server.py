@@ -1,0 +1,78 @@
+"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from agent_core.config import Settings
+from agent_core.store import Store, open_store
+from bot.app import build_app
+
+__all__ = ["build_web_app", "serve"]
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Application:
+    """The aiohttp application: Slack's endpoint (in HTTP mode), health and metrics."""
+    web_app = web.Application() if settings.socket_mode else app.web_app(path=SLACK_EVENTS_PATH)
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(store.ping(), timeout=2.0)
+        except Exception as error:  # any failure to reach the store means "not healthy"
+            logger.warning("health check failed", extra={"error": type(error).__name__})
+            return web.json_response({"ok": False, "store": "unreachable"}, status=503)
+        return web.json_response({"ok": True, "store": "ok", "model": settings.executor_model})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+    return web_app
+
+
+async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
+    """Serve until SIGINT or SIGTERM."""
+    store = await open_store(
+        settings.effective_store_url,
+        poll_interval=settings.signal_poll_seconds,
+        redis_max_connections=settings.redis_max_connections,
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(build_web_app(settings, app, store))
+    await runner.setup()
+    socket_mode: AsyncSocketModeHandler | None = None
+    try:
+        await web.TCPSite(runner, host, port).start()
+        if settings.socket_mode and settings.slack_app_token is not None:
+            socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            await socket_mode.connect_async()
+        logger.info(
+            "airlock is serving",
+            extra={"mode": "socket" if socket_mode else "http", "port": port},
+        )
+        await _until_stopped()
+    finally:
+        if socket_mode is not None:
+            await socket_mode.close_async()
+        await runner.cleanup()
+        await store.close()
+
+
+async def _until_stopped() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    await stopped.wait()

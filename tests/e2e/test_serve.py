@@ -1,0 +1,167 @@
+"""`airlock` as a real process: the CLI's answers, and `airlock serve` over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from agent_core.testing.redis_server import free_port
+from agent_core.testing.slack_requests import (
+    SlackRequest,
+    SlackRequestSigner,
+    load_json_payload,
+    post_to_bot,
+)
+from agent_core.testing.slack_server import SlackStandIn
+from tests.support import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TOKEN = "xoxb-airlock-test"
+OUR_VARIABLES = ("SLACK_", "ANTHROPIC_", "AIRLOCK_")
+
+# Slack's documented url_verification body (https://api.slack.com/events/url_verification);
+# the shared payload folder has no sample of it.
+URL_VERIFICATION = {
+    "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+    "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+    "type": "url_verification",
+}
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The test process's environment without any airlock setting, plus ``settings``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
+    # The checkout under test, whether or not it is installed in this interpreter.
+    return base | {"PYTHONPATH": str(REPO)} | settings
+
+
+async def airlock(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_help_lists_the_commands(tmp_path: Path) -> None:
+    code, out, _ = await airlock("--help", cwd=tmp_path, env=clean_env(COLUMNS="120"))
+    assert code == 0
+    assert "serve" in out and "config" in out
+
+
+async def test_serve_without_credentials_names_what_is_missing(tmp_path: Path) -> None:
+    code, out, err = await airlock("serve", cwd=tmp_path, env=clean_env())
+    assert code == 2
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "ANTHROPIC_API_KEY"):
+        assert f"{name} is not set" in err
+    assert ".env.example" in err
+    assert "Traceback" not in out + err
+
+
+async def test_invalid_settings_are_one_line_each_and_exit_2(tmp_path: Path) -> None:
+    env = clean_env(AIRLOCK_PORT="eighty", AIRLOCK_ADMINS="alice", ANTHROPIC_API_KEY="sk-ant-x")
+    code, _, err = await airlock("serve", cwd=tmp_path, env=env)
+    assert code == 2
+    problems = [line.strip() for line in err.splitlines() if line.startswith("  ")]
+    assert [p.split(":")[0] for p in problems] == ["AIRLOCK_ADMINS", "AIRLOCK_PORT"]
+    assert "sk-ant-x" not in err
+
+
+async def test_config_masks_secrets(tmp_path: Path) -> None:
+    env = clean_env(SLACK_BOT_TOKEN=TOKEN, COLUMNS="200")
+    code, out, _ = await airlock("config", cwd=tmp_path, env=env)
+    assert code == 0
+    assert "SLACK_BOT_TOKEN" in out and TOKEN not in out
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`airlock serve` in HTTP mode against the Slack stand-in, until the test ends."""
+    port = free_port()
+    async with SlackStandIn(bot_token=TOKEN) as slack:
+        env = clean_env(
+            SLACK_BOT_TOKEN=TOKEN,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=slack.api_url,
+            ANTHROPIC_API_KEY="sk-ant-test",
+            AIRLOCK_DATA_DIR=str(tmp_path / "data"),
+            AIRLOCK_PORT=str(port),
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def healthy() -> bool:
+                    assert process.returncode is None, "airlock serve exited early"
+                    try:
+                        async with http.get(f"{base}/healthz") as response:
+                            return response.status == 200
+                    except aiohttp.ClientConnectionError:
+                        return False
+
+                await eventually(healthy, timeout=30)
+            yield base, process
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+
+async def test_serve_answers_health_and_metrics(
+    served: tuple[str, asyncio.subprocess.Process],
+) -> None:
+    base, _ = served
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as response:
+            health = await response.json()
+        async with http.get(f"{base}/metrics") as response:
+            metrics = await response.text()
+            content_type = response.headers["Content-Type"]
+    assert health == {"ok": True, "store": "ok", "model": "claude-sonnet-4-6"}
+    assert content_type.startswith("text/plain")
+    assert "process_cpu_seconds_total" in metrics or "python_info" in metrics
+
+
+async def test_serve_verifies_slack_signatures(
+    served: tuple[str, asyncio.subprocess.Process],
+) -> None:
+    base, _ = served
+    url = f"{base}/slack/events"
+    signed = SlackRequestSigner(SECRET).event(URL_VERIFICATION)
+    status, body = await post_to_bot(url, signed)
+    # Bolt answers in JSON, one of the three forms Slack accepts.
+    assert (status, json.loads(body)) == (200, {"challenge": URL_VERIFICATION["challenge"]})
+
+    forged = SlackRequestSigner("not-the-secret").event(load_json_payload("app_mention.json"))
+    assert (await post_to_bot(url, forged))[0] == 401
+    unsigned = SlackRequest(forged.body, {"Content-Type": "application/json"})
+    assert (await post_to_bot(url, unsigned))[0] == 401
+
+
+async def test_serve_stops_cleanly_on_sigterm(
+    served: tuple[str, asyncio.subprocess.Process],
+) -> None:
+    _, process = served
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        code = await process.wait()
+    assert process.stderr is not None
+    errors = (await process.stderr.read()).decode()
+    assert code == 0, errors
+    assert "Traceback" not in errors

@@ -1,0 +1,100 @@
+"""The pure rule that turns a decision into an approval's new state."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_core.decisions import apply_decision, approvers_of_current_arguments
+from agent_core.errors import InvalidDecision
+from agent_core.models import (
+    AlreadyDecided,
+    Approval,
+    ApprovalStatus,
+    Concluded,
+    Counted,
+    Decision,
+    DecisionKind,
+    Duplicate,
+    Plan,
+    PlanSubject,
+    RiskLevel,
+    Subtask,
+    ToolCallSubject,
+)
+
+
+def critical(required: int = 2) -> Approval:
+    subject = ToolCallSubject(subtask_id="s1", tool="drop_table", arguments={"table": "users"})
+    return Approval(
+        run_id="run_a", subject=subject, risk=RiskLevel.CRITICAL, required_approvals=required
+    )
+
+
+def decide(kind: DecisionKind, by: str, **fields: object) -> Decision:
+    return Decision(kind=kind, by=by, **fields)  # type: ignore[arg-type]
+
+
+def test_the_input_approval_is_never_modified() -> None:
+    approval = critical()
+    before = approval.model_dump()
+    apply_decision(approval, decide(DecisionKind.APPROVE, "U0A"))
+    assert approval.model_dump() == before
+
+
+def test_approve_for_run_counts_like_an_approve() -> None:
+    approval, outcome = apply_decision(critical(), decide(DecisionKind.APPROVE_FOR_RUN, "U0A"))
+    assert isinstance(outcome, Counted)
+    _, outcome = apply_decision(approval, decide(DecisionKind.APPROVE, "U0B"))
+    assert isinstance(outcome, Concluded)
+    assert outcome.approval.status is ApprovalStatus.APPROVED
+
+
+def test_a_reject_concludes_even_with_approvals_counted() -> None:
+    approval, _ = apply_decision(critical(3), decide(DecisionKind.APPROVE, "U0A"))
+    approval, outcome = apply_decision(approval, decide(DecisionKind.REJECT, "U0B", reason="no"))
+    assert isinstance(outcome, Concluded)
+    assert (approval.status, approval.decided_by) == (ApprovalStatus.REJECTED, "U0B")
+
+
+def test_an_edit_resets_the_count_to_the_editor() -> None:
+    approval, _ = apply_decision(critical(3), decide(DecisionKind.APPROVE, "U0A"))
+    approval, _ = apply_decision(approval, decide(DecisionKind.APPROVE, "U0B"))
+    edit = decide(DecisionKind.EDIT, "U0C", edited_arguments={"table": "users_tmp"})
+    edited, outcome = apply_decision(approval, edit)
+    assert isinstance(outcome, Counted)
+    assert outcome.approvals_needed == 2
+    assert approvers_of_current_arguments(edited) == {"U0C"}
+    assert edited.digest != approval.digest
+    # U0A approved the old arguments; approving the new ones counts again.
+    _, again = apply_decision(edited, decide(DecisionKind.APPROVE, "U0A"))
+    assert isinstance(again, Counted)
+
+
+def test_the_same_person_cannot_fill_a_quorum() -> None:
+    approval, _ = apply_decision(critical(), decide(DecisionKind.APPROVE, "U0A"))
+    same, outcome = apply_decision(approval, decide(DecisionKind.APPROVE_FOR_RUN, "U0A"))
+    assert isinstance(outcome, Duplicate)
+    assert same is approval
+
+
+def test_nothing_changes_a_settled_approval() -> None:
+    approval, _ = apply_decision(critical(1), decide(DecisionKind.REJECT, "U0A"))
+    for kind in DecisionKind:
+        extra = {"edited_arguments": {"table": "x"}} if kind is DecisionKind.EDIT else {}
+        after, outcome = apply_decision(approval, decide(kind, "U0ADMIN", as_admin=True, **extra))
+        assert isinstance(outcome, AlreadyDecided)
+        assert after is approval
+
+
+def test_a_plan_cannot_be_edited() -> None:
+    plan = Plan(subtasks=[Subtask(id="s1", description="x")])
+    approval = Approval(run_id="run_a", subject=PlanSubject(plan=plan), risk=RiskLevel.HIGH)
+    with pytest.raises(InvalidDecision):
+        apply_decision(approval, decide(DecisionKind.EDIT, "U0A", edited_arguments={}))
+
+
+def test_an_edit_must_carry_arguments_and_only_an_edit() -> None:
+    with pytest.raises(ValueError, match="edited_arguments"):
+        Decision(kind=DecisionKind.EDIT, by="U0A")
+    with pytest.raises(ValueError, match="edited_arguments"):
+        Decision(kind=DecisionKind.APPROVE, by="U0A", edited_arguments={"a": 1})
