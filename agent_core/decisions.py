@@ -5,6 +5,8 @@ their own atomic section (a SQLite write transaction, a Redis WATCH/MULTI),
 and the rule is unit-testable on its own.
 
 Rules:
+- Recording the same decision again (a retried write, a redelivered click) changes nothing and
+  reports what it achieved the first time.
 - Once an approval is no longer pending, nothing changes it: the caller is
   told who decided (first conclusive decision wins).
 - A reject concludes at once.
@@ -54,6 +56,8 @@ def apply_decision(approval: Approval, decision: Decision) -> tuple[Approval, De
     ``approval`` is not modified; when the outcome is :class:`AlreadyDecided`
     or :class:`Duplicate` the returned approval is the same object.
     """
+    if decision in approval.decisions:
+        return approval, _replayed(approval, decision)
     if approval.status is not ApprovalStatus.PENDING:
         return approval, AlreadyDecided(approval=approval)
     if decision.kind is DecisionKind.REJECT:
@@ -68,6 +72,14 @@ def apply_decision(approval: Approval, decision: Decision) -> tuple[Approval, De
         return _conclude(approval, decision, ApprovalStatus.APPROVED)
     needed = approval.required_approvals - len(approvers)
     return updated, Counted(approval=updated, approvals_needed=needed)
+
+
+def _replayed(approval: Approval, decision: Decision) -> DecisionOutcome:
+    """The outcome of recording ``decision`` again: what it achieved the first time."""
+    settled = approval.status is not ApprovalStatus.PENDING
+    if settled and (approval.decided_by, approval.decided_at) == (decision.by, decision.at):
+        return Concluded(approval=approval)
+    return Duplicate(approval=approval)
 
 
 def _conclude(

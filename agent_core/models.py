@@ -392,6 +392,7 @@ class AuditEvent(_Record):
     ``seq``, ``prev_hash`` and ``hash`` are set by the Store when it appends.
     """
 
+    id: str = Field(default_factory=lambda: new_id("evt"))
     run_id: str
     kind: str = Field(min_length=1)
     actor: str = Field(min_length=1)

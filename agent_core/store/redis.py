@@ -10,6 +10,7 @@ travel over Redis pub/sub; the listener re-subscribes after a lost connection.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_BACKOFF = ExponentialWithJitterBackoff(cap=2.0, base=0.05)
+_TRANSACTION_ATTEMPTS = 8
 
 
 class RedisStore:
@@ -96,7 +99,7 @@ class RedisStore:
             max_connections=max_connections,
             timeout=connect_timeout,
             socket_connect_timeout=connect_timeout,
-            retry=Retry(ExponentialWithJitterBackoff(cap=2.0, base=0.05), retries=6),
+            retry=Retry(_BACKOFF, retries=6),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             decode_responses=True,
         )
@@ -111,9 +114,25 @@ class RedisStore:
         return self._clock.now()
 
     async def _transaction(self, fn: Callable[[Pipeline], Awaitable[T]], *keys: str) -> T:
-        """Run ``fn`` under WATCH on ``keys``; it is run again if any changed meanwhile."""
-        result: T = await self._redis.transaction(fn, *keys, value_from_callable=True)
-        return result
+        """Run ``fn`` under WATCH on ``keys``; it is run again if any changed meanwhile.
+
+        redis-py does not retry a WATCH pipeline whose connection broke, so this does, with
+        backoff. If the break came after EXEC took effect, the rerun sees the write: appends
+        and decisions recognise their own earlier write, compare-and-sets report a conflict.
+        """
+        for attempt in itertools.count(1):
+            try:
+                result: T = await self._redis.transaction(fn, *keys, value_from_callable=True)
+            except _RECONNECT_ERRORS:
+                if attempt >= _TRANSACTION_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "redis transaction interrupted; retrying", extra={"attempt": attempt}
+                )
+                await asyncio.sleep(_BACKOFF.compute(attempt))
+            else:
+                return result
+        raise AssertionError("unreachable")
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -296,7 +315,6 @@ class RedisStore:
 
     async def _listen(self) -> None:
         """Deliver other processes' signals; re-subscribe after a lost connection."""
-        backoff = ExponentialWithJitterBackoff(cap=2.0, base=0.05)
         failures = 0
         while True:
             pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=False)
@@ -310,7 +328,7 @@ class RedisStore:
                 logger.warning(
                     "signal subscription lost; reconnecting", extra={"attempt": failures}
                 )
-                await asyncio.sleep(backoff.compute(failures))
+                await asyncio.sleep(_BACKOFF.compute(failures))
             finally:
                 await pubsub.aclose()
 
@@ -374,6 +392,8 @@ class RedisStore:
         async def append(pipe: Pipeline) -> AuditEvent:
             last = await pipe.lindex(key, -1)
             previous = None if last is None else AuditEvent.model_validate_json(last)
+            if previous is not None and previous.id == event.id:
+                return previous  # a retried append whose first try took effect
             chained = event.chained(
                 seq=1 if previous is None else previous.seq + 1,
                 prev_hash="" if previous is None else previous.hash,

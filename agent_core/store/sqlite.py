@@ -411,6 +411,8 @@ class SqliteStore:
                 (event.run_id,),
             ).fetchone()
             previous = None if last is None else AuditEvent.model_validate_json(last[0])
+            if previous is not None and previous.id == event.id:
+                return previous  # appended already: appending is idempotent
             chained = event.chained(
                 seq=1 if previous is None else previous.seq + 1,
                 prev_hash="" if previous is None else previous.hash,

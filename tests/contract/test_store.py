@@ -435,3 +435,11 @@ async def test_concurrent_audit_appends_keep_one_unbroken_chain(store: Store) ->
     events = await store.list_audit("run_a")
     assert [e.seq for e in events] == list(range(1, 21))
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+
+
+async def test_appending_the_same_event_twice_records_it_once(store: Store) -> None:
+    event = AuditEvent(run_id="run_a", kind="tool_call", actor="airlock")
+    first = await store.append_audit(event)
+    again = await store.append_audit(event)
+    assert again == first
+    assert [e.id for e in await store.list_audit("run_a")] == [event.id]

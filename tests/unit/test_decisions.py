@@ -98,3 +98,17 @@ def test_an_edit_must_carry_arguments_and_only_an_edit() -> None:
         Decision(kind=DecisionKind.EDIT, by="U0A")
     with pytest.raises(ValueError, match="edited_arguments"):
         Decision(kind=DecisionKind.APPROVE, by="U0A", edited_arguments={"a": 1})
+
+
+def test_recording_the_same_decision_again_reports_its_first_outcome() -> None:
+    approval = critical()
+    first = decide(DecisionKind.APPROVE, "U0A")
+    counted, _ = apply_decision(approval, first)
+    same, outcome = apply_decision(counted, first)
+    assert isinstance(outcome, Duplicate) and same is counted
+
+    final = decide(DecisionKind.APPROVE, "U0B")
+    settled, _ = apply_decision(counted, final)
+    again, outcome = apply_decision(settled, final)
+    assert isinstance(outcome, Concluded)
+    assert again is settled and len(again.decisions) == 2

@@ -1,0 +1,57 @@
+"""The Redis store rides out a Redis restart: data kept (AOF), commands and signals resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from agent_core.errors import StandInError
+from agent_core.models import RunKilled, RunStatus
+from agent_core.store import open_store
+from agent_core.testing.redis_server import RedisServer
+from tests.contract.test_store import a_run
+from tests.support import eventually, missing
+
+
+@pytest.fixture
+def aof_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, persisting with an append-only file."""
+    try:
+        server = RedisServer(appendonly=True)
+        server.start()
+    except StandInError as error:
+        missing(str(error))
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_store_reconnects_and_keeps_its_data(aof_redis: RedisServer) -> None:
+    publisher = await open_store(aof_redis.url)
+    listener = await open_store(aof_redis.url)
+    try:
+        run = await publisher.create_run(a_run())
+        async with listener.subscribe() as signals:
+            await asyncio.to_thread(aof_redis.restart)
+
+            # The first command after the restart reconnects by itself.
+            assert (await listener.get_run(run.id)).status is RunStatus.QUEUED
+            await publisher.transition_run(
+                run.id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING
+            )
+
+            # Pub/sub has no replay: keep publishing until the re-subscribed listener hears one.
+            async def heard() -> bool:
+                await publisher.publish(RunKilled(run_id=run.id, by="U0ADMIN"))
+                return not signals.queue.empty()
+
+            await eventually(heard, timeout=10, interval=0.05)
+            assert await signals.get() == RunKilled(run_id=run.id, by="U0ADMIN")
+        assert (await listener.get_run(run.id)).status is RunStatus.PLANNING
+    finally:
+        await publisher.close()
+        await listener.close()
