@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
+from agent_core.logs import configure_logging
 
 __all__ = ["app", "main"]
 
@@ -64,9 +64,7 @@ def serve(
             "(README: 'Connect to a real Slack workspace')."
         )
         raise typer.Exit(CONFIG_EXIT)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level)
     from bot.server import serve as run_server
 
     asyncio.run(run_server(settings, port=port or settings.port))
