@@ -33,5 +33,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.store
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,7 +38,8 @@ __all__ = [
 PAYLOADS_ENV = "AIRLOCK_SLACK_PAYLOADS"
 """Environment variable naming the folder of recorded Slack payload samples."""
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# Copied byte for byte from the official Slack SDKs' test suites; see SOURCES.md there.
+_SHIPPED = Path(__file__).resolve().parent / "slack_payloads"
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 
@@ -153,12 +154,13 @@ async def post_to_bot(
 
 
 def payloads_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The folder of recorded Slack payloads: ``$AIRLOCK_SLACK_PAYLOADS``, else
-    ``shared/slack-payloads`` beside the checkout. Raises ``StandInError`` if missing.
+    """The folder of recorded Slack payloads: ``$AIRLOCK_SLACK_PAYLOADS``, else the copy
+    shipped in this package (``slack_payloads/``, sources in its SOURCES.md). Raises
+    ``StandInError`` if missing.
     """
     env = os.environ if environ is None else environ
     override = env.get(PAYLOADS_ENV)
-    folder = Path(override) if override else _REPO_ROOT.parent / "shared" / "slack-payloads"
+    folder = Path(override) if override else _SHIPPED
     if not folder.is_dir():
         raise StandInError(
             f"Slack payload samples not found at {folder}; set {PAYLOADS_ENV} to the "

@@ -29,6 +29,7 @@ from agent_core.testing.slack_requests import (
     post_to_bot,
 )
 from agent_core.testing.slack_server import SlackStandIn
+from tests.support import missing
 
 TOKEN = "xoxb-test"
 SECRET = "airlock-test-signing-secret"
@@ -249,3 +250,14 @@ async def test_bolt_refuses_forged_or_stale_requests(bot: Bot, forged: str) -> N
     status, text = await post_to_bot(bot.url, request)
     assert (status, json.loads(text)) == (401, {"error": "invalid request"})
     assert bot.seen.empty()
+
+
+def test_the_shipped_payloads_match_the_shared_samples() -> None:
+    shared = Path(__file__).resolve().parents[3] / "shared" / "slack-payloads"
+    if not shared.is_dir():
+        missing(f"no shared Slack samples at {shared} to compare the shipped copy with")
+    shipped = payloads_dir({})
+    names = sorted(p.name for p in shared.iterdir())
+    assert sorted(p.name for p in shipped.iterdir()) == names
+    for name in names:
+        assert (shipped / name).read_bytes() == (shared / name).read_bytes(), name
