@@ -61,6 +61,13 @@ _RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _BACKOFF = ExponentialWithJitterBackoff(cap=2.0, base=0.05)
 _TRANSACTION_ATTEMPTS = 8
 
+# SET the record if absent, then add its id to each index (sorted sets) with one score.
+_CREATE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
+return 1
+"""
+
 
 class RedisStore:
     """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes."""
@@ -78,6 +85,7 @@ class RedisStore:
         self._hub = SignalHub()
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._create_script = redis.register_script(_CREATE)
 
     @classmethod
     async def open(
@@ -147,16 +155,18 @@ class RedisStore:
     # Runs
 
     async def create_run(self, run: Run) -> Run:
-        key = self._key("run", run.id)
-        created = await self._redis.set(key, dump(run), nx=True)
-        if not created:
-            raise AlreadyExists("run", run.id)
-        score = run.created_at.timestamp()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._key("runs"), {run.id: score})
-            pipe.zadd(self._key("runs", run.status), {run.id: score})
-            await pipe.execute()
+        indexes = [self._key("runs"), self._key("runs", run.status)]
+        await self._create("run", run.id, dump(run), run.created_at, indexes)
         return run
+
+    async def _create(
+        self, kind: str, record_id: str, body: str, at: datetime, indexes: list[str]
+    ) -> None:
+        """Write a new record and its index entries in one atomic step."""
+        keys = [self._key(kind, record_id), *indexes]
+        created = await self._create_script(keys=keys, args=[body, record_id, at.timestamp()])
+        if not created:
+            raise AlreadyExists(kind, record_id)
 
     async def get_run(self, run_id: str) -> Run:
         raw = await self._redis.get(self._key("run", run_id))
@@ -223,12 +233,9 @@ class RedisStore:
     # Approvals
 
     async def create_approval(self, approval: Approval) -> Approval:
-        created = await self._redis.set(self._key("approval", approval.id), dump(approval), nx=True)
-        if not created:
-            raise AlreadyExists("approval", approval.id)
-        await self._redis.zadd(
-            self._key("approvals", "pending"), {approval.id: approval.requested_at.timestamp()}
-        )
+        pending = approval.status is ApprovalStatus.PENDING
+        indexes = [self._key("approvals", "pending")] if pending else []
+        await self._create("approval", approval.id, dump(approval), approval.requested_at, indexes)
         return approval
 
     async def get_approval(self, approval_id: str) -> Approval:
