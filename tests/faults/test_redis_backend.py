@@ -1,4 +1,4 @@
-"""The Redis store rides out a Redis restart: data kept (AOF), commands and signals resume."""
+"""Redis-only behaviour: riding out a restart, and a bounded connection pool under load."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ async def test_the_store_reconnects_and_keeps_its_data(aof_redis: RedisServer) -
     finally:
         await publisher.close()
         await listener.close()
+
+
+async def test_more_concurrent_operations_than_connections_wait_instead_of_failing(
+    redis_store_url: str,
+) -> None:
+    store = await open_store(redis_store_url, redis_max_connections=4)
+    try:
+        runs = [a_run() for _ in range(200)]
+        await asyncio.gather(*(store.create_run(run) for run in runs))
+        loaded = await asyncio.gather(*(store.get_run(run.id) for run in runs))
+        assert [r.id for r in loaded] == [r.id for r in runs]
+    finally:
+        await store.close()
