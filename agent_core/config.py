@@ -10,17 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_core.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "load_settings"]
 
 _SLACK_ID = r"^[UWS][A-Z0-9]{2,}$"
 
 IdList = Annotated[list[str], NoDecode]
 """Comma-separated in the environment: ``U012AB3CD,S0614TZR7``."""
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    **dict.fromkeys(
+        ("claude-opus-4-5", "claude-opus-4-6", "claude-opus-4-7"),
+        ModelPrice(input=5.0, output=25.0),
+    ),
+    **dict.fromkeys(("claude-sonnet-4-5", "claude-sonnet-4-6"), ModelPrice(input=3.0, output=15.0)),
+    "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0),
+}
+"""List prices of the default models (input, output); cache pricing derives from input."""
 
 
 def _alias(name: str) -> Any:
@@ -63,6 +81,10 @@ class Settings(BaseSettings):
     fallback_model: str | None = None
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=4, ge=0, le=10)
+    llm_max_tokens: int = Field(default=4096, ge=256)
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    cache_write_multiplier: float = Field(default=1.25, ge=0)
+    cache_read_multiplier: float = Field(default=0.1, ge=0)
 
     # State
     data_dir: Path = Path("./data")
@@ -84,14 +106,23 @@ class Settings(BaseSettings):
     run_budget_usd: float = Field(default=5.0, gt=0)
     run_token_budget: int = Field(default=2_000_000, gt=0)
     run_timeout_seconds: float = Field(default=1800.0, gt=0)
+    budget_warning_fraction: float = Field(default=0.5, gt=0, lt=1)
     tool_timeout_seconds: float = Field(default=60.0, gt=0)
+    tool_output_max_chars: int = Field(default=20_000, ge=1000)
+    loop_repeat_limit: int = Field(default=3, ge=2)
+    max_concurrent_subtasks: int = Field(default=4, ge=1)
+
+    # Tools
+    workspace_dir: Path | None = None
+    http_allow_hosts: IdList = Field(default_factory=list)
+    mcp_config: Path | None = None
     slack_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    @field_validator("approvers", "admins", mode="before")
+    @field_validator("approvers", "admins", "http_allow_hosts", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -112,6 +143,11 @@ class Settings(BaseSettings):
     def effective_store_url(self) -> str:
         """The store URL, defaulting to a SQLite file in the data folder."""
         return self.store_url or f"sqlite:///{(self.data_dir / 'airlock.db').as_posix()}"
+
+    @property
+    def effective_workspace_dir(self) -> Path:
+        """The folder file and command tools work in."""
+        return self.workspace_dir or self.data_dir / "workspace"
 
     @property
     def socket_mode(self) -> bool:

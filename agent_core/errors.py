@@ -13,6 +13,11 @@ Every error derives from :class:`AirlockError`::
     ├── ApprovalError               a decision that cannot apply to this approval
     │   ├── InvalidDecision         e.g. editing the arguments of a plan approval
     │   └── ApprovalNotUsable       not approved, consumed already, or for other arguments
+    ├── LLMError                    a model call failed for good (after retries and fallback)
+    ├── PlanError                   no valid plan after the allowed retries
+    ├── ToolError                   a tool could not do what was asked
+    │   ├── ToolTimeout             it ran past its deadline
+    │   └── ToolRefused             policy refused the call (address, path, ...)
     └── StandInError                a local stand-in was used wrongly (tests and demos)
 """
 
@@ -26,10 +31,15 @@ __all__ = [
     "ConfigError",
     "IllegalTransition",
     "InvalidDecision",
+    "LLMError",
     "NotFound",
+    "PlanError",
     "StandInError",
     "StatusConflict",
     "StoreError",
+    "ToolError",
+    "ToolRefused",
+    "ToolTimeout",
     "VersionConflict",
 ]
 
@@ -119,6 +129,47 @@ class ApprovalNotUsable(ApprovalError):
         self.approval_id = approval_id
         self.reason = reason
         super().__init__(f"approval {approval_id} cannot be used: {reason}")
+
+
+class LLMError(AirlockError):
+    """A model call failed for good; ``reason`` says why in words fit for a person."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"{model}: {reason}")
+
+
+class PlanError(AirlockError):
+    """The planner produced no valid plan; ``errors`` are the last validation errors."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("no valid plan: " + "; ".join(errors))
+
+
+class ToolError(AirlockError):
+    """A tool could not do what was asked."""
+
+    def __init__(self, tool: str, message: str) -> None:
+        self.tool = tool
+        super().__init__(f"{tool}: {message}")
+
+
+class ToolTimeout(ToolError):
+    """``tool`` ran longer than ``timeout_seconds``."""
+
+    def __init__(self, tool: str, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        super().__init__(tool, f"timed out after {timeout_seconds:g} s")
+
+
+class ToolRefused(ToolError):
+    """Policy refused the call; ``reason`` says which rule."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(tool, f"refused: {reason}")
 
 
 class StandInError(AirlockError):

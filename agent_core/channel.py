@@ -1,0 +1,121 @@
+"""How the agent core talks to people: the OperatorChannel protocol and the events it sends.
+
+Slack (``bot/``), the terminal (``airlock run``) and a recording fake (tests) implement it,
+so one run logic serves all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias
+
+from agent_core.models import Approval, Decision, JsonValue, Plan, RiskLevel, Run, RunStatus, Spend
+
+__all__ = [
+    "ApprovalNeeded",
+    "BudgetWarning",
+    "OperatorChannel",
+    "PlanReady",
+    "RunEvent",
+    "RunFinished",
+    "StepFinished",
+    "StepStarted",
+    "ToolNotice",
+]
+
+
+@dataclass(kw_only=True, frozen=True)
+class PlanReady:
+    """The planner produced a valid plan."""
+
+    run: Run
+    plan: Plan
+    kind: Literal["plan_ready"] = "plan_ready"
+
+
+@dataclass(kw_only=True, frozen=True)
+class StepStarted:
+    """A subtask started (``index`` of ``total``, counting from 1)."""
+
+    run: Run
+    subtask_id: str
+    index: int
+    total: int
+    kind: Literal["step_started"] = "step_started"
+
+
+@dataclass(kw_only=True, frozen=True)
+class StepFinished:
+    """A subtask ended, well or not."""
+
+    run: Run
+    subtask_id: str
+    status: Literal["completed", "failed", "skipped", "rejected"]
+    summary: str
+    kind: Literal["step_finished"] = "step_finished"
+
+
+@dataclass(kw_only=True, frozen=True)
+class ToolNotice:
+    """A MEDIUM-risk tool call is about to run without waiting (people are told, not asked)."""
+
+    run: Run
+    tool: str
+    arguments: dict[str, JsonValue]
+    risk: RiskLevel
+    kind: Literal["tool_notice"] = "tool_notice"
+
+
+@dataclass(kw_only=True, frozen=True)
+class ApprovalNeeded:
+    """The run waits for a decision on ``approval``."""
+
+    run: Run
+    approval: Approval
+    kind: Literal["approval_needed"] = "approval_needed"
+
+
+@dataclass(kw_only=True, frozen=True)
+class BudgetWarning:
+    """A budget passed its warning threshold (``used`` of ``limit``, in ``unit``)."""
+
+    run: Run
+    budget: Literal["llm_calls", "tokens", "usd"]
+    used: float
+    limit: float
+    spend: Spend
+    kind: Literal["budget_warning"] = "budget_warning"
+
+
+@dataclass(kw_only=True, frozen=True)
+class RunFinished:
+    """The run reached a final status; ``result`` is the answer or the reason it stopped."""
+
+    run: Run
+    status: RunStatus
+    result: str
+    kind: Literal["run_finished"] = "run_finished"
+
+
+RunEvent: TypeAlias = (
+    PlanReady
+    | StepStarted
+    | StepFinished
+    | ToolNotice
+    | ApprovalNeeded
+    | BudgetWarning
+    | RunFinished
+)
+
+
+class OperatorChannel(Protocol):
+    """Where a run's people are: it shows them events, asks for decisions and questions."""
+
+    async def notify(self, event: RunEvent) -> None:
+        """Show ``event``; never blocks on a person."""
+
+    async def request_decision(self, approval: Approval) -> Decision:
+        """Ask the approvers and return the decision that settles ``approval``."""
+
+    async def ask(self, run: Run, question: str) -> str:
+        """Ask the person who started ``run`` and return their answer."""
