@@ -109,6 +109,8 @@ class AnthropicStandIn:
         self.requests: list[RecordedRequest] = []
         """Every request received, in order."""
         self.unexpected: list[RecordedRequest] = []
+        self.replies: list[JSONObject] = []
+        """Every Message sent back, in order (usage included), for exact accounting checks."""
         """Requests that found no step, no default responder, or no route."""
         self.responder_errors: list[BaseException] = []
         """Exceptions raised by responder functions."""
@@ -222,7 +224,9 @@ class AnthropicStandIn:
         if isinstance(step, Fault):
             return fault_response(step, request[_REQUEST_ID])
         usage = self._cache.account(body["model"], segments)
-        return web.json_response(self._message_json(step, body["model"], usage))
+        message = self._message_json(step, body["model"], usage)
+        self.replies.append(message)
+        return web.json_response(message)
 
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
