@@ -1,0 +1,177 @@
+"""Fixtures for the agent core: the Anthropic stand-in, the real AnthropicLLM, a store, tools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.budget import BudgetLimits
+from agent_core.errors import ToolError
+from agent_core.executor import ExecutorLimits
+from agent_core.models import RiskLevel, Run
+from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.store import Store, open_store
+from agent_core.testing.anthropic_server import AnthropicStandIn
+from agent_core.testing.channel import RecordingChannel, approve_all
+from agent_core.tools import Tool, ToolContext, ToolRegistry
+
+API_KEY = "sk-ant-test-key"
+
+
+@pytest.fixture
+async def anthropic() -> AsyncIterator[AnthropicStandIn]:
+    """The Anthropic stand-in; a test fails if its script is left unconsumed."""
+    async with AnthropicStandIn(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def llm(anthropic: AnthropicStandIn) -> AsyncIterator[AnthropicLLM]:
+    """The production LLM class, talking to the stand-in through the real SDK."""
+    model = AnthropicLLM(
+        api_key=API_KEY,
+        base_url=anthropic.base_url,
+        planner_model="claude-opus-4-7",
+        executor_model="claude-sonnet-4-6",
+        fast_model="claude-haiku-4-5",
+        max_retries=0,
+        timeout_seconds=10,
+    )
+    async with model:
+        yield model
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'airlock.db'}")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def text_tool(name: str, risk: RiskLevel, answer: Callable[[dict[str, Any]], str]) -> Tool:
+    """A tool whose output is computed from its arguments."""
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        return answer(arguments)
+
+    return Tool(
+        name=name,
+        description=f"The {name} tool.",
+        input_schema={
+            "type": "object",
+            "properties": {"target": {"type": "string"}},
+            "required": ["target"],
+        },
+        risk=risk,
+        handler=handler,
+    )
+
+
+@dataclass(kw_only=True)
+class Tools:
+    """The test tools, and what they were called with."""
+
+    registry: ToolRegistry
+    calls: list[tuple[str, dict[str, Any]]]
+    slow_started: asyncio.Event
+
+
+@pytest.fixture
+def tools() -> Tools:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    slow_started = asyncio.Event()
+
+    def recorded(name: str, output: str) -> Callable[[dict[str, Any]], str]:
+        def answer(arguments: dict[str, Any]) -> str:
+            calls.append((name, arguments))
+            return output.format(**arguments)
+
+        return answer
+
+    def broken(arguments: dict[str, Any]) -> str:
+        calls.append(("broken", arguments))
+        raise RuntimeError("disk on fire")
+
+    def refused(arguments: dict[str, Any]) -> str:
+        raise ToolError("refuse", "nothing to see")
+
+    async def slow(arguments: dict[str, Any], context: ToolContext) -> str:
+        calls.append(("slow", arguments))
+        slow_started.set()
+        await asyncio.Event().wait()  # a tool that never finishes by itself
+        return "unreachable"
+
+    registry = ToolRegistry(
+        [
+            text_tool("lookup", RiskLevel.LOW, recorded("lookup", "{target} is healthy")),
+            text_tool("restart", RiskLevel.HIGH, recorded("restart", "{target} restarted")),
+            text_tool("notify", RiskLevel.MEDIUM, recorded("notify", "told {target}")),
+            text_tool("broken", RiskLevel.LOW, broken),
+            text_tool("refuse", RiskLevel.LOW, refused),
+            Tool(
+                name="slow",
+                description="Never ends.",
+                input_schema={"type": "object", "properties": {}},
+                risk=RiskLevel.LOW,
+                handler=slow,
+                timeout_seconds=0.2,
+            ),
+        ]
+    )
+    return Tools(registry=registry, calls=calls, slow_started=slow_started)
+
+
+def policy(**changes: Any) -> RunPolicy:
+    """A policy with generous limits unless a test narrows one."""
+    budget = changes.pop("budget", BudgetLimits(llm_calls=50, tokens=10_000_000, usd=100.0))
+    executor = changes.pop("executor", ExecutorLimits(max_iterations=6, tool_timeout_seconds=5))
+    return RunPolicy(budget=budget, executor=executor, **changes)
+
+
+@dataclass(kw_only=True)
+class Harness:
+    """Everything a run needs, wired to the stand-in."""
+
+    store: Store
+    channel: RecordingChannel
+    orchestrator: Orchestrator
+
+    async def start(self, goal: str = "check the web tier", **fields: Any) -> Run:
+        return await self.store.create_run(Run(goal=goal, requester="U0REQUEST", **fields))
+
+    async def run(self, goal: str = "check the web tier", **fields: Any) -> Run:
+        created = await self.start(goal, **fields)
+        async with asyncio.timeout(30):
+            return await self.orchestrator.execute(created.id)
+
+
+@pytest.fixture
+def harness_factory(
+    store: Store, llm: AnthropicLLM, tools: Tools, tmp_path: Path
+) -> Callable[..., Harness]:
+    def build(channel: RecordingChannel | None = None, **policy_changes: Any) -> Harness:
+        channel = channel or RecordingChannel(decider=approve_all())
+        orchestrator = Orchestrator(
+            store=store,
+            llm=llm,
+            tools=tools.registry,
+            channel=channel,
+            policy=policy(**policy_changes),
+            workspace=tmp_path,
+        )
+        return Harness(store=store, channel=channel, orchestrator=orchestrator)
+
+    return build
+
+
+@pytest.fixture
+def harness(harness_factory: Callable[..., Harness]) -> Harness:
+    return harness_factory()
