@@ -161,8 +161,9 @@ class _RunState:
 
     async def drive(self) -> tuple[RunStatus, str]:
         o = self.orchestrator
-        if self.run.plan is None:
+        if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
             await self.move(RunStatus.PLANNING)
+        if self.run.plan is None:
             planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries)
             plan = await planner.plan(goal=self.run.goal, tools=o.tools)
             await self.save(plan=plan)
@@ -205,17 +206,16 @@ class _RunState:
     async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
         """Checkpoint after a model turn or tool round."""
         self.checkpoint.conversations[subtask_id] = messages
-        await self.orchestrator.store.save_checkpoint(
-            self.run.id, self.checkpoint.model_dump_json().encode()
-        )
         await self.save()
 
     async def save(self, **changes: Any) -> None:
+        """Write the run (spend included) and its checkpoint in one atomic step."""
         async with self.lock:
             updated = self.run.model_copy(
                 update={"spend": self.budgeted.spend.model_copy(), **changes}
             )
-            self.run = await self.orchestrator.store.save_run(updated)
+            checkpoint = self.checkpoint.model_dump_json().encode()
+            self.run = await self.orchestrator.store.save_run(updated, checkpoint=checkpoint)
 
     async def move(self, status: RunStatus) -> None:
         if self.run.status is not status:

@@ -80,9 +80,11 @@ class Store(Protocol):
     async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
         """Runs, oldest first, optionally only those in ``status``."""
 
-    async def save_run(self, run: Run) -> Run:
+    async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         """Save ``run`` if nobody saved it since it was read.
 
+        With ``checkpoint``, the run's checkpoint blob is replaced in the same atomic
+        write, so the record and the checkpoint never disagree.
         Raises :class:`VersionConflict` when the stored version differs and
         :class:`IllegalTransition` when the status change is not allowed.
         Returns the run as stored (version bumped, ``updated_at`` set).

@@ -182,14 +182,17 @@ class RedisStore:
         raws = await self._redis.mget([self._key("run", run_id) for run_id in ids])
         return [Run.model_validate_json(raw) for raw in raws if raw is not None]
 
-    async def save_run(self, run: Run) -> Run:
+    async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         key = self._key("run", run.id)
 
         async def save(pipe: Pipeline) -> Run:
             stored = await self._watched_run(pipe, key, run.id)
             if stored.version != run.version:
                 raise VersionConflict("run", run.id, run.version, stored.version)
-            return self._put_run(pipe, stored, checked_save(stored, run, now=self._now()))
+            saved = self._put_run(pipe, stored, checked_save(stored, run, now=self._now()))
+            if checkpoint is not None:
+                pipe.set(self._key("checkpoint", run.id), checkpoint.hex())
+            return saved
 
         return await self._transaction(save, key)
 

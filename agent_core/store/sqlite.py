@@ -183,11 +183,13 @@ class SqliteStore:
 
         return await self._read(select)
 
-    async def save_run(self, run: Run) -> Run:
+    async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         def save(conn: sqlite3.Connection) -> Run:
             stored = _load_run(conn, run.id)
             if stored.version != run.version:
                 raise VersionConflict("run", run.id, run.version, stored.version)
+            if checkpoint is not None:
+                _put_checkpoint(conn, run.id, checkpoint)
             return _put_run(conn, checked_save(stored, run, now=self._now()))
 
         return await self._write(save)
@@ -205,13 +207,7 @@ class SqliteStore:
         return await self._write(transition)
 
     async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO checkpoints (run_id, data) VALUES (?, ?)"
-                " ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
-                (run_id, data),
-            )
-        )
+        await self._write(lambda conn: _put_checkpoint(conn, run_id, data))
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         def load(conn: sqlite3.Connection) -> bytes | None:
@@ -455,6 +451,14 @@ def _put_run(conn: sqlite3.Connection, run: Run) -> Run:
         (run.status, run.version, dump(run), run.id),
     )
     return run
+
+
+def _put_checkpoint(conn: sqlite3.Connection, run_id: str, data: bytes) -> None:
+    conn.execute(
+        "INSERT INTO checkpoints (run_id, data) VALUES (?, ?)"
+        " ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
+        (run_id, data),
+    )
 
 
 def _load_approval(conn: sqlite3.Connection, approval_id: str) -> Approval:

@@ -443,3 +443,14 @@ async def test_appending_the_same_event_twice_records_it_once(store: Store) -> N
     again = await store.append_audit(event)
     assert again == first
     assert [e.id for e in await store.list_audit("run_a")] == [event.id]
+
+
+async def test_a_run_and_its_checkpoint_are_saved_together(store: Store) -> None:
+    run = await store.create_run(a_run())
+    moved = run.model_copy(update={"status": RunStatus.PLANNING})
+    saved = await store.save_run(moved, checkpoint=b"turn-1")
+    assert await store.load_checkpoint(run.id) == b"turn-1"
+    with pytest.raises(VersionConflict):
+        await store.save_run(moved, checkpoint=b"stale")
+    assert await store.load_checkpoint(run.id) == b"turn-1"
+    assert (await store.get_run(run.id)).version == saved.version
