@@ -71,6 +71,37 @@ def serve(
 
 
 @app.command()
+def run(
+    goal: Annotated[str, typer.Argument(help="What the agent should achieve.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan, show the plan, stop.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Approve every request without asking (scripts).")
+    ] = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Run one goal in the terminal: plan, approvals at the keyboard, result."""
+    settings = _settings(env_file)
+    if settings.anthropic_api_key is None:
+        err.print("[bold red]airlock run: missing settings[/]")
+        err.print("  ANTHROPIC_API_KEY is not set", markup=False, highlight=False)
+        err.print("Copy .env.example to .env and fill it in, or export it.")
+        raise typer.Exit(CONFIG_EXIT)
+    # The terminal is for the run itself; routine INFO lines would only clutter it.
+    configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    from bot.run_goal import exit_code, run_goal
+
+    try:
+        finished = asyncio.run(
+            run_goal(settings, goal, dry_run=dry_run, auto_approve=yes, console=out)
+        )
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(CONFIG_EXIT) from None
+    raise typer.Exit(exit_code(finished))
+
+
+@app.command()
 def config(env_file: EnvFile = Path(".env")) -> None:
     """Show the settings in effect (secrets masked) and exit 2 if any is invalid."""
     settings = _settings(env_file)

@@ -1,0 +1,150 @@
+"""The terminal as an OperatorChannel: `airlock run` shows the run and asks at the keyboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.prompt import Prompt
+from rich.table import Table
+
+from agent_core.channel import (
+    ApprovalNeeded,
+    BudgetWarning,
+    PlanReady,
+    RunEvent,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    ToolNotice,
+)
+from agent_core.models import (
+    Approval,
+    Decision,
+    DecisionKind,
+    Plan,
+    PlanSubject,
+    RiskLevel,
+    Run,
+    RunStatus,
+    ToolCallSubject,
+)
+
+__all__ = ["TerminalChannel"]
+
+RISK_STYLE = {
+    RiskLevel.LOW: "green",
+    RiskLevel.MEDIUM: "yellow",
+    RiskLevel.HIGH: "bold red",
+    RiskLevel.CRITICAL: "bold white on red",
+}
+
+
+@dataclass(kw_only=True)
+class TerminalChannel:
+    """Prints events with rich and asks approvals as y/n questions.
+
+    With ``auto_approve`` every request is approved without asking (for scripts);
+    the decision is still recorded under ``operator``.
+    """
+
+    operator: str
+    """Who decides at this keyboard, e.g. ``local:alice``."""
+    console: Console = field(default_factory=Console)
+    auto_approve: bool = False
+
+    async def notify(self, event: RunEvent) -> None:
+        if isinstance(event, PlanReady):
+            self.console.print(plan_table(event.plan))
+        elif isinstance(event, StepStarted):
+            self.console.print(f"[bold]▶ step {event.index}/{event.total}[/] {event.subtask_id}")
+        elif isinstance(event, StepFinished):
+            mark = "[green]✓[/]" if event.status == "completed" else f"[red]✗ {event.status}[/]"
+            self.console.print(f"  {mark} {event.subtask_id}: {_short(event.summary)}")
+        elif isinstance(event, ToolNotice):
+            self.console.print(f"  [yellow]• {event.tool}[/] {_short(json.dumps(event.arguments))}")
+        elif isinstance(event, ApprovalNeeded):
+            self.console.print(approval_panel(event.approval))
+        elif isinstance(event, BudgetWarning):
+            self.console.print(
+                f"[yellow]⚠ {event.budget} budget: {event.used:g} of {event.limit:g} used[/]"
+            )
+        elif isinstance(event, RunFinished):
+            self.console.print(finished_panel(event.run, event.status, event.result))
+        else:
+            assert_never(event)
+
+    async def request_decision(self, approval: Approval) -> Decision:
+        if self.auto_approve:
+            return Decision(kind=DecisionKind.APPROVE, by=self.operator, as_admin=True)
+        answer = await asyncio.to_thread(
+            Prompt.ask, "Approve?", choices=["y", "n"], console=self.console
+        )
+        if answer == "y":
+            return Decision(kind=DecisionKind.APPROVE, by=self.operator, as_admin=True)
+        reason = await asyncio.to_thread(
+            Prompt.ask, "Reason (optional)", default="", console=self.console
+        )
+        return Decision(kind=DecisionKind.REJECT, by=self.operator, reason=reason or None)
+
+    async def ask(self, run: Run, question: str) -> str:
+        self.console.print(f"[bold cyan]? {question}[/]")
+        return await asyncio.to_thread(Prompt.ask, "Answer", console=self.console)
+
+
+def plan_table(plan: Plan) -> Table:
+    """The plan as a table: step, what, tools, after, risk."""
+    table = Table(title="Plan", title_justify="left")
+    for column in ("step", "what", "tools", "after", "risk"):
+        table.add_column(column)
+    for subtask in plan.subtasks:
+        risk = subtask.risk_level
+        table.add_row(
+            subtask.id,
+            subtask.description,
+            ", ".join(subtask.required_tools) or "-",
+            ", ".join(subtask.depends_on) or "-",
+            f"[{RISK_STYLE[risk]}]{risk.value}[/]",
+        )
+    return table
+
+
+def approval_panel(approval: Approval) -> Panel:
+    """What is asked: the tool call with its arguments (and preview), or the plan."""
+    subject = approval.subject
+    if isinstance(subject, ToolCallSubject):
+        body = f"[bold]{subject.tool}[/] {json.dumps(subject.arguments, indent=2)}"
+        if subject.preview:
+            body += f"\n\n{subject.preview}"
+    elif isinstance(subject, PlanSubject):
+        body = f"the plan ({len(subject.plan.subtasks)} steps) before anything runs"
+    else:
+        assert_never(subject)
+    style = RISK_STYLE[approval.risk]
+    title = f"[{style}]{approval.risk.value} risk[/]: approval {approval.id}"
+    return Panel(body, title=title, title_align="left")
+
+
+def finished_panel(run: Run, status: RunStatus, result: str) -> Panel:
+    """The run's end: status, result or reason, and what it cost."""
+    good = status is RunStatus.COMPLETED
+    spend = run.spend
+    read = spend.input_tokens + spend.cache_read_tokens + spend.cache_write_tokens
+    cost = (
+        f"{spend.llm_calls} model calls, {read} input / {spend.output_tokens} output tokens,"
+        f" ${spend.cost_usd:.4f}"
+    )
+    return Panel(
+        f"{result}\n\n[dim]{cost}[/]",
+        title=f"[{'green' if good else 'red'}]{status.value}[/] {run.id}",
+        title_align="left",
+    )
+
+
+def _short(text: str, limit: int = 160) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,98 @@
+"""`airlock run` as a real process against the Anthropic stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from agent_core.store import open_store
+from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from tests.e2e.test_serve import REPO, clean_env
+
+KEY = "sk-ant-cli-test"
+
+
+async def airlock_run(*args: str, server: AnthropicStandIn, data: Path) -> tuple[int, str, str]:
+    env = clean_env(
+        ANTHROPIC_API_KEY=KEY,
+        ANTHROPIC_BASE_URL=server.base_url,
+        AIRLOCK_DATA_DIR=str(data),
+        AIRLOCK_LLM_MAX_RETRIES="0",
+        COLUMNS="160",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", *args, cwd=data.parent, env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_dry_run_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    plan = {
+        "subtasks": [
+            {"id": "s1", "description": "list the failing pods", "required_tools": ["run_command"],
+             "depends_on": [], "risk_level": "low"},
+            {"id": "s2", "description": "restart them", "required_tools": ["run_command"],
+             "depends_on": ["s1"], "risk_level": "high"},
+        ]
+    }  # fmt: skip
+    async with AnthropicStandIn(
+        api_key=KEY, script=[tool_use_reply("submit_plan", plan)]
+    ) as server:
+        code, out, err = await airlock_run(
+            "--dry-run", "restart the failing pods", server=server, data=tmp_path / "data"
+        )
+    assert code == 0, err
+    assert "list the failing pods" in out and "restart them" in out
+    assert "high" in out and "dry run: 2 subtasks planned, none run" in out
+    request = server.message_requests()[0]
+    assert request.body is not None and request.body["model"] == "claude-opus-4-7"
+    assert "run_command" in request.messages[0]["content"]
+
+    store = await open_store(f"sqlite:///{tmp_path / 'data' / 'airlock.db'}")
+    try:
+        [run] = await store.list_runs()
+        assert run.goal == "restart the failing pods" and run.dry_run
+        assert run.requester.startswith("local:")
+    finally:
+        await store.close()
+
+
+async def test_a_goal_runs_with_approvals_given_by_yes(tmp_path: Path) -> None:
+    plan = {
+        "subtasks": [
+            {"id": "s1", "description": "write the note", "required_tools": ["write_file"],
+             "depends_on": [], "risk_level": "high"},
+        ]
+    }  # fmt: skip
+    script = [
+        tool_use_reply("submit_plan", plan),
+        tool_use_reply("write_file", {"path": "note.txt", "content": "hello"}),
+        text_reply("wrote note.txt"),
+    ]
+    async with AnthropicStandIn(api_key=KEY, script=script) as server:
+        code, out, err = await airlock_run(
+            "--yes", "leave a note", server=server, data=tmp_path / "data"
+        )
+    assert code == 0, err
+    assert "wrote note.txt" in out and "completed" in out
+    assert (tmp_path / "data" / "workspace" / "note.txt").read_text() == "hello"
+
+
+async def test_run_without_an_api_key_exits_2(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "anything", cwd=tmp_path, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "ANTHROPIC_API_KEY is not set" in err.decode()
+
+
+_ = REPO
