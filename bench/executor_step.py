@@ -66,14 +66,21 @@ def responder(steps: int, latency: float) -> Any:
 
 
 async def baseline_run(client: anthropic.AsyncAnthropic, steps: int) -> None:
-    """The smallest honest tool loop: call, run the tool, send the result back."""
+    """The smallest honest tool loop: call, run the tool, send the result back.
+
+    It caches the system prompt and tools as airlock does, so the stand-in does the same
+    work for both and the difference is the loops' own.
+    """
+    cache = {"type": "ephemeral"}
     tools: list[Any] = [
-        {"name": "lookup", "description": "Look up a host.", "input_schema": SCHEMA}
-    ]
+        {"name": "lookup", "description": "Look up a host.", "input_schema": SCHEMA,
+         "cache_control": cache}
+    ]  # fmt: skip
+    system: list[Any] = [{"type": "text", "text": SYSTEM, "cache_control": cache}]
     messages: list[Any] = [{"role": "user", "content": "check every host"}]
     while True:
         message = await client.messages.create(
-            model=MODEL, max_tokens=1024, system=SYSTEM, tools=tools, messages=messages
+            model=MODEL, max_tokens=1024, system=system, tools=tools, messages=messages
         )
         messages.append({"role": "assistant", "content": message.content})
         if message.stop_reason != "tool_use":

@@ -23,6 +23,7 @@ from agent_core.errors import (
     ApprovalNotUsable,
     IllegalTransition,
     StatusConflict,
+    VersionConflict,
 )
 from agent_core.models import (
     AlreadyDecided,
@@ -179,12 +180,20 @@ def transitioned(
     )
 
 
-def checked_save(stored: Run, new: Run, *, now: datetime) -> Run:
-    """What to write when ``new`` replaces ``stored``; raises on an illegal status change."""
-    if new.status is not stored.status and not is_legal_transition(stored.status, new.status):
-        raise IllegalTransition(new.id, stored.status, new.status)
+def checked_save(
+    new: Run, *, version: int, status: RunStatus, created_at: datetime, now: datetime
+) -> Run:
+    """What to write over the stored run (``version``, ``status``, ``created_at``).
+
+    Raises :class:`VersionConflict` if someone saved since ``new`` was read and
+    :class:`IllegalTransition` if the status change is not allowed.
+    """
+    if new.version != version:
+        raise VersionConflict("run", new.id, new.version, version)
+    if new.status is not status and not is_legal_transition(status, new.status):
+        raise IllegalTransition(new.id, status, new.status)
     return new.model_copy(
-        update={"version": stored.version + 1, "updated_at": now, "created_at": stored.created_at}
+        update={"version": version + 1, "updated_at": now, "created_at": created_at}
     )
 
 

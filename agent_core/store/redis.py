@@ -27,7 +27,7 @@ from redis.retry import Retry
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.decisions import apply_decision
-from agent_core.errors import AlreadyExists, NotFound, VersionConflict
+from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     AlreadyDecided,
     Approval,
@@ -187,9 +187,14 @@ class RedisStore:
 
         async def save(pipe: Pipeline) -> Run:
             stored = await self._watched_run(pipe, key, run.id)
-            if stored.version != run.version:
-                raise VersionConflict("run", run.id, run.version, stored.version)
-            saved = self._put_run(pipe, stored, checked_save(stored, run, now=self._now()))
+            checked = checked_save(
+                run,
+                version=stored.version,
+                status=stored.status,
+                created_at=stored.created_at,
+                now=self._now(),
+            )
+            saved = self._put_run(pipe, stored, checked)
             if checkpoint is not None:
                 pipe.set(self._key("checkpoint", run.id), checkpoint.hex())
             return saved

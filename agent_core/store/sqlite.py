@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.decisions import apply_decision
-from agent_core.errors import AlreadyExists, NotFound, StoreError, VersionConflict
+from agent_core.errors import AlreadyExists, NotFound, StoreError
 from agent_core.models import (
     AlreadyDecided,
     Approval,
@@ -185,12 +185,22 @@ class SqliteStore:
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         def save(conn: sqlite3.Connection) -> Run:
-            stored = _load_run(conn, run.id)
-            if stored.version != run.version:
-                raise VersionConflict("run", run.id, run.version, stored.version)
+            # Only the columns the checks need: parsing the stored body would cost more.
+            row = conn.execute(
+                "SELECT version, status, created_at FROM runs WHERE id = ?", (run.id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("run", run.id)
+            saved = checked_save(
+                run,
+                version=row[0],
+                status=RunStatus(row[1]),
+                created_at=datetime.fromisoformat(row[2]),
+                now=self._now(),
+            )
             if checkpoint is not None:
                 _put_checkpoint(conn, run.id, checkpoint)
-            return _put_run(conn, checked_save(stored, run, now=self._now()))
+            return _put_run(conn, saved)
 
         return await self._write(save)
 
