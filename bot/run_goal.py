@@ -14,6 +14,7 @@ from agent_core.orchestrator import Orchestrator, RunPolicy
 from agent_core.store import open_store
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
+from agent_core.tools.mcp import McpTools, load_mcp_config
 from bot.terminal import TerminalChannel
 
 __all__ = ["run_goal"]
@@ -37,6 +38,13 @@ async def run_goal(
         stack.push_async_callback(store.close)
         llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
         registry = ToolRegistry(builtin_tools(settings))
+        if settings.mcp_config is not None:
+            mcp = McpTools(config=load_mcp_config(settings.mcp_config), registry=registry)
+            await stack.enter_async_context(mcp)
+            for failure in mcp.failures:
+                console.print(
+                    f"[yellow]MCP server {failure.server} unavailable: {failure.reason}[/]"
+                )
         settings.effective_workspace_dir.mkdir(parents=True, exist_ok=True)
         operator = local_operator()
         channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
 from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
-from tests.e2e.test_serve import REPO, clean_env
+from tests.e2e.test_serve import clean_env
 
 KEY = "sk-ant-cli-test"
+MCP_SERVER = Path(__file__).resolve().parents[1] / "agent" / "mcp_test_server.py"
 
 
-async def airlock_run(*args: str, server: AnthropicStandIn, data: Path) -> tuple[int, str, str]:
+async def airlock_run(
+    *args: str, server: AnthropicStandIn, data: Path, extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     env = clean_env(
         ANTHROPIC_API_KEY=KEY,
         ANTHROPIC_BASE_URL=server.base_url,
         AIRLOCK_DATA_DIR=str(data),
         AIRLOCK_LLM_MAX_RETRIES="0",
         COLUMNS="160",
+        **(extra or {}),
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", *args, cwd=data.parent, env=env,
@@ -95,4 +100,27 @@ async def test_run_without_an_api_key_exits_2(tmp_path: Path) -> None:
     assert "ANTHROPIC_API_KEY is not set" in err.decode()
 
 
-_ = REPO
+async def test_mcp_servers_from_the_config_file_offer_their_tools(tmp_path: Path) -> None:
+    config = {
+        "servers": {
+            "calc": {"command": sys.executable, "args": [str(MCP_SERVER)], "default_risk": "low"},
+            "broken": {"command": str(tmp_path / "no-such-server")},
+        }
+    }
+    (tmp_path / "mcp.json").write_text(json.dumps(config))
+    plan = {"subtasks": [{"id": "s1", "description": "add", "required_tools": ["calc__add"],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    script = [
+        tool_use_reply("submit_plan", plan),
+        tool_use_reply("calc__add", {"a": 2, "b": 3}),
+        text_reply("2 + 3 = 5"),
+    ]
+    async with AnthropicStandIn(api_key=KEY, script=script) as anthropic:
+        code, out, err = await airlock_run(
+            "add two numbers", server=anthropic, data=tmp_path / "data",
+            extra={"AIRLOCK_MCP_CONFIG": str(tmp_path / "mcp.json")},
+        )  # fmt: skip
+    assert code == 0, err
+    assert "MCP server broken unavailable" in out
+    result = anthropic.message_requests()[2].tool_results()[0]
+    assert not result.get("is_error") and "5" in result["content"]

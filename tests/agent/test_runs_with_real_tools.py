@@ -1,0 +1,139 @@
+"""Runs that use the real built-in command tool and a real MCP server through the executor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.models import Run, RunStatus
+from agent_core.orchestrator import Orchestrator
+from agent_core.store import Store
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    RecordedRequest,
+    Reply,
+    text_reply,
+    tool_use_reply,
+)
+from agent_core.testing.channel import RecordingChannel, approve_all
+from agent_core.tools import ToolRegistry
+from agent_core.tools.builtins import run_command_tool
+from agent_core.tools.mcp import McpConfig, McpServerConfig, McpTools
+from tests.agent.conftest import policy
+from tests.support import eventually
+
+MCP_SERVER = Path(__file__).with_name("mcp_test_server.py")
+
+
+def plan(tools: list[str], risk: str = "low") -> Reply:
+    subtask = {"id": "s1", "description": "do it", "required_tools": tools, "depends_on": [],
+               "risk_level": risk}  # fmt: skip
+    return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+
+
+def orchestrator(
+    store: Store, llm: AnthropicLLM, registry: ToolRegistry, workspace: Path
+) -> Orchestrator:
+    return Orchestrator(
+        store=store, llm=llm, tools=registry, channel=RecordingChannel(decider=approve_all()),
+        policy=policy(), workspace=workspace,
+    )  # fmt: skip
+
+
+def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie is left (this sandbox's init may not reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+async def test_killing_a_run_terminates_its_running_command(
+    store: Store, llm: AnthropicLLM, anthropic: AnthropicStandIn, tmp_path: Path
+) -> None:
+    registry = ToolRegistry([run_command_tool(workspace=tmp_path, timeout_seconds=60)])
+    anthropic.enqueue(
+        plan(["run_command"], risk="high"),
+        tool_use_reply("run_command", {"command": "echo $$ > shell.pid; sleep 30"}),
+    )
+    run = await store.create_run(Run(goal="wait a while", requester="U0REQUEST"))
+    task = asyncio.create_task(orchestrator(store, llm, registry, tmp_path).execute(run.id))
+    pid_file = tmp_path / "shell.pid"
+
+    async def started() -> bool:
+        return pid_file.exists() and pid_file.read_text().strip().isdigit()
+
+    await eventually(started, timeout=15)
+    pid = int(pid_file.read_text())
+    task.cancel()
+    async with asyncio.timeout(10):
+        await asyncio.gather(task, return_exceptions=True)
+
+    assert (await store.get_run(run.id)).status is RunStatus.KILLED
+
+    async def terminated() -> bool:
+        return process_gone(pid)
+
+    await eventually(terminated, timeout=10)
+
+
+@pytest.fixture
+async def mcp(tmp_path: Path) -> AsyncIterator[tuple[ToolRegistry, McpTools]]:
+    registry = ToolRegistry()
+    config = McpConfig(
+        servers={"test": McpServerConfig(command=sys.executable, args=[str(MCP_SERVER)],
+                                         default_risk="low", timeout_seconds=5)}
+    )  # fmt: skip
+    with (tmp_path / "mcp.stderr").open("w") as errlog:
+        async with McpTools(config=config, registry=registry, errlog=errlog) as tools:
+            yield registry, tools
+
+
+async def test_an_mcp_tool_is_called_and_a_dead_server_does_not_crash_the_run(
+    store: Store,
+    llm: AnthropicLLM,
+    anthropic: AnthropicStandIn,
+    mcp: tuple[ToolRegistry, McpTools],
+    tmp_path: Path,
+) -> None:
+    registry, _ = mcp
+    assert "test__echo" in registry
+
+    async def kill_the_server(request: RecordedRequest) -> Reply:
+        fenced = request.tool_results()[0]["content"]
+        os.kill(int(fenced.split("\n")[1]), signal.SIGKILL)  # the fence's one line of output
+
+        async def withdrawn() -> bool:
+            return "test__echo" not in registry
+
+        await eventually(withdrawn, timeout=10)
+        return tool_use_reply("test__echo", {"text": "still there?"})
+
+    anthropic.enqueue(
+        plan(["test__echo", "test__pid"]),
+        tool_use_reply("test__echo", {"text": "hello"}),
+        tool_use_reply("test__pid", {}),
+        kill_the_server,
+        text_reply("the MCP server went away"),
+    )
+    run = await store.create_run(Run(goal="use the MCP server", requester="U0REQUEST"))
+    async with asyncio.timeout(30):
+        finished = await orchestrator(store, llm, registry, tmp_path).execute(run.id)
+
+    assert finished.status is RunStatus.COMPLETED
+    requests = [
+        r for r in anthropic.message_requests() if r.body and "submit_plan" not in r.tool_names
+    ]
+    echoed = requests[1].tool_results()[0]
+    assert not echoed.get("is_error") and "hello" in echoed["content"]
+    after_death = requests[3].tool_results()[0]
+    assert after_death["is_error"] and "unknown tool 'test__echo'" in after_death["content"]
+    assert "test__" not in " ".join(requests[3].tool_names)
