@@ -1,120 +1,33 @@
-"""MCP servers (stdio) as tool sources: each server's tools join the registry while it lives.
+"""One MCP stdio server as a tool source: its process, its session, and its tools.
 
-:class:`McpTools` starts every server of an :class:`McpConfig` concurrently; each
-:class:`McpToolSource` runs one server process, registers its tools as ``server__tool``
-with ``source="mcp:<server>"``, forwards calls, and withdraws its tools when the
-process dies. Failures are reported, never raised into the caller's task.
+:class:`McpToolSource` runs the server in a background task, registers its tools as
+``server__tool`` with ``source="mcp:<server>"``, forwards calls, and withdraws its tools
+when the process dies. Failures are recorded as :class:`McpFailure`, never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import re
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from types import TracebackType
-from typing import Annotated, Any, Literal, Protocol, Self, TextIO, TypeAlias, assert_never
+from typing import Any, Literal, TextIO
 
 import anyio
 import mcp.types as types
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
-from mcp.shared.message import SessionMessage
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
-from agent_core.errors import ConfigError, ToolError, ToolTimeout
-from agent_core.models import RiskLevel
+from agent_core.errors import ToolError, ToolTimeout
 from agent_core.tools.base import Tool, ToolContext, ToolHandler
+from agent_core.tools.mcp._end_watch import EndWatch
+from agent_core.tools.mcp._results import result_text
+from agent_core.tools.mcp.config import McpServerConfig, public_name
 from agent_core.tools.registry import ToolRegistry
-
-__all__ = [
-    "McpConfig",
-    "McpFailure",
-    "McpServerConfig",
-    "McpServerState",
-    "McpToolSource",
-    "McpTools",
-    "load_mcp_config",
-    "public_name",
-]
 
 logger = logging.getLogger(__name__)
 
-_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
-_MAX_NAME = 64
 _MAX_PAGES = 100
-_Incoming: TypeAlias = SessionMessage | Exception
-
-ServerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_-]{1,32}$")]
-"""A server's name: it prefixes its tools' names, so it must fit their pattern."""
-
-
-class McpServerConfig(BaseModel):
-    """How to start one MCP stdio server and how risky its tools are."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    command: str = Field(min_length=1)
-    """The executable that runs the server."""
-    args: list[str] = Field(default_factory=list)
-    """Its arguments."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment; the server otherwise gets only HOME, PATH, SHELL, TERM, USER, LOGNAME."""
-    cwd: Path | None = None
-    """Its working folder; None for ours."""
-    default_risk: RiskLevel = RiskLevel.HIGH
-    """The risk of every tool not named in ``risks``."""
-    risks: dict[str, RiskLevel] = Field(default_factory=dict)
-    """Risk by the server's own tool name (``read_file``, not ``fs__read_file``)."""
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    """Deadline of one tool call; on expiry the call fails with ToolTimeout and is cancelled."""
-    start_timeout_seconds: float = Field(default=30.0, gt=0)
-    """Deadline of each start-up request (initialize, list tools); on expiry the server failed."""
-
-
-class McpConfig(BaseModel):
-    """The MCP config file: ``{"servers": {"<name>": {...}}}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    servers: dict[ServerName, McpServerConfig]
-    """Servers by name."""
-
-
-def load_mcp_config(path: Path) -> McpConfig:
-    """Read and validate the JSON file at ``path``; ConfigError has one line per problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read the MCP config: {error}"]) from None
-    try:
-        return McpConfig.model_validate_json(text)
-    except ValidationError as error:
-        raise ConfigError([_problem(path, problem) for problem in error.errors()]) from None
-
-
-def _problem(path: Path, problem: Any) -> str:
-    where = ".".join(str(part) for part in problem["loc"])
-    return f"{path}: {where + ': ' if where else ''}{problem['msg']}"
-
-
-def public_name(server: str, tool: str) -> str:
-    """The name the model sees for ``tool`` of ``server``: ``server__tool``.
-
-    A name that does not fit ``^[a-zA-Z0-9_-]{1,64}$`` is cleaned and gets a short digest of
-    the original, so two different tools never end up with the same name.
-    """
-    wanted = f"{server}__{tool}"
-    cleaned = _UNSAFE.sub("_", wanted)
-    if cleaned == wanted and len(wanted) <= _MAX_NAME:
-        return wanted
-    digest = hashlib.sha256(wanted.encode()).hexdigest()[:8]
-    return f"{cleaned[: _MAX_NAME - 9]}_{digest}"
 
 
 class McpServerState(StrEnum):
@@ -141,44 +54,6 @@ class McpFailure:
 
 class _StartFailed(Exception):
     """Start-up failed for a reason of ours (a name clash, endless paging)."""
-
-
-class _Receiver(Protocol):
-    async def receive(self) -> _Incoming: ...
-    async def aclose(self) -> None: ...
-
-
-class _EndWatch:
-    """The transport's read stream, reporting its end: the server closed stdout (it died)."""
-
-    def __init__(self, inner: _Receiver, on_end: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_end = on_end
-
-    async def receive(self) -> _Incoming:
-        try:
-            return await self._inner.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            self._on_end()
-            raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> _Incoming:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 class McpToolSource:
@@ -260,7 +135,7 @@ class McpToolSource:
             cwd=self.config.cwd,
         )
         async with stdio_client(params, errlog=self._errlog) as (read, write):
-            watched = _EndWatch(read, lambda: self._connection_lost(scope))
+            watched = EndWatch(read, lambda: self._connection_lost(scope))
             async with ClientSession(
                 watched, write, read_timeout_seconds=self.config.start_timeout_seconds
             ) as session:
@@ -324,7 +199,7 @@ class McpToolSource:
             raise self._call_error(public, error) from error
         except (RuntimeError, ValidationError) as error:
             raise ToolError(public, f"unusable answer from MCP server: {error}") from error
-        text = _result_text(result)
+        text = result_text(result)
         if result.is_error:
             raise ToolError(public, text or "the tool reported an error")
         return text
@@ -374,28 +249,6 @@ async def _list_tools(session: ClientSession) -> list[types.Tool]:
     raise _StartFailed(f"tools/list did not end after {_MAX_PAGES} pages")
 
 
-def _result_text(result: types.CallToolResult) -> str:
-    parts = [_block_text(block) for block in result.content]
-    if not parts and result.structured_content is not None:
-        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return "\n".join(parts)
-
-
-def _block_text(block: types.ContentBlock) -> str:
-    if isinstance(block, types.TextContent):
-        return block.text
-    if isinstance(block, types.ImageContent | types.AudioContent):
-        return f"[{block.type}: {block.mime_type}, {len(block.data)} base64 characters]"
-    if isinstance(block, types.ResourceLink):
-        return f"[resource link: {block.uri}]"
-    if isinstance(block, types.EmbeddedResource):
-        inner = block.resource
-        if isinstance(inner, types.TextResourceContents):
-            return inner.text
-        return f"[resource: {inner.uri}, {inner.mime_type or 'binary'}]"
-    assert_never(block)
-
-
 def _describe(error: BaseException) -> str:
     if isinstance(error, BaseExceptionGroup):
         return "; ".join(_describe(inner) for inner in error.exceptions)
@@ -406,63 +259,3 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, _StartFailed):
         return str(error)
     return f"{type(error).__name__}: {error}"
-
-
-class McpTools:
-    """Every configured MCP server, started together; use as ``async with``.
-
-    A server that fails to start is logged and listed in :attr:`failures`; the others run.
-    A server that dies later has its tools withdrawn from the registry and is listed too.
-    Leaving the block stops every server and withdraws all their tools.
-    """
-
-    def __init__(
-        self, *, config: McpConfig, registry: ToolRegistry, errlog: TextIO | None = None
-    ) -> None:
-        """``errlog`` receives the servers' stderr (ours by default)."""
-        errlog = errlog or sys.stderr
-        self.sources: dict[str, McpToolSource] = {
-            name: McpToolSource(name=name, config=server, registry=registry, errlog=errlog)
-            for name, server in config.servers.items()
-        }
-        """One source per configured server, by name."""
-
-    @property
-    def failures(self) -> list[McpFailure]:
-        """Servers that failed to start or died, with the reason."""
-        return [s.failure for s in self.sources.values() if s.failure is not None]
-
-    @property
-    def running(self) -> list[str]:
-        """Names of the servers whose tools are registered now."""
-        return [n for n, s in self.sources.items() if s.state is McpServerState.RUNNING]
-
-    async def start(self) -> None:
-        """Start every server and wait until each runs or failed (bounded by its start timeout)."""
-        for source in self.sources.values():
-            source.start()
-        try:
-            for source in self.sources.values():
-                await source.wait_started()
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        """Stop every server; safe to call more than once."""
-        for source in self.sources.values():
-            source.stop()
-        for source in self.sources.values():
-            await source.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
