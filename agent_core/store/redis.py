@@ -5,25 +5,23 @@ state. Every read-modify-write (a status compare-and-set, a decision, an
 audit append) is an optimistic WATCH/MULTI transaction, retried on conflict,
 so the same pure rules as the SQLite store decide what is written. Signals
 travel over Redis pub/sub; the listener re-subscribes after a lost connection.
+
+This module maps each Store operation to Redis commands. The key layout and the
+script that creates a record are in ``_redis_keys``, the connection pool and the
+retried transactions in ``_redis_client``, and the signal listener in
+``_redis_signals``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline, PubSub
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.decisions import apply_decision
@@ -41,6 +39,9 @@ from agent_core.models import (
     RunStatus,
     Signal,
 )
+from agent_core.store._redis_client import connect, milliseconds, texts, transaction
+from agent_core.store._redis_keys import CREATE, KeyLayout
+from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     SignalHub,
     Subscription,
@@ -53,20 +54,7 @@ from agent_core.store.base import (
 
 __all__ = ["RedisStore"]
 
-logger = logging.getLogger(__name__)
-
 T = TypeVar("T")
-
-_RECONNECT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-_BACKOFF = ExponentialWithJitterBackoff(cap=2.0, base=0.05)
-_TRANSACTION_ATTEMPTS = 8
-
-# SET the record if absent, then add its id to each index (sorted sets) with one score.
-_CREATE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
-return 1
-"""
 
 
 class RedisStore:
@@ -80,12 +68,11 @@ class RedisStore:
         clock: Clock | None = None,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._key = KeyLayout(prefix)
         self._clock = clock or SystemClock()
         self._hub = SignalHub()
-        self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
-        self._create_script = redis.register_script(_CREATE)
+        self._listener = SignalListener(redis, self._key("signals"), self._hub)
+        self._create_script = redis.register_script(CREATE)
 
     @classmethod
     async def open(
@@ -102,54 +89,19 @@ class RedisStore:
         The pool blocks (up to ``connect_timeout``) when all ``max_connections``
         are busy instead of failing at once, which redis-py 8's default pool does.
         """
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=connect_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=Retry(_BACKOFF, retries=6),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            decode_responses=True,
-        )
-        store = cls(Redis.from_pool(pool), prefix=prefix, clock=clock)
+        redis = connect(url, max_connections=max_connections, connect_timeout=connect_timeout)
+        store = cls(redis, prefix=prefix, clock=clock)
         await store.ping()
         return store
 
-    def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
-
     def _now(self) -> datetime:
         return self._clock.now()
-
-    async def _transaction(self, fn: Callable[[Pipeline], Awaitable[T]], *keys: str) -> T:
-        """Run ``fn`` under WATCH on ``keys``; it is run again if any changed meanwhile.
-
-        redis-py does not retry a WATCH pipeline whose connection broke, so this does, with
-        backoff. If the break came after EXEC took effect, the rerun sees the write: appends
-        and decisions recognise their own earlier write, compare-and-sets report a conflict.
-        """
-        for attempt in itertools.count(1):
-            try:
-                result: T = await self._redis.transaction(fn, *keys, value_from_callable=True)
-            except _RECONNECT_ERRORS:
-                if attempt >= _TRANSACTION_ATTEMPTS:
-                    raise
-                logger.warning(
-                    "redis transaction interrupted; retrying", extra={"attempt": attempt}
-                )
-                await asyncio.sleep(_BACKOFF.compute(attempt))
-            else:
-                return result
-        raise AssertionError("unreachable")
 
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        await self._listener.close()
         await self._redis.aclose(close_connection_pool=True)
 
     # Runs
@@ -176,7 +128,7 @@ class RedisStore:
 
     async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
         index = self._key("runs") if status is None else self._key("runs", status)
-        ids = _texts(await self._redis.zrange(index, 0, limit - 1))
+        ids = texts(await self._redis.zrange(index, 0, limit - 1))
         if not ids:
             return []
         raws = await self._redis.mget([self._key("run", run_id) for run_id in ids])
@@ -199,7 +151,7 @@ class RedisStore:
                 pipe.set(self._key("checkpoint", run.id), checkpoint.hex())
             return saved
 
-        return await self._transaction(save, key)
+        return await transaction(self._redis, save, key)
 
     async def transition_run(
         self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
@@ -215,7 +167,7 @@ class RedisStore:
                 pipe, stored, moved.model_copy(update={"version": stored.version + 1})
             )
 
-        return await self._transaction(transition, key)
+        return await transaction(self._redis, transition, key)
 
     async def _watched_run(self, pipe: Pipeline, key: str, run_id: str) -> Run:
         raw = await pipe.get(key)
@@ -253,7 +205,7 @@ class RedisStore:
         return Approval.model_validate_json(raw)
 
     async def list_pending_approvals(self, *, run_id: str | None = None) -> list[Approval]:
-        ids = _texts(await self._redis.zrange(self._key("approvals", "pending"), 0, -1))
+        ids = texts(await self._redis.zrange(self._key("approvals", "pending"), 0, -1))
         if not ids:
             return []
         raws = await self._redis.mget([self._key("approval", i) for i in ids])
@@ -303,7 +255,7 @@ class RedisStore:
                 raise NotFound("approval", approval_id)
             return await fn(pipe, Approval.model_validate_json(raw))
 
-        return await self._transaction(update, key)
+        return await transaction(self._redis, update, key)
 
     def _put_approval(self, pipe: Pipeline, approval: Approval) -> None:
         pipe.multi()
@@ -319,47 +271,18 @@ class RedisStore:
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="airlock-redis-signals")
-        await self._listening.wait()
+        await self._listener.start()
         subscription = self._hub.add()
         try:
             yield subscription
         finally:
             self._hub.remove(subscription)
 
-    async def _listen(self) -> None:
-        """Deliver other processes' signals; re-subscribe after a lost connection."""
-        failures = 0
-        while True:
-            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=False)
-            try:
-                await pubsub.subscribe(self._key("signals"))
-                async for message in pubsub.listen():
-                    failures = 0
-                    self._on_message(message)
-            except _RECONNECT_ERRORS:
-                failures += 1
-                logger.warning(
-                    "signal subscription lost; reconnecting", extra={"attempt": failures}
-                )
-                await asyncio.sleep(_BACKOFF.compute(failures))
-            finally:
-                await pubsub.aclose()
-
-    def _on_message(self, message: dict[str, Any]) -> None:
-        if message["type"] == "subscribe":
-            self._listening.set()
-        elif message["type"] == "message":
-            signal = self._hub.open_envelope(message["data"])
-            if signal is not None:
-                self._hub.deliver(signal)
-
     # Small shared values
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         claimed = await self._redis.set(
-            self._key("idem", key), "1", nx=True, px=_milliseconds(ttl_seconds)
+            self._key("idem", key), "1", nx=True, px=milliseconds(ttl_seconds)
         )
         return bool(claimed)
 
@@ -368,20 +291,20 @@ class RedisStore:
         slot = self._key("rate", key, str(window))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(slot)
-            pipe.pexpire(slot, _milliseconds(window_seconds * 2))
+            pipe.pexpire(slot, milliseconds(window_seconds * 2))
             count, _ = await pipe.execute()
         return int(count)
 
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
         fact_key = self._key("fact", scope, key)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(fact_key, value, px=_milliseconds(ttl_seconds))
+            pipe.set(fact_key, value, px=milliseconds(ttl_seconds))
             pipe.sadd(self._key("facts", scope), key)
             await pipe.execute()
 
     async def get_facts(self, scope: str) -> dict[str, str]:
         index = self._key("facts", scope)
-        names = sorted(_texts(await self._redis.smembers(index)))
+        names = sorted(texts(await self._redis.smembers(index)))
         if not names:
             return {}
         values = await self._redis.mget([self._key("fact", scope, name) for name in names])
@@ -417,17 +340,8 @@ class RedisStore:
             pipe.rpush(key, dump(chained))
             return chained
 
-        return await self._transaction(append, key)
+        return await transaction(self._redis, append, key)
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
-        raws = _texts(await self._redis.lrange(self._key("audit", run_id), 0, -1))
+        raws = texts(await self._redis.lrange(self._key("audit", run_id), 0, -1))
         return [AuditEvent.model_validate_json(raw) for raw in raws]
-
-
-def _texts(values: Iterable[Any]) -> list[str]:
-    """Redis replies as text (the client decodes responses)."""
-    return [str(value) for value in values]
-
-
-def _milliseconds(seconds: float) -> int:
-    return max(1, round(seconds * 1000))

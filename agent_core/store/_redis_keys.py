@@ -1,0 +1,40 @@
+"""Where the Redis store keeps each record, and the script that creates one.
+
+Every key starts with the store's prefix (``airlock:`` by default)::
+
+    run:<id>, approval:<id>     the record, as JSON
+    runs, runs:<status>         sorted sets of run ids, scored by creation time
+    approvals:pending           sorted set of pending approval ids, scored by request time
+    checkpoint:<run id>         the run's checkpoint, hex-encoded
+    audit:<run id>              list of the run's audit events, as JSON, oldest first
+    idem:<key>                  a claimed idempotency key, until it expires
+    rate:<key>:<window>         hits in one rate-limit window, until it expires
+    fact:<scope>:<name>         a fact's value, until it expires
+    facts:<scope>               set of the scope's fact names, pruned as they expire
+    halt                        the halt state, as JSON
+    signals                     the pub/sub channel for signals
+
+A new record and its index entries are written by one script, :data:`CREATE`,
+so that no reader finds an index entry without its record, or the reverse.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CREATE", "KeyLayout"]
+
+# SET the record if absent, then add its id to each index (sorted sets) with one score.
+CREATE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
+return 1
+"""
+
+
+class KeyLayout:
+    """The keys of one store: ``key("run", run_id)`` is ``<prefix>run:<run_id>``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
