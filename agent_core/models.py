@@ -286,6 +286,10 @@ class Approval(_Record):
     decided_by: str | None = None
     decided_at: datetime | None = None
     consumed_at: datetime | None = None
+    approvers: list[str] | None = None
+    """Who may decide at this escalation hop (user or group ids); None: the configured approvers."""
+    hop: int = 0
+    """Escalation hops taken so far."""
     digest: str = ""
 
     @model_validator(mode="after")

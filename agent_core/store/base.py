@@ -49,6 +49,7 @@ __all__ = [
     "closed",
     "consumed",
     "dump",
+    "escalated",
     "transitioned",
 ]
 
@@ -120,6 +121,14 @@ class Store(Protocol):
         self, approval_id: str, *, status: ApprovalStatus, by: str, at: datetime
     ) -> DecisionOutcome:
         """Settle a pending approval as expired or cancelled (no human decided)."""
+
+    async def escalate_approval(
+        self, approval_id: str, *, hop: int, approvers: list[str], deadline: datetime | None
+    ) -> Approval | None:
+        """Hand a pending approval to the next approvers (hop ``hop``) with a new deadline.
+
+        None when it is no longer pending or another process escalated it first.
+        """
 
     async def consume_approval(self, approval_id: str, *, digest: str, at: datetime) -> Approval:
         """Use an approval once, for exactly the call it approved.
@@ -205,6 +214,15 @@ def closed(approval: Approval, *, status: ApprovalStatus, by: str, at: datetime)
         return AlreadyDecided(approval=approval)
     settled = approval.model_copy(update={"status": status, "decided_by": by, "decided_at": at})
     return Concluded(approval=settled)
+
+
+def escalated(
+    approval: Approval, *, hop: int, approvers: list[str], deadline: datetime | None
+) -> Approval | None:
+    """``approval`` at escalation hop ``hop``, or None if it is settled or already there."""
+    if approval.status is not ApprovalStatus.PENDING or approval.hop != hop - 1:
+        return None
+    return approval.model_copy(update={"hop": hop, "approvers": approvers, "deadline": deadline})
 
 
 def consumed(approval: Approval, *, digest: str, at: datetime) -> Approval:

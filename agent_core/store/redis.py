@@ -49,6 +49,7 @@ from agent_core.store.base import (
     closed,
     consumed,
     dump,
+    escalated,
     transitioned,
 )
 
@@ -235,6 +236,17 @@ class RedisStore:
             return outcome
 
         return await self._update_approval(approval_id, close)
+
+    async def escalate_approval(
+        self, approval_id: str, *, hop: int, approvers: list[str], deadline: datetime | None
+    ) -> Approval | None:
+        async def escalate(pipe: Pipeline, approval: Approval) -> Approval | None:
+            moved = escalated(approval, hop=hop, approvers=approvers, deadline=deadline)
+            if moved is not None:
+                self._put_approval(pipe, moved)
+            return moved
+
+        return await self._update_approval(approval_id, escalate)
 
     async def consume_approval(self, approval_id: str, *, digest: str, at: datetime) -> Approval:
         async def consume(pipe: Pipeline, approval: Approval) -> Approval:

@@ -56,6 +56,7 @@ from agent_core.store.base import (
     closed,
     consumed,
     dump,
+    escalated,
     transitioned,
 )
 
@@ -200,6 +201,19 @@ class SqliteStore:
             return outcome
 
         return await self._db.write(close)
+
+    async def escalate_approval(
+        self, approval_id: str, *, hop: int, approvers: list[str], deadline: datetime | None
+    ) -> Approval | None:
+        def escalate(conn: sqlite3.Connection) -> Approval | None:
+            moved = escalated(
+                load_approval(conn, approval_id), hop=hop, approvers=approvers, deadline=deadline
+            )
+            if moved is not None:
+                put_approval(conn, moved)
+            return moved
+
+        return await self._db.write(escalate)
 
     async def consume_approval(self, approval_id: str, *, digest: str, at: datetime) -> Approval:
         def consume(conn: sqlite3.Connection) -> Approval:

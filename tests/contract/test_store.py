@@ -454,3 +454,22 @@ async def test_a_run_and_its_checkpoint_are_saved_together(store: Store) -> None
         await store.save_run(moved, checkpoint=b"stale")
     assert await store.load_checkpoint(run.id) == b"turn-1"
     assert (await store.get_run(run.id)).version == saved.version
+
+
+async def test_an_approval_is_escalated_once_per_hop_and_only_while_pending(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a"))
+    later = utcnow() + timedelta(minutes=10)
+    moved = await store.escalate_approval(approval.id, hop=1, approvers=["S0LEADS"], deadline=later)
+    assert moved is not None and (moved.hop, moved.approvers, moved.deadline) == (
+        1,
+        ["S0LEADS"],
+        later,
+    )
+    assert (
+        await store.escalate_approval(approval.id, hop=1, approvers=["S0X"], deadline=None) is None
+    )
+    assert (await store.get_approval(approval.id)).approvers == ["S0LEADS"]
+    await store.record_decision(approval.id, approve("U0LEAD"))
+    assert (
+        await store.escalate_approval(approval.id, hop=2, approvers=["S0X"], deadline=None) is None
+    )
