@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
-from agent_core.models import Approval, Decision, JsonValue, Plan, RiskLevel, Run, RunStatus, Spend
+from agent_core.models import Approval, JsonValue, Plan, RiskLevel, Run, RunStatus, Spend
 
 __all__ = [
+    "ApprovalEscalated",
     "ApprovalNeeded",
+    "ApprovalReminder",
+    "ApprovalSettled",
     "BudgetWarning",
     "OperatorChannel",
     "PlanReady",
@@ -76,6 +79,33 @@ class ApprovalNeeded:
 
 
 @dataclass(kw_only=True, frozen=True)
+class ApprovalSettled:
+    """An approval ended (decided, expired or cancelled): its request can show the outcome."""
+
+    run: Run
+    approval: Approval
+    kind: Literal["approval_settled"] = "approval_settled"
+
+
+@dataclass(kw_only=True, frozen=True)
+class ApprovalReminder:
+    """Half of an approval's time has passed without a decision."""
+
+    run: Run
+    approval: Approval
+    kind: Literal["approval_reminder"] = "approval_reminder"
+
+
+@dataclass(kw_only=True, frozen=True)
+class ApprovalEscalated:
+    """Nobody decided in time; the approval went to the next approvers (``approval.approvers``)."""
+
+    run: Run
+    approval: Approval
+    kind: Literal["approval_escalated"] = "approval_escalated"
+
+
+@dataclass(kw_only=True, frozen=True)
 class BudgetWarning:
     """A budget passed its warning threshold (``used`` of ``limit``, in ``unit``)."""
 
@@ -103,6 +133,9 @@ RunEvent: TypeAlias = (
     | StepFinished
     | ToolNotice
     | ApprovalNeeded
+    | ApprovalSettled
+    | ApprovalReminder
+    | ApprovalEscalated
     | BudgetWarning
     | RunFinished
 )
@@ -114,8 +147,15 @@ class OperatorChannel(Protocol):
     async def notify(self, event: RunEvent) -> None:
         """Show ``event``; never blocks on a person."""
 
-    async def request_decision(self, approval: Approval) -> Decision:
-        """Ask the approvers and return the decision that settles ``approval``."""
+    async def request_decision(self, approval: Approval) -> None:
+        """Ask the approvers of ``approval`` (buttons, a prompt) and return at once.
+
+        Their answers come back through the
+        :class:`~agent_core.approvals.service.DecisionService`, from any process.
+        """
 
     async def ask(self, run: Run, question: str) -> str:
         """Ask the person who started ``run`` and return their answer."""
+
+    async def members_of(self, group: str) -> set[str]:
+        """The user ids in the user group ``group``."""

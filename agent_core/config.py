@@ -7,6 +7,7 @@ names their own SDKs and docs use; everything else is ``AIRLOCK_*``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError,
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_core.errors import ConfigError
+from agent_core.models import RiskLevel, TimeoutPolicy
 
 __all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "load_settings"]
 
@@ -98,6 +100,12 @@ class Settings(BaseSettings):
     allow_self_approval: bool = False
     approval_quorum: int = Field(default=2, ge=1)
     approval_ttl_seconds: float = Field(default=3600.0, gt=0)
+    approval_timeout_high: TimeoutPolicy = TimeoutPolicy.REJECT
+    approval_timeout_critical: TimeoutPolicy = TimeoutPolicy.HALT
+    escalation_chain: IdList = Field(default_factory=list)
+    group_cache_seconds: float = Field(default=300.0, ge=0)
+    operator_id: str | None = None
+    tool_risks: dict[str, RiskLevel] = Field(default_factory=dict)
 
     # Budgets and timeouts
     max_llm_calls_per_run: int = Field(default=50, ge=1)
@@ -122,7 +130,21 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    @field_validator("approvers", "admins", "http_allow_hosts", mode="before")
+    @field_validator("escalation_chain")
+    @classmethod
+    def _check_chain(cls, hops: list[str]) -> list[str]:
+        for hop in hops:
+            who, _, seconds = hop.partition("=")
+            if not re.match(_SLACK_ID, who) or not _positive_number(seconds):
+                raise ValueError(f"{hop!r} is not ID=SECONDS (e.g. S0614TZR7=600)")
+        return hops
+
+    @property
+    def escalation_hops(self) -> list[tuple[str, float]]:
+        """The escalation chain as (user or group id, seconds that hop waits)."""
+        return [(hop.split("=")[0], float(hop.split("=")[1])) for hop in self.escalation_chain]
+
+    @field_validator("approvers", "admins", "http_allow_hosts", "escalation_chain", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -132,8 +154,6 @@ class Settings(BaseSettings):
     @field_validator("approvers", "admins")
     @classmethod
     def _check_ids(cls, ids: list[str]) -> list[str]:
-        import re
-
         bad = [i for i in ids if not re.match(_SLACK_ID, i)]
         if bad:
             raise ValueError(f"not Slack user or user-group ids: {', '.join(bad)}")
@@ -163,6 +183,13 @@ class Settings(BaseSettings):
         if not self.socket_mode:
             required["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
         return [name for name, value in required.items() if not _present(value)]
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
 
 
 def _present(value: SecretStr | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from agent_core.approvals import Allowed, Gate
+from agent_core.audit import Audit
 from agent_core.errors import ToolError, ToolTimeout
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.models import RiskLevel, Run, Subtask, SubtaskResult, canonical_json
@@ -74,7 +76,9 @@ class Executor:
     context: Callable[[Run], ToolContext]
     """Builds what tools get besides their arguments."""
     on_progress: Callable[[str, Messages], Awaitable[None]] | None = None
-    """Called with the subtask's conversation after every model turn and tool round."""
+    """Called with the subtask's conversation after every model turn and tool call."""
+    audit: Audit | None = None
+    """Where every tool call's start and end are recorded."""
 
     async def run(
         self,
@@ -93,8 +97,9 @@ class Executor:
         return SubtaskResult(status="completed", output=output)
 
     async def _loop(self, run: Run, subtask: Subtask, messages: Messages) -> str:
-        if _pending_tool_uses(messages):  # resumed after the process died mid-round
-            await self._tool_round(run, subtask, messages, _pending_tool_uses(messages))
+        pending = _unanswered(messages)
+        if pending:  # resumed: parked for a decision, or the process died mid-round
+            await self._tool_round(run, subtask, messages, pending)
         continued = False
         for _ in range(self.limits.max_iterations):
             response = await self.llm.complete(
@@ -134,14 +139,22 @@ class Executor:
         self, run: Run, subtask: Subtask, messages: Messages, blocks: list[dict[str, Any]]
     ) -> None:
         calls = [self._prepare(block, messages) for block in blocks]
+        if messages[-1]["role"] == "assistant":
+            messages.append({"role": "user", "content": []})
+        results: list[dict[str, Any]] = messages[-1]["content"]
         if all(c.problem is None and c.risk is RiskLevel.LOW for c in calls):
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._answer(run, subtask, c)) for c in calls]
-            results = [task.result() for task in tasks]
+            results += [task.result() for task in tasks]
+            await self._progress(subtask, messages)
         else:
-            results = [await self._answer(run, subtask, c) for c in calls]
-        messages.append({"role": "user", "content": results})
-        await self._progress(subtask, messages)
+            # One at a time, each result checkpointed: a run parked for a decision, or a
+            # process that dies, resumes with the calls already answered left alone.
+            for call in calls:
+                results.append(await self._answer(run, subtask, call))
+                await self._progress(subtask, messages)
+        order = [b["id"] for b in _last_tool_uses(messages)]
+        results.sort(key=lambda r: order.index(r["tool_use_id"]))
 
     def _prepare(self, block: dict[str, Any], messages: Messages) -> _Call:
         name, arguments = block["name"], block.get("input", {})
@@ -174,9 +187,26 @@ class Executor:
         )  # fmt: skip
         if not isinstance(verdict, Allowed):
             return _result(block_id, f"not run: {verdict.reason}", error=True)
-        return await self._execute(run, tool, verdict.arguments, block_id)
+        return await self._execute(run, tool, verdict.arguments, block_id, verdict.approval_id)
 
     async def _execute(
+        self,
+        run: Run,
+        tool: Tool,
+        arguments: dict[str, Any],
+        block_id: str,
+        approval_id: str | None,
+    ) -> dict[str, Any]:
+        await self._audit(run, "tool_call", tool=tool.name, tool_use_id=block_id,
+                          arguments=arguments, approval_id=approval_id)  # fmt: skip
+        started = time.monotonic()
+        result = await self._run_tool(run, tool, arguments, block_id)
+        await self._audit(run, "tool_result", tool=tool.name, tool_use_id=block_id,
+                          is_error=bool(result.get("is_error")),
+                          duration_ms=round((time.monotonic() - started) * 1000, 3))  # fmt: skip
+        return result
+
+    async def _run_tool(
         self, run: Run, tool: Tool, arguments: dict[str, Any], block_id: str
     ) -> dict[str, Any]:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
@@ -193,6 +223,10 @@ class Executor:
             )
             return _result(block_id, f"{tool.name} failed: {type(error).__name__}: {error}", True)
         return _result(block_id, fence(tool.name, output, self.limits.output_max_chars))
+
+    async def _audit(self, run: Run, kind: str, **data: Any) -> None:
+        if self.audit is not None:
+            await self.audit.record(run.id, kind, actor="airlock", **data)
 
     async def _progress(self, subtask: Subtask, messages: Messages) -> None:
         if self.on_progress is not None:
@@ -241,8 +275,26 @@ def _times_called(messages: Messages, name: str, arguments: dict[str, Any]) -> i
     )
 
 
-def _pending_tool_uses(messages: Messages) -> list[dict[str, Any]]:
-    last = messages[-1] if messages else None
-    if last is None or last["role"] != "assistant" or not isinstance(last["content"], list):
+def _last_tool_uses(messages: Messages) -> list[dict[str, Any]]:
+    """The tool_use blocks of the last model turn."""
+    turns = [m for m in messages if m["role"] == "assistant" and isinstance(m["content"], list)]
+    return [b for b in turns[-1]["content"] if b.get("type") == "tool_use"] if turns else []
+
+
+def _unanswered(messages: Messages) -> list[dict[str, Any]]:
+    """The last turn's tool_use blocks that have no tool_result yet (resuming a round)."""
+    if not messages:
         return []
-    return [b for b in last["content"] if b.get("type") == "tool_use"]
+    last = messages[-1]
+    if last["role"] == "assistant":
+        return _last_tool_uses(messages)
+    if (
+        len(messages) < 2
+        or messages[-2]["role"] != "assistant"
+        or not isinstance(last["content"], list)
+    ):
+        return []
+    answered = {b.get("tool_use_id") for b in last["content"] if b.get("type") == "tool_result"}
+    if not answered and last["content"]:
+        return []
+    return [b for b in _last_tool_uses(messages) if b["id"] not in answered]

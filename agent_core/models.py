@@ -44,6 +44,7 @@ __all__ = [
     "Subject",
     "Subtask",
     "SubtaskResult",
+    "TimeoutPolicy",
     "ToolCallSubject",
     "canonical_json",
     "new_id",
@@ -87,6 +88,19 @@ class RiskLevel(StrEnum):
 
 
 _RISK_RANK = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2, RiskLevel.CRITICAL: 3}
+
+
+class TimeoutPolicy(StrEnum):
+    """What happens when nobody decides an approval by its deadline."""
+
+    REJECT = "reject"
+    """Expire it; the model is told and may try another way."""
+    HALT = "halt"
+    """Expire it and end the run as rejected."""
+    KEEP = "keep"
+    """Leave it pending: the run stays parked, at no cost, until someone decides."""
+    ESCALATE = "escalate"
+    """Hand it to the next approvers of the escalation chain, each hop with its own deadline."""
 
 
 class RunStatus(StrEnum):

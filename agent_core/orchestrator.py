@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent_core.approvals import Allowed, ChannelGate
+from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy
+from agent_core.audit import Audit
 from agent_core.budget import BudgetedLLM, BudgetLimits
 from agent_core.channel import (
     BudgetWarning,
@@ -28,16 +29,19 @@ from agent_core.channel import (
 )
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
-from agent_core.errors import LLMError, PlanError
+from agent_core.errors import LLMError, PlanError, VersionConflict
 from agent_core.executor import Executor, ExecutorLimits
 from agent_core.llm import LLM
 from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.planner import Planner
-from agent_core.stops import RunStop
+from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
 from agent_core.tools import ToolContext, ToolRegistry
 
-__all__ = ["Checkpoint", "Orchestrator", "RunPolicy"]
+__all__ = ["SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
+
+SHUTDOWN = "airlock: process shutting down"
+"""Cancel message of a run task stopped because its process stops: the run is not killed."""
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +58,10 @@ class RunPolicy:
 
     budget: BudgetLimits
     executor: ExecutorLimits
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     run_timeout_seconds: float = 1800.0
     max_plan_retries: int = 2
     max_concurrent_subtasks: int = 4
-    approval_quorum: int = 2
-    approval_ttl_seconds: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunPolicy:
@@ -77,11 +80,10 @@ class RunPolicy:
                 tool_timeout_seconds=settings.tool_timeout_seconds,
                 max_tokens=settings.llm_max_tokens,
             ),
+            approvals=ApprovalPolicy.from_settings(settings),
             run_timeout_seconds=settings.run_timeout_seconds,
             max_plan_retries=settings.max_plan_retries,
             max_concurrent_subtasks=settings.max_concurrent_subtasks,
-            approval_quorum=settings.approval_quorum,
-            approval_ttl_seconds=settings.approval_ttl_seconds,
         )
 
 
@@ -99,24 +101,47 @@ class Orchestrator:
     clock: Clock = field(default_factory=SystemClock)
 
     async def execute(self, run_id: str) -> Run:
-        """Run ``run_id`` to a final status and return the final record.
+        """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
 
-        Cancelling the task that awaits this ends the run as ``killed``.
+        A parked run ends this call with status ``awaiting_approval``; calling it again after
+        the decision resumes the run from its checkpoint. Cancelling the task that awaits this
+        ends the run as ``killed``. If another process finished the run meanwhile (a kill),
+        this returns the run as that process left it.
         """
         state = _RunState(orchestrator=self, run=await self.store.get_run(run_id))
+        if state.run.status.is_final:
+            return state.run
         await state.load_checkpoint()
+        try:
+            await state.claim()
+            await self._drive(state)
+        except _StoppedElsewhere:
+            await self.channel.notify(
+                RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
+            )
+        return state.run
+
+    async def _drive(self, state: _RunState) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
         try:
             async with deadline:
                 result = await state.drive()
-        except asyncio.CancelledError:
-            await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
+        except asyncio.CancelledError as cancelled:
+            if SHUTDOWN in cancelled.args:
+                raise  # the run stays as it is, to be resumed from its checkpoint
+            try:
+                await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
+            except _StoppedElsewhere:
+                finished = RunFinished(run=state.run, status=state.run.status, result="killed")
+                await asyncio.shield(self.channel.notify(finished))
             raise
         except TimeoutError:
             if not deadline.expired():
                 raise
             limit = self.policy.run_timeout_seconds
             await state.finish(RunStatus.TIMED_OUT, f"the run took longer than {limit:g} s")
+        except AwaitingDecision:
+            await state.move(RunStatus.AWAITING_APPROVAL)
         except RunStop as stop:
             await state.finish(stop.status, stop.reason)
         except PlanError as error:
@@ -125,7 +150,10 @@ class Orchestrator:
             await state.finish(RunStatus.FAILED, f"the model call failed: {error}")
         else:
             await state.finish(result[0], result[1])
-        return state.run
+
+
+class _StoppedElsewhere(Exception):
+    """Signal: another process ended the run (a kill); stop without writing."""
 
 
 @dataclass(kw_only=True)
@@ -135,8 +163,6 @@ class _RunState:
     orchestrator: Orchestrator
     run: Run
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
-    waiting: int = 0
-    executing: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     llm: BudgetedLLM | None = None
 
@@ -159,6 +185,11 @@ class _RunState:
         if raw:
             self.checkpoint = Checkpoint.model_validate_json(raw)
 
+    async def claim(self) -> None:
+        """Take a parked run back (a compare-and-set: of two resumers, one wins)."""
+        if self.run.status is RunStatus.AWAITING_APPROVAL:
+            await self.move(RunStatus.RUNNING)
+
     async def drive(self) -> tuple[RunStatus, str]:
         o = self.orchestrator
         if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
@@ -168,28 +199,24 @@ class _RunState:
             plan = await planner.plan(goal=self.run.goal, tools=o.tools)
             await self.save(plan=plan)
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
-            if self.run.dry_run:
-                return (
-                    RunStatus.COMPLETED,
-                    f"dry run: {len(plan.subtasks)} subtasks planned, none run",
-                )
-            verdict = await self.gate().check_plan(run=self.run, plan=plan)
-            if not isinstance(verdict, Allowed):
-                return RunStatus.REJECTED, f"plan {verdict.reason}"
-        await self.move(RunStatus.RUNNING)
-        self.executing = True
         assert self.run.plan is not None
+        if self.run.dry_run:
+            count = len(self.run.plan.subtasks)
+            return RunStatus.COMPLETED, f"dry run: {count} subtasks planned, none run"
+        verdict = await self.gate().check_plan(run=self.run, plan=self.run.plan)
+        if not isinstance(verdict, Allowed):
+            return RunStatus.REJECTED, f"plan {verdict.reason}"
+        await self.move(RunStatus.RUNNING)
         return await _Schedule(state=self, plan=self.run.plan).run()
 
-    def gate(self) -> ChannelGate:
+    def gate(self) -> ApprovalGate:
         o = self.orchestrator
-        return ChannelGate(
+        return ApprovalGate(
             store=o.store,
             channel=o.channel,
-            quorum=o.policy.approval_quorum,
-            ttl_seconds=o.policy.approval_ttl_seconds,
+            policy=o.policy.approvals,
+            audit=Audit(store=o.store),
             clock=o.clock,
-            on_wait=self._waiting,
         )
 
     def executor(self) -> Executor:
@@ -201,6 +228,7 @@ class _RunState:
             limits=o.policy.executor,
             context=lambda run: ToolContext(run=run, workspace=o.workspace, channel=o.channel),
             on_progress=self.progress,
+            audit=Audit(store=o.store),
         )
 
     async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
@@ -215,7 +243,13 @@ class _RunState:
                 update={"spend": self.budgeted.spend.model_copy(), **changes}
             )
             checkpoint = self.checkpoint.model_dump_json().encode()
-            self.run = await self.orchestrator.store.save_run(updated, checkpoint=checkpoint)
+            try:
+                self.run = await self.orchestrator.store.save_run(updated, checkpoint=checkpoint)
+            except VersionConflict:
+                self.run = await self.orchestrator.store.get_run(self.run.id)
+                if self.run.status.is_final:
+                    raise _StoppedElsewhere from None
+                raise
 
     async def move(self, status: RunStatus) -> None:
         if self.run.status is not status:
@@ -231,13 +265,6 @@ class _RunState:
         )
         logger.info("run finished", extra={"run_id": self.run.id, "status": status.value})
 
-    async def _waiting(self, started: bool) -> None:
-        self.waiting += 1 if started else -1
-        if started and self.waiting == 1:
-            await self.move(RunStatus.AWAITING_APPROVAL)
-        elif not started and self.waiting == 0 and self.executing:
-            await self.move(RunStatus.RUNNING)
-
     async def _budget_warning(self, budget: str, used: float, limit: float) -> None:
         await self.orchestrator.channel.notify(
             BudgetWarning(run=self.run, budget=budget, used=used, limit=limit,  # type: ignore[arg-type]
@@ -252,19 +279,25 @@ class _Schedule:
     state: _RunState
     plan: Plan
     running: dict[asyncio.Task[SubtaskResult], str] = field(default_factory=dict)
+    parked: AwaitingDecision | None = None
 
     async def run(self) -> tuple[RunStatus, str]:
         sorter = graphlib.TopologicalSorter({s.id: set(s.depends_on) for s in self.plan.subtasks})
         sorter.prepare()
         ready: list[str] = []
         try:
-            while sorter.is_active():
+            while sorter.is_active() and self.parked is None:
                 ready += sorter.get_ready()
                 ready = await self._start(ready, sorter)
                 if self.running:
                     await self._collect(sorter)
+            # A parked subtask stops new ones; those already running finish first.
+            while self.running:
+                await self._collect(sorter)
         finally:
             await self._cancel_all()
+        if self.parked is not None:
+            raise self.parked
         return self._outcome()
 
     async def _start(self, ready: list[str], sorter: graphlib.TopologicalSorter[str]) -> list[str]:
@@ -293,7 +326,12 @@ class _Schedule:
         done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             subtask_id = self.running.pop(task)
-            await self._record(subtask_id, task.result())
+            try:
+                result = task.result()
+            except AwaitingDecision as parked:
+                self.parked = self.parked or parked
+                continue
+            await self._record(subtask_id, result)
             sorter.done(subtask_id)
 
     async def _one(self, subtask_id: str) -> SubtaskResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from agent_core.models import RunStatus
 
-__all__ = ["BudgetExceeded", "RunStop"]
+__all__ = ["AwaitingDecision", "BudgetExceeded", "RunStop"]
 
 
 class RunStop(Exception):
@@ -30,3 +30,17 @@ class BudgetExceeded(RunStop):
         self.used = used
         self.limit = limit
         super().__init__(f"{budget} budget exhausted: {used:g} of {limit:g}")
+
+
+class AwaitingDecision(RunStop):
+    """Signal: park the run until ``approval_id`` is decided; no coroutine waits for a person.
+
+    The run is checkpointed with status ``awaiting_approval``; a decision, from any process,
+    resumes it from the checkpoint.
+    """
+
+    status = RunStatus.AWAITING_APPROVAL
+
+    def __init__(self, approval_id: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(f"waiting for a decision on {approval_id}")

@@ -72,7 +72,10 @@ def serve(
 
 @app.command()
 def run(
-    goal: Annotated[str, typer.Argument(help="What the agent should achieve.")],
+    goal: Annotated[str | None, typer.Argument(help="What the agent should achieve.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Resume this run instead of starting one.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan, show the plan, stop.")] = False,
     yes: Annotated[
         bool, typer.Option("--yes", help="Approve every request without asking (scripts).")
@@ -80,6 +83,9 @@ def run(
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Run one goal in the terminal: plan, approvals at the keyboard, result."""
+    if (goal is None) == (resume is None):
+        err.print("airlock run: give a goal, or --resume RUN_ID (not both)")
+        raise typer.Exit(CONFIG_EXIT)
     settings = _settings(env_file)
     if settings.anthropic_api_key is None:
         err.print("[bold red]airlock run: missing settings[/]")
@@ -92,7 +98,7 @@ def run(
 
     try:
         finished = asyncio.run(
-            run_goal(settings, goal, dry_run=dry_run, auto_approve=yes, console=out)
+            run_goal(settings, goal, resume=resume, dry_run=dry_run, auto_approve=yes, console=out)
         )
     except ConfigError as error:
         for problem in error.problems:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import assert_never
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.prompt import Prompt
 from rich.table import Table
 
+from agent_core.approvals import Refused
 from agent_core.channel import (
+    ApprovalEscalated,
     ApprovalNeeded,
+    ApprovalReminder,
+    ApprovalSettled,
     BudgetWarning,
     PlanReady,
     RunEvent,
@@ -46,16 +51,22 @@ RISK_STYLE = {
 
 @dataclass(kw_only=True)
 class TerminalChannel:
-    """Prints events with rich and asks approvals as y/n questions.
+    """Prints events with rich and asks approvals as y/n questions at the keyboard.
 
-    With ``auto_approve`` every request is approved without asking (for scripts);
-    the decision is still recorded under ``operator``.
+    Answers go through ``decide`` (the DecisionService), like a Slack click would, so a
+    decision made elsewhere (``airlock approve`` in another shell) settles the request too,
+    and the pending question is withdrawn. With ``auto_approve`` every request is approved
+    without asking (for scripts), recorded under ``operator``.
     """
 
     operator: str
     """Who decides at this keyboard, e.g. ``local:alice``."""
     console: Console = field(default_factory=Console)
     auto_approve: bool = False
+    decide: Callable[[str, Decision], Awaitable[object]] | None = None
+    """Where answers go: ``DecisionService.decide``."""
+    _prompts: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _reader: asyncio.StreamReader | None = None
 
     async def notify(self, event: RunEvent) -> None:
         if isinstance(event, PlanReady):
@@ -69,6 +80,15 @@ class TerminalChannel:
             self.console.print(f"  [yellow]• {event.tool}[/] {_short(json.dumps(event.arguments))}")
         elif isinstance(event, ApprovalNeeded):
             self.console.print(approval_panel(event.approval))
+        elif isinstance(event, ApprovalSettled):
+            self._withdraw(event.approval.id)
+            who = event.approval.decided_by or "nobody"
+            self.console.print(f"  approval {event.approval.id}: {event.approval.status} by {who}")
+        elif isinstance(event, ApprovalReminder):
+            self.console.print(f"[yellow]⏰ approval {event.approval.id} is still waiting[/]")
+        elif isinstance(event, ApprovalEscalated):
+            to = ", ".join(event.approval.approvers or [])
+            self.console.print(f"[yellow]↑ approval {event.approval.id} escalated to {to}[/]")
         elif isinstance(event, BudgetWarning):
             self.console.print(
                 f"[yellow]⚠ {event.budget} budget: {event.used:g} of {event.limit:g} used[/]"
@@ -78,22 +98,62 @@ class TerminalChannel:
         else:
             assert_never(event)
 
-    async def request_decision(self, approval: Approval) -> Decision:
+    async def request_decision(self, approval: Approval) -> None:
+        if approval.id not in self._prompts:
+            self._prompts[approval.id] = asyncio.create_task(self._answer(approval))
+
+    async def _answer(self, approval: Approval) -> None:
+        try:
+            try:
+                decision = await self._ask_decision()
+            except EOFError:
+                self.console.print(
+                    f"no keyboard here: decide elsewhere, e.g. `airlock approve {approval.id}`"
+                )
+                return
+            if self.decide is None:
+                raise RuntimeError("TerminalChannel.decide is not connected")
+            outcome = await self.decide(approval.id, decision)
+            if isinstance(outcome, Refused):
+                self.console.print(f"[red]not accepted: {outcome.reason}[/]")
+        finally:
+            self._prompts.pop(approval.id, None)
+
+    async def _ask_decision(self) -> Decision:
         if self.auto_approve:
-            return Decision(kind=DecisionKind.APPROVE, by=self.operator, as_admin=True)
-        answer = await asyncio.to_thread(
-            Prompt.ask, "Approve?", choices=["y", "n"], console=self.console
-        )
+            return Decision(kind=DecisionKind.APPROVE, by=self.operator)
+        answer = ""
+        while answer not in ("y", "n"):
+            answer = (await self._line("Approve? [y/n] ")).strip().lower()
         if answer == "y":
-            return Decision(kind=DecisionKind.APPROVE, by=self.operator, as_admin=True)
-        reason = await asyncio.to_thread(
-            Prompt.ask, "Reason (optional)", default="", console=self.console
-        )
+            return Decision(kind=DecisionKind.APPROVE, by=self.operator)
+        reason = (await self._line("Reason (optional): ")).strip()
         return Decision(kind=DecisionKind.REJECT, by=self.operator, reason=reason or None)
+
+    def _withdraw(self, approval_id: str) -> None:
+        task = self._prompts.pop(approval_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     async def ask(self, run: Run, question: str) -> str:
         self.console.print(f"[bold cyan]? {question}[/]")
-        return await asyncio.to_thread(Prompt.ask, "Answer", console=self.console)
+        return (await self._line("> ")).strip()
+
+    async def members_of(self, group: str) -> set[str]:
+        return set()  # the terminal knows no user groups
+
+    async def _line(self, prompt: str) -> str:
+        """One line from stdin, read without blocking the loop (so it can be withdrawn)."""
+        self.console.print(prompt, end="")
+        if self._reader is None:
+            reader = asyncio.StreamReader()
+            loop = asyncio.get_running_loop()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+            self._reader = reader
+        line = await self._reader.readline()
+        if not line:
+            raise EOFError("stdin closed while a question was open")
+        return line.decode(errors="replace")
 
 
 def plan_table(plan: Plan) -> Table:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 
 from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.approvals import Authority, DecisionService, schema_edit_check
+from agent_core.audit import Audit
 from agent_core.budget import BudgetLimits
+from agent_core.control import RunControl
 from agent_core.errors import ToolError
 from agent_core.executor import ExecutorLimits
-from agent_core.models import RiskLevel, Run
+from agent_core.models import RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
 from agent_core.testing.channel import RecordingChannel, approve_all
@@ -138,40 +142,71 @@ def policy(**changes: Any) -> RunPolicy:
 
 @dataclass(kw_only=True)
 class Harness:
-    """Everything a run needs, wired to the stand-in."""
+    """Everything a run needs, wired to the stand-in, with a runner of its own."""
 
     store: Store
     channel: RecordingChannel
     orchestrator: Orchestrator
+    runner: Runner
+    service: DecisionService
+    control: RunControl
 
     async def start(self, goal: str = "check the web tier", **fields: Any) -> Run:
-        return await self.store.create_run(Run(goal=goal, requester="U0REQUEST", **fields))
+        run = await self.store.create_run(Run(goal=goal, requester="U0REQUEST", **fields))
+        self.runner.submit(run.id)
+        return run
+
+    async def finished(self, run_id: str, timeout: float = 30) -> Run:
+        async with asyncio.timeout(timeout):
+            return await self.runner.wait_for(run_id, FINAL)
+
+    async def parked(self, run_id: str, timeout: float = 30) -> Run:
+        async with asyncio.timeout(timeout):
+            return await self.runner.wait_for(run_id, {RunStatus.AWAITING_APPROVAL, *FINAL})
 
     async def run(self, goal: str = "check the web tier", **fields: Any) -> Run:
-        created = await self.start(goal, **fields)
-        async with asyncio.timeout(30):
-            return await self.orchestrator.execute(created.id)
+        return await self.finished((await self.start(goal, **fields)).id)
+
+
+FINAL = {status for status in RunStatus if status.is_final}
 
 
 @pytest.fixture
-def harness_factory(
+async def harness_factory(
     store: Store, llm: AnthropicLLM, tools: Tools, tmp_path: Path
-) -> Callable[..., Harness]:
-    def build(channel: RecordingChannel | None = None, **policy_changes: Any) -> Harness:
-        channel = channel or RecordingChannel(decider=approve_all())
-        orchestrator = Orchestrator(
-            store=store,
-            llm=llm,
-            tools=tools.registry,
-            channel=channel,
-            policy=policy(**policy_changes),
-            workspace=tmp_path,
-        )
-        return Harness(store=store, channel=channel, orchestrator=orchestrator)
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    runners: list[Runner] = []
 
-    return build
+    async def build(
+        channel: RecordingChannel | None = None, authority: Authority | None = None,
+        registry: ToolRegistry | None = None, **policy_changes: Any,
+    ) -> Harness:  # fmt: skip
+        channel = channel or RecordingChannel(decider=approve_all())
+        run_policy = policy(**policy_changes)
+        registry = registry or tools.registry
+        orchestrator = Orchestrator(
+            store=store, llm=llm, tools=registry, channel=channel, policy=run_policy,
+            workspace=tmp_path,
+        )  # fmt: skip
+        audit = Audit(store=store)
+        authority = authority or Authority(approvers=["U0APPROVER"], admins=["U0ADMIN"],
+                                           members_of=channel.members_of)  # fmt: skip
+        service = DecisionService(store=store, authority=authority, audit=audit,
+                                  check_edit=schema_edit_check(registry))  # fmt: skip
+        channel.service = service
+        runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
+                        policy=run_policy.approvals)  # fmt: skip
+        await runner.start()
+        runners.append(runner)
+        control = RunControl(store=store, authority=authority, audit=audit)
+        return Harness(store=store, channel=channel, orchestrator=orchestrator, runner=runner,
+                       service=service, control=control)  # fmt: skip
+
+    yield build
+    for runner in runners:
+        await runner.stop()
 
 
 @pytest.fixture
-def harness(harness_factory: Callable[..., Harness]) -> Harness:
-    return harness_factory()
+async def harness(harness_factory: Callable[..., Awaitable[Harness]]) -> Harness:
+    return await harness_factory()

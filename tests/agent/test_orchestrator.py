@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agent_core.approvals import Refused
 from agent_core.budget import BudgetLimits
 from agent_core.executor import ExecutorLimits
 from agent_core.models import ApprovalStatus, RiskLevel, RunStatus, ToolCallSubject
@@ -108,9 +109,9 @@ async def test_an_invalid_plan_is_repaired(harness: Harness, anthropic: Anthropi
 
 
 async def test_a_plan_still_invalid_after_the_retries_fails_the_run(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn
 ) -> None:
-    harness = harness_factory(max_plan_retries=1)
+    harness = await harness_factory(max_plan_retries=1)
     anthropic.enqueue(plan(sub("s1", ["teleport"])), plan(sub("s1", ["warp"])))
     run = await harness.run()
     assert run.status is RunStatus.FAILED
@@ -118,9 +119,9 @@ async def test_a_plan_still_invalid_after_the_retries_fails_the_run(
 
 
 async def test_a_cyclic_plan_is_refused(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn
 ) -> None:
-    harness = harness_factory(max_plan_retries=0)
+    harness = await harness_factory(max_plan_retries=0)
     anthropic.enqueue(plan(sub("a", ["lookup"], ["b"]), sub("b", ["lookup"], ["a"])))
     run = await harness.run()
     assert run.status is RunStatus.FAILED
@@ -217,9 +218,9 @@ async def test_pause_turn_is_resumed(harness: Harness, anthropic: AnthropicStand
 
 
 async def test_budget_warns_at_half_and_stops_at_the_limit(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn
 ) -> None:
-    harness = harness_factory(budget=BudgetLimits(llm_calls=4, tokens=10**9, usd=100.0))
+    harness = await harness_factory(budget=BudgetLimits(llm_calls=4, tokens=10**9, usd=100.0))
     anthropic.enqueue(
         plan(sub("s1", ["lookup"])),
         tool_use_reply("lookup", {"target": "a"}),
@@ -235,9 +236,9 @@ async def test_budget_warns_at_half_and_stops_at_the_limit(
 
 
 async def test_a_run_past_its_wall_clock_limit_times_out(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn
 ) -> None:
-    harness = harness_factory(
+    harness = await harness_factory(
         run_timeout_seconds=0.5, executor=ExecutorLimits(tool_timeout_seconds=30)
     )
     anthropic.enqueue(plan(sub("s1", ["slow"])), tool_use_reply("slow", {}))
@@ -248,14 +249,16 @@ async def test_a_run_past_its_wall_clock_limit_times_out(
 
 
 async def test_a_risky_plan_waits_for_approval_and_a_rejection_ends_it(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn, tools: Tools
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn, tools: Tools
 ) -> None:
-    harness = harness_factory(channel=RecordingChannel(decider=reject_all(reason="not today")))
+    harness = await harness_factory(
+        channel=RecordingChannel(decider=reject_all(reason="not today"))
+    )
     anthropic.enqueue(plan(sub("s1", ["restart"], risk="low")))
     run = await harness.run()
     assert run.status is RunStatus.REJECTED
     assert run.plan is not None and run.plan.subtasks[0].risk_level is RiskLevel.HIGH
-    assert run.error == "plan rejected by U0APPROVER: not today"
+    assert run.error == "plan rejected by local:tests: not today"
     assert tools.calls == []
 
 
@@ -279,9 +282,11 @@ async def test_a_high_risk_call_runs_only_after_approval(
 
 
 async def test_a_rejected_call_tells_the_model_why(
-    harness_factory: Callable[..., Harness], anthropic: AnthropicStandIn, tools: Tools
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn, tools: Tools
 ) -> None:
-    harness = harness_factory(channel=RecordingChannel(decider=reject_all(reason="use blue/green")))
+    harness = await harness_factory(
+        channel=RecordingChannel(decider=reject_all(reason="use blue/green"))
+    )
     anthropic.enqueue(
         plan(sub("s1", ["lookup"])),
         tool_use_reply("restart", {"target": "web"}),
@@ -300,15 +305,18 @@ async def test_killing_a_run_ends_it_as_killed(
     anthropic.enqueue(plan(sub("s1", ["slow"])), tool_use_reply("slow", {}))
     harness.orchestrator.tools.get("slow").timeout_seconds = 60  # type: ignore[union-attr]
     created = await harness.start()
-    task = asyncio.create_task(harness.orchestrator.execute(created.id))
     async with asyncio.timeout(10):
         await tools.slow_started.wait()
-    task.cancel()
+    killed = await harness.control.kill(created.id, by="U0REQUEST", reason="enough")
+    assert not isinstance(killed, Refused)
+    run = await harness.finished(created.id)
+    assert (run.status, run.error) == (RunStatus.KILLED, "enough")
     async with asyncio.timeout(10):
-        await asyncio.gather(task, return_exceptions=True)
-    run = await harness.store.get_run(created.id)
-    assert run.status is RunStatus.KILLED
-    assert harness.channel.kinds()[-1] == "run_finished"
+        await harness.channel.wait_for(lambda c: "run_finished" in c.kinds())
+    task = harness.runner.tasks.get(created.id)
+    if task is not None:  # the cancelled task may still be closing down
+        await asyncio.wait([task], timeout=10)
+        assert task.cancelled()
 
 
 async def test_a_dry_run_plans_and_stops(

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from agent_core.anthropic_llm import AnthropicLLM
-from agent_core.models import Run, RunStatus
-from agent_core.orchestrator import Orchestrator
-from agent_core.store import Store
+from agent_core.approvals import Refused
+from agent_core.models import RunStatus
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     RecordedRequest,
@@ -22,11 +19,10 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
-from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import run_command_tool
 from agent_core.tools.mcp import McpConfig, McpServerConfig, McpTools
-from tests.agent.conftest import policy
+from tests.agent.conftest import Harness
 from tests.support import eventually
 
 MCP_SERVER = Path(__file__).with_name("mcp_test_server.py")
@@ -36,15 +32,6 @@ def plan(tools: list[str], risk: str = "low") -> Reply:
     subtask = {"id": "s1", "description": "do it", "required_tools": tools, "depends_on": [],
                "risk_level": risk}  # fmt: skip
     return tool_use_reply("submit_plan", {"subtasks": [subtask]})
-
-
-def orchestrator(
-    store: Store, llm: AnthropicLLM, registry: ToolRegistry, workspace: Path
-) -> Orchestrator:
-    return Orchestrator(
-        store=store, llm=llm, tools=registry, channel=RecordingChannel(decider=approve_all()),
-        policy=policy(), workspace=workspace,
-    )  # fmt: skip
 
 
 def process_gone(pid: int) -> bool:
@@ -57,15 +44,15 @@ def process_gone(pid: int) -> bool:
 
 
 async def test_killing_a_run_terminates_its_running_command(
-    store: Store, llm: AnthropicLLM, anthropic: AnthropicStandIn, tmp_path: Path
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn, tmp_path: Path
 ) -> None:
     registry = ToolRegistry([run_command_tool(workspace=tmp_path, timeout_seconds=60)])
+    harness = await harness_factory(registry=registry)
     anthropic.enqueue(
         plan(["run_command"], risk="high"),
         tool_use_reply("run_command", {"command": "echo $$ > shell.pid; sleep 30"}),
     )
-    run = await store.create_run(Run(goal="wait a while", requester="U0REQUEST"))
-    task = asyncio.create_task(orchestrator(store, llm, registry, tmp_path).execute(run.id))
+    run = await harness.start("wait a while")
     pid_file = tmp_path / "shell.pid"
 
     async def started() -> bool:
@@ -73,11 +60,8 @@ async def test_killing_a_run_terminates_its_running_command(
 
     await eventually(started, timeout=15)
     pid = int(pid_file.read_text())
-    task.cancel()
-    async with asyncio.timeout(10):
-        await asyncio.gather(task, return_exceptions=True)
-
-    assert (await store.get_run(run.id)).status is RunStatus.KILLED
+    assert not isinstance(await harness.control.kill(run.id, by="U0ADMIN"), Refused)
+    assert (await harness.finished(run.id)).status is RunStatus.KILLED
 
     async def terminated() -> bool:
         return process_gone(pid)
@@ -98,11 +82,9 @@ async def mcp(tmp_path: Path) -> AsyncIterator[tuple[ToolRegistry, McpTools]]:
 
 
 async def test_an_mcp_tool_is_called_and_a_dead_server_does_not_crash_the_run(
-    store: Store,
-    llm: AnthropicLLM,
+    harness_factory: Callable[..., Awaitable[Harness]],
     anthropic: AnthropicStandIn,
     mcp: tuple[ToolRegistry, McpTools],
-    tmp_path: Path,
 ) -> None:
     registry, _ = mcp
     assert "test__echo" in registry
@@ -124,9 +106,8 @@ async def test_an_mcp_tool_is_called_and_a_dead_server_does_not_crash_the_run(
         kill_the_server,
         text_reply("the MCP server went away"),
     )
-    run = await store.create_run(Run(goal="use the MCP server", requester="U0REQUEST"))
-    async with asyncio.timeout(30):
-        finished = await orchestrator(store, llm, registry, tmp_path).execute(run.id)
+    harness = await harness_factory(registry=registry)
+    finished = await harness.run("use the MCP server")
 
     assert finished.status is RunStatus.COMPLETED
     requests = [

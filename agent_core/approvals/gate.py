@@ -1,0 +1,204 @@
+"""The risk gate: the one place that decides whether a tool call or a plan may go ahead.
+
+LOW runs; MEDIUM tells the channel and runs; HIGH and CRITICAL need a persisted approval bound
+to the exact call. Nothing waits for a person here: a new request is persisted, shown, and the
+run is parked (:class:`~agent_core.stops.AwaitingDecision`); when a decision arrives the run is
+resumed from its checkpoint, comes back through this gate for the same call, finds the decided
+approval, and consumes it once. The same path serves a restart, in any process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
+
+from agent_core.approvals.policy import ApprovalPolicy
+from agent_core.approvals.service import GRANTS
+from agent_core.audit import Audit
+from agent_core.channel import ApprovalNeeded, OperatorChannel, ToolNotice
+from agent_core.clock import Clock, SystemClock
+from agent_core.errors import NotFound
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    Plan,
+    PlanSubject,
+    RiskLevel,
+    Run,
+    RunStatus,
+    Subject,
+    TimeoutPolicy,
+    ToolCallSubject,
+)
+from agent_core.stops import AwaitingDecision, RunStop
+from agent_core.store import Store
+
+__all__ = ["Allowed", "ApprovalGate", "Denied", "Gate", "Verdict", "approval_id"]
+
+
+@dataclass(kw_only=True, frozen=True)
+class Allowed:
+    """Go ahead, with these arguments (an approver may have edited them)."""
+
+    arguments: dict[str, Any]
+    approval_id: str | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class Denied:
+    """Do not run; ``reason`` goes back to the model as the tool result."""
+
+    reason: str
+
+
+Verdict: TypeAlias = Allowed | Denied
+
+
+class Gate(Protocol):
+    """Decides whether a tool call or a plan may go ahead (or parks the run)."""
+
+    async def check_tool_call(
+        self,
+        *,
+        run: Run,
+        subtask_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        risk: RiskLevel,
+        tool_use_id: str | None = None,
+        preview: str | None = None,
+    ) -> Verdict: ...
+
+    async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
+
+
+def approval_id(run_id: str, key: str, attempt: int) -> str:
+    """The id of the ``attempt``-th approval for ``key`` (a tool_use id, or "plan") of a run.
+
+    Derived, not random, so a resumed run finds the approval it asked for before.
+    """
+    digest = hashlib.sha256(f"{run_id}\x00{key}\x00{attempt}".encode()).hexdigest()
+    return f"apr_{digest[:12]}"
+
+
+@dataclass(kw_only=True)
+class ApprovalGate:
+    """The durable gate: approvals live in the store, decisions resume parked runs."""
+
+    store: Store
+    channel: OperatorChannel
+    policy: ApprovalPolicy
+    audit: Audit
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def check_tool_call(
+        self,
+        *,
+        run: Run,
+        subtask_id: str,
+        tool: str,
+        arguments: dict[str, Any],
+        risk: RiskLevel,
+        tool_use_id: str | None = None,
+        preview: str | None = None,
+    ) -> Verdict:
+        if risk is RiskLevel.LOW:
+            return Allowed(arguments=arguments)
+        if risk is RiskLevel.MEDIUM:
+            await self.channel.notify(
+                ToolNotice(run=run, tool=tool, arguments=arguments, risk=risk)
+            )
+            return Allowed(arguments=arguments)
+        if await self._granted(run, tool, risk):
+            await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
+                                    tool=tool, arguments=arguments)  # fmt: skip
+            return Allowed(arguments=arguments)
+        subject = ToolCallSubject(subtask_id=subtask_id, tool=tool, arguments=arguments,
+                                  tool_use_id=tool_use_id, preview=preview)  # fmt: skip
+        return await self._gate(run, tool_use_id or subtask_id, subject, risk)
+
+    async def check_plan(self, *, run: Run, plan: Plan) -> Verdict:
+        if plan.risk.rank < RiskLevel.HIGH.rank:
+            return Allowed(arguments={})
+        return await self._gate(run, "plan", PlanSubject(plan=plan), plan.risk)
+
+    async def _granted(self, run: Run, tool: str, risk: RiskLevel) -> bool:
+        if risk is RiskLevel.CRITICAL:
+            return False
+        granted = (await self.store.get_facts(GRANTS + run.id)).get(tool)
+        return granted is not None and RiskLevel(granted).rank >= risk.rank
+
+    async def _gate(self, run: Run, key: str, subject: Subject, risk: RiskLevel) -> Verdict:
+        latest, attempt = await self._latest(run.id, key)
+        if latest is None:
+            return await self._ask(run, key, 0, subject, risk)
+        status = latest.status
+        if status is ApprovalStatus.PENDING:
+            raise AwaitingDecision(latest.id)
+        if status is ApprovalStatus.APPROVED and (latest.consumed_at is None or key == "plan"):
+            # A plan approval covers the whole run, however often the run is resumed.
+            used = (
+                latest
+                if latest.consumed_at
+                else await self.store.consume_approval(
+                    latest.id, digest=latest.digest, at=self.clock.now()
+                )
+            )
+            arguments = used.subject.arguments if isinstance(used.subject, ToolCallSubject) else {}
+            return Allowed(arguments=arguments, approval_id=used.id)
+        if status is ApprovalStatus.APPROVED:
+            # Consumed, yet here again: the process died after the call started. Ask again.
+            again = _possibly_partial(latest.subject)
+            return await self._ask(run, key, attempt + 1, again, risk)
+        return self._closed(latest)
+
+    def _closed(self, approval: Approval) -> Verdict:
+        if approval.status is ApprovalStatus.EXPIRED:
+            if self.policy.timeout(approval.risk) is TimeoutPolicy.HALT:
+                raise _Halted("the approval expired with nobody deciding")
+            return Denied(reason="expired: nobody decided in time")
+        last = approval.decisions[-1] if approval.decisions else None
+        why = f": {last.reason}" if last is not None and last.reason else ""
+        return Denied(reason=f"{approval.status} by {approval.decided_by}{why}")
+
+    async def _latest(self, run_id: str, key: str) -> tuple[Approval | None, int]:
+        latest: Approval | None = None
+        attempt = 0
+        while True:
+            try:
+                found = await self.store.get_approval(approval_id(run_id, key, attempt))
+            except NotFound:
+                return latest, attempt - 1
+            latest, attempt = found, attempt + 1
+
+    async def _ask(
+        self, run: Run, key: str, attempt: int, subject: Subject, risk: RiskLevel
+    ) -> Verdict:
+        approval = Approval(
+            id=approval_id(run.id, key, attempt),
+            run_id=run.id,
+            subject=subject,
+            risk=risk,
+            requester=run.requester,
+            requested_at=self.clock.now(),
+            deadline=self.policy.deadline(self.clock.now()),
+            required_approvals=self.policy.required(risk),
+        )
+        await self.store.create_approval(approval)  # persisted before anyone is asked
+        await self.audit.record(run.id, "approval_requested", actor="airlock",
+                                approval_id=approval.id, risk=risk.value,
+                                subject=subject.model_dump(mode="json"))  # fmt: skip
+        await self.channel.notify(ApprovalNeeded(run=run, approval=approval))
+        await self.channel.request_decision(approval)
+        raise AwaitingDecision(approval.id)
+
+
+class _Halted(RunStop):
+    status = RunStatus.REJECTED
+
+
+def _possibly_partial(subject: Subject) -> Subject:
+    if isinstance(subject, ToolCallSubject):
+        return subject.model_copy(update={"possibly_partial": True})
+    return subject

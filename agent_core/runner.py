@@ -1,0 +1,264 @@
+"""The in-process runner: starts runs, resumes parked ones when decided, applies deadlines.
+
+It holds a task only for a run that is actually working. A run waiting for a person is
+parked in the store with no coroutine; the runner keeps a timer for its approval's reminder
+and deadline. Store signals reach it from every process: a decision resumes the run, a kill
+cancels its task, a halt cancels them all. At start it recovers what a previous process left:
+unfinished runs resume from their checkpoints, decided-while-down approvals resume their runs,
+and approvals whose run is gone or over are cancelled so no button is left dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent_core.approvals import ApprovalPolicy
+from agent_core.audit import Audit
+from agent_core.channel import ApprovalEscalated, ApprovalReminder, ApprovalSettled, OperatorChannel
+from agent_core.clock import Clock, SystemClock
+from agent_core.control import ACTIVE
+from agent_core.errors import NotFound
+from agent_core.models import (
+    Approval,
+    ApprovalDecided,
+    ApprovalStatus,
+    Concluded,
+    HaltChanged,
+    Run,
+    RunKilled,
+    RunStatus,
+    Signal,
+    TimeoutPolicy,
+)
+from agent_core.orchestrator import SHUTDOWN, Orchestrator
+from agent_core.store import Store
+
+__all__ = ["Runner"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Runner:
+    """Runs, resumes and stops runs in this process."""
+
+    store: Store
+    orchestrator: Orchestrator
+    channel: OperatorChannel
+    policy: ApprovalPolicy
+    clock: Clock = field(default_factory=SystemClock)
+    only: set[str] | None = None
+    """Handle just these runs (``airlock run``); None for every run in the store (a server)."""
+    tasks: dict[str, asyncio.Task[Run]] = field(default_factory=dict)
+    """Runs working in this process now."""
+    timers: dict[str, list[asyncio.TimerHandle]] = field(default_factory=dict)
+    """Reminder and deadline timers, by approval id."""
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+    _listening: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def audit(self) -> Audit:
+        return Audit(store=self.store)
+
+    async def start(self) -> None:
+        """Listen for signals, then recover what earlier processes left."""
+        self._spawn(self._listen())
+        await self._listening.wait()
+        if self.only is None:
+            await self.recover()
+
+    async def stop(self) -> None:
+        """Stop this process's work without ending any run: they resume elsewhere or later."""
+        for handles in self.timers.values():
+            for handle in handles:
+                handle.cancel()
+        tasks = [*self.tasks.values(), *self._background]
+        for task in tasks:
+            task.cancel(SHUTDOWN)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def submit(self, run_id: str) -> asyncio.Task[Run]:
+        """Work on ``run_id`` now (no-op if it is already working here)."""
+        if self.only is not None:
+            self.only.add(run_id)
+        task = self.tasks.get(run_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._run(run_id), name=f"airlock-run-{run_id}")
+            self.tasks[run_id] = task
+        return task
+
+    async def wait_for(self, run_id: str, statuses: set[RunStatus]) -> Run:
+        """Until ``run_id`` reaches one of ``statuses`` here; bound it with asyncio.timeout."""
+        while True:
+            async with self.changed:
+                run = await self.store.get_run(run_id)
+                if run.status in statuses:
+                    return run
+                await self.changed.wait()
+
+    async def _run(self, run_id: str) -> Run:
+        try:
+            run = await self.orchestrator.execute(run_id)
+            if run.status is RunStatus.AWAITING_APPROVAL:
+                for approval in await self.store.list_pending_approvals(run_id=run_id):
+                    self.schedule(approval)
+            return run
+        finally:
+            self.tasks.pop(run_id, None)
+            async with self.changed:
+                self.changed.notify_all()
+
+    async def recover(self) -> None:
+        """Resume unfinished runs; re-arm deadlines; cancel approvals of runs that are over."""
+        halt = await self.store.get_halt()
+        for status in ACTIVE:
+            for run in await self.store.list_runs(status=status, limit=100_000):
+                await self._recover(run, halted=halt is not None and halt.halted)
+        for approval in await self.store.list_pending_approvals():
+            await self._cancel_if_orphaned(approval)
+
+    async def _recover(self, run: Run, *, halted: bool) -> None:
+        if run.status is RunStatus.AWAITING_APPROVAL:
+            pending = await self.store.list_pending_approvals(run_id=run.id)
+            for approval in pending:
+                self.schedule(approval)
+            if pending:
+                return
+        if run.status is RunStatus.QUEUED and halted:
+            return
+        self.submit(run.id)
+
+    async def _cancel_if_orphaned(self, approval: Approval) -> None:
+        try:
+            run: Run | None = await self.store.get_run(approval.run_id)
+        except NotFound:
+            run = None
+        if run is not None and not run.status.is_final:
+            return
+        outcome = await self.store.close_approval(
+            approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=self.clock.now()
+        )
+        if isinstance(outcome, Concluded) and run is not None:
+            await self.channel.notify(ApprovalSettled(run=run, approval=outcome.approval))
+
+    # Signals
+
+    async def _listen(self) -> None:
+        async with self.store.subscribe() as signals:
+            self._listening.set()
+            async for signal in signals:
+                try:
+                    await self._on(signal)
+                except Exception:  # one bad signal must not stop the listener
+                    logger.exception("signal handling failed", extra={"signal": signal.kind})
+
+    async def _on(self, signal: Signal) -> None:
+        if not self._mine(signal):
+            return
+        if isinstance(signal, ApprovalDecided):
+            await self._decided(signal)
+        elif isinstance(signal, RunKilled):
+            self._cancel(signal.run_id)
+        elif isinstance(signal, HaltChanged) and signal.halted:
+            for run_id in list(self.tasks):
+                self._cancel(run_id)
+
+    def _mine(self, signal: Signal) -> bool:
+        if self.only is None or isinstance(signal, HaltChanged):
+            return True
+        return signal.run_id in self.only
+
+    async def _decided(self, signal: ApprovalDecided) -> None:
+        for handle in self.timers.pop(signal.approval_id, []):
+            handle.cancel()
+        approval = await self.store.get_approval(signal.approval_id)
+        run = await self.store.get_run(signal.run_id)
+        await self.channel.notify(ApprovalSettled(run=run, approval=approval))
+        if run.status is RunStatus.AWAITING_APPROVAL:
+            self.submit(run.id)
+
+    def _cancel(self, run_id: str) -> None:
+        task = self.tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    # Deadlines
+
+    def schedule(self, approval: Approval) -> None:
+        """Arm the reminder (half time) and deadline of a pending approval."""
+        if approval.deadline is None or approval.id in self.timers:
+            return
+        now = self.clock.now()
+        half = approval.requested_at + (approval.deadline - approval.requested_at) / 2
+        handles = []
+        if half > now and approval.hop == 0:
+            handles.append(self._at(half, self._remind, approval.id))
+        handles.append(self._at(approval.deadline, self._deadline, approval.id))
+        self.timers[approval.id] = handles
+
+    def _at(
+        self, when: datetime, work: Callable[[str], Coroutine[Any, Any, None]], approval_id: str
+    ) -> asyncio.TimerHandle:
+        delay = max(0.0, (when - self.clock.now()).total_seconds())
+        loop = asyncio.get_running_loop()
+        # The coroutine is made when the timer fires, so a cancelled timer leaves none behind.
+        return loop.call_later(delay, lambda: self._spawn(work(approval_id)))
+
+    async def _remind(self, approval_id: str) -> None:
+        approval = await self.store.get_approval(approval_id)
+        if approval.status is ApprovalStatus.PENDING:
+            run = await self.store.get_run(approval.run_id)
+            await self.channel.notify(ApprovalReminder(run=run, approval=approval))
+            await self.channel.request_decision(approval)
+
+    async def _deadline(self, approval_id: str) -> None:
+        self.timers.pop(approval_id, None)
+        approval = await self.store.get_approval(approval_id)
+        if approval.status is not ApprovalStatus.PENDING:
+            return
+        policy = self.policy.timeout(approval.risk)
+        if policy is TimeoutPolicy.KEEP:
+            return
+        if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
+            await self._escalate(approval)
+            return
+        outcome = await self.store.close_approval(
+            approval.id, status=ApprovalStatus.EXPIRED, by="airlock", at=self.clock.now()
+        )
+        if isinstance(outcome, Concluded):
+            await self.audit.record(approval.run_id, "approval_expired", actor="airlock",
+                                    approval_id=approval.id, policy=policy.value)  # fmt: skip
+            await self.store.publish(
+                ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
+            )
+
+    async def _escalate(self, approval: Approval) -> None:
+        who, seconds = self.policy.escalation[approval.hop]
+        deadline = self.clock.now() + _seconds(seconds)
+        moved = await self.store.escalate_approval(
+            approval.id, hop=approval.hop + 1, approvers=[who], deadline=deadline
+        )
+        if moved is None:
+            return
+        await self.audit.record(approval.run_id, "approval_escalated", actor="airlock",
+                                approval_id=approval.id, to=who, hop=moved.hop)  # fmt: skip
+        run = await self.store.get_run(approval.run_id)
+        await self.channel.notify(ApprovalEscalated(run=run, approval=moved))
+        await self.channel.request_decision(moved)
+        self.schedule(moved)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
