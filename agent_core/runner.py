@@ -224,6 +224,8 @@ class Runner:
             return
         policy = self.policy.timeout(approval.risk)
         if policy is TimeoutPolicy.KEEP:
+            await self.audit.record(approval.run_id, "approval_kept", actor="airlock",
+                                    approval_id=approval.id)  # fmt: skip
             return
         if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
             await self._escalate(approval)

@@ -1,0 +1,377 @@
+"""Human approval end to end: risk levels, who may decide, edits, deadlines, kill and halt."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent_core.approvals import ApprovalPolicy, Authority, Refused
+from agent_core.models import (
+    ApprovalStatus,
+    Concluded,
+    Counted,
+    Decision,
+    DecisionKind,
+    RiskLevel,
+    RunStatus,
+    TimeoutPolicy,
+    ToolCallSubject,
+)
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    reply,
+    text_reply,
+    tool_use_block,
+    tool_use_reply,
+)
+from agent_core.testing.channel import RecordingChannel
+from agent_core.tools import Tool, ToolContext, ToolRegistry
+from agent_core.tools.builtins.command import command_risk
+from tests.agent.conftest import Harness, Tools
+from tests.support import eventually
+
+Factory = Callable[..., Awaitable[Harness]]
+
+
+def plan(tools: list[str], risk: str = "low") -> Any:
+    subtask = {"id": "s1", "description": "do it", "required_tools": tools, "depends_on": [],
+               "risk_level": risk}  # fmt: skip
+    return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+
+
+def waiting() -> RecordingChannel:
+    """A channel where nobody answers until the test decides."""
+    return RecordingChannel(decider=lambda approval: None)
+
+
+def decision(kind: DecisionKind, by: str, **fields: Any) -> Decision:
+    return Decision(kind=kind, by=by, **fields)
+
+
+async def asked(harness: Harness, count: int = 1) -> None:
+    async with asyncio.timeout(10):
+        await harness.channel.wait_for(lambda c: len(c.asked) >= count)
+
+
+def recording_command(calls: list[dict[str, Any]]) -> Tool:
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        calls.append(arguments)
+        return "ran"
+
+    return Tool(name="run_command", description="Run a shell command.",
+                input_schema={"type": "object", "properties": {"command": {"type": "string"}},
+                              "required": ["command"]},
+                risk=RiskLevel.HIGH, risk_for=command_risk, handler=handler)  # fmt: skip
+
+
+async def test_low_runs_and_medium_notifies_without_asking(
+    harness: Harness, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    anthropic.enqueue(
+        plan(["lookup", "notify"]),
+        tool_use_reply("lookup", {"target": "web"}),
+        tool_use_reply("notify", {"target": "ops"}),
+        text_reply("done"),
+    )
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED
+    assert harness.channel.asked == []
+    notices = [e for e in harness.channel.events if e.kind == "tool_notice"]
+    assert [(n.tool, n.risk) for n in notices] == [("notify", RiskLevel.MEDIUM)]  # type: ignore[union-attr]
+    assert [c[0] for c in tools.calls] == ["lookup", "notify"]
+
+
+async def test_injected_instructions_still_meet_the_critical_gate(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    calls: list[dict[str, Any]] = []
+    harness = await harness_factory(
+        channel=waiting(), registry=ToolRegistry([recording_command(calls)])
+    )
+    anthropic.enqueue(
+        plan(["run_command"], risk="low"),
+        tool_use_reply("run_command", {"command": "cat notes.txt"}),
+        # The model, fooled by the output, asks for exactly what the text said.
+        tool_use_reply("run_command", {"command": "rm -rf /"}),
+    )
+    run = await harness.start()
+    await asked(harness)  # the plan: run_command is HIGH, so the plan is too
+    await harness.service.decide(
+        harness.channel.asked[0].id, decision(DecisionKind.APPROVE, "U0ADMIN")
+    )
+    await asked(harness, 2)
+    await harness.service.decide(
+        harness.channel.asked[1].id, decision(DecisionKind.APPROVE, "U0ADMIN")
+    )
+    await asked(harness, 3)
+    critical = harness.channel.asked[2]
+    assert critical.risk is RiskLevel.CRITICAL and critical.required_approvals == 2
+    assert isinstance(critical.subject, ToolCallSubject)
+    assert critical.subject.arguments == {"command": "rm -rf /"}
+    assert calls == [{"command": "cat notes.txt"}]
+    assert (await harness.parked(run.id)).status is RunStatus.AWAITING_APPROVAL
+    await harness.control.kill(run.id, by="U0ADMIN")
+
+
+async def test_who_may_decide_a_critical_call(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    calls: list[dict[str, Any]] = []
+    channel = waiting()
+    channel.members["S0TEAM"] = {"U0BOB"}
+    authority = Authority(approvers=["U0ALICE", "S0TEAM"], admins=["U0ADMIN"],
+                          members_of=channel.members_of)  # fmt: skip
+    harness = await harness_factory(channel=channel, authority=authority,
+                                    registry=ToolRegistry([recording_command(calls)]))  # fmt: skip
+    anthropic.enqueue(
+        plan(["run_command"], risk="critical"),
+        tool_use_reply("run_command", {"command": "mkfs /dev/sdb"}),
+        text_reply("formatted"),
+    )
+    run = await harness.start()
+    await asked(harness)
+    plan_approval = harness.channel.asked[0].id
+    service = harness.service
+
+    stranger = await service.decide(plan_approval, decision(DecisionKind.APPROVE, "U0MALLORY"))
+    assert isinstance(stranger, Refused) and "not an approver" in stranger.reason
+    own = await service.decide(plan_approval, decision(DecisionKind.APPROVE, "U0REQUEST"))
+    assert isinstance(own, Refused) and "requesters may not approve" in own.reason
+    claimed = await service.decide(
+        plan_approval, decision(DecisionKind.APPROVE, "U0ALICE", as_admin=True)
+    )
+    assert (
+        isinstance(claimed, Counted) and claimed.approvals_needed == 1
+    )  # as_admin is not ours to claim
+    assert (await harness.store.get_approval(plan_approval)).status is ApprovalStatus.PENDING
+    by_group = await service.decide(plan_approval, decision(DecisionKind.APPROVE, "U0BOB"))
+    assert isinstance(by_group, Concluded)
+
+    await asked(harness, 2)
+    call_approval = harness.channel.asked[1].id
+    assert isinstance(
+        await service.decide(call_approval, decision(DecisionKind.APPROVE, "U0ADMIN")), Concluded
+    )
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert calls == [{"command": "mkfs /dev/sdb"}]
+    refused = [e for e in await harness.store.list_audit(run.id) if e.kind == "decision_refused"]
+    assert [e.actor for e in refused] == ["U0MALLORY", "U0REQUEST"]
+
+
+async def test_an_edit_runs_the_edited_call_and_an_invalid_edit_changes_nothing(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    harness = await harness_factory(channel=waiting())
+    anthropic.enqueue(
+        plan(["lookup"]),
+        tool_use_reply("restart", {"target": "web-1"}),
+        text_reply("restarted web-2"),
+    )
+    run = await harness.start()
+    await asked(harness)
+    approval = harness.channel.asked[0]
+    invalid = await harness.service.decide(
+        approval.id, decision(DecisionKind.EDIT, "U0APPROVER", edited_arguments={"target": 2})
+    )
+    assert isinstance(invalid, Refused) and "invalid at target" in invalid.reason
+    assert (await harness.store.get_approval(approval.id)).status is ApprovalStatus.PENDING
+    edited = await harness.service.decide(
+        approval.id, decision(DecisionKind.EDIT, "U0APPROVER", edited_arguments={"target": "web-2"})
+    )
+    assert isinstance(edited, Concluded)
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert tools.calls == [("restart", {"target": "web-2"})]
+    kinds = [e.kind for e in await harness.store.list_audit(run.id)]
+    assert kinds.count("tool_call") == 1 and "decision_refused" in kinds
+
+
+async def test_three_calls_in_one_turn_get_three_results_when_one_is_rejected(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    def decider(approval: Any) -> Decision:
+        target = approval.subject.arguments["target"]
+        kind = DecisionKind.REJECT if target == "b" else DecisionKind.APPROVE
+        return decision(kind, "U0APPROVER", reason="not b" if target == "b" else None)
+
+    harness = await harness_factory(channel=RecordingChannel(decider=decider))
+    turn = reply(content=[tool_use_block("restart", {"target": t}) for t in "abc"],
+                 stop_reason="tool_use")  # fmt: skip
+    anthropic.enqueue(plan(["lookup"]), turn, text_reply("a and c restarted"))
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED
+    results = anthropic.message_requests()[-1].tool_results()
+    assert len(results) == 3
+    assert [bool(r.get("is_error")) for r in results] == [False, True, False]
+    assert "not b" in results[1]["content"]
+    assert [c[1]["target"] for c in tools.calls] == ["a", "c"]
+
+
+async def test_approve_for_this_run_covers_later_calls_of_the_tool(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    harness = await harness_factory(channel=RecordingChannel(
+        decider=lambda a: decision(DecisionKind.APPROVE_FOR_RUN, "U0APPROVER")))  # fmt: skip
+    anthropic.enqueue(
+        plan(["lookup"]),
+        tool_use_reply("restart", {"target": "a"}),
+        tool_use_reply("restart", {"target": "b"}),
+        text_reply("both restarted"),
+    )
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED
+    assert len(harness.channel.asked) == 1
+    assert [c[1]["target"] for c in tools.calls] == ["a", "b"]
+
+
+async def policy_with(timeout: TimeoutPolicy, **changes: Any) -> ApprovalPolicy:
+    return ApprovalPolicy(ttl_seconds=1.0, on_timeout={RiskLevel.HIGH: timeout}, **changes)
+
+
+async def test_timeout_reject_tells_the_model_and_the_run_goes_on(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    harness = await harness_factory(
+        channel=waiting(), approvals=await policy_with(TimeoutPolicy.REJECT)
+    )
+    anthropic.enqueue(plan(["lookup"]), tool_use_reply("restart", {"target": "a"}),
+                      text_reply("could not restart"))  # fmt: skip
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED
+    result = anthropic.message_requests()[-1].tool_results()[0]
+    assert result["is_error"] and "expired" in result["content"]
+    assert (
+        await harness.store.get_approval(harness.channel.asked[0].id)
+    ).status is ApprovalStatus.EXPIRED
+    assert "approval_reminder" in harness.channel.kinds()
+    assert tools.calls == []
+
+
+async def test_timeout_halt_ends_the_run_rejected(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory(
+        channel=waiting(), approvals=await policy_with(TimeoutPolicy.HALT)
+    )
+    anthropic.enqueue(plan(["lookup"]), tool_use_reply("restart", {"target": "a"}))
+    run = await harness.run()
+    assert (run.status, run.error) == (
+        RunStatus.REJECTED,
+        "the approval expired with nobody deciding",
+    )
+
+
+async def test_timeout_keep_leaves_it_approvable_later(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    harness = await harness_factory(
+        channel=waiting(), approvals=await policy_with(TimeoutPolicy.KEEP)
+    )
+    anthropic.enqueue(
+        plan(["lookup"]), tool_use_reply("restart", {"target": "a"}), text_reply("ok")
+    )
+    run = await harness.start()
+    await asked(harness)
+    approval = harness.channel.asked[0]
+    async with asyncio.timeout(10):
+        await harness.channel.wait_for(lambda c: "approval_reminder" in c.kinds())
+
+    async def deadline_passed() -> bool:
+        return any(e.kind == "approval_kept" for e in await harness.store.list_audit(run.id))
+
+    await eventually(deadline_passed)
+    assert (await harness.store.get_approval(approval.id)).status is ApprovalStatus.PENDING
+    await harness.service.decide(approval.id, decision(DecisionKind.APPROVE, "U0APPROVER"))
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert tools.calls == [("restart", {"target": "a"})]
+
+
+async def test_timeout_escalate_asks_the_next_group(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    channel = waiting()
+    channel.members["S0LEADS"] = {"U0LEAD"}
+    authority = Authority(approvers=["U0APPROVER"], members_of=channel.members_of)
+    harness = await harness_factory(
+        channel=channel, authority=authority,
+        approvals=await policy_with(TimeoutPolicy.ESCALATE, escalation=[("S0LEADS", 30.0)]),
+    )  # fmt: skip
+    anthropic.enqueue(
+        plan(["lookup"]), tool_use_reply("restart", {"target": "a"}), text_reply("ok")
+    )
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.wait_for(lambda c: "approval_escalated" in c.kinds())
+    approval = await harness.store.get_approval(channel.asked[0].id)
+    assert (approval.hop, approval.approvers) == (1, ["S0LEADS"])
+    assert channel.asked[-1].approvers == ["S0LEADS"]  # the next group was asked
+    old_approver = await harness.service.decide(
+        approval.id, decision(DecisionKind.APPROVE, "U0APPROVER")
+    )
+    assert isinstance(old_approver, Refused)
+    lead = await harness.service.decide(approval.id, decision(DecisionKind.APPROVE, "U0LEAD"))
+    assert isinstance(lead, Concluded)
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert tools.calls == [("restart", {"target": "a"})]
+
+
+async def test_kill_while_waiting_cancels_the_approval_fast(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory(channel=waiting())
+    anthropic.enqueue(plan(["lookup"]), tool_use_reply("restart", {"target": "a"}))
+    run = await harness.start()
+    await asked(harness)
+    await harness.parked(run.id)
+    started = time.perf_counter()
+    killed = await harness.control.kill(run.id, by="U0ADMIN", reason="wrong ticket")
+    elapsed = time.perf_counter() - started
+    assert not isinstance(killed, Refused) and killed.status is RunStatus.KILLED
+    assert elapsed < 5  # generous bound on a shared machine; the benchmark reports the real figure
+    approval = await harness.store.get_approval(harness.channel.asked[0].id)
+    assert approval.status is ApprovalStatus.CANCELLED
+    late = await harness.service.decide(approval.id, decision(DecisionKind.APPROVE, "U0APPROVER"))
+    assert not isinstance(late, Refused) and late.kind == "already_decided"
+
+
+async def test_halt_refuses_new_runs_until_resumed(
+    harness: Harness, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    anthropic.enqueue(plan(["slow"]), tool_use_reply("slow", {}))
+    harness.orchestrator.tools.get("slow").timeout_seconds = 60  # type: ignore[union-attr]
+    first = await harness.start()
+    async with asyncio.timeout(10):
+        await tools.slow_started.wait()
+    refused = await harness.control.halt(by="U0APPROVER")
+    assert isinstance(refused, Refused)
+    halted = await harness.control.halt(by="U0ADMIN", reason="incident")
+    assert not isinstance(halted, Refused)
+    assert (await harness.finished(first.id)).status is RunStatus.KILLED
+    halt = await harness.store.get_halt()
+    assert halt is not None and halt.halted and halt.reason == "incident"
+    assert not isinstance(await harness.control.resume(by="U0ADMIN"), Refused)
+    lifted = await harness.store.get_halt()
+    assert lifted is not None and not lifted.halted
+
+
+async def test_kill_takes_effect_quickly(harness_factory: Factory, anthropic: AnthropicStandIn,
+                                         tools: Tools) -> None:  # fmt: skip
+    harness = await harness_factory()
+    harness.orchestrator.tools.get("slow").timeout_seconds = 60  # type: ignore[union-attr]
+    timings = []
+    for _ in range(5):
+        tools.slow_started.clear()
+        anthropic.enqueue(plan(["slow"]), tool_use_reply("slow", {}))
+        run = await harness.start()
+        async with asyncio.timeout(10):
+            await tools.slow_started.wait()
+        started = time.perf_counter()
+        await harness.control.kill(run.id, by="U0ADMIN")
+        await harness.finished(run.id)
+        task = harness.runner.tasks.get(run.id)
+        if task is not None:
+            await asyncio.wait([task], timeout=10)
+        timings.append(time.perf_counter() - started)
+    assert statistics.median(timings) < 5  # the closing note and bench report the real median
