@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging
+from agent_core.models import DecisionKind, Run
+
+if TYPE_CHECKING:
+    from bot.operate import Operator
 
 __all__ = ["app", "main"]
 
@@ -105,6 +111,135 @@ def run(
             err.print(f"  {problem}", markup=False, highlight=False)
         raise typer.Exit(CONFIG_EXIT) from None
     raise typer.Exit(exit_code(finished))
+
+
+As = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="Act as this identity (default: AIRLOCK_OPERATOR_ID or local:<login>)."
+    ),
+]
+
+
+def _operate(
+    env_file: Path, identity: str | None, work: Callable[[Operator], Awaitable[int]]
+) -> None:
+    settings = _settings(env_file)
+    from bot.operate import operator
+
+    async def main() -> int:
+        async with operator(settings, identity) as acting:
+            return await work(acting)
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+def _report(result: object) -> int:
+    if isinstance(result, Refused):
+        err.print(f"[red]refused:[/] {result.reason}")
+        return 1
+    if isinstance(result, list):
+        out.print(f"{len(result)} run(s) killed")
+    elif isinstance(result, Run):
+        out.print(f"run {result.id}: {result.status.value}")
+    else:
+        approval = getattr(result, "approval", None)
+        kind = getattr(result, "kind", "")
+        if approval is not None:
+            by = f" by {approval.decided_by}" if approval.decided_by else ""
+            out.print(
+                f"approval {approval.id}: {kind.replace('_', ' ')}, now {approval.status.value}{by}"
+            )
+    return 0
+
+
+@app.command("approvals")
+def approvals(env_file: EnvFile = Path(".env")) -> None:
+    """List the approvals waiting for a decision."""
+
+    async def work(acting: Operator) -> int:
+        from bot.operate import approvals_table
+
+        out.print(await approvals_table(acting.store))
+        return 0
+
+    _operate(env_file, None, work)
+
+
+@app.command()
+def approve(
+    approval_id: Annotated[str, typer.Argument(help="The approval to approve.")],
+    identity: As = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Approve a pending approval (through the same checks as a Slack click)."""
+
+    async def work(acting: Operator) -> int:
+        return _report(await acting.decide(approval_id, DecisionKind.APPROVE))
+
+    _operate(env_file, identity, work)
+
+
+@app.command()
+def reject(
+    approval_id: Annotated[str, typer.Argument(help="The approval to reject.")],
+    reason: Annotated[str | None, typer.Option(help="Why; the agent is told.")] = None,
+    identity: As = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Reject a pending approval; the reason goes back to the agent."""
+
+    async def work(acting: Operator) -> int:
+        return _report(await acting.decide(approval_id, DecisionKind.REJECT, reason))
+
+    _operate(env_file, identity, work)
+
+
+@app.command()
+def kill(
+    run_id: Annotated[str | None, typer.Argument(help="The run to kill.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Kill every unfinished run.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; shown with the run.")] = None,
+    identity: As = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Kill one run (admins, or whoever asked for it) or, with --all, every run (admins)."""
+    if (run_id is None) != all_runs:
+        err.print("airlock kill: give a RUN_ID or --all")
+        raise typer.Exit(CONFIG_EXIT)
+
+    async def work(acting: Operator) -> int:
+        return _report(await acting.kill(run_id, reason))
+
+    _operate(env_file, identity, work)
+
+
+@app.command()
+def halt(
+    reason: Annotated[str | None, typer.Option(help="Why; shown to anyone refused.")] = None,
+    identity: As = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Kill every run and refuse new ones until `airlock resume` (admins)."""
+
+    async def work(acting: Operator) -> int:
+        return _report(await acting.control.halt(by=acting.identity, reason=reason))
+
+    _operate(env_file, identity, work)
+
+
+@app.command()
+def resume(identity: As = None, env_file: EnvFile = Path(".env")) -> None:
+    """Accept new runs again after a halt (admins)."""
+
+    async def work(acting: Operator) -> int:
+        result = await acting.control.resume(by=acting.identity)
+        if isinstance(result, Refused):
+            return _report(result)
+        out.print("airlock accepts new runs again")
+        return 0
+
+    _operate(env_file, identity, work)
 
 
 @app.command()
