@@ -61,6 +61,7 @@ class Runner:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
     _listening: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: set[str] = field(default_factory=set)
 
     @property
     def audit(self) -> Audit:
@@ -104,11 +105,16 @@ class Runner:
 
     async def _run(self, run_id: str) -> Run:
         try:
-            run = await self.orchestrator.execute(run_id)
-            if run.status is RunStatus.AWAITING_APPROVAL:
+            while True:
+                self._wake.discard(run_id)
+                run = await self.orchestrator.execute(run_id)
+                if run.status is not RunStatus.AWAITING_APPROVAL:
+                    return run
                 for approval in await self.store.list_pending_approvals(run_id=run_id):
                     self.schedule(approval)
-            return run
+                # A decision that came while this task was parking the run resumes it now.
+                if run_id not in self._wake:
+                    return run
         finally:
             self.tasks.pop(run_id, None)
             async with self.changed:
@@ -177,11 +183,18 @@ class Runner:
     async def _decided(self, signal: ApprovalDecided) -> None:
         for handle in self.timers.pop(signal.approval_id, []):
             handle.cancel()
-        approval = await self.store.get_approval(signal.approval_id)
-        run = await self.store.get_run(signal.run_id)
+        task = self.tasks.get(signal.run_id)
+        if task is not None and not task.done():
+            self._wake.add(signal.run_id)  # still busy (parking, say): it goes round again
+        else:
+            # Resume first (it finds out itself whether the run is parked), tell people after.
+            self.submit(signal.run_id)
+        try:
+            approval = await self.store.get_approval(signal.approval_id)
+            run = await self.store.get_run(signal.run_id)
+        except NotFound:
+            return  # a signal about something this store no longer has
         await self.channel.notify(ApprovalSettled(run=run, approval=approval))
-        if run.status is RunStatus.AWAITING_APPROVAL:
-            self.submit(run.id)
 
     def _cancel(self, run_id: str) -> None:
         task = self.tasks.get(run_id)

@@ -110,10 +110,6 @@ class ApprovalGate:
                 ToolNotice(run=run, tool=tool, arguments=arguments, risk=risk)
             )
             return Allowed(arguments=arguments)
-        if await self._granted(run, tool, risk):
-            await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
-                                    tool=tool, arguments=arguments)  # fmt: skip
-            return Allowed(arguments=arguments)
         subject = ToolCallSubject(subtask_id=subtask_id, tool=tool, arguments=arguments,
                                   tool_use_id=tool_use_id, preview=preview)  # fmt: skip
         return await self._gate(run, tool_use_id or subtask_id, subject, risk)
@@ -132,6 +128,12 @@ class ApprovalGate:
     async def _gate(self, run: Run, key: str, subject: Subject, risk: RiskLevel) -> Verdict:
         latest, attempt = await self._latest(run.id, key)
         if latest is None:
+            if isinstance(subject, ToolCallSubject) and await self._granted(
+                run, subject.tool, risk
+            ):
+                await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
+                                        tool=subject.tool, arguments=subject.arguments)  # fmt: skip
+                return Allowed(arguments=subject.arguments)
             return await self._ask(run, key, 0, subject, risk)
         status = latest.status
         if status is ApprovalStatus.PENDING:
@@ -163,14 +165,20 @@ class ApprovalGate:
         return Denied(reason=f"{approval.status} by {approval.decided_by}{why}")
 
     async def _latest(self, run_id: str, key: str) -> tuple[Approval | None, int]:
+        """The newest approval for ``key`` and its attempt number.
+
+        A later attempt exists only once an earlier one was consumed, so the search stops
+        at the first approval that is not.
+        """
         latest: Approval | None = None
         attempt = 0
-        while True:
+        while latest is None or (latest.status is ApprovalStatus.APPROVED and latest.consumed_at):
             try:
                 found = await self.store.get_approval(approval_id(run_id, key, attempt))
             except NotFound:
-                return latest, attempt - 1
+                break
             latest, attempt = found, attempt + 1
+        return latest, attempt - 1
 
     async def _ask(
         self, run: Run, key: str, attempt: int, subject: Subject, risk: RiskLevel

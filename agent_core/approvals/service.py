@@ -114,17 +114,21 @@ class DecisionService:
     async def _after(
         self, approval: Approval, decision: Decision, outcome: DecisionOutcome
     ) -> None:
+        if isinstance(outcome, Concluded):
+            subject = outcome.approval.subject
+            if decision.kind is DecisionKind.APPROVE_FOR_RUN and isinstance(
+                subject, ToolCallSubject
+            ):
+                await self.store.set_fact(
+                    GRANTS + approval.run_id, subject.tool, approval.risk.value,
+                    ttl_seconds=self.grant_ttl_seconds,
+                )  # fmt: skip
+            # Wake the run first: the audit line can follow a moment later.
+            await self.store.publish(
+                ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
+            )
         await self.audit.record(
             approval.run_id, "approval_decided", actor=decision.by, approval_id=approval.id,
             decision=decision.kind.value, outcome=outcome.kind, reason=decision.reason,
             edited_arguments=decision.edited_arguments, status=outcome.approval.status.value,
         )  # fmt: skip
-        if not isinstance(outcome, Concluded):
-            return
-        subject = outcome.approval.subject
-        if decision.kind is DecisionKind.APPROVE_FOR_RUN and isinstance(subject, ToolCallSubject):
-            await self.store.set_fact(
-                GRANTS + approval.run_id, subject.tool, approval.risk.value,
-                ttl_seconds=self.grant_ttl_seconds,
-            )  # fmt: skip
-        await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=approval.run_id))

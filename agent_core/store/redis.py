@@ -278,8 +278,9 @@ class RedisStore:
     # Signals
 
     async def publish(self, signal: Signal) -> None:
-        await self._redis.publish(self._key("signals"), self._hub.envelope(signal))
+        # Subscribers here learn at once; what a signal announces is already committed.
         self._hub.deliver(signal)
+        await self._redis.publish(self._key("signals"), self._hub.envelope(signal))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

@@ -227,8 +227,9 @@ class SqliteStore:
 
     async def publish(self, signal: Signal) -> None:
         now = self._now().timestamp()
-        await self._db.write(lambda conn: insert_signal(conn, self._hub.envelope(signal), at=now))
+        # Subscribers here learn at once; what a signal announces is already committed.
         self._hub.deliver(signal)
+        await self._db.write(lambda conn: insert_signal(conn, self._hub.envelope(signal), at=now))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

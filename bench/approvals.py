@@ -1,0 +1,304 @@
+"""Approvals benchmark: decision-to-resume latency, memory per parked run, store bytes.
+
+    python -m bench.approvals [--n 1000]
+
+1,000 runs are parked, each waiting on a HIGH tool call. Then each approval is decided and
+the time from the decision (``DecisionService.decide`` called) to the approved tool starting
+is measured: in one process on SQLite and on Redis, and with the decision made in a second
+process on Redis. Baselines, measured in the same run: a store signal's round trip in one
+process (publish to subscriber) and across two processes (Redis pub/sub), the floor any
+cross-process wake-up pays. Also: RSS added per parked run, and store bytes per parked run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.approvals import ApprovalPolicy, Authority, DecisionService
+from agent_core.audit import Audit
+from agent_core.budget import BudgetLimits
+from agent_core.channel import RunEvent
+from agent_core.executor import ExecutorLimits
+from agent_core.models import (
+    Approval,
+    ApprovalDecided,
+    Decision,
+    DecisionKind,
+    Plan,
+    RiskLevel,
+    Run,
+    RunStatus,
+    Subtask,
+)
+from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.runner import Runner
+from agent_core.store import Store, open_store
+from agent_core.testing.redis_server import RedisServer
+from agent_core.tools import Tool, ToolContext, ToolRegistry
+
+KEY = "sk-ant-bench"
+FINAL = {status for status in RunStatus if status.is_final}
+MODEL = "claude-sonnet-4-6"
+SCHEMA = {"type": "object", "properties": {"target": {"type": "string"}}, "required": ["target"]}
+
+
+class QuietChannel:
+    """A channel that keeps nothing: what is measured is airlock, not a test recorder."""
+
+    async def notify(self, event: RunEvent) -> None:
+        return None
+
+    async def request_decision(self, approval: Approval) -> None:
+        return None
+
+    async def ask(self, run: Run, question: str) -> str:
+        raise RuntimeError("the benchmark asks no questions")
+
+    async def members_of(self, group: str) -> set[str]:
+        return set()
+
+
+@asynccontextmanager
+async def standin() -> AsyncIterator[str]:
+    """The stand-in in its own process; yields its base URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench._standin",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        yield (await process.stdout.readline()).decode().strip()
+    finally:
+        process.stdin.close()
+        await process.wait()
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+@dataclass(kw_only=True)
+class Parked:
+    store: Store
+    runner: Runner
+    service: DecisionService
+    approvals: dict[str, str]
+    """Run id -> the approval it waits on."""
+    started: dict[str, asyncio.Event] = field(default_factory=dict)
+    started_ns: dict[str, int] = field(default_factory=dict)
+    rss_per_run: float = 0.0
+
+
+async def park(store: Store, base_url: str, n: int) -> Parked:
+    started: dict[str, asyncio.Event] = {}
+    started_ns: dict[str, int] = {}
+
+    async def restart(arguments: dict[str, Any], context: ToolContext) -> str:
+        started_ns[context.run.id] = time.monotonic_ns()
+        started[context.run.id].set()
+        return "restarted"
+
+    tool = Tool(name="restart", description="Restart a service.", input_schema=SCHEMA,
+                risk=RiskLevel.HIGH, handler=restart)  # fmt: skip
+    llm = AnthropicLLM(api_key=KEY, base_url=base_url, planner_model=MODEL,
+                       executor_model=MODEL, fast_model=MODEL, max_retries=0)  # fmt: skip
+    channel = QuietChannel()
+    audit = Audit(store=store)
+    service = DecisionService(store=store, authority=Authority(admins=["U0ADMIN"]), audit=audit)
+    policy = RunPolicy(budget=BudgetLimits(llm_calls=100, tokens=10**9, usd=1e6),
+                       executor=ExecutorLimits())  # fmt: skip
+    orchestrator = Orchestrator(store=store, llm=llm, tools=ToolRegistry([tool]), channel=channel,
+                                policy=policy, workspace=Path("."))  # fmt: skip
+    runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
+                    policy=ApprovalPolicy(ttl_seconds=86_400))  # fmt: skip
+    await runner.start()
+    plan = Plan(subtasks=[Subtask(id="s1", description="restart web")])
+    runs = [
+        await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
+        for _ in range(n)
+    ]
+    for run in runs:
+        started[run.id] = asyncio.Event()
+    gc.collect()
+    before = rss_bytes()
+    for run in runs:
+        runner.submit(run.id)
+        await runner.wait_for(run.id, {RunStatus.AWAITING_APPROVAL})
+    await asyncio.sleep(0)  # let finished run tasks be dropped before measuring
+    gc.collect()
+    rss = (rss_bytes() - before) / n
+    approvals = {a.run_id: a.id for a in await store.list_pending_approvals()}
+    parked = Parked(store=store, runner=runner, service=service, approvals=approvals,
+                    started=started, started_ns=started_ns, rss_per_run=rss)  # fmt: skip
+    return parked
+
+
+async def resume_in_process(parked: Parked) -> list[float]:
+    samples = []
+    for run_id, approval_id in parked.approvals.items():
+        decision = Decision(kind=DecisionKind.APPROVE, by="U0ADMIN")
+        t0 = time.monotonic_ns()
+        await parked.service.decide(approval_id, decision)
+        await parked.started[run_id].wait()
+        samples.append((parked.started_ns[run_id] - t0) / 1e6)
+        await parked.runner.wait_for(run_id, FINAL)  # one at a time: no overlap with the next
+    return samples
+
+
+async def signal_round_trip(store: Store, n: int) -> list[float]:
+    samples = []
+    async with store.subscribe() as signals:
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            await store.publish(ApprovalDecided(approval_id=f"apr_{i}", run_id="run_ping"))
+            await signals.get()
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return samples
+
+
+async def child(url: str) -> None:
+    """The second process: decides (or pings) what stdin names, printing when it began."""
+    store = await open_store(url)
+    service = DecisionService(store=store, authority=Authority(admins=["U0ADMIN"]),
+                              audit=Audit(store=store))  # fmt: skip
+    loop = asyncio.get_running_loop()
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        kind, _, ident = line.partition(" ")
+        t0 = time.monotonic_ns()
+        if kind == "ping":
+            await store.publish(ApprovalDecided(approval_id=ident, run_id="run_ping"))
+        else:
+            await service.decide(ident, Decision(kind=DecisionKind.APPROVE, by="U0ADMIN"))
+        print(t0, flush=True)
+    await store.close()
+
+
+async def cross_process(parked: Parked, url: str, n_pings: int) -> tuple[list[float], list[float]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.approvals", "--child", url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    pings = []
+    async with parked.store.subscribe() as signals:
+        for i in range(n_pings):
+            process.stdin.write(f"ping apr_{i}\n".encode())
+            await signals.get()
+            received = time.monotonic_ns()
+            pings.append((received - int(await process.stdout.readline())) / 1e6)
+    resumes = []
+    for run_id, approval_id in parked.approvals.items():
+        process.stdin.write(f"decide {approval_id}\n".encode())
+        t0 = int(await process.stdout.readline())
+        await parked.started[run_id].wait()
+        resumes.append((parked.started_ns[run_id] - t0) / 1e6)
+        await parked.runner.wait_for(run_id, FINAL)
+    process.stdin.close()
+    await process.wait()
+    return resumes, pings
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+@dataclass(kw_only=True)
+class Result:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def latency(self, what: str, samples: list[float], baseline: list[float] | None) -> None:
+        base = f"{statistics.median(baseline):.3f} / {p99(baseline):.3f}" if baseline else "-"
+        self.rows.append((what, f"{statistics.median(samples):.3f}", f"{p99(samples):.3f}", base))
+
+
+async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
+    result = Result()
+    sizes: list[tuple[str, float, float]] = []
+    async with standin() as base_url:
+        with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
+            path = Path(folder) / "bench.db"
+            store = await open_store(f"sqlite:///{path}", poll_interval=0.01)
+            parked = await park(store, base_url, n)
+            sizes.append(("sqlite", parked.rss_per_run, path.stat().st_size / n))
+            baseline = await signal_round_trip(store, n)
+            samples = await resume_in_process(parked)
+            result.latency("decision -> tool starts, one process, SQLite", samples, baseline)
+            await parked.runner.stop()
+            await store.close()
+        with RedisServer() as redis:
+            store = await open_store(redis.url)
+            before = await _redis_memory(redis.url)
+            parked = await park(store, base_url, n)
+            sizes.append(
+                ("redis", parked.rss_per_run, (await _redis_memory(redis.url) - before) / n)
+            )
+            baseline = await signal_round_trip(store, n)
+            samples = await resume_in_process(parked)
+            result.latency("decision -> tool starts, one process, Redis", samples, baseline)
+            await parked.runner.stop()
+            parked = await park(store, base_url, n)
+            resumes, pings = await cross_process(parked, redis.url, n)
+            result.latency("decision -> tool starts, two processes, Redis", resumes, pings)
+            await parked.runner.stop()
+            await store.close()
+    return result, sizes
+
+
+async def _redis_memory(url: str) -> int:
+    client = Redis.from_url(url)
+    try:
+        return int((await client.info("memory"))["used_memory"])
+    finally:
+        await client.aclose()
+
+
+def render(result: Result, sizes: list[tuple[str, float, float]], n: int) -> list[Table]:
+    latency = Table(title=f"decision to resume, {n} approvals (ms)")
+    for column in ("path", "median", "p99", "baseline median / p99"):
+        latency.add_column(column, justify="left" if column == "path" else "right")
+    for row in result.rows:
+        latency.add_row(*row)
+    memory = Table(title=f"{n} runs parked on an approval")
+    for column in ("store", "RSS per parked run", "store bytes per parked run"):
+        memory.add_column(column, justify="left" if column == "store" else "right")
+    for name, rss, stored in sizes:
+        memory.add_row(name, f"{rss / 1024:.1f} KB", f"{stored / 1024:.2f} KB")
+    return [latency, memory]
+
+
+async def main(n: int) -> None:
+    result, sizes = await measure(n)
+    console = Console(width=120)
+    for table in render(result, sizes, n):
+        console.print(table)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="parked runs and approvals")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        asyncio.run(child(arguments.child))
+    else:
+        asyncio.run(main(arguments.n))
