@@ -10,12 +10,14 @@ from typing import Any
 
 from agent_core.approvals import ApprovalPolicy, Authority, Refused
 from agent_core.models import (
+    Approval,
     ApprovalStatus,
     Concluded,
     Counted,
     Decision,
     DecisionKind,
     RiskLevel,
+    Run,
     RunStatus,
     TimeoutPolicy,
     ToolCallSubject,
@@ -375,3 +377,23 @@ async def test_kill_takes_effect_quickly(harness_factory: Factory, anthropic: An
             await asyncio.wait([task], timeout=10)
         timings.append(time.perf_counter() - started)
     assert statistics.median(timings) < 5  # the closing note and bench report the real median
+
+
+async def test_approvals_of_runs_gone_or_over_are_cancelled_at_start(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory()
+    subject = ToolCallSubject(subtask_id="s1", tool="restart", arguments={"target": "a"})
+    orphan = await harness.store.create_approval(
+        Approval(run_id="run_gone", subject=subject, risk=RiskLevel.HIGH)
+    )
+    over = await harness.store.create_run(Run(goal="old", requester="U0REQUEST"))
+    await harness.store.transition_run(over.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED)
+    stale = await harness.store.create_approval(
+        Approval(run_id=over.id, subject=subject, risk=RiskLevel.HIGH)
+    )
+    await harness.runner.recover()
+    for approval in (orphan, stale):
+        assert (await harness.store.get_approval(approval.id)).status is ApprovalStatus.CANCELLED
+    settled = [e for e in harness.channel.events if e.kind == "approval_settled"]
+    assert [e.approval.id for e in settled] == [stale.id]  # type: ignore[union-attr]

@@ -124,3 +124,32 @@ async def test_mcp_servers_from_the_config_file_offer_their_tools(tmp_path: Path
     assert "MCP server broken unavailable" in out
     result = anthropic.message_requests()[2].tool_results()[0]
     assert not result.get("is_error") and "5" in result["content"]
+
+
+async def test_halt_refuses_new_goals_until_resume(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with AnthropicStandIn(api_key=KEY) as server:
+        env = clean_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.base_url,
+                        AIRLOCK_DATA_DIR=str(data))  # fmt: skip
+
+        async def airlock(*args: str) -> tuple[int, str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            async with asyncio.timeout(60):
+                out, _ = await process.communicate()
+            assert process.returncode is not None
+            return process.returncode, out.decode()
+
+        assert (await airlock("halt", "--reason", "incident 42"))[0] == 0
+        code, out = await airlock("run", "--dry-run", "anything")
+        assert code == 1 and "halted" in out and "incident 42" in out
+        assert server.message_requests() == []
+        assert (await airlock("resume"))[0] == 0
+        server.enqueue(tool_use_reply("submit_plan", {"subtasks": [
+            {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],
+             "risk_level": "low"}]}))  # fmt: skip
+        code, out = await airlock("run", "--dry-run", "anything")
+        assert code == 0, out
