@@ -34,6 +34,7 @@ from agent_core.approvals import ApprovalPolicy, Authority, DecisionService
 from agent_core.audit import Audit
 from agent_core.budget import BudgetLimits
 from agent_core.channel import RunEvent
+from agent_core.control import RunControl
 from agent_core.executor import ExecutorLimits
 from agent_core.models import (
     Approval,
@@ -175,6 +176,46 @@ async def signal_round_trip(store: Store, n: int) -> list[float]:
     return samples
 
 
+async def kill_latency(store: Store, base_url: str, runs: int) -> list[float]:
+    """Kill a run whose tool is working: milliseconds until its task has ended, status killed."""
+    working = asyncio.Event()
+
+    async def forever(arguments: dict[str, Any], context: ToolContext) -> str:
+        working.set()
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    tool = Tool(name="restart", description="Never ends.", input_schema=SCHEMA,
+                risk=RiskLevel.LOW, handler=forever, timeout_seconds=3600)  # fmt: skip
+    llm = AnthropicLLM(api_key=KEY, base_url=base_url, planner_model=MODEL,
+                       executor_model=MODEL, fast_model=MODEL, max_retries=0)  # fmt: skip
+    channel = QuietChannel()
+    policy = RunPolicy(budget=BudgetLimits(llm_calls=100, tokens=10**9, usd=1e6),
+                       executor=ExecutorLimits())  # fmt: skip
+    orchestrator = Orchestrator(store=store, llm=llm, tools=ToolRegistry([tool]), channel=channel,
+                                policy=policy, workspace=Path("."))  # fmt: skip
+    runner = Runner(
+        store=store, orchestrator=orchestrator, channel=channel, policy=ApprovalPolicy()
+    )
+    await runner.start()
+    control = RunControl(
+        store=store, authority=Authority(admins=["U0ADMIN"]), audit=Audit(store=store)
+    )
+    plan = Plan(subtasks=[Subtask(id="s1", description="restart web")])
+    samples = []
+    for _ in range(runs):
+        working.clear()
+        run = await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
+        task = runner.submit(run.id)
+        await working.wait()
+        t0 = time.perf_counter()
+        await control.kill(run.id, by="U0ADMIN")
+        await asyncio.wait([task])
+        samples.append((time.perf_counter() - t0) * 1000)
+    await runner.stop()
+    return samples
+
+
 async def child(url: str) -> None:
     """The second process: decides (or pings) what stdin names, printing when it began."""
     store = await open_store(url)
@@ -244,6 +285,11 @@ async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
             samples = await resume_in_process(parked)
             result.latency("decision -> tool starts, one process, SQLite", samples, baseline)
             await parked.runner.stop()
+            result.latency(
+                "kill -> run ended (tool working), SQLite",
+                await kill_latency(store, base_url, 50),
+                None,
+            )
             await store.close()
         with RedisServer() as redis:
             store = await open_store(redis.url)
