@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -270,15 +270,15 @@ class SignalHub:
     subscribers: set[Subscription] = field(default_factory=set)
     """Open subscriptions."""
 
-    def add(self) -> Subscription:
-        """Open a new subscription."""
+    @asynccontextmanager
+    async def subscription(self) -> AsyncIterator[Subscription]:
+        """A subscription open for the context's duration."""
         subscription = Subscription()
         self.subscribers.add(subscription)
-        return subscription
-
-    def remove(self, subscription: Subscription) -> None:
-        """Close a subscription."""
-        self.subscribers.discard(subscription)
+        try:
+            yield subscription
+        finally:
+            self.subscribers.discard(subscription)
 
     def deliver(self, signal: Signal) -> None:
         """Hand ``signal`` to every open subscription."""

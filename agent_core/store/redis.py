@@ -285,11 +285,8 @@ class RedisStore:
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         await self._listener.start()
-        subscription = self._hub.add()
-        try:
+        async with self._hub.subscription() as subscription:
             yield subscription
-        finally:
-            self._hub.remove(subscription)
 
     # Small shared values
 

@@ -234,11 +234,8 @@ class SqliteStore:
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         await self._poller.start()
-        subscription = self._hub.add()
-        try:
+        async with self._hub.subscription() as subscription:
             yield subscription
-        finally:
-            self._hub.remove(subscription)
 
     # Small shared values
 
