@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from agent_core.approvals import Authority, DecisionService, Refused
+from agent_core.approvals import Authority, DecisionService, Refused, local_identity
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.control import RunControl
 from agent_core.models import Decision, DecisionKind, DecisionOutcome, Run, ToolCallSubject
-from agent_core.store import Store
-from bot.run_goal import local_operator, open_settings_store
+from agent_core.store import Store, open_settings_store
 
 __all__ = ["Operator", "approvals_table", "operator"]
 
@@ -50,7 +49,7 @@ class Operator:
 @asynccontextmanager
 async def operator(settings: Settings, identity: str | None) -> AsyncIterator[Operator]:
     """An :class:`Operator` on the configured store, closed afterwards."""
-    who = identity or settings.operator_id or local_operator()
+    who = identity or settings.operator_id or local_identity()
     store = await open_settings_store(settings)
     try:
         authority = Authority.from_settings(settings)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 from contextlib import AsyncExitStack
 
 from rich.console import Console
 
 from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import (
-    LOCAL_PREFIX,
     ApprovalPolicy,
     Authority,
     DecisionService,
+    local_identity,
     schema_edit_check,
 )
 from agent_core.audit import Audit
@@ -20,29 +19,15 @@ from agent_core.config import Settings
 from agent_core.models import RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Orchestrator, RunPolicy
 from agent_core.runner import Runner
-from agent_core.store import Store, open_store
+from agent_core.store import open_settings_store
 from agent_core.tools import Tool, ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config
 from bot.terminal import TerminalChannel
 
-__all__ = ["exit_code", "local_operator", "open_settings_store", "run_goal"]
+__all__ = ["exit_code", "run_goal"]
 
 FINAL = {status for status in RunStatus if status.is_final}
-
-
-def local_operator() -> str:
-    """The identity decisions at this keyboard are recorded under."""
-    return f"{LOCAL_PREFIX}{getpass.getuser()}"
-
-
-async def open_settings_store(settings: Settings) -> Store:
-    """The store the settings name."""
-    return await open_store(
-        settings.effective_store_url,
-        poll_interval=settings.signal_poll_seconds,
-        redis_max_connections=settings.redis_max_connections,
-    )
 
 
 def with_risk_overrides(tools: list[Tool], overrides: dict[str, RiskLevel]) -> list[Tool]:
@@ -82,7 +67,7 @@ async def run_goal(
                     f"[yellow]MCP server {failure.server} unavailable: {failure.reason}[/]"
                 )
         settings.effective_workspace_dir.mkdir(parents=True, exist_ok=True)
-        operator = local_operator()
+        operator = local_identity()
         channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
         audit = Audit(store=store)
         service = DecisionService(

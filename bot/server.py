@@ -12,7 +12,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from agent_core.config import Settings
-from agent_core.store import Store, open_store
+from agent_core.store import Store, open_settings_store
 from bot.app import build_app
 
 __all__ = ["build_web_app", "serve"]
@@ -44,11 +44,7 @@ def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Applic
 
 async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
     """Serve until SIGINT or SIGTERM."""
-    store = await open_store(
-        settings.effective_store_url,
-        poll_interval=settings.signal_poll_seconds,
-        redis_max_connections=settings.redis_max_connections,
-    )
+    store = await open_settings_store(settings)
     app = build_app(settings)
     runner = web.AppRunner(build_web_app(settings, app, store))
     await runner.setup()

@@ -1,6 +1,6 @@
 """Human approval: policy, who may decide, the decision path, and the risk gate."""
 
-from agent_core.approvals.authority import LOCAL_PREFIX, Authority
+from agent_core.approvals.authority import LOCAL_PREFIX, Authority, local_identity
 from agent_core.approvals.gate import Allowed, ApprovalGate, Denied, Gate, Verdict, approval_id
 from agent_core.approvals.policy import ApprovalPolicy
 from agent_core.approvals.service import DecisionService, Refused, schema_edit_check
@@ -17,5 +17,6 @@ __all__ = [
     "Refused",
     "Verdict",
     "approval_id",
+    "local_identity",
     "schema_edit_check",
 ]

@@ -7,6 +7,7 @@ cached for a while. People with a shell on the machine (the terminal and the CLI
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -14,12 +15,17 @@ from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
 from agent_core.models import Approval, RiskLevel
 
-__all__ = ["LOCAL_PREFIX", "Authority"]
+__all__ = ["LOCAL_PREFIX", "Authority", "local_identity"]
 
 LOCAL_PREFIX = "local:"
 """Identities of people at this machine's keyboard."""
 
 Resolver = Callable[[str], Awaitable[set[str]]]
+
+
+def local_identity() -> str:
+    """The identity of the person at this machine's keyboard: ``local:<login>``."""
+    return f"{LOCAL_PREFIX}{getpass.getuser()}"
 
 
 @dataclass(kw_only=True)

@@ -6,10 +6,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from agent_core.clock import Clock
+from agent_core.config import Settings
 from agent_core.errors import ConfigError
 from agent_core.store.base import Store, Subscription
 
-__all__ = ["Store", "Subscription", "open_store"]
+__all__ = ["Store", "Subscription", "open_settings_store", "open_store"]
 
 
 async def open_store(
@@ -42,3 +43,12 @@ async def open_store(
             base_url, prefix=prefix, clock=clock, max_connections=redis_max_connections
         )
     raise ConfigError([f"AIRLOCK_STORE_URL: unsupported scheme {parts.scheme!r} in {url!r}"])
+
+
+async def open_settings_store(settings: Settings) -> Store:
+    """The store the settings name (``AIRLOCK_STORE_URL``, else SQLite in the data folder)."""
+    return await open_store(
+        settings.effective_store_url,
+        poll_interval=settings.signal_poll_seconds,
+        redis_max_connections=settings.redis_max_connections,
+    )
