@@ -180,7 +180,7 @@ class Executor:
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
         tool, arguments = call.tool, call.block.get("input", {})
-        preview = await tool.preview(arguments) if tool.preview is not None else None
+        preview = await self._preview(run, tool, arguments)
         verdict = await self.gate.check_tool_call(
             run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
             risk=call.risk, tool_use_id=block_id, preview=preview,
@@ -223,6 +223,19 @@ class Executor:
             )
             return _result(block_id, f"{tool.name} failed: {type(error).__name__}: {error}", True)
         return _result(block_id, fence(tool.name, output, self.limits.output_max_chars))
+
+    async def _preview(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> str | None:
+        """What the call would do, for the approver; a failing preview never blocks the gate."""
+        if tool.preview is None:
+            return None
+        try:
+            return await tool.preview(arguments)
+        except ToolError as error:
+            return f"(no preview: {error})"
+        except Exception as error:  # the call is still gated; the approver sees why
+            logger.warning("preview failed", extra={"run_id": run.id, "tool": tool.name},
+                           exc_info=True)  # fmt: skip
+            return f"(no preview: {type(error).__name__}: {error})"
 
     async def _audit(self, run: Run, kind: str, **data: Any) -> None:
         if self.audit is not None:

@@ -19,10 +19,16 @@ from typing import Any
 
 from agent_core.approvals import ApprovalPolicy
 from agent_core.audit import Audit
-from agent_core.channel import ApprovalEscalated, ApprovalReminder, ApprovalSettled, OperatorChannel
+from agent_core.channel import (
+    ApprovalEscalated,
+    ApprovalReminder,
+    ApprovalSettled,
+    OperatorChannel,
+    RunFinished,
+)
 from agent_core.clock import Clock, SystemClock
 from agent_core.control import ACTIVE
-from agent_core.errors import NotFound
+from agent_core.errors import NotFound, VersionConflict
 from agent_core.models import (
     Approval,
     ApprovalDecided,
@@ -105,20 +111,41 @@ class Runner:
 
     async def _run(self, run_id: str) -> Run:
         try:
-            while True:
-                self._wake.discard(run_id)
-                run = await self.orchestrator.execute(run_id)
-                if run.status is not RunStatus.AWAITING_APPROVAL:
-                    return run
-                for approval in await self.store.list_pending_approvals(run_id=run_id):
-                    self.schedule(approval)
-                # A decision that came while this task was parking the run resumes it now.
-                if run_id not in self._wake:
-                    return run
+            return await self._drive(run_id)
+        except Exception as error:  # a bug must end the run visibly, not leave it "running"
+            logger.exception("run crashed", extra={"run_id": run_id})
+            return await self._fail(run_id, f"internal error: {type(error).__name__}: {error}")
         finally:
             self.tasks.pop(run_id, None)
-            async with self.changed:
-                self.changed.notify_all()
+            await self._changed()
+
+    async def _drive(self, run_id: str) -> Run:
+        while True:
+            self._wake.discard(run_id)
+            run = await self.orchestrator.execute(run_id)
+            if run.status is not RunStatus.AWAITING_APPROVAL:
+                return run
+            for approval in await self.store.list_pending_approvals(run_id=run_id):
+                self.schedule(approval)
+            # A decision that came while this task was parking the run resumes it now.
+            if run_id not in self._wake:
+                return run
+
+    async def _fail(self, run_id: str, reason: str) -> Run:
+        run = await self.store.get_run(run_id)
+        while not run.status.is_final:
+            try:
+                run = await self.store.save_run(
+                    run.model_copy(update={"status": RunStatus.FAILED, "error": reason})
+                )
+            except VersionConflict:
+                run = await self.store.get_run(run_id)
+        await self.channel.notify(RunFinished(run=run, status=run.status, result=reason))
+        return run
+
+    async def _changed(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
 
     async def recover(self) -> None:
         """Resume unfinished runs; re-arm deadlines; cancel approvals of runs that are over."""
@@ -163,6 +190,7 @@ class Runner:
                     await self._on(signal)
                 except Exception:  # one bad signal must not stop the listener
                     logger.exception("signal handling failed", extra={"signal": signal.kind})
+                await self._changed()  # a run may have ended elsewhere (a kill): wake waiters
 
     async def _on(self, signal: Signal) -> None:
         if not self._mine(signal):

@@ -32,6 +32,7 @@ from agent_core.testing.anthropic_server import (
 from agent_core.testing.channel import RecordingChannel
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.builtins.command import command_risk
+from agent_core.tools.builtins.files import write_file_tool
 from tests.agent.conftest import Harness, Tools
 from tests.support import eventually
 
@@ -336,6 +337,7 @@ async def test_kill_while_waiting_cancels_the_approval_fast(
     assert approval.status is ApprovalStatus.CANCELLED
     late = await harness.service.decide(approval.id, decision(DecisionKind.APPROVE, "U0APPROVER"))
     assert not isinstance(late, Refused) and late.kind == "already_decided"
+    assert (await harness.finished(run.id)).status is RunStatus.KILLED  # waiters wake too
 
 
 async def test_halt_refuses_new_runs_until_resumed(
@@ -397,3 +399,48 @@ async def test_approvals_of_runs_gone_or_over_are_cancelled_at_start(
         assert (await harness.store.get_approval(approval.id)).status is ApprovalStatus.CANCELLED
     settled = [e for e in harness.channel.events if e.kind == "approval_settled"]
     assert [e.approval.id for e in settled] == [stale.id]  # type: ignore[union-attr]
+
+
+async def test_a_failing_preview_still_asks_and_says_why(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tmp_path: Any
+) -> None:
+    harness = await harness_factory(
+        channel=RecordingChannel(
+            decider=lambda a: decision(
+                DecisionKind.REJECT
+                if isinstance(a.subject, ToolCallSubject)
+                else DecisionKind.APPROVE,
+                "U0APPROVER",
+            )
+        ),
+        registry=ToolRegistry([write_file_tool(workspace=tmp_path)]),
+    )
+    anthropic.enqueue(
+        plan(["write_file"]),
+        tool_use_reply("write_file", {"path": "../../etc/cron.d/x", "content": "* * * * * boom"}),
+        text_reply("gave up"),
+    )
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED
+    call = harness.channel.asked[-1]
+    assert isinstance(call.subject, ToolCallSubject)
+    assert call.subject.preview is not None and call.subject.preview.startswith("(no preview:")
+
+
+async def test_a_crash_inside_the_run_ends_it_failed_not_running(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    def broken_policy(arguments: dict[str, Any]) -> RiskLevel:
+        raise ZeroDivisionError("bug in a risk rule")
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        return "unreachable"
+
+    tool = Tool(name="odd", description="Odd.", input_schema={"type": "object"},
+                risk=RiskLevel.LOW, risk_for=broken_policy, handler=handler)  # fmt: skip
+    harness = await harness_factory(registry=ToolRegistry([tool]))
+    anthropic.enqueue(plan(["odd"]), tool_use_reply("odd", {}))
+    run = await harness.run()
+    assert run.status is RunStatus.FAILED
+    assert run.error == "internal error: ZeroDivisionError: bug in a risk rule"
+    assert harness.channel.kinds()[-1] == "run_finished"
