@@ -9,32 +9,18 @@ from rich.console import Console
 from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import (
     ApprovalPolicy,
-    Authority,
-    DecisionService,
     local_identity,
-    schema_edit_check,
 )
-from agent_core.audit import Audit
 from agent_core.config import Settings
-from agent_core.models import RiskLevel, Run, RunStatus
-from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.models import Run, RunStatus
 from agent_core.runner import Runner
 from agent_core.store import open_settings_store
-from agent_core.tools import Tool, ToolRegistry
-from agent_core.tools.builtins import builtin_tools
-from agent_core.tools.mcp import McpTools, load_mcp_config
+from bot import wiring
 from bot.terminal import TerminalChannel
 
 __all__ = ["exit_code", "run_goal"]
 
 FINAL = {status for status in RunStatus if status.is_final}
-
-
-def with_risk_overrides(tools: list[Tool], overrides: dict[str, RiskLevel]) -> list[Tool]:
-    """``tools`` with the configured per-tool risks applied (configuration, never the model)."""
-    for tool in tools:
-        tool.risk = overrides.get(tool.name, tool.risk)
-    return tools
 
 
 async def run_goal(
@@ -58,30 +44,13 @@ async def run_goal(
             console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
             return None
         llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
-        registry = ToolRegistry(with_risk_overrides(builtin_tools(settings), settings.tool_risks))
-        if settings.mcp_config is not None:
-            mcp = McpTools(config=load_mcp_config(settings.mcp_config), registry=registry)
-            await stack.enter_async_context(mcp)
-            for failure in mcp.failures:
-                console.print(
-                    f"[yellow]MCP server {failure.server} unavailable: {failure.reason}[/]"
-                )
-        settings.effective_workspace_dir.mkdir(parents=True, exist_ok=True)
+        registry = await wiring.tools(
+            settings, stack, report=lambda line: console.print(f"[yellow]{line}[/]")
+        )
         operator = local_identity()
         channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
-        audit = Audit(store=store)
-        service = DecisionService(
-            store=store,
-            authority=Authority.from_settings(settings, members_of=channel.members_of),
-            audit=audit,
-            check_edit=schema_edit_check(registry),
-        )
-        channel.decide = service.decide
-        policy = RunPolicy.from_settings(settings)
-        orchestrator = Orchestrator(
-            store=store, llm=llm, tools=registry, channel=channel, policy=policy,
-            workspace=settings.effective_workspace_dir,
-        )  # fmt: skip
+        channel.decide = wiring.decisions(settings, store, registry, channel).decide
+        orchestrator = wiring.orchestrator(settings, store, llm, registry, channel)
         runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
                         policy=ApprovalPolicy.from_settings(settings), only=set())  # fmt: skip
         await runner.start()

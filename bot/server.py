@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
+from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.approvals import ApprovalPolicy
 from agent_core.config import Settings
+from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
-from bot.app import build_app
+from bot import wiring
+from bot.app import build_app, build_client
+from bot.listeners import register_approvals
+from bot.slack_channel import SlackChannel
 
 __all__ = ["build_web_app", "serve"]
 
@@ -43,27 +51,43 @@ def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Applic
 
 
 async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
-    """Serve until SIGINT or SIGTERM."""
-    store = await open_settings_store(settings)
-    app = build_app(settings)
-    runner = web.AppRunner(build_web_app(settings, app, store))
-    await runner.setup()
-    socket_mode: AsyncSocketModeHandler | None = None
-    try:
-        await web.TCPSite(runner, host, port).start()
+    """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume."""
+    async with AsyncExitStack() as stack:
+        store = await open_settings_store(settings)
+        stack.push_async_callback(store.close)
+        client = build_client(settings)
+        app = build_app(settings, client=client)
+        runs = await _agent(settings, store, client, app, stack)
+        site = web.AppRunner(build_web_app(settings, app, store))
+        await site.setup()
+        stack.push_async_callback(site.cleanup)
+        await web.TCPSite(site, host, port).start()
         if settings.socket_mode and settings.slack_app_token is not None:
             socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
             await socket_mode.connect_async()
-        logger.info(
-            "airlock is serving",
-            extra={"mode": "socket" if socket_mode else "http", "port": port},
-        )
+            stack.push_async_callback(socket_mode.close_async)
+        await runs.start()
+        stack.push_async_callback(runs.stop)
+        mode = "socket" if settings.socket_mode else "http"
+        logger.info("airlock is serving", extra={"mode": mode, "port": port})
         await _until_stopped()
-    finally:
-        if socket_mode is not None:
-            await socket_mode.close_async()
-        await runner.cleanup()
-        await store.close()
+
+
+async def _agent(
+    settings: Settings, store: Store, client: AsyncWebClient, app: AsyncApp, stack: AsyncExitStack
+) -> Runner:
+    """The agent core behind the app: Slack as its channel, approvals wired to the buttons."""
+    llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
+    registry = await wiring.tools(settings, stack, report=lambda line: logger.warning(line))
+    channel = SlackChannel(client=client, store=store)
+    register_approvals(app, service=wiring.decisions(settings, store, registry, channel),
+                       channel=channel)  # fmt: skip
+    return Runner(
+        store=store,
+        orchestrator=wiring.orchestrator(settings, store, llm, registry, channel),
+        channel=channel,
+        policy=ApprovalPolicy.from_settings(settings),
+    )
 
 
 async def _until_stopped() -> None:

@@ -1,0 +1,135 @@
+"""Block Kit messages: approval requests with buttons, and what they become once settled."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, ToolCallSubject
+
+__all__ = [
+    "APPROVE",
+    "REJECT",
+    "RISK_BADGE",
+    "approval_blocks",
+    "approval_text",
+    "settled_blocks",
+]
+
+APPROVE = "airlock_approve"
+"""action_id of the Approve button; its value is the approval id."""
+REJECT = "airlock_reject"
+"""action_id of the Reject button; its value is the approval id."""
+
+RISK_BADGE = {
+    RiskLevel.LOW: ":large_green_circle: low",
+    RiskLevel.MEDIUM: ":large_yellow_circle: medium",
+    RiskLevel.HIGH: ":large_orange_circle: HIGH",
+    RiskLevel.CRITICAL: ":red_circle: CRITICAL",
+}
+_MAX_CODE = 2800  # a section's text holds 3,000 characters
+
+
+def approval_text(approval: Approval) -> str:
+    """The plain-text line shown in notifications and by clients without blocks."""
+    return f"Approval needed ({approval.risk.value}): {_what(approval)}"
+
+
+def approval_blocks(approval: Approval) -> list[Block]:
+    """The request: what would run, its risk, and Approve / Reject buttons."""
+    return [
+        HeaderBlock(text=f"Approval needed: {approval.risk.value} risk"),
+        *_body(approval),
+        ActionsBlock(
+            block_id=f"airlock:{approval.id}",
+            elements=[
+                ButtonElement(
+                    text="Approve", action_id=APPROVE, value=approval.id, style="primary"
+                ),
+                ButtonElement(text="Reject", action_id=REJECT, value=approval.id, style="danger"),
+            ],
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=_context(approval))]),
+    ]
+
+
+def settled_blocks(approval: Approval) -> list[Block]:
+    """The same request once decided, expired or cancelled: no buttons left to press."""
+    return [
+        HeaderBlock(text=f"{_outcome(approval.status)}: {approval.risk.value} risk"),
+        *_body(approval),
+        ContextBlock(elements=[MarkdownTextObject(text=_settled(approval))]),
+    ]
+
+
+def _body(approval: Approval) -> list[Block]:
+    subject = approval.subject
+    if isinstance(subject, PlanSubject):
+        steps = "\n".join(
+            f"• `{s.id}` {s.description} ({RISK_BADGE[s.risk_level]})"
+            for s in subject.plan.subtasks
+        )
+        return [
+            SectionBlock(text=MarkdownTextObject(text=f"*The plan, before anything runs*\n{steps}"))
+        ]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(
+            text=f"*{subject.tool}* {RISK_BADGE[approval.risk]}\n```{_code(subject.arguments)}```"
+        ))
+    ]  # fmt: skip
+    if subject.preview:
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=f"*What it would do*\n```{subject.preview[:_MAX_CODE]}```")))  # fmt: skip
+    if subject.possibly_partial:
+        warning = ":warning: Asked again: an earlier attempt may have run partly before a restart."
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=warning)))
+    return blocks
+
+
+def _code(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, indent=2, ensure_ascii=False)[:_MAX_CODE]
+
+
+def _what(approval: Approval) -> str:
+    subject = approval.subject
+    if isinstance(subject, ToolCallSubject):
+        return f"{subject.tool} {json.dumps(subject.arguments, ensure_ascii=False)[:200]}"
+    return f"a plan of {len(subject.plan.subtasks)} steps"
+
+
+def _context(approval: Approval) -> str:
+    parts = [f"`{approval.id}`", f"run `{approval.run_id}`"]
+    if approval.requester:
+        parts.append(f"asked by <@{approval.requester}>")
+    if approval.required_approvals > 1:
+        parts.append(f"needs {approval.required_approvals} approvers or an admin")
+    parts.append(f"or type `approve {approval.id}` / `reject {approval.id} <reason>`")
+    return " · ".join(parts)
+
+
+def _outcome(status: ApprovalStatus) -> str:
+    return {
+        ApprovalStatus.APPROVED: "Approved",
+        ApprovalStatus.REJECTED: "Rejected",
+        ApprovalStatus.EXPIRED: "Expired",
+        ApprovalStatus.CANCELLED: "Cancelled",
+        ApprovalStatus.PENDING: "Waiting",
+    }[status]
+
+
+def _settled(approval: Approval) -> str:
+    who = approval.decided_by or "airlock"
+    mention = who if who.startswith("local:") or who == "airlock" else f"<@{who}>"
+    last = approval.decisions[-1] if approval.decisions else None
+    reason = f": {last.reason}" if last is not None and last.reason else ""
+    return f"`{approval.id}` {_outcome(approval.status).lower()} by {mention}{reason}"

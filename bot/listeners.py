@@ -1,0 +1,124 @@
+"""Slack listeners for approvals: the buttons, the typed fallback, and replies to questions.
+
+Every path ends in the same DecisionService call as the CLI's, so a click is checked, recorded
+atomically and audited exactly like any other decision. Bolt acknowledges first; the work
+happens after, well inside Slack's three seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.approvals import DecisionService, Refused
+from agent_core.models import (
+    AlreadyDecided,
+    Counted,
+    Decision,
+    DecisionKind,
+    DecisionOutcome,
+    Duplicate,
+)
+from bot.blocks import APPROVE, REJECT
+from bot.slack_channel import SlackChannel
+
+__all__ = ["TYPED_DECISION", "register_approvals"]
+
+TYPED_DECISION = re.compile(
+    r"^\s*(?P<verb>approve|reject)\s+(?P<id>apr_[0-9a-f]{12})\b\s*(?P<reason>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+"""``approve apr_…`` or ``reject apr_… reason``, typed in a channel or thread."""
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Answer:
+    """Who answered which approval, and where to tell them how it went."""
+
+    user: str
+    approval_id: str
+    channel: str
+    thread_ts: str | None
+    kind: DecisionKind
+    reason: str | None = None
+
+
+def register_approvals(app: AsyncApp, *, service: DecisionService, channel: SlackChannel) -> None:
+    """Wire the approval buttons and typed decisions of ``app`` to ``service``."""
+
+    async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await _decide(service, client, _from_button(body), ephemeral=True)
+
+    app.action(APPROVE)(on_button)
+    app.action(REJECT)(on_button)
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("bot_id") or event.get("subtype") or "user" not in event:
+            return  # our own posts, edits and joins are not answers
+        text = event.get("text") or ""
+        answer = _from_text(event, text)
+        if answer is not None:
+            await _decide(service, client, answer, ephemeral=False)
+        elif event.get("thread_ts"):
+            channel.answered(event["channel"], event["thread_ts"], text)
+
+
+def _from_button(body: dict[str, Any]) -> _Answer:
+    action = body["actions"][0]
+    container = body.get("container") or {}
+    return _Answer(
+        user=body["user"]["id"],
+        approval_id=action["value"],
+        channel=container.get("channel_id") or body["channel"]["id"],
+        thread_ts=container.get("thread_ts"),
+        kind=DecisionKind.APPROVE if action["action_id"] == APPROVE else DecisionKind.REJECT,
+    )
+
+
+def _from_text(event: dict[str, Any], text: str) -> _Answer | None:
+    match = TYPED_DECISION.match(text)
+    if match is None:
+        return None
+    verb = match.group("verb").lower()
+    return _Answer(
+        user=event["user"],
+        approval_id=match.group("id").lower(),
+        channel=event["channel"],
+        thread_ts=event.get("thread_ts") or event.get("ts"),
+        kind=DecisionKind.APPROVE if verb == "approve" else DecisionKind.REJECT,
+        reason=match.group("reason").strip() or None,
+    )
+
+
+async def _decide(
+    service: DecisionService, client: AsyncWebClient, answer: _Answer, *, ephemeral: bool
+) -> None:
+    decision = Decision(kind=answer.kind, by=answer.user, reason=answer.reason)
+    reply = _reply(await service.decide(answer.approval_id, decision))
+    if reply is None:
+        return  # settled: the request message itself is updated with the outcome
+    if ephemeral:
+        await client.chat_postEphemeral(channel=answer.channel, user=answer.user, text=reply,
+                                        thread_ts=answer.thread_ts)  # fmt: skip
+    else:
+        await client.chat_postMessage(channel=answer.channel, thread_ts=answer.thread_ts,
+                                      text=f"<@{answer.user}> {reply}")  # fmt: skip
+
+
+def _reply(outcome: DecisionOutcome | Refused) -> str | None:
+    if isinstance(outcome, Refused):
+        return f"Not accepted: {outcome.reason}."
+    if isinstance(outcome, AlreadyDecided):
+        who = outcome.approval.decided_by or "airlock"
+        return f"Already {outcome.approval.status.value} by <@{who}>."
+    if isinstance(outcome, Counted):
+        return f"Counted. {outcome.approvals_needed} more approval(s) needed."
+    if isinstance(outcome, Duplicate):
+        return "You have approved this already."
+    return None

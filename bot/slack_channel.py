@@ -1,0 +1,147 @@
+"""Slack as the operator channel: a run's thread shows its progress and asks its approvals.
+
+Approval messages are remembered in the store (channel and ts, by approval id), so whichever
+process settles an approval, after any restart, can turn its buttons into the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.channel import (
+    ApprovalEscalated,
+    ApprovalNeeded,
+    ApprovalReminder,
+    ApprovalSettled,
+    BudgetWarning,
+    PlanReady,
+    RunEvent,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    ToolNotice,
+)
+from agent_core.models import Approval, Run, RunStatus
+from agent_core.store import Store
+from bot.blocks import RISK_BADGE, approval_blocks, approval_text, settled_blocks
+
+__all__ = ["SlackChannel"]
+
+logger = logging.getLogger(__name__)
+
+_MESSAGE = "slack:approval-message:"
+"""Session-fact scope prefix (+ approval id): "channel ts" of the request message."""
+_KEEP_SECONDS = 90 * 86_400.0
+
+
+@dataclass(kw_only=True)
+class SlackChannel:
+    """Posts a run's events in its thread and its approval requests with buttons."""
+
+    client: AsyncWebClient
+    store: Store
+    _questions: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
+
+    async def notify(self, event: RunEvent) -> None:
+        run = event.run
+        if run.channel is None:
+            return
+        if isinstance(event, PlanReady):
+            steps = "\n".join(
+                f"{i}. {s.description} ({RISK_BADGE[s.risk_level]})"
+                for i, s in enumerate(event.plan.subtasks, start=1)
+            )
+            await self._say(run, f"*Plan*\n{steps}")
+        elif isinstance(event, StepStarted | ApprovalNeeded):
+            return  # the step's result and the request message say it better
+        elif isinstance(event, StepFinished):
+            mark = ":white_check_mark:" if event.status == "completed" else ":x:"
+            await self._say(run, f"{mark} `{event.subtask_id}` {event.summary[:2000]}")
+        elif isinstance(event, ToolNotice):
+            await self._say(
+                run, f":information_source: running `{event.tool}` ({event.risk.value})"
+            )
+        elif isinstance(event, ApprovalSettled):
+            await self._settle(event.approval)
+        elif isinstance(event, ApprovalReminder):
+            await self._say(
+                run, f":alarm_clock: `{event.approval.id}` is still waiting for a decision"
+            )
+        elif isinstance(event, ApprovalEscalated):
+            to = ", ".join(_mention(i) for i in event.approval.approvers or [])
+            await self._say(run, f":arrow_up: `{event.approval.id}` escalated to {to}")
+        elif isinstance(event, BudgetWarning):
+            await self._say(
+                run, f":warning: {event.budget} budget: {event.used:g} of {event.limit:g}"
+            )
+        elif isinstance(event, RunFinished):
+            mark = ":tada:" if event.status is RunStatus.COMPLETED else ":no_entry:"
+            await self._say(run, f"{mark} *{event.status.value}*\n{event.result[:3500]}")
+        else:
+            assert_never(event)
+
+    async def request_decision(self, approval: Approval) -> None:
+        run = await self.store.get_run(approval.run_id)
+        if run.channel is None:
+            return
+        posted = await self.client.chat_postMessage(
+            channel=run.channel, thread_ts=run.thread_ts, text=approval_text(approval),
+            blocks=approval_blocks(approval),
+        )  # fmt: skip
+        where = f"{posted['channel']} {posted['ts']}"
+        await self.store.set_fact(_MESSAGE + approval.id, "at", where, ttl_seconds=_KEEP_SECONDS)
+
+    async def ask(self, run: Run, question: str) -> str:
+        if run.channel is None or run.thread_ts is None:
+            raise RuntimeError("this run has no Slack thread to ask in")
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._questions[(run.channel, run.thread_ts)] = answer
+        await self._say(run, f":question: <@{run.requester}> {question}\n_(reply in this thread)_")
+        try:
+            return await answer
+        finally:
+            self._questions.pop((run.channel, run.thread_ts), None)
+
+    def answered(self, channel: str, thread_ts: str, text: str) -> bool:
+        """A reply in a thread; True if it answered an open question there."""
+        waiting = self._questions.get((channel, thread_ts))
+        if waiting is None or waiting.done():
+            return False
+        waiting.set_result(text)
+        return True
+
+    async def members_of(self, group: str) -> set[str]:
+        response = await self.client.usergroups_users_list(usergroup=group)
+        return set(response.get("users") or [])
+
+    async def _say(self, run: Run, text: str) -> None:
+        if run.channel is None:
+            return
+        try:
+            await self.client.chat_postMessage(channel=run.channel, thread_ts=run.thread_ts,
+                                               text=text)  # fmt: skip
+        except SlackApiError as error:  # progress is best effort; the run itself goes on
+            logger.warning("slack post failed", extra={"run_id": run.id,
+                           "error": error.response.get("error")})  # fmt: skip
+
+    async def _settle(self, approval: Approval) -> None:
+        where = (await self.store.get_facts(_MESSAGE + approval.id)).get("at")
+        if where is None:
+            return
+        channel, ts = where.split(" ", 1)
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=approval_text(approval),
+                                          blocks=settled_blocks(approval))  # fmt: skip
+        except SlackApiError as error:
+            logger.warning("slack update failed", extra={"approval_id": approval.id,
+                           "error": error.response.get("error")})  # fmt: skip
+
+
+def _mention(identity: str) -> str:
+    return f"<!subteam^{identity}>" if identity.startswith("S") else f"<@{identity}>"
