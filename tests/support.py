@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -26,3 +30,31 @@ async def eventually(
         # Polling is the point: what is awaited (a TTL, another process) has no event.
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def airlock_serve(
+    env: dict[str, str], cwd: Path, port: int, *, stderr: int = asyncio.subprocess.DEVNULL
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`airlock serve` as a real process, yielded once /healthz answers; killed afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                assert process.returncode is None, "airlock serve exited early"
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(healthy, timeout=30)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()

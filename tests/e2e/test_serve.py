@@ -21,7 +21,7 @@ from agent_core.testing.slack_requests import (
     post_to_bot,
 )
 from agent_core.testing.slack_server import SlackStandIn
-from tests.support import eventually
+from tests.support import airlock_serve
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -99,28 +99,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.
             AIRLOCK_DATA_DIR=str(tmp_path / "data"),
             AIRLOCK_PORT=str(port),
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as http:
-
-                async def healthy() -> bool:
-                    assert process.returncode is None, "airlock serve exited early"
-                    try:
-                        async with http.get(f"{base}/healthz") as response:
-                            return response.status == 200
-                    except aiohttp.ClientConnectionError:
-                        return False
-
-                await eventually(healthy, timeout=30)
-            yield base, process
-        finally:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
+        async with airlock_serve(env, tmp_path, port, stderr=asyncio.subprocess.PIPE) as process:
+            yield f"http://127.0.0.1:{port}", process
 
 
 async def test_serve_answers_health_and_metrics(

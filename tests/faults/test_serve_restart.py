@@ -3,16 +3,10 @@ old button, clicked after the restart, still releases the call, exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from agent_core.models import Run, RunStatus
 from agent_core.store import open_store
@@ -21,7 +15,7 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
-from tests.support import eventually
+from tests.support import airlock_serve, eventually
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-airlock-restart"
@@ -29,33 +23,6 @@ KEY = "sk-ant-serve-restart"
 MENTION = load_json_payload("app_mention.json")["event"]
 CLICK = load_json_payload("block_actions.json")
 APPROVER = CLICK["user"]["id"]
-
-
-@asynccontextmanager
-async def serving(
-    env: dict[str, str], cwd: Path, port: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=cwd, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        async with aiohttp.ClientSession() as http:
-
-            async def healthy() -> bool:
-                assert process.returncode is None, "airlock serve exited early"
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(healthy, timeout=30)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 def approval_request(call: SlackCall) -> bool:
@@ -97,7 +64,7 @@ async def test_an_old_button_still_works_after_the_server_was_killed(tmp_path: P
             AIRLOCK_DATA_DIR=str(data), AIRLOCK_PORT=str(port), AIRLOCK_APPROVERS=APPROVER,
             AIRLOCK_LLM_MAX_RETRIES="0", AIRLOCK_SIGNAL_POLL_SECONDS="0.05",
         )  # fmt: skip
-        async with serving(env, tmp_path, port) as first:
+        async with airlock_serve(env, tmp_path, port) as first:
             posted = await slack.wait_for_call("chat.postMessage", approval_request, timeout=30)
             await eventually(lambda: _parked(store, run.id), timeout=30)
             first.send_signal(signal.SIGKILL)
@@ -107,7 +74,7 @@ async def test_an_old_button_still_works_after_the_server_was_killed(tmp_path: P
         ts = posted.response["ts"]
         url = f"http://127.0.0.1:{port}/slack/events"
         signer = SlackRequestSigner(SECRET)
-        async with serving(env, tmp_path, port):
+        async with airlock_serve(env, tmp_path, port):
             since = len(slack.calls)
             stranger = await post_to_bot(
                 url, signer.interaction(click(approval_id, ts, user="W0STRANGER"))
