@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -23,6 +24,7 @@ __all__ = [
     "RISK_BADGE",
     "approval_blocks",
     "approval_text",
+    "mention",
     "settled_blocks",
 ]
 
@@ -110,7 +112,7 @@ def _what(approval: Approval) -> str:
 def _context(approval: Approval) -> str:
     parts = [f"`{approval.id}`", f"run `{approval.run_id}`"]
     if approval.requester:
-        parts.append(f"asked by <@{approval.requester}>")
+        parts.append(f"asked by {mention(approval.requester)}")
     if approval.required_approvals > 1:
         parts.append(f"needs {approval.required_approvals} approvers or an admin")
     parts.append(f"or type `approve {approval.id}` / `reject {approval.id} <reason>`")
@@ -127,9 +129,17 @@ def _outcome(status: ApprovalStatus) -> str:
     }[status]
 
 
+def mention(identity: str) -> str:
+    """How to name ``identity`` in a message: a user or user-group mention, else as is."""
+    if re.match(r"^S[A-Z0-9]+$", identity):
+        return f"<!subteam^{identity}>"
+    if re.match(r"^[UW][A-Z0-9]+$", identity):
+        return f"<@{identity}>"
+    return f"`{identity}`"
+
+
 def _settled(approval: Approval) -> str:
-    who = approval.decided_by or "airlock"
-    mention = who if who.startswith("local:") or who == "airlock" else f"<@{who}>"
+    who = mention(approval.decided_by or "airlock")
     last = approval.decisions[-1] if approval.decisions else None
     reason = f": {last.reason}" if last is not None and last.reason else ""
-    return f"`{approval.id}` {_outcome(approval.status).lower()} by {mention}{reason}"
+    return f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{reason}"

@@ -23,7 +23,8 @@ from agent_core.models import (
     DecisionOutcome,
     Duplicate,
 )
-from bot.blocks import APPROVE, REJECT
+from bot.blocks import APPROVE, REJECT, mention
+from bot.goals import GoalIntake, direct_goal
 from bot.slack_channel import SlackChannel
 
 __all__ = ["TYPED_DECISION", "register_approvals"]
@@ -47,8 +48,17 @@ class _Answer:
     reason: str | None = None
 
 
-def register_approvals(app: AsyncApp, *, service: DecisionService, channel: SlackChannel) -> None:
-    """Wire the approval buttons and typed decisions of ``app`` to ``service``."""
+def register_approvals(
+    app: AsyncApp,
+    *,
+    service: DecisionService,
+    channel: SlackChannel,
+    intake: GoalIntake | None = None,
+) -> None:
+    """Wire the approval buttons and typed decisions of ``app`` to ``service``.
+
+    With ``intake``, a direct message that is not a decision or an answer starts a run.
+    """
 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -67,6 +77,10 @@ def register_approvals(app: AsyncApp, *, service: DecisionService, channel: Slac
             await _decide(service, client, answer, ephemeral=False)
         elif event.get("thread_ts"):
             channel.answered(event["channel"], event["thread_ts"], text)
+        elif intake is not None and direct_goal(event):
+            await intake.start(client, goal=text, user=event["user"], channel=event["channel"],
+                               thread_ts=event["ts"], delivery=event.get("client_msg_id")
+                               or event.get("ts"))  # fmt: skip
 
 
 def _from_button(body: dict[str, Any]) -> _Answer:
@@ -108,15 +122,15 @@ async def _decide(
                                         thread_ts=answer.thread_ts)  # fmt: skip
     else:
         await client.chat_postMessage(channel=answer.channel, thread_ts=answer.thread_ts,
-                                      text=f"<@{answer.user}> {reply}")  # fmt: skip
+                                      text=f"{mention(answer.user)} {reply}")  # fmt: skip
 
 
 def _reply(outcome: DecisionOutcome | Refused) -> str | None:
     if isinstance(outcome, Refused):
         return f"Not accepted: {outcome.reason}."
     if isinstance(outcome, AlreadyDecided):
-        who = outcome.approval.decided_by or "airlock"
-        return f"Already {outcome.approval.status.value} by <@{who}>."
+        who = mention(outcome.approval.decided_by or "airlock")
+        return f"Already {outcome.approval.status.value} by {who}."
     if isinstance(outcome, Counted):
         return f"Counted. {outcome.approvals_needed} more approval(s) needed."
     if isinstance(outcome, Duplicate):

@@ -20,6 +20,7 @@ from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
 from bot import wiring
 from bot.app import build_app, build_client
+from bot.goals import GoalIntake, register_goals
 from bot.listeners import register_approvals
 from bot.slack_channel import SlackChannel
 
@@ -80,14 +81,17 @@ async def _agent(
     llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
     registry = await wiring.tools(settings, stack, report=lambda line: logger.warning(line))
     channel = SlackChannel(client=client, store=store)
-    register_approvals(app, service=wiring.decisions(settings, store, registry, channel),
-                       channel=channel)  # fmt: skip
-    return Runner(
+    runner = Runner(
         store=store,
         orchestrator=wiring.orchestrator(settings, store, llm, registry, channel),
         channel=channel,
         policy=ApprovalPolicy.from_settings(settings),
     )
+    intake = GoalIntake(store=store, submit=runner.submit)
+    register_goals(app, intake)
+    register_approvals(app, service=wiring.decisions(settings, store, registry, channel),
+                       channel=channel, intake=intake)  # fmt: skip
+    return runner
 
 
 async def _until_stopped() -> None:

@@ -29,7 +29,7 @@ from agent_core.channel import (
 )
 from agent_core.models import Approval, Run, RunStatus
 from agent_core.store import Store
-from bot.blocks import RISK_BADGE, approval_blocks, approval_text, settled_blocks
+from bot.blocks import RISK_BADGE, approval_blocks, approval_text, mention, settled_blocks
 
 __all__ = ["SlackChannel"]
 
@@ -74,7 +74,7 @@ class SlackChannel:
                 run, f":alarm_clock: `{event.approval.id}` is still waiting for a decision"
             )
         elif isinstance(event, ApprovalEscalated):
-            to = ", ".join(_mention(i) for i in event.approval.approvers or [])
+            to = ", ".join(mention(i) for i in event.approval.approvers or [])
             await self._say(run, f":arrow_up: `{event.approval.id}` escalated to {to}")
         elif isinstance(event, BudgetWarning):
             await self._say(
@@ -102,7 +102,9 @@ class SlackChannel:
             raise RuntimeError("this run has no Slack thread to ask in")
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._questions[(run.channel, run.thread_ts)] = answer
-        await self._say(run, f":question: <@{run.requester}> {question}\n_(reply in this thread)_")
+        await self._say(
+            run, f":question: {mention(run.requester)} {question}\n_(reply in this thread)_"
+        )
         try:
             return await answer
         finally:
@@ -141,7 +143,3 @@ class SlackChannel:
         except SlackApiError as error:
             logger.warning("slack update failed", extra={"approval_id": approval.id,
                            "error": error.response.get("error")})  # fmt: skip
-
-
-def _mention(identity: str) -> str:
-    return f"<!subteam^{identity}>" if identity.startswith("S") else f"<@{identity}>"

@@ -1,0 +1,100 @@
+"""Goals from Slack: an app mention, a direct message, or `/agent <goal>` starts a run.
+
+Bolt acknowledges at once; the run goes to the runner. A delivery Slack repeats (a retry
+after a slow answer) is dropped by an idempotency key on its event id, and nothing starts
+while airlock is halted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.models import Run
+from agent_core.store import Store
+from bot.blocks import mention
+
+__all__ = ["GoalIntake", "register_goals"]
+
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+_DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hour
+HELP = "Tell me what to do, e.g. `@airlock find out why staging is slow`."
+
+
+@dataclass(kw_only=True)
+class GoalIntake:
+    """Turns a goal said in Slack into a queued run in its thread."""
+
+    store: Store
+    submit: Callable[[str], object]
+    """Hands a run id to the runner."""
+
+    async def start(
+        self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
+        delivery: str | None,
+    ) -> Run | None:  # fmt: skip
+        """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started."""
+        if delivery and not await self.store.claim_idempotency_key(
+            f"slack-delivery:{delivery}", ttl_seconds=_DELIVERY_TTL_SECONDS
+        ):
+            return None  # a retry of a delivery already handled
+        goal = goal.strip()
+        say = _sayer(client, channel, thread_ts)
+        if not goal:
+            await say(HELP)
+            return None
+        halt = await self.store.get_halt()
+        if halt is not None and halt.halted:
+            why = halt.reason or "no reason given"
+            await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
+            return None
+        run = await self.store.create_run(
+            Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts)
+        )
+        await say(f":eyes: On it. Run `{run.id}`.")
+        self.submit(run.id)
+        return run
+
+
+def register_goals(app: AsyncApp, intake: GoalIntake) -> None:
+    """Listen for goals: mentions, direct messages and the `/agent` command."""
+
+    @app.event("app_mention")
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await intake.start(
+            client, goal=_MENTION.sub("", event.get("text") or ""), user=event["user"],
+            channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
+            delivery=body.get("event_id"),
+        )  # fmt: skip
+
+    @app.command("/agent")
+    async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        goal = (command.get("text") or "").strip()
+        if not goal:
+            await client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"],
+                                            text=HELP)  # fmt: skip
+            return
+        asked = f"{mention(command['user_id'])} asked: {goal}"
+        top = await client.chat_postMessage(channel=command["channel_id"], text=asked)
+        await intake.start(client, goal=goal, user=command["user_id"], channel=top["channel"],
+                           thread_ts=top["ts"], delivery=command.get("trigger_id"))  # fmt: skip
+
+
+def direct_goal(event: dict[str, Any]) -> bool:
+    """A direct message that opens a conversation (not a reply in a thread)."""
+    return event.get("channel_type") == "im" and not event.get("thread_ts")
+
+
+def _sayer(client: AsyncWebClient, channel: str, thread_ts: str) -> Callable[[str], Awaitable[Any]]:
+    async def say(text: str) -> Any:
+        return await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+
+    return say

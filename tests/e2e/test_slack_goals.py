@@ -1,0 +1,137 @@
+"""Goals from Slack through the real `airlock serve`: a mention becomes a run in its thread,
+its approval is clicked, the result is posted; retries and halts are respected."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from agent_core.models import HaltState, RunStatus
+from agent_core.store import Store, open_store
+from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.testing.redis_server import free_port
+from agent_core.testing.slack_requests import (
+    SlackRequestSigner,
+    load_json_payload,
+    load_text_payload,
+    post_to_bot,
+)
+from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from tests.e2e.test_serve import clean_env
+from tests.support import airlock_serve
+
+SECRET = "goals-signing-secret"
+TOKEN = "xoxb-goals"
+KEY = "sk-ant-goals"
+MENTION = load_json_payload("app_mention.json")
+CLICK = load_json_payload("block_actions.json")
+APPROVER = CLICK["user"]["id"]
+
+
+@dataclass(kw_only=True)
+class Bot:
+    url: str
+    slack: SlackStandIn
+    anthropic: AnthropicStandIn
+    store: Store
+    signer: SlackRequestSigner
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    port, data = free_port(), tmp_path / "data"
+    async with SlackStandIn(bot_token=TOKEN) as slack, AnthropicStandIn(api_key=KEY) as anthropic:
+        env = clean_env(
+            SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url,
+            ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=anthropic.base_url,
+            AIRLOCK_DATA_DIR=str(data), AIRLOCK_PORT=str(port), AIRLOCK_APPROVERS=APPROVER,
+            AIRLOCK_LLM_MAX_RETRIES="0",
+        )  # fmt: skip
+        async with airlock_serve(env, tmp_path, port):
+            store = await open_store(f"sqlite:///{data / 'airlock.db'}")
+            try:
+                url = f"http://127.0.0.1:{port}/slack/events"
+                yield Bot(url=url, slack=slack, anthropic=anthropic, store=store,
+                          signer=SlackRequestSigner(SECRET))  # fmt: skip
+            finally:
+                await store.close()
+
+
+def has_buttons(call: SlackCall) -> bool:
+    return any(b.get("type") == "actions" for b in call.args.get("blocks") or [])
+
+
+def says(text: str) -> Any:
+    return lambda call: text in (call.args.get("text") or "")
+
+
+async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> None:
+    plan = {"subtasks": [{"id": "s1", "description": "write the note", "required_tools": [],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    bot.anthropic.enqueue(
+        tool_use_reply("submit_plan", plan),
+        tool_use_reply("write_file", {"path": "hi.txt", "content": "hello"}),
+        text_reply("said hi in hi.txt"),
+    )
+    event = MENTION["event"]
+    assert (await post_to_bot(bot.url, bot.signer.event(MENTION)))[0] == 200
+    # Slack's retry of the same delivery must not start a second run.
+    retry = bot.signer.event(MENTION, retry_num=1, retry_reason="http_timeout")
+    assert (await post_to_bot(bot.url, retry))[0] == 200
+
+    started = await bot.slack.wait_for_call("chat.postMessage", says("On it"), timeout=30)
+    assert started.args["thread_ts"] == event["ts"] and started.args["channel"] == event["channel"]
+    request = await bot.slack.wait_for_call("chat.postMessage", has_buttons, timeout=30)
+    approval_id = request.args["blocks"][-2]["elements"][0]["value"]
+
+    click = copy.deepcopy(CLICK)
+    click["container"].update(channel_id=event["channel"], message_ts=request.response["ts"],
+                              is_ephemeral=False)  # fmt: skip
+    click["actions"][0].update(action_id="airlock_approve", value=approval_id)
+    assert (await post_to_bot(bot.url, bot.signer.interaction(click)))[0] == 200
+    done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
+    assert "said hi in hi.txt" in done.args["text"] and done.args["thread_ts"] == event["ts"]
+
+    [run] = await bot.store.list_runs()
+    assert (run.goal, run.requester, run.status) == (
+        "Hi there!",
+        event["user"],
+        RunStatus.COMPLETED,
+    )
+    assert len(bot.slack.calls_to("chat.postMessage")) == len(
+        [
+            c
+            for c in bot.slack.calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == event["ts"]
+        ]
+    )
+
+
+async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
+    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
+    form.update(command="/agent", text="check the disks")
+    bot.anthropic.enqueue(
+        tool_use_reply("submit_plan", {"subtasks": [
+            {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],
+             "risk_level": "low"}]}),
+        text_reply("disks fine"),
+    )  # fmt: skip
+    assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
+    top = await bot.slack.wait_for_call(
+        "chat.postMessage", says("asked: check the disks"), timeout=30
+    )
+    done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
+    assert done.args["thread_ts"] == top.response["ts"]
+
+    await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
+    form.update(text="another goal", trigger_id="222.222.yyy")
+    assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
+    refused = await bot.slack.wait_for_call("chat.postMessage", says("halted"), timeout=30)
+    assert "maintenance" in refused.args["text"]
+    assert len(await bot.store.list_runs()) == 1  # the refused goal started nothing
