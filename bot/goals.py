@@ -17,13 +17,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.models import Run
 from agent_core.store import Store
+from bot.admin import ADMIN_VERBS, AdminCommands
 from bot.blocks import mention
 
 __all__ = ["GoalIntake", "register_goals"]
 
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hour
-HELP = "Tell me what to do, e.g. `@airlock find out why staging is slow`."
+HELP = (
+    "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`. "
+    "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
+    "`/agent halt [reason]`, `/agent resume`."
+)
 
 
 @dataclass(kw_only=True)
@@ -61,8 +66,8 @@ class GoalIntake:
         return run
 
 
-def register_goals(app: AsyncApp, intake: GoalIntake) -> None:
-    """Listen for goals: mentions, direct messages and the `/agent` command."""
+def register_goals(app: AsyncApp, intake: GoalIntake, admin: AdminCommands) -> None:
+    """Listen for goals (mentions, direct messages, `/agent <goal>`) and `/agent` admin verbs."""
 
     @app.event("app_mention")
     async def on_mention(
@@ -78,9 +83,11 @@ def register_goals(app: AsyncApp, intake: GoalIntake) -> None:
     async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         goal = (command.get("text") or "").strip()
-        if not goal:
+        verb = goal.split(" ", 1)[0].lower()
+        if not goal or verb in ADMIN_VERBS:
+            reply = await admin.answer(command["user_id"], goal) if goal else HELP
             await client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"],
-                                            text=HELP)  # fmt: skip
+                                            text=reply)  # fmt: skip
             return
         asked = f"{mention(command['user_id'])} asked: {goal}"
         top = await client.chat_postMessage(channel=command["channel_id"], text=asked)

@@ -16,9 +16,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import ApprovalPolicy
 from agent_core.config import Settings
+from agent_core.control import RunControl
 from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
 from bot import wiring
+from bot.admin import AdminCommands
 from bot.app import build_app, build_client
 from bot.goals import GoalIntake, register_goals
 from bot.listeners import register_approvals
@@ -88,9 +90,10 @@ async def _agent(
         policy=ApprovalPolicy.from_settings(settings),
     )
     intake = GoalIntake(store=store, submit=runner.submit)
-    register_goals(app, intake)
-    register_approvals(app, service=wiring.decisions(settings, store, registry, channel),
-                       channel=channel, intake=intake)  # fmt: skip
+    service = wiring.decisions(settings, store, registry, channel)
+    control = RunControl(store=store, authority=service.authority, audit=service.audit)
+    register_goals(app, intake, AdminCommands(store=store, control=control))
+    register_approvals(app, service=service, channel=channel, intake=intake)
     return runner
 
 

@@ -32,6 +32,7 @@ KEY = "sk-ant-goals"
 MENTION = load_json_payload("app_mention.json")
 CLICK = load_json_payload("block_actions.json")
 APPROVER = CLICK["user"]["id"]
+ADMIN = "U0ADMIN"
 
 
 @dataclass(kw_only=True)
@@ -51,6 +52,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url,
             ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=anthropic.base_url,
             AIRLOCK_DATA_DIR=str(data), AIRLOCK_PORT=str(port), AIRLOCK_APPROVERS=APPROVER,
+            AIRLOCK_ADMINS=ADMIN,
             AIRLOCK_LLM_MAX_RETRIES="0",
         )  # fmt: skip
         async with airlock_serve(env, tmp_path, port):
@@ -135,3 +137,24 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     refused = await bot.slack.wait_for_call("chat.postMessage", says("halted"), timeout=30)
     assert "maintenance" in refused.args["text"]
     assert len(await bot.store.list_runs()) == 1  # the refused goal started nothing
+
+
+async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
+    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
+
+    async def agent(text: str, user: str) -> str:
+        since = len(bot.slack.calls)
+        sent = bot.signer.command(form | {"command": "/agent", "text": text, "user_id": user})
+        assert (await post_to_bot(bot.url, sent))[0] == 200
+        reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+        assert reply.args["user"] == user
+        return str(reply.args["text"])
+
+    assert "Not allowed: only an admin may halt airlock" in await agent("halt", APPROVER)
+    assert "Halted" in await agent("halt deploy freeze", ADMIN)
+    status = await agent("status", APPROVER)
+    assert "Halted by <@U0ADMIN>: deploy freeze" in status and "0 active run(s)" in status
+    assert "Not allowed" in await agent("kill run_nope", APPROVER)
+    assert "Resumed" in await agent("resume", ADMIN)
+    halt = await bot.store.get_halt()
+    assert halt is not None and not halt.halted

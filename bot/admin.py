@@ -1,0 +1,79 @@
+"""Admin subcommands of `/agent`: kill, halt, resume and status, answered privately.
+
+They go through the same kill switch as the CLI, with the same authority rules: an admin
+may do anything; the person who asked for a run may kill that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from agent_core.approvals import Refused
+from agent_core.control import ACTIVE, RunControl
+from agent_core.models import Run
+from agent_core.store import Store
+from bot.blocks import mention
+
+__all__ = ["ADMIN_VERBS", "AdminCommands"]
+
+T = TypeVar("T")
+
+ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status"})
+"""First words of `/agent` text that are commands, not goals."""
+
+
+@dataclass(kw_only=True)
+class AdminCommands:
+    """Answers `/agent kill RUN [reason]`, `/agent kill all`, `/agent halt [reason]`, ..."""
+
+    store: Store
+    control: RunControl
+
+    async def answer(self, user: str, text: str) -> str:
+        """The reply to ``text`` (which starts with one of :data:`ADMIN_VERBS`) from ``user``."""
+        verb, _, rest = text.strip().partition(" ")
+        rest = rest.strip()
+        verb = verb.lower()
+        if verb == "kill":
+            return await self._kill(user, rest)
+        if verb == "halt":
+            return _said(await self.control.halt(by=user, reason=rest or None),
+                         lambda runs: f":octagonal_sign: Halted; {len(runs)} run(s) killed. "
+                                      "`/agent resume` to accept goals again.")  # fmt: skip
+        if verb == "resume":
+            return _said(await self.control.resume(by=user), lambda _: ":arrow_forward: Resumed.")
+        return await self._status()
+
+    async def _kill(self, user: str, rest: str) -> str:
+        target, _, reason = rest.partition(" ")
+        if not target:
+            return "Usage: `/agent kill <run id> [reason]` or `/agent kill all [reason]`"
+        if target == "all":
+            return _said(await self.control.kill_all(by=user, reason=reason or None),
+                         lambda runs: f":skull: {len(runs)} run(s) killed.")  # fmt: skip
+        return _said(await self.control.kill(target, by=user, reason=reason or None),
+                     lambda run: f":skull: Run `{run.id}` is {run.status.value}.")  # fmt: skip
+
+    async def _status(self) -> str:
+        halt = await self.store.get_halt()
+        lines = []
+        if halt is not None and halt.halted:
+            lines.append(f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
+                         f"{halt.reason or 'no reason given'}")  # fmt: skip
+        runs: list[Run] = []
+        for status in ACTIVE:
+            runs += await self.store.list_runs(status=status, limit=50)
+        pending = await self.store.list_pending_approvals()
+        lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting.")
+        lines += [
+            f"• `{r.id}` {r.status.value} {mention(r.requester)}: {r.goal[:80]}" for r in runs
+        ]
+        return "\n".join(lines)
+
+
+def _said(result: T | Refused, success: Callable[[T], str]) -> str:
+    if isinstance(result, Refused):
+        return f"Not allowed: {result.reason}."
+    return success(result)
