@@ -12,19 +12,28 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ContextBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
     SectionBlock,
 )
+from slack_sdk.models.views import View
 
 from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, ToolCallSubject
 
 __all__ = [
     "APPROVE",
+    "EDIT",
+    "EDIT_VIEW",
+    "FIELD",
     "REJECT",
+    "REJECT_VIEW",
     "RISK_BADGE",
     "approval_blocks",
     "approval_text",
+    "edit_modal",
     "mention",
+    "reject_modal",
     "settled_blocks",
 ]
 
@@ -32,6 +41,14 @@ APPROVE = "airlock_approve"
 """action_id of the Approve button; its value is the approval id."""
 REJECT = "airlock_reject"
 """action_id of the Reject button; its value is the approval id."""
+EDIT = "airlock_edit"
+"""action_id of the Edit button (tool calls only); its value is the approval id."""
+REJECT_VIEW = "airlock_reject_view"
+"""callback_id of the reject-with-reason modal."""
+EDIT_VIEW = "airlock_edit_view"
+"""callback_id of the edit-arguments modal."""
+FIELD = "field"
+"""block_id and action_id of the one input of either modal."""
 
 RISK_BADGE = {
     RiskLevel.LOW: ":large_green_circle: low",
@@ -63,6 +80,38 @@ def approval_blocks(approval: Approval) -> list[Block]:
         ),
         ContextBlock(elements=[MarkdownTextObject(text=_context(approval))]),
     ]
+
+
+def _buttons(approval: Approval) -> list[ButtonElement]:
+    buttons = [
+        ButtonElement(text="Approve", action_id=APPROVE, value=approval.id, style="primary"),
+        ButtonElement(text="Reject…", action_id=REJECT, value=approval.id, style="danger"),
+    ]
+    if isinstance(approval.subject, ToolCallSubject):
+        buttons.append(ButtonElement(text="Edit…", action_id=EDIT, value=approval.id))
+    return buttons
+
+
+def reject_modal(metadata: str) -> View:
+    """Asks for the (optional) reason of a rejection; the agent reads it."""
+    return View(
+        type="modal", callback_id=REJECT_VIEW, title="Reject", submit="Reject", close="Cancel",
+        private_metadata=metadata,
+        blocks=[InputBlock(block_id=FIELD, label="Why? The agent reads this.", optional=True,
+                           element=PlainTextInputElement(action_id=FIELD, multiline=True))],
+    )  # fmt: skip
+
+
+def edit_modal(approval: Approval, metadata: str) -> View:
+    """Lets an approver change the call's arguments (JSON) and approve the edited call."""
+    arguments = approval.subject.arguments if isinstance(approval.subject, ToolCallSubject) else {}
+    element = PlainTextInputElement(action_id=FIELD, multiline=True,
+                                    initial_value=_code(arguments))  # fmt: skip
+    return View(
+        type="modal", callback_id=EDIT_VIEW, title="Edit and approve", submit="Approve",
+        close="Cancel", private_metadata=metadata,
+        blocks=[InputBlock(block_id=FIELD, label="Arguments (JSON)", element=element)],
+    )  # fmt: skip
 
 
 def settled_blocks(approval: Approval) -> list[Block]:

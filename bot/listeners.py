@@ -7,6 +7,7 @@ happens after, well inside Slack's three seconds.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,17 @@ from agent_core.models import (
     DecisionOutcome,
     Duplicate,
 )
-from bot.blocks import APPROVE, REJECT, mention
+from bot.blocks import (
+    APPROVE,
+    EDIT,
+    EDIT_VIEW,
+    FIELD,
+    REJECT,
+    REJECT_VIEW,
+    edit_modal,
+    mention,
+    reject_modal,
+)
 from bot.goals import GoalIntake, direct_goal
 from bot.slack_channel import SlackChannel
 
@@ -60,12 +71,49 @@ def register_approvals(
     With ``intake``, a direct message that is not a decision or an answer starts a run.
     """
 
-    async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    @app.action(APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         await _decide(service, client, _from_button(body), ephemeral=True)
 
-    app.action(APPROVE)(on_button)
-    app.action(REJECT)(on_button)
+    @app.action(REJECT)
+    async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        answer = _from_button(body)
+        await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(_metadata(answer)))
+
+    @app.action(EDIT)
+    async def on_edit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        answer = _from_button(body)
+        approval = await service.store.get_approval(answer.approval_id)
+        view = edit_modal(approval, _metadata(answer))
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(REJECT_VIEW)
+    async def on_reason(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        answer = _from_view(body, DecisionKind.REJECT)
+        await _decide(service, client, answer, ephemeral=True)
+
+    @app.view(EDIT_VIEW)
+    async def on_edited(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        answer = _from_view(body, DecisionKind.EDIT)
+        try:
+            arguments = json.loads(answer.reason or "")
+        except json.JSONDecodeError as error:
+            await ack(response_action="errors", errors={FIELD: f"Not valid JSON: {error.msg}"})
+            return
+        if not isinstance(arguments, dict):
+            await ack(response_action="errors", errors={FIELD: "The arguments are a JSON object."})
+            return
+        decision = Decision(kind=DecisionKind.EDIT, by=answer.user, edited_arguments=arguments)
+        outcome = await service.decide(answer.approval_id, decision)
+        if isinstance(outcome, Refused):  # keep the modal open and say why
+            await ack(response_action="errors", errors={FIELD: outcome.reason})
+            return
+        await ack()
+        await _tell(client, answer, _reply(outcome), ephemeral=True)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -110,11 +158,31 @@ def _from_text(event: dict[str, Any], text: str) -> _Answer | None:
     )
 
 
+def _metadata(answer: _Answer) -> str:
+    """What a modal must remember: which approval, and where to answer."""
+    where = {"approval": answer.approval_id, "channel": answer.channel, "thread": answer.thread_ts}
+    return json.dumps(where)
+
+
+def _from_view(body: dict[str, Any], kind: DecisionKind) -> _Answer:
+    view = body["view"]
+    where = json.loads(view["private_metadata"])
+    text = view["state"]["values"][FIELD][FIELD].get("value")
+    return _Answer(user=body["user"]["id"], approval_id=where["approval"], channel=where["channel"],
+                   thread_ts=where["thread"], kind=kind, reason=text)  # fmt: skip
+
+
 async def _decide(
     service: DecisionService, client: AsyncWebClient, answer: _Answer, *, ephemeral: bool
 ) -> None:
     decision = Decision(kind=answer.kind, by=answer.user, reason=answer.reason)
-    reply = _reply(await service.decide(answer.approval_id, decision))
+    await _tell(client, answer, _reply(await service.decide(answer.approval_id, decision)),
+                ephemeral=ephemeral)  # fmt: skip
+
+
+async def _tell(
+    client: AsyncWebClient, answer: _Answer, reply: str | None, *, ephemeral: bool
+) -> None:
     if reply is None:
         return  # settled: the request message itself is updated with the outcome
     if ephemeral:

@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority, DecisionService
+from agent_core.approvals import Authority, DecisionService, schema_edit_check
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.models import Approval, ApprovalStatus, RiskLevel, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
+from agent_core.tools import Tool, ToolRegistry
 from bot.app import build_app
 from bot.listeners import register_approvals
 from bot.slack_channel import SlackChannel
 from tests.support import eventually
 
 SECRET = "typed-decisions-secret"
+CLICK = load_json_payload("block_actions.json")
+SUBMISSION = load_json_payload("view_submission.json")
+
+
+async def _never(arguments: dict[str, object], context: object) -> str:
+    raise AssertionError("not called in these tests")
+
+
+DEPLOY = Tool(
+    name="deploy", description="Deploy.", risk=RiskLevel.HIGH, handler=_never,  # type: ignore[arg-type]
+    input_schema={"type": "object", "properties": {"env": {"enum": ["staging", "prod"]}},
+                  "required": ["env"]},
+)  # fmt: skip
 TOKEN = "xoxb-typed"
 DM = load_json_payload("message_im.json")  # a person's message to the bot
 
@@ -36,7 +52,8 @@ async def bot(tmp_path: Path) -> AsyncIterator[tuple[str, Store, SlackStandIn]]:
         app = build_app(settings, client=client)
         channel = SlackChannel(client=client, store=store)
         service = DecisionService(store=store, audit=Audit(store=store),
-                                  authority=Authority(approvers=settings.approvers))  # fmt: skip
+                                  authority=Authority(approvers=settings.approvers),
+                                  check_edit=schema_edit_check(ToolRegistry([DEPLOY])))  # fmt: skip
         register_approvals(app, service=service, channel=channel)
         runner = web.AppRunner(app.web_app(), access_log=None)
         await runner.setup()
@@ -76,3 +93,78 @@ async def test_typed_approve_and_a_late_reject(bot: tuple[str, Store, SlackStand
     reply = await slack.wait_for_call("chat.postMessage", since=since, timeout=10)
     assert f"Already approved by <@{DM['event']['user']}>" in reply.args["text"]
     assert len((await store.get_approval(approval.id)).decisions) == 1
+
+
+def pressed(action_id: str, approval_id: str, user: str) -> dict[str, Any]:
+    body = copy.deepcopy(CLICK)
+    body["user"]["id"] = user
+    body["actions"][0].update(action_id=action_id, value=approval_id)
+    return body
+
+
+def submitted(callback_id: str, metadata: str, value: str, user: str) -> dict[str, Any]:
+    body = copy.deepcopy(SUBMISSION)
+    body["user"]["id"] = user
+    body["view"].update(callback_id=callback_id, private_metadata=metadata,
+                        state={"values": {"field": {"field": {"type": "plain_text_input",
+                                                              "value": value}}}})  # fmt: skip
+    return body
+
+
+async def pending_deploy(store: Store) -> Approval:
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    return await store.create_approval(
+        Approval(run_id="run_modal", subject=subject, risk=RiskLevel.HIGH, requester="W0OTHER")
+    )
+
+
+async def test_reject_asks_for_a_reason_the_agent_will_read(
+    bot: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, slack = bot
+    approval, user = await pending_deploy(store), DM["event"]["user"]
+    signer = SlackRequestSigner(SECRET)
+    assert (
+        await post_to_bot(url, signer.interaction(pressed("airlock_reject", approval.id, user)))
+    )[0] == 200
+    opened = await slack.wait_for_call("views.open", timeout=10)
+    view = opened.args["view"]
+    assert view["callback_id"] == "airlock_reject_view"
+    body = submitted(view["callback_id"], view["private_metadata"], "wrong cluster", user)
+    assert (await post_to_bot(url, signer.interaction(body)))[0] == 200
+
+    async def rejected() -> bool:
+        return (await store.get_approval(approval.id)).status is ApprovalStatus.REJECTED
+
+    await eventually(rejected)
+    assert (await store.get_approval(approval.id)).decisions[-1].reason == "wrong cluster"
+
+
+async def test_edit_keeps_the_modal_open_until_the_arguments_are_valid(
+    bot: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, slack = bot
+    approval, user = await pending_deploy(store), DM["event"]["user"]
+    signer = SlackRequestSigner(SECRET)
+    assert (await post_to_bot(url, signer.interaction(pressed("airlock_edit", approval.id, user))))[
+        0
+    ] == 200
+    view = (await slack.wait_for_call("views.open", timeout=10)).args["view"]
+    assert json.loads(view["blocks"][0]["element"]["initial_value"]) == {"env": "prod"}
+
+    async def submit(value: str) -> tuple[int, str]:
+        body = submitted(view["callback_id"], view["private_metadata"], value, user)
+        return await post_to_bot(url, signer.interaction(body))
+
+    status, text = await submit("{not json")
+    assert status == 200 and json.loads(text)["response_action"] == "errors"
+    status, text = await submit('{"env": "moon"}')
+    assert "invalid at env" in json.loads(text)["errors"]["field"]
+    assert (await store.get_approval(approval.id)).status is ApprovalStatus.PENDING
+    status, text = await submit('{"env": "staging"}')
+    assert status == 200 and not text
+    edited = await store.get_approval(approval.id)
+    assert edited.status is ApprovalStatus.APPROVED
+    assert isinstance(edited.subject, ToolCallSubject) and edited.subject.arguments == {
+        "env": "staging"
+    }
