@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from agent_core.logs import redact
 from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, ToolCallSubject
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "edit_modal",
     "mention",
     "reject_modal",
+    "safe",
     "settled_blocks",
 ]
 
@@ -65,18 +67,13 @@ def approval_text(approval: Approval) -> str:
 
 
 def approval_blocks(approval: Approval) -> list[Block]:
-    """The request: what would run, its risk, and Approve / Reject buttons."""
+    """The request: what would run, its risk, and Approve / Reject… / Edit… buttons."""
     return [
         HeaderBlock(text=f"Approval needed: {approval.risk.value} risk"),
         *_body(approval),
         ActionsBlock(
             block_id=f"airlock:{approval.id}",
-            elements=[
-                ButtonElement(
-                    text="Approve", action_id=APPROVE, value=approval.id, style="primary"
-                ),
-                ButtonElement(text="Reject", action_id=REJECT, value=approval.id, style="danger"),
-            ],
+            elements=_buttons(approval),
         ),
         ContextBlock(elements=[MarkdownTextObject(text=_context(approval))]),
     ]
@@ -140,7 +137,7 @@ def _body(approval: Approval) -> list[Block]:
     ]  # fmt: skip
     if subject.preview:
         blocks.append(SectionBlock(text=MarkdownTextObject(
-            text=f"*What it would do*\n```{subject.preview[:_MAX_CODE]}```")))  # fmt: skip
+            text=f"*What it would do*\n```{safe(subject.preview)[:_MAX_CODE]}```")))  # fmt: skip
     if subject.possibly_partial:
         warning = ":warning: Asked again: an earlier attempt may have run partly before a restart."
         blocks.append(SectionBlock(text=MarkdownTextObject(text=warning)))
@@ -148,13 +145,13 @@ def _body(approval: Approval) -> list[Block]:
 
 
 def _code(arguments: dict[str, Any]) -> str:
-    return json.dumps(arguments, indent=2, ensure_ascii=False)[:_MAX_CODE]
+    return safe(json.dumps(arguments, indent=2, ensure_ascii=False))[:_MAX_CODE]
 
 
 def _what(approval: Approval) -> str:
     subject = approval.subject
     if isinstance(subject, ToolCallSubject):
-        return f"{subject.tool} {json.dumps(subject.arguments, ensure_ascii=False)[:200]}"
+        return f"{subject.tool} {safe(json.dumps(subject.arguments, ensure_ascii=False))[:200]}"
     return f"a plan of {len(subject.plan.subtasks)} steps"
 
 
@@ -178,6 +175,16 @@ def _outcome(status: ApprovalStatus) -> str:
     }[status]
 
 
+def safe(text: str) -> str:
+    """Model or tool text made harmless for Slack: no secrets, no pings, no links.
+
+    Slack treats ``<...>`` as mentions (``<!channel>``, ``<@U123>``) and links, so the three
+    control characters are escaped as Slack's own docs prescribe.
+    """
+    escaped = redact(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped
+
+
 def mention(identity: str) -> str:
     """How to name ``identity`` in a message: a user or user-group mention, else as is."""
     if re.match(r"^S[A-Z0-9]+$", identity):
@@ -190,5 +197,5 @@ def mention(identity: str) -> str:
 def _settled(approval: Approval) -> str:
     who = mention(approval.decided_by or "airlock")
     last = approval.decisions[-1] if approval.decisions else None
-    reason = f": {last.reason}" if last is not None and last.reason else ""
+    reason = f": {safe(last.reason)}" if last is not None and last.reason else ""
     return f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{reason}"

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_core.models import Run
 from agent_core.store import Store
 from bot.admin import ADMIN_VERBS, AdminCommands
-from bot.blocks import mention
+from bot.blocks import mention, safe
 
 __all__ = ["GoalIntake", "register_goals"]
 
@@ -89,7 +89,7 @@ def register_goals(app: AsyncApp, intake: GoalIntake, admin: AdminCommands) -> N
             await client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"],
                                             text=reply)  # fmt: skip
             return
-        asked = f"{mention(command['user_id'])} asked: {goal}"
+        asked = f"{mention(command['user_id'])} asked: {safe(goal)}"
         top = await client.chat_postMessage(channel=command["channel_id"], text=asked)
         await intake.start(client, goal=goal, user=command["user_id"], channel=top["channel"],
                            thread_ts=top["ts"], delivery=command.get("trigger_id"))  # fmt: skip

@@ -29,7 +29,14 @@ from agent_core.channel import (
 )
 from agent_core.models import Approval, Run, RunStatus
 from agent_core.store import Store
-from bot.blocks import RISK_BADGE, approval_blocks, approval_text, mention, settled_blocks
+from bot.blocks import (
+    RISK_BADGE,
+    approval_blocks,
+    approval_text,
+    mention,
+    safe,
+    settled_blocks,
+)
 
 __all__ = ["SlackChannel"]
 
@@ -54,7 +61,7 @@ class SlackChannel:
             return
         if isinstance(event, PlanReady):
             steps = "\n".join(
-                f"{i}. {s.description} ({RISK_BADGE[s.risk_level]})"
+                f"{i}. {safe(s.description)} ({RISK_BADGE[s.risk_level]})"
                 for i, s in enumerate(event.plan.subtasks, start=1)
             )
             await self._say(run, f"*Plan*\n{steps}")
@@ -62,7 +69,7 @@ class SlackChannel:
             return  # the step's result and the request message say it better
         elif isinstance(event, StepFinished):
             mark = ":white_check_mark:" if event.status == "completed" else ":x:"
-            await self._say(run, f"{mark} `{event.subtask_id}` {event.summary[:2000]}")
+            await self._say(run, f"{mark} `{event.subtask_id}` {safe(event.summary)[:2000]}")
         elif isinstance(event, ToolNotice):
             await self._say(
                 run, f":information_source: running `{event.tool}` ({event.risk.value})"
@@ -82,7 +89,7 @@ class SlackChannel:
             )
         elif isinstance(event, RunFinished):
             mark = ":tada:" if event.status is RunStatus.COMPLETED else ":no_entry:"
-            await self._say(run, f"{mark} *{event.status.value}*\n{event.result[:3500]}")
+            await self._say(run, f"{mark} *{event.status.value}*\n{safe(event.result)[:3500]}")
         else:
             assert_never(event)
 

@@ -1,0 +1,66 @@
+"""Block Kit messages: harmless text, buttons only while an approval is open."""
+
+from __future__ import annotations
+
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionKind,
+    Plan,
+    PlanSubject,
+    RiskLevel,
+    Subtask,
+    ToolCallSubject,
+)
+from bot.blocks import approval_blocks, mention, safe, settled_blocks
+
+
+def call(**arguments: object) -> Approval:
+    subject = ToolCallSubject(subtask_id="s1", tool="run_command", arguments=arguments,
+                              preview="rm -rf /tmp/cache")  # fmt: skip
+    return Approval(run_id="run_a", subject=subject, risk=RiskLevel.CRITICAL, requester="U0REQ",
+                    required_approvals=2)  # fmt: skip
+
+
+def test_model_text_cannot_ping_link_or_leak() -> None:
+    text = "done <!channel> <@U123> <https://evil.example|click> & xoxb-1234-5678-secret"
+    cleaned = safe(text)
+    assert "<" not in cleaned and ">" not in cleaned
+    assert "&lt;!channel&gt;" in cleaned and "&amp;" in cleaned
+    assert "secret" not in cleaned
+
+
+def test_an_open_request_has_buttons_and_says_what_it_would_do() -> None:
+    blocks = [b.to_dict() for b in approval_blocks(call(command="echo <!here>"))]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == ["airlock_approve", "airlock_reject",
+                                                             "airlock_edit"]  # fmt: skip
+    text = str(blocks)
+    assert "<!here>" not in text and "&lt;!here&gt;" in text
+    assert "rm -rf /tmp/cache" in text and "needs 2 approvers" in text
+    assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
+
+
+def test_a_plan_cannot_be_edited_and_long_arguments_are_cut() -> None:
+    plan = Plan(subtasks=[Subtask(id="s1", description="look")])
+    approval = Approval(run_id="run_a", subject=PlanSubject(plan=plan), risk=RiskLevel.HIGH)
+    actions = next(b.to_dict() for b in approval_blocks(approval) if b.type == "actions")
+    assert "airlock_edit" not in str(actions)
+    long = [b.to_dict() for b in approval_blocks(call(blob="x" * 10_000))]
+    assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in long)
+
+
+def test_a_settled_request_has_no_buttons_and_says_who() -> None:
+    decided = call(command="ls").model_copy(update={
+        "status": ApprovalStatus.REJECTED, "decided_by": "U0BOB",
+        "decisions": [Decision(kind=DecisionKind.REJECT, by="U0BOB", reason="use <!everyone>")],
+    })  # fmt: skip
+    blocks = [b.to_dict() for b in settled_blocks(decided)]
+    assert all(b["type"] != "actions" for b in blocks)
+    assert "rejected by <@U0BOB>: use &lt;!everyone&gt;" in str(blocks)
+
+
+def test_mentions() -> None:
+    assert (mention("U0A"), mention("S0TEAM"), mention("local:alice")) == (
+        "<@U0A>", "<!subteam^S0TEAM>", "`local:alice`")  # fmt: skip
