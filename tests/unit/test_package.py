@@ -33,7 +33,8 @@ def test_agent_core_exports_a_small_deliberate_api() -> None:
 def test_the_manifest_asks_for_what_the_bot_uses() -> None:
     manifest = yaml.safe_load((REPO / "manifest.yml").read_text())
     settings = manifest["settings"]
-    assert set(settings["event_subscriptions"]["bot_events"]) >= {"app_mention", "message.im"}
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert events >= {"app_mention", "message.im", "message.channels", "message.groups"}
     assert settings["interactivity"]["is_enabled"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/agent"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
