@@ -24,6 +24,7 @@ from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, 
 
 __all__ = [
     "APPROVE",
+    "APPROVE_FOR_RUN",
     "EDIT",
     "EDIT_VIEW",
     "FIELD",
@@ -45,6 +46,8 @@ REJECT = "airlock_reject"
 """action_id of the Reject button; its value is the approval id."""
 EDIT = "airlock_edit"
 """action_id of the Edit button (tool calls only); its value is the approval id."""
+APPROVE_FOR_RUN = "airlock_approve_for_run"
+"""action_id of "Approve for this run" (tool calls below CRITICAL); value: the approval id."""
 REJECT_VIEW = "airlock_reject_view"
 """callback_id of the reject-with-reason modal."""
 EDIT_VIEW = "airlock_edit_view"
@@ -86,6 +89,9 @@ def _buttons(approval: Approval) -> list[ButtonElement]:
     ]
     if isinstance(approval.subject, ToolCallSubject):
         buttons.append(ButtonElement(text="Edit…", action_id=EDIT, value=approval.id))
+        if approval.risk is not RiskLevel.CRITICAL:
+            buttons.append(ButtonElement(text=f"Approve {approval.subject.tool} for this run",
+                                         action_id=APPROVE_FOR_RUN, value=approval.id))  # fmt: skip
     return buttons
 
 

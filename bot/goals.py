@@ -25,7 +25,8 @@ __all__ = ["GoalIntake", "register_goals"]
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hour
 HELP = (
-    "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`. "
+    "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
+    "`/agent plan <goal>` only plans. "
     "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
     "`/agent halt [reason]`, `/agent resume`."
 )
@@ -41,7 +42,7 @@ class GoalIntake:
 
     async def start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
-        delivery: str | None,
+        delivery: str | None, dry_run: bool = False,
     ) -> Run | None:  # fmt: skip
         """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started."""
         if delivery and not await self.store.claim_idempotency_key(
@@ -59,7 +60,7 @@ class GoalIntake:
             await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
             return None
         run = await self.store.create_run(
-            Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts)
+            Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
         )
         await say(f":eyes: On it. Run `{run.id}`.")
         self.submit(run.id)
@@ -83,16 +84,20 @@ def register_goals(app: AsyncApp, intake: GoalIntake, admin: AdminCommands) -> N
     async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         goal = (command.get("text") or "").strip()
-        verb = goal.split(" ", 1)[0].lower()
-        if not goal or verb in ADMIN_VERBS:
-            reply = await admin.answer(command["user_id"], goal) if goal else HELP
+        verb, _, rest = goal.partition(" ")
+        verb = verb.lower()
+        if not goal or verb == "help" or verb in ADMIN_VERBS:
+            reply = await admin.answer(command["user_id"], goal) if verb in ADMIN_VERBS else HELP
             await client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"],
                                             text=reply)  # fmt: skip
             return
+        dry_run = verb == "plan"
+        goal = rest.strip() if dry_run else goal
         asked = f"{mention(command['user_id'])} asked: {safe(goal)}"
         top = await client.chat_postMessage(channel=command["channel_id"], text=asked)
         await intake.start(client, goal=goal, user=command["user_id"], channel=top["channel"],
-                           thread_ts=top["ts"], delivery=command.get("trigger_id"))  # fmt: skip
+                           thread_ts=top["ts"], delivery=command.get("trigger_id"),
+                           dry_run=dry_run)  # fmt: skip
 
 
 def direct_goal(event: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ from agent_core.models import (
 )
 from bot.blocks import (
     APPROVE,
+    APPROVE_FOR_RUN,
     EDIT,
     EDIT_VIEW,
     FIELD,
@@ -45,6 +46,9 @@ TYPED_DECISION = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 """``approve apr_…`` or ``reject apr_… reason``, typed in a channel or thread."""
+
+
+_BUTTON_KINDS = {APPROVE: DecisionKind.APPROVE, APPROVE_FOR_RUN: DecisionKind.APPROVE_FOR_RUN}
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -71,10 +75,12 @@ def register_approvals(
     With ``intake``, a direct message that is not a decision or an answer starts a run.
     """
 
-    @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         await _decide(service, client, _from_button(body), ephemeral=True)
+
+    app.action(APPROVE)(on_approve)
+    app.action(APPROVE_FOR_RUN)(on_approve)
 
     @app.action(REJECT)
     async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -139,7 +145,7 @@ def _from_button(body: dict[str, Any]) -> _Answer:
         approval_id=action["value"],
         channel=container.get("channel_id") or body["channel"]["id"],
         thread_ts=container.get("thread_ts"),
-        kind=DecisionKind.APPROVE if action["action_id"] == APPROVE else DecisionKind.REJECT,
+        kind=_BUTTON_KINDS.get(action["action_id"], DecisionKind.REJECT),
     )
 
 

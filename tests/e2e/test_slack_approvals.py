@@ -168,3 +168,19 @@ async def test_edit_keeps_the_modal_open_until_the_arguments_are_valid(
     assert isinstance(edited.subject, ToolCallSubject) and edited.subject.arguments == {
         "env": "staging"
     }
+
+
+async def test_approve_for_this_run_grants_the_tool_for_the_rest_of_the_run(
+    bot: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, _ = bot
+    approval, user = await pending_deploy(store), DM["event"]["user"]
+    signer = SlackRequestSigner(SECRET)
+    click = pressed("airlock_approve_for_run", approval.id, user)
+    assert (await post_to_bot(url, signer.interaction(click)))[0] == 200
+
+    async def granted() -> bool:
+        return (await store.get_facts("grants:run_modal")) == {"deploy": "high"}
+
+    await eventually(granted)
+    assert (await store.get_approval(approval.id)).decisions[-1].kind.value == "approve_for_run"

@@ -131,12 +131,21 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
     assert done.args["thread_ts"] == top.response["ts"]
 
+    bot.anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [
+        {"id": "s1", "description": "wipe the disks", "required_tools": [], "depends_on": [],
+         "risk_level": "critical"}]}))  # fmt: skip
+    form.update(text="plan wipe the disks", trigger_id="333.333.zzz")
+    assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
+    planned = await bot.slack.wait_for_call("chat.postMessage", says("dry run"), timeout=30)
+    assert "1 subtasks planned, none run" in planned.args["text"]
+    assert [r.dry_run for r in await bot.store.list_runs()].count(True) == 1
+
     await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
     form.update(text="another goal", trigger_id="222.222.yyy")
     assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
     refused = await bot.slack.wait_for_call("chat.postMessage", says("halted"), timeout=30)
     assert "maintenance" in refused.args["text"]
-    assert len(await bot.store.list_runs()) == 1  # the refused goal started nothing
+    assert len(await bot.store.list_runs()) == 2  # the refused goal started nothing
 
 
 async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
@@ -150,6 +159,7 @@ async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
         assert reply.args["user"] == user
         return str(reply.args["text"])
 
+    assert "/agent plan <goal>" in await agent("help", APPROVER)
     assert "Not allowed: only an admin may halt airlock" in await agent("halt", APPROVER)
     assert "Halted" in await agent("halt deploy freeze", ADMIN)
     status = await agent("status", APPROVER)

@@ -64,3 +64,12 @@ def test_a_settled_request_has_no_buttons_and_says_who() -> None:
 def test_mentions() -> None:
     assert (mention("U0A"), mention("S0TEAM"), mention("local:alice")) == (
         "<@U0A>", "<!subteam^S0TEAM>", "`local:alice`")  # fmt: skip
+
+
+def test_approve_for_this_run_is_offered_below_critical_only() -> None:
+    high = call(command="ls").model_copy(update={"risk": RiskLevel.HIGH, "required_approvals": 1})
+    ids = [e["action_id"] for b in approval_blocks(high) if b.type == "actions"
+           for e in b.to_dict()["elements"]]  # fmt: skip
+    assert ids[-1] == "airlock_approve_for_run"
+    critical = [b.to_dict() for b in approval_blocks(call(command="ls")) if b.type == "actions"]
+    assert "airlock_approve_for_run" not in str(critical)
