@@ -39,6 +39,8 @@ class GoalIntake:
     store: Store
     submit: Callable[[str], object]
     """Hands a run id to the runner."""
+    remember_status: Callable[[Run, str, str], Awaitable[None]]
+    """Records the message that shows the run's status (edited in place as it moves)."""
 
     async def start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
@@ -62,7 +64,8 @@ class GoalIntake:
         run = await self.store.create_run(
             Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
         )
-        await say(f":eyes: On it. Run `{run.id}`.")
+        posted = await say(f":eyes: `{run.id}` planning…")
+        await self.remember_status(run, posted["channel"], posted["ts"])
         self.submit(run.id)
         return run
 

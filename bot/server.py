@@ -89,7 +89,7 @@ async def _agent(
         channel=channel,
         policy=ApprovalPolicy.from_settings(settings),
     )
-    intake = GoalIntake(store=store, submit=runner.submit)
+    intake = GoalIntake(store=store, submit=runner.submit, remember_status=channel.remember_status)
     service = wiring.decisions(settings, store, registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
     register_goals(app, intake, AdminCommands(store=store, control=control))

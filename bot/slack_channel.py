@@ -38,13 +38,31 @@ from bot.blocks import (
     settled_blocks,
 )
 
-__all__ = ["SlackChannel"]
+__all__ = ["SlackChannel", "status_line"]
 
 logger = logging.getLogger(__name__)
 
 _MESSAGE = "slack:approval-message:"
 """Session-fact scope prefix (+ approval id): "channel ts" of the request message."""
+_STATUS = "slack:status-message:"
+"""Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
 _KEEP_SECONDS = 90 * 86_400.0
+
+
+def status_line(event: RunEvent) -> str | None:
+    """The run's status after ``event``, for the message edited in place; None: unchanged."""
+    run = event.run
+    if isinstance(event, PlanReady):
+        return f":clipboard: `{run.id}` planned {len(event.plan.subtasks)} step(s)"
+    if isinstance(event, StepStarted):
+        return f":gear: `{run.id}` step {event.index} of {event.total}: `{event.subtask_id}`"
+    if isinstance(event, ApprovalNeeded):
+        who = ", ".join(mention(i) for i in event.approval.approvers or []) or "an approver"
+        return f":hourglass_flowing_sand: `{run.id}` waiting for approval from {who}"
+    if isinstance(event, RunFinished):
+        mark = ":white_check_mark:" if event.status is RunStatus.COMPLETED else ":no_entry:"
+        return f"{mark} `{run.id}` {event.status.value}"
+    return None
 
 
 @dataclass(kw_only=True)
@@ -59,6 +77,7 @@ class SlackChannel:
         run = event.run
         if run.channel is None:
             return
+        await self._update_status(event)
         if isinstance(event, PlanReady):
             steps = "\n".join(
                 f"{i}. {safe(s.description)} ({RISK_BADGE[s.risk_level]})"
@@ -66,7 +85,7 @@ class SlackChannel:
             )
             await self._say(run, f"*Plan*\n{steps}")
         elif isinstance(event, StepStarted | ApprovalNeeded):
-            return  # the step's result and the request message say it better
+            return  # the status message says it; the request message has the details
         elif isinstance(event, StepFinished):
             mark = ":white_check_mark:" if event.status == "completed" else ":x:"
             await self._say(run, f"{mark} `{event.subtask_id}` {safe(event.summary)[:2000]}")
@@ -137,6 +156,25 @@ class SlackChannel:
                                                text=text)  # fmt: skip
         except SlackApiError as error:  # progress is best effort; the run itself goes on
             logger.warning("slack post failed", extra={"run_id": run.id,
+                           "error": error.response.get("error")})  # fmt: skip
+
+    async def remember_status(self, run: Run, channel: str, ts: str) -> None:
+        """The message to keep editing with ``run``'s status."""
+        await self.store.set_fact(_STATUS + run.id, "at", f"{channel} {ts}",
+                                  ttl_seconds=_KEEP_SECONDS)  # fmt: skip
+
+    async def _update_status(self, event: RunEvent) -> None:
+        text = status_line(event)
+        if text is None:
+            return
+        where = (await self.store.get_facts(_STATUS + event.run.id)).get("at")
+        if where is None:
+            return
+        channel, ts = where.split(" ", 1)
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=text)
+        except SlackApiError as error:
+            logger.warning("slack status update failed", extra={"run_id": event.run.id,
                            "error": error.response.get("error")})  # fmt: skip
 
     async def _settle(self, approval: Approval) -> None:

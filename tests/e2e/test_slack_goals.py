@@ -87,7 +87,7 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
     retry = bot.signer.event(MENTION, retry_num=1, retry_reason="http_timeout")
     assert (await post_to_bot(bot.url, retry))[0] == 200
 
-    started = await bot.slack.wait_for_call("chat.postMessage", says("On it"), timeout=30)
+    started = await bot.slack.wait_for_call("chat.postMessage", says("planning"), timeout=30)
     assert started.args["thread_ts"] == event["ts"] and started.args["channel"] == event["channel"]
     request = await bot.slack.wait_for_call("chat.postMessage", has_buttons, timeout=30)
     approval_id = request.args["blocks"][-2]["elements"][0]["value"]
@@ -106,13 +106,15 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
         event["user"],
         RunStatus.COMPLETED,
     )
-    assert len(bot.slack.calls_to("chat.postMessage")) == len(
-        [
-            c
-            for c in bot.slack.calls_to("chat.postMessage")
-            if c.args.get("thread_ts") == event["ts"]
-        ]
-    )
+    threads = {c.args.get("thread_ts") for c in bot.slack.calls_to("chat.postMessage")}
+    assert threads == {event["ts"]}  # everything about the run stays in its thread
+    status = [c.args["text"] for c in bot.slack.calls_to("chat.update")
+              if c.args.get("ts") == started.response["ts"]]  # fmt: skip
+    assert [line.split(" ", 1)[0] for line in status] == [
+        ":clipboard:", ":gear:", ":hourglass_flowing_sand:", ":gear:", ":white_check_mark:"
+    ]  # fmt: skip
+    # planned, step 1 of 1, waiting, step 1 of 1 again (resumed), completed
+    assert "waiting for approval" in status[2] and "step 1 of 1" in status[1]
 
 
 async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
