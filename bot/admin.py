@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from agent_core.approvals import Refused
 from agent_core.control import ACTIVE, RunControl
+from agent_core.errors import NotFound
 from agent_core.models import Run
 from agent_core.store import Store
 from bot.blocks import mention
@@ -20,7 +21,7 @@ __all__ = ["ADMIN_VERBS", "AdminCommands"]
 
 T = TypeVar("T")
 
-ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status"})
+ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit"})
 """First words of `/agent` text that are commands, not goals."""
 
 
@@ -44,7 +45,34 @@ class AdminCommands:
                                       "`/agent resume` to accept goals again.")  # fmt: skip
         if verb == "resume":
             return _said(await self.control.resume(by=user), lambda _: ":arrow_forward: Resumed.")
+        if verb == "audit":
+            return await self._audit(user, rest)
         return await self._status()
+
+    async def _audit(self, user: str, run_id: str) -> str:
+        if not run_id:
+            return "Usage: `/agent audit <run id>`"
+        try:
+            run = await self.store.get_run(run_id)
+        except NotFound:
+            return f"Not allowed: there is no run {run_id}."
+        if not (user == run.requester or await self.control.authority.is_admin(user)):
+            return (
+                "Not allowed: only an admin or the person who asked for the run may see its audit."
+            )
+        events = await self.store.list_audit(run.id)
+        tools = [e.data.get("tool") for e in events if e.kind == "tool_call"]
+        decided = [e for e in events if e.kind == "approval_decided"]
+        lines = [
+            f"*Run `{run.id}`* {run.status.value} · asked by {mention(run.requester)}",
+            f"{run.spend.llm_calls} model calls, ${run.spend.cost_usd:.4f} · "
+            f"{len(tools)} tool call(s): {', '.join(str(t) for t in tools) or 'none'}",
+        ]
+        lines += [f"• {mention(e.actor)} {e.data.get('decision')} `{e.data.get('approval_id')}`"
+                  for e in decided]  # fmt: skip
+        lines += [f"• {e.kind.replace('_', ' ')} by {mention(e.actor)}" for e in events
+                  if e.kind in ("run_killed", "decision_refused", "kill_refused")]  # fmt: skip
+        return "\n".join(lines)
 
     async def _kill(self, user: str, rest: str) -> str:
         target, _, reason = rest.partition(" ")

@@ -27,6 +27,7 @@ _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hou
 HELP = (
     "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
     "`/agent plan <goal>` only plans. "
+    "`/agent audit <run>` shows what a run did. "
     "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
     "`/agent halt [reason]`, `/agent resume`."
 )

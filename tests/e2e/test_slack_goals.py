@@ -116,6 +116,18 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
     # planned, step 1 of 1, waiting, step 1 of 1 again (resumed), completed
     assert "waiting for approval" in status[2] and "step 1 of 1" in status[1]
 
+    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
+    for user, expected in (
+        (APPROVER, "Not allowed"),
+        (event["user"], "1 tool call(s): write_file"),
+    ):
+        since = len(bot.slack.calls)
+        asked = form | {"command": "/agent", "text": f"audit {run.id}", "user_id": user}
+        assert (await post_to_bot(bot.url, bot.signer.command(asked)))[0] == 200
+        reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+        assert expected in reply.args["text"]
+    assert f"<@{APPROVER}> approve `{approval_id}`" in reply.args["text"]
+
 
 async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     form = dict(parse_qsl(load_text_payload("slash_command.txt")))
