@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from agent_core.errors import StandInError
 from agent_core.testing.slack_workspace import (
@@ -71,9 +71,15 @@ class SlackStandIn:
         self,
         *,
         bot_token: str = "xoxb-test",
+        app_token: str | None = None,
         workspace: SlackWorkspace | None = None,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
+        """The app-level token ``apps.connections.open`` accepts (Socket Mode), if any."""
+        self.socket_acks: list[JsonDict] = []
+        """What Socket Mode clients sent back (acks of envelopes), in order."""
+        self._sockets: list[web.WebSocketResponse] = []
         self.workspace = workspace or SlackWorkspace()
         """The state behind the API: users, groups, messages, views, reactions."""
         self.calls: list[SlackCall] = []
@@ -99,6 +105,7 @@ class SlackStandIn:
         """Start serving on an ephemeral port."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -106,6 +113,8 @@ class SlackStandIn:
 
     async def stop(self) -> None:
         """Stop serving; the recorded calls stay readable."""
+        for socket in list(self._sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -215,14 +224,58 @@ class SlackStandIn:
             fault = self._faults[method].popleft()
             retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return fault.status, fault.body, retry
+        token = bearer or args.get("token")
+        if method == "apps.connections.open":
+            return 200, self._connections_open(token), {}
         if method not in _HANDLERS:
             return 200, self.workspace.handle(method, args), {}
-        token = bearer or args.get("token")
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token != self.bot_token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         return 200, self.workspace.handle(method, args), {}
+
+    def _connections_open(self, token: str | None) -> JsonDict:
+        if self.app_token is None or token != self.app_token:
+            return {"ok": False, "error": "invalid_auth" if token else "not_authed"}
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then record what the client sends until it leaves."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1,
+                                "connection_info": {"app_id": "A111"}})  # fmt: skip
+        async with self._changed:
+            self._sockets.append(socket)
+            self._changed.notify_all()
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    async with self._changed:
+                        self.socket_acks.append(json.loads(message.data))
+                        self._changed.notify_all()
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    async def send_envelope(self, envelope: JsonDict, *, timeout: float = 10.0) -> None:
+        """Deliver a Socket Mode envelope once a client is connected."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: bool(self._sockets))
+        await self._sockets[-1].send_json(envelope)
+
+    async def wait_for_ack(self, envelope_id: str, *, timeout: float = 10.0) -> JsonDict:
+        """The client's acknowledgement of ``envelope_id``."""
+
+        def found() -> JsonDict | None:
+            return next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id), None)
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: found() is not None)
+        ack = found()
+        assert ack is not None
+        return ack
 
     async def _record(self, call: SlackCall) -> None:
         async with self._changed:
