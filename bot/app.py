@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.config import Settings
@@ -16,11 +17,14 @@ __all__ = ["ack_button_clicks_first", "build_app", "build_client"]
 def build_client(settings: Settings) -> AsyncWebClient:
     """The Slack Web API client, pointed at ``SLACK_API_URL``."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(
+    client = AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=int(settings.slack_timeout_seconds),
     )
+    # Rate limits (429 + Retry-After) and dropped connections are retried by the SDK itself.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
 
 
 def build_app(settings: Settings, *, client: AsyncWebClient | None = None) -> AsyncApp:
