@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from contextlib import AsyncExitStack
 
@@ -55,6 +56,7 @@ def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Applic
 
 async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
     """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume."""
+    _ignore_oauth_environment()
     async with AsyncExitStack() as stack:
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
@@ -95,6 +97,14 @@ async def _agent(
     register_goals(app, intake, AdminCommands(store=store, control=control))
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runner
+
+
+def _ignore_oauth_environment() -> None:
+    """Bolt turns itself into a multi-workspace OAuth app when it sees these two variables in
+    the environment; airlock serves the one workspace its bot token belongs to."""
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        if os.environ.pop(name, None) is not None:
+            logger.warning("ignoring %s: airlock serves a single workspace", name)
 
 
 async def _until_stopped() -> None:

@@ -54,6 +54,8 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             AIRLOCK_DATA_DIR=str(data), AIRLOCK_PORT=str(port), AIRLOCK_APPROVERS=APPROVER,
             AIRLOCK_ADMINS=ADMIN,
             AIRLOCK_LLM_MAX_RETRIES="0",
+            # Bolt would turn into a multi-workspace OAuth app with these; airlock ignores them.
+            SLACK_CLIENT_ID="1111.2222", SLACK_CLIENT_SECRET="not-used",
         )  # fmt: skip
         async with airlock_serve(env, tmp_path, port):
             store = await open_store(f"sqlite:///{data / 'airlock.db'}")
