@@ -57,7 +57,7 @@ class _Answer:
 
     user: str
     approval_id: str
-    channel: str
+    channel: str | None
     thread_ts: str | None
     kind: DecisionKind
     reason: str | None = None
@@ -143,7 +143,8 @@ def _from_button(body: dict[str, Any]) -> _Answer:
     return _Answer(
         user=body["user"]["id"],
         approval_id=action["value"],
-        channel=container.get("channel_id") or body["channel"]["id"],
+        # A button in App Home has no channel: answers then go to the person directly.
+        channel=container.get("channel_id") or (body.get("channel") or {}).get("id"),
         thread_ts=container.get("thread_ts"),
         kind=_BUTTON_KINDS.get(action["action_id"], DecisionKind.REJECT),
     )
@@ -191,7 +192,9 @@ async def _tell(
 ) -> None:
     if reply is None:
         return  # settled: the request message itself is updated with the outcome
-    if ephemeral:
+    if answer.channel is None:
+        await client.chat_postMessage(channel=answer.user, text=reply)  # a DM
+    elif ephemeral:
         await client.chat_postEphemeral(channel=answer.channel, user=answer.user, text=reply,
                                         thread_ts=answer.thread_ts)  # fmt: skip
     else:

@@ -24,6 +24,7 @@ from bot import wiring
 from bot.admin import AdminCommands
 from bot.app import build_app, build_client
 from bot.goals import GoalIntake, register_goals
+from bot.home import register_home
 from bot.listeners import register_approvals
 from bot.slack_channel import SlackChannel
 
@@ -95,6 +96,7 @@ async def _agent(
     service = wiring.decisions(settings, store, registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
     register_goals(app, intake, AdminCommands(store=store, control=control))
+    register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runner
 

@@ -1,0 +1,112 @@
+"""App Home through the real Bolt app over HTTP: what waits for you, and the admin's kill."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.approvals import Authority, DecisionService
+from agent_core.audit import Audit
+from agent_core.config import Settings
+from agent_core.control import RunControl
+from agent_core.models import Approval, ApprovalStatus, RiskLevel, Run, RunStatus, ToolCallSubject
+from agent_core.store import Store, open_store
+from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
+from agent_core.testing.slack_server import SlackStandIn
+from bot.app import build_app
+from bot.home import register_home
+from bot.listeners import register_approvals
+from bot.slack_channel import SlackChannel
+from tests.support import eventually
+
+SECRET = "home-secret"
+TOKEN = "xoxb-home"
+ENVELOPE = load_json_payload("app_mention.json")
+CLICK = load_json_payload("block_actions.json")
+APPROVER, ADMIN, REQUESTER = CLICK["user"]["id"], "U0ADMIN", "W0ASKER"
+
+
+@pytest.fixture
+async def home(tmp_path: Path) -> AsyncIterator[tuple[str, Store, SlackStandIn]]:
+    store = await open_store(f"sqlite:///{tmp_path / 'airlock.db'}")
+    async with SlackStandIn(bot_token=TOKEN) as slack:
+        client = AsyncWebClient(token=TOKEN, base_url=slack.api_url)
+        app = build_app(Settings(slack_signing_secret=SECRET), client=client)
+        authority = Authority(approvers=[APPROVER], admins=[ADMIN])
+        audit = Audit(store=store)
+        register_home(app, store=store, control=RunControl(store=store, authority=authority,
+                                                           audit=audit))  # fmt: skip
+        register_approvals(app, service=DecisionService(store=store, authority=authority,
+                                                        audit=audit),
+                           channel=SlackChannel(client=client, store=store))  # fmt: skip
+        runner = web.AppRunner(app.web_app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events", store, slack
+        finally:
+            await runner.cleanup()
+            await store.close()
+
+
+def opened(user: str, n: int) -> dict[str, Any]:
+    body = copy.deepcopy(ENVELOPE)
+    body["event_id"] = f"EvHome{n}"
+    body["event"] = {"type": "app_home_opened", "user": user, "channel": "D0HOME",
+                     "tab": "home", "event_ts": f"1595926230.00{n}"}  # fmt: skip
+    return body
+
+
+def pressed_in_home(action_id: str, value: str, user: str) -> dict[str, Any]:
+    body = copy.deepcopy(CLICK)
+    body["user"]["id"] = user
+    body["container"] = {"type": "view", "view_id": "V0HOME"}
+    del body["channel"]
+    body["actions"][0].update(action_id=action_id, value=value)
+    return body
+
+
+async def test_home_shows_what_waits_and_lets_an_admin_kill(
+    home: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, slack = home
+    signer = SlackRequestSigner(SECRET)
+    run = await store.create_run(Run(goal="restart web <!channel>", requester=REQUESTER))
+    subject = ToolCallSubject(subtask_id="s1", tool="restart", arguments={"target": "web"})
+    approval = await store.create_approval(
+        Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=REQUESTER)
+    )
+
+    assert (await post_to_bot(url, signer.event(opened(APPROVER, 1))))[0] == 200
+    view = (await slack.wait_for_call("views.publish", timeout=10)).args
+    assert view["user_id"] == APPROVER
+    text = str(view["view"])
+    assert approval.id in text and "airlock_approve" in text and "airlock_kill" not in text
+
+    since = len(slack.calls)
+    assert (await post_to_bot(url, signer.event(opened(ADMIN, 2))))[0] == 200
+    admin_view = (await slack.wait_for_call("views.publish", since=since, timeout=10)).args
+    assert "airlock_kill" in str(admin_view["view"]) and "<!channel>" not in str(admin_view["view"])
+
+    since = len(slack.calls)
+    kill = pressed_in_home("airlock_kill", run.id, ADMIN)
+    assert (await post_to_bot(url, signer.interaction(kill)))[0] == 200
+    await slack.wait_for_call("views.publish", since=since, timeout=10)
+    assert (await store.get_run(run.id)).status is RunStatus.KILLED
+    assert (await store.get_approval(approval.id)).status is ApprovalStatus.CANCELLED
+
+    late = pressed_in_home("airlock_approve", approval.id, APPROVER)
+    assert (await post_to_bot(url, signer.interaction(late)))[0] == 200
+    dm = await slack.wait_for_call("chat.postMessage", timeout=10)
+    assert dm.args["channel"] == APPROVER and "Already cancelled" in dm.args["text"]
+
+    async def audited() -> bool:
+        return any(e.kind == "run_killed" for e in await store.list_audit(run.id))
+
+    await eventually(audited)
