@@ -10,18 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent_core.approvals import Refused
+from agent_core.approvals import DecisionService, Refused
 from agent_core.control import ACTIVE, RunControl
 from agent_core.errors import NotFound
-from agent_core.models import Run
+from agent_core.models import Decision, DecisionKind, Run
 from agent_core.store import Store
 from bot.blocks import mention
+from bot.replies import decision_reply
 
 __all__ = ["ADMIN_VERBS", "AdminCommands"]
 
 T = TypeVar("T")
 
-ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit"})
+ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit", "approve", "reject"})
 """First words of `/agent` text that are commands, not goals."""
 
 
@@ -31,6 +32,8 @@ class AdminCommands:
 
     store: Store
     control: RunControl
+    decisions: DecisionService | None = None
+    """For `/agent approve <id>` and `/agent reject <id> [reason]`."""
 
     async def answer(self, user: str, text: str) -> str:
         """The reply to ``text`` (which starts with one of :data:`ADMIN_VERBS`) from ``user``."""
@@ -47,7 +50,21 @@ class AdminCommands:
             return _said(await self.control.resume(by=user), lambda _: ":arrow_forward: Resumed.")
         if verb == "audit":
             return await self._audit(user, rest)
+        if verb in ("approve", "reject"):
+            return await self._decide(user, verb, rest)
         return await self._status()
+
+    async def _decide(self, user: str, verb: str, rest: str) -> str:
+        approval_id, _, reason = rest.partition(" ")
+        if not approval_id or self.decisions is None:
+            return f"Usage: `/agent {verb} <approval id>{' [reason]' if verb == 'reject' else ''}`"
+        kind = DecisionKind.APPROVE if verb == "approve" else DecisionKind.REJECT
+        decision = Decision(kind=kind, by=user, reason=reason.strip() or None)
+        outcome = await self.decisions.decide(approval_id, decision)
+        reply = decision_reply(outcome)
+        if reply is not None or isinstance(outcome, Refused):
+            return reply or "Not accepted."
+        return f"`{approval_id}` {outcome.approval.status.value}."
 
     async def _audit(self, user: str, run_id: str) -> str:
         if not run_id:

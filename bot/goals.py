@@ -27,7 +27,8 @@ _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hou
 HELP = (
     "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
     "`/agent plan <goal>` only plans. "
-    "`/agent audit <run>` shows what a run did. "
+    "`/agent audit <run>` shows what a run did; `/agent approve <id>` and "
+    "`/agent reject <id> [reason]` decide. "
     "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
     "`/agent halt [reason]`, `/agent resume`."
 )

@@ -17,12 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import DecisionService, Refused
 from agent_core.models import (
-    AlreadyDecided,
-    Counted,
     Decision,
     DecisionKind,
-    DecisionOutcome,
-    Duplicate,
 )
 from bot.blocks import (
     APPROVE,
@@ -37,6 +33,7 @@ from bot.blocks import (
     reject_modal,
 )
 from bot.goals import GoalIntake, direct_goal
+from bot.replies import decision_reply
 from bot.slack_channel import SlackChannel
 
 __all__ = ["TYPED_DECISION", "register_approvals"]
@@ -119,7 +116,7 @@ def register_approvals(
             await ack(response_action="errors", errors={FIELD: outcome.reason})
             return
         await ack()
-        await _tell(client, answer, _reply(outcome), ephemeral=True)
+        await _tell(client, answer, decision_reply(outcome), ephemeral=True)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -183,7 +180,7 @@ async def _decide(
     service: DecisionService, client: AsyncWebClient, answer: _Answer, *, ephemeral: bool
 ) -> None:
     decision = Decision(kind=answer.kind, by=answer.user, reason=answer.reason)
-    await _tell(client, answer, _reply(await service.decide(answer.approval_id, decision)),
+    await _tell(client, answer, decision_reply(await service.decide(answer.approval_id, decision)),
                 ephemeral=ephemeral)  # fmt: skip
 
 
@@ -200,16 +197,3 @@ async def _tell(
     else:
         await client.chat_postMessage(channel=answer.channel, thread_ts=answer.thread_ts,
                                       text=f"{mention(answer.user)} {reply}")  # fmt: skip
-
-
-def _reply(outcome: DecisionOutcome | Refused) -> str | None:
-    if isinstance(outcome, Refused):
-        return f"Not accepted: {outcome.reason}."
-    if isinstance(outcome, AlreadyDecided):
-        who = mention(outcome.approval.decided_by or "airlock")
-        return f"Already {outcome.approval.status.value} by {who}."
-    if isinstance(outcome, Counted):
-        return f"Counted. {outcome.approvals_needed} more approval(s) needed."
-    if isinstance(outcome, Duplicate):
-        return "You have approved this already."
-    return None

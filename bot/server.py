@@ -95,7 +95,7 @@ async def _agent(
     intake = GoalIntake(store=store, submit=runner.submit, remember_status=channel.remember_status)
     service = wiring.decisions(settings, store, registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
-    register_goals(app, intake, AdminCommands(store=store, control=control))
+    register_goals(app, intake, AdminCommands(store=store, control=control, decisions=service))
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runner

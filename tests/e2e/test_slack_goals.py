@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from agent_core.models import HaltState, RunStatus
+from agent_core.models import Approval, HaltState, RiskLevel, RunStatus, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.redis_server import free_port
@@ -182,5 +182,12 @@ async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
     assert "Halted by <@U0ADMIN>: deploy freeze" in status and "0 active run(s)" in status
     assert "Not allowed" in await agent("kill run_nope", APPROVER)
     assert "Resumed" in await agent("resume", ADMIN)
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    approval = await bot.store.create_approval(
+        Approval(run_id="run_typed", subject=subject, risk=RiskLevel.HIGH, requester="W0OTHER")
+    )
+    assert f"`{approval.id}` rejected." in await agent(f"reject {approval.id} not today", APPROVER)
+    assert "Already rejected" in await agent(f"approve {approval.id}", APPROVER)
+    assert (await bot.store.get_approval(approval.id)).decisions[-1].reason == "not today"
     halt = await bot.store.get_halt()
     assert halt is not None and not halt.halted

@@ -1,0 +1,23 @@
+"""What to tell a person about the decision they just made, wherever they made it."""
+
+from __future__ import annotations
+
+from agent_core.approvals import Refused
+from agent_core.models import AlreadyDecided, Counted, DecisionOutcome, Duplicate
+from bot.blocks import mention
+
+__all__ = ["decision_reply"]
+
+
+def decision_reply(outcome: DecisionOutcome | Refused) -> str | None:
+    """A short reply, or None when the request message's own update says it all."""
+    if isinstance(outcome, Refused):
+        return f"Not accepted: {outcome.reason}."
+    if isinstance(outcome, AlreadyDecided):
+        who = mention(outcome.approval.decided_by or "airlock")
+        return f"Already {outcome.approval.status.value} by {who}."
+    if isinstance(outcome, Counted):
+        return f"Counted. {outcome.approvals_needed} more approval(s) needed."
+    if isinstance(outcome, Duplicate):
+        return "You have approved this already."
+    return None
