@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     escalation_chain: IdList = Field(default_factory=list)
     group_cache_seconds: float = Field(default=300.0, ge=0)
     operator_id: str | None = None
+    approval_channel: str | None = Field(default=None, pattern=r"^[CG][A-Z0-9]+$")
     tool_risks: dict[str, RiskLevel] = Field(default_factory=dict)
 
     # Budgets and timeouts

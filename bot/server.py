@@ -85,7 +85,7 @@ async def _agent(
     """The agent core behind the app: Slack as its channel, approvals wired to the buttons."""
     llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
     registry = await wiring.tools(settings, stack, report=lambda line: logger.warning(line))
-    channel = SlackChannel(client=client, store=store)
+    channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel)
     runner = Runner(
         store=store,
         orchestrator=wiring.orchestrator(settings, store, llm, registry, channel),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import Any, assert_never
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -27,7 +27,7 @@ from agent_core.channel import (
     StepStarted,
     ToolNotice,
 )
-from agent_core.models import Approval, Run, RunStatus
+from agent_core.models import Approval, RiskLevel, Run, RunStatus
 from agent_core.store import Store
 from bot.blocks import (
     RISK_BADGE,
@@ -71,6 +71,8 @@ class SlackChannel:
 
     client: AsyncWebClient
     store: Store
+    approval_channel: str | None = None
+    """A channel that also gets every HIGH and CRITICAL request, linking to its thread."""
     _questions: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
 
     async def notify(self, event: RunEvent) -> None:
@@ -120,8 +122,20 @@ class SlackChannel:
             channel=run.channel, thread_ts=run.thread_ts, text=approval_text(approval),
             blocks=approval_blocks(approval),
         )  # fmt: skip
+        await self._remember(approval, "at", posted)
+        if self.approval_channel and approval.risk.rank >= RiskLevel.HIGH.rank:
+            link = await self.client.chat_getPermalink(channel=posted["channel"],
+                                                       message_ts=posted["ts"])  # fmt: skip
+            copy = await self.client.chat_postMessage(
+                channel=self.approval_channel,
+                text=f"{approval_text(approval)} (<{link['permalink']}|thread>)",
+                blocks=approval_blocks(approval),
+            )
+            await self._remember(approval, "also", copy)
+
+    async def _remember(self, approval: Approval, key: str, posted: Any) -> None:
         where = f"{posted['channel']} {posted['ts']}"
-        await self.store.set_fact(_MESSAGE + approval.id, "at", where, ttl_seconds=_KEEP_SECONDS)
+        await self.store.set_fact(_MESSAGE + approval.id, key, where, ttl_seconds=_KEEP_SECONDS)
 
     async def ask(self, run: Run, question: str) -> str:
         if run.channel is None or run.thread_ts is None:
@@ -178,13 +192,11 @@ class SlackChannel:
                            "error": error.response.get("error")})  # fmt: skip
 
     async def _settle(self, approval: Approval) -> None:
-        where = (await self.store.get_facts(_MESSAGE + approval.id)).get("at")
-        if where is None:
-            return
-        channel, ts = where.split(" ", 1)
-        try:
-            await self.client.chat_update(channel=channel, ts=ts, text=approval_text(approval),
-                                          blocks=settled_blocks(approval))  # fmt: skip
-        except SlackApiError as error:
-            logger.warning("slack update failed", extra={"approval_id": approval.id,
-                           "error": error.response.get("error")})  # fmt: skip
+        for where in (await self.store.get_facts(_MESSAGE + approval.id)).values():
+            channel, ts = where.split(" ", 1)
+            try:
+                await self.client.chat_update(channel=channel, ts=ts, text=approval_text(approval),
+                                              blocks=settled_blocks(approval))  # fmt: skip
+            except SlackApiError as error:
+                logger.warning("slack update failed", extra={"approval_id": approval.id,
+                               "error": error.response.get("error")})  # fmt: skip

@@ -1,0 +1,48 @@
+"""SlackChannel against the Slack stand-in: where requests go and how they settle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.channel import ApprovalSettled
+from agent_core.models import Approval, ApprovalStatus, RiskLevel, Run, ToolCallSubject
+from agent_core.store import Store, open_store
+from agent_core.testing.slack_requests import load_json_payload
+from agent_core.testing.slack_server import SlackStandIn
+from bot.slack_channel import SlackChannel
+
+MENTION = load_json_payload("app_mention.json")["event"]
+
+
+@pytest.fixture
+async def parts(tmp_path: Path) -> AsyncIterator[tuple[Store, SlackStandIn, AsyncWebClient]]:
+    store = await open_store(f"sqlite:///{tmp_path / 'airlock.db'}")
+    async with SlackStandIn(bot_token="xoxb-channel") as slack:
+        yield store, slack, AsyncWebClient(token="xoxb-channel", base_url=slack.api_url)
+    await store.close()
+
+
+async def test_risky_requests_also_go_to_the_approval_channel_and_both_settle(
+    parts: tuple[Store, SlackStandIn, AsyncWebClient],
+) -> None:
+    store, slack, client = parts
+    channel = SlackChannel(client=client, store=store, approval_channel="C0APPROVALS")
+    thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    approval = await store.create_approval(
+        Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=run.requester)
+    )
+    await channel.request_decision(approval)
+    thread, copy = slack.calls_to("chat.postMessage")
+    assert thread.args["thread_ts"] == MENTION["ts"]
+    assert copy.args["channel"] == "C0APPROVALS" and "|thread>" in copy.args["text"]
+
+    settled = approval.model_copy(update={"status": ApprovalStatus.APPROVED, "decided_by": "U0BOB"})
+    await channel.notify(ApprovalSettled(run=run, approval=settled))
+    updated = {c.args["ts"] for c in slack.calls_to("chat.update")}
+    assert updated == {thread.response["ts"], copy.response["ts"]}
