@@ -259,6 +259,11 @@ class SlackStandIn:
             self._sockets.remove(socket)
         return socket
 
+    async def drop_sockets(self) -> None:
+        """Close every Socket Mode connection, as Slack does when it rotates them."""
+        for socket in list(self._sockets):
+            await socket.close()
+
     async def send_envelope(self, envelope: JsonDict, *, timeout: float = 10.0) -> None:
         """Deliver a Socket Mode envelope once a client is connected."""
         async with asyncio.timeout(timeout), self._changed:

@@ -36,6 +36,13 @@ async def test_a_mention_over_socket_mode_is_acked_and_runs(tmp_path: Path) -> N
             AIRLOCK_LLM_MAX_RETRIES="0",
         )  # fmt: skip
         async with airlock_serve(env, tmp_path, port):
+            # Slack closes Socket Mode connections now and then; the client must come back.
+            await slack.wait_for_call("apps.connections.open", timeout=30)
+            await slack.send_envelope({"type": "disconnect", "reason": "refresh_requested"})
+            await slack.drop_sockets()
+            await slack.wait_for_call(
+                "apps.connections.open", since=_after_first(slack), timeout=30
+            )
             await slack.send_envelope(envelope, timeout=30)
             ack = await slack.wait_for_ack(envelope["envelope_id"], timeout=30)
             assert ack == {"envelope_id": envelope["envelope_id"]}
@@ -46,3 +53,9 @@ async def test_a_mention_over_socket_mode_is_acked_and_runs(tmp_path: Path) -> N
             )  # fmt: skip
         assert done.args["thread_ts"] == event["ts"] and "queue depth is 3" in done.args["text"]
         assert slack.calls_to("apps.connections.open")[0].token == APP_TOKEN
+
+
+def _after_first(slack: SlackStandIn) -> int:
+    """The index just after the first apps.connections.open call."""
+    first = slack.calls_to("apps.connections.open")[0]
+    return slack.calls.index(first) + 1
