@@ -27,6 +27,7 @@ from agent_core.channel import (
     StepStarted,
     ToolNotice,
 )
+from agent_core.logs import redact
 from agent_core.models import Approval, RiskLevel, Run, RunStatus
 from agent_core.store import Store
 from bot.blocks import (
@@ -47,6 +48,7 @@ _MESSAGE = "slack:approval-message:"
 _STATUS = "slack:status-message:"
 """Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
 _KEEP_SECONDS = 90 * 86_400.0
+_MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
 
 
 def status_line(event: RunEvent) -> str | None:
@@ -109,8 +111,7 @@ class SlackChannel:
                 run, f":warning: {event.budget} budget: {event.used:g} of {event.limit:g}"
             )
         elif isinstance(event, RunFinished):
-            mark = ":tada:" if event.status is RunStatus.COMPLETED else ":no_entry:"
-            await self._say(run, f"{mark} *{event.status.value}*\n{safe(event.result)[:3500]}")
+            await self._finished(run, event.status, event.result)
         else:
             assert_never(event)
 
@@ -170,6 +171,24 @@ class SlackChannel:
                                                text=text)  # fmt: skip
         except SlackApiError as error:  # progress is best effort; the run itself goes on
             logger.warning("slack post failed", extra={"run_id": run.id,
+                           "error": error.response.get("error")})  # fmt: skip
+
+    async def _finished(self, run: Run, status: RunStatus, result: str) -> None:
+        mark = ":tada:" if status is RunStatus.COMPLETED else ":no_entry:"
+        text = safe(result)
+        if len(text) <= _MAX_REPLY:
+            await self._say(run, f"{mark} *{status.value}*\n{text}")
+            return
+        # Too long for a message: the start here, the whole of it as a file in the thread.
+        cut = text[:_MAX_REPLY].rsplit("\n", 1)[0]
+        await self._say(run, f"{mark} *{status.value}*\n{cut}\n_… the full result is attached._")
+        try:
+            await self.client.files_upload_v2(
+                channel=run.channel, thread_ts=run.thread_ts, content=redact(result),
+                filename=f"{run.id}-result.txt", title=f"Result of {run.id}",
+            )  # fmt: skip
+        except SlackApiError as error:
+            logger.warning("slack upload failed", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
 
     async def remember_status(self, run: Run, channel: str, ts: str) -> None:

@@ -80,6 +80,10 @@ class SlackStandIn:
         self.socket_acks: list[JsonDict] = []
         """What Socket Mode clients sent back (acks of envelopes), in order."""
         self._sockets: list[web.WebSocketResponse] = []
+        self.uploads: dict[str, bytes] = {}
+        """File contents uploaded to the URLs files.getUploadURLExternal handed out, by file id."""
+        self.shared_files: list[JsonDict] = []
+        """What files.completeUploadExternal shared: file ids, titles, channel, thread."""
         self.workspace = workspace or SlackWorkspace()
         """The state behind the API: users, groups, messages, views, reactions."""
         self.calls: list[SlackCall] = []
@@ -106,6 +110,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -227,6 +232,8 @@ class SlackStandIn:
         token = bearer or args.get("token")
         if method == "apps.connections.open":
             return 200, self._connections_open(token), {}
+        if method in _FILE_METHODS and token == self.bot_token:
+            return 200, self._files(method, args), {}
         if method not in _HANDLERS:
             return 200, self.workspace.handle(method, args), {}
         if not token:
@@ -239,6 +246,31 @@ class SlackStandIn:
         if self.app_token is None or token != self.app_token:
             return {"ok": False, "error": "invalid_auth" if token else "not_authed"}
         return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
+
+    def _files(self, method: str, args: JsonDict) -> JsonDict:
+        """The two Web API halves of files_upload_v2; the bytes go to :meth:`_upload`."""
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{len(self.uploads) + len(self.shared_files) + 1:08d}"
+            self.uploads.setdefault(file_id, b"")
+            url = f"http://127.0.0.1:{self._port}/upload/{file_id}"
+            return {"ok": True, "upload_url": url, "file_id": file_id}
+        files = args.get("files")
+        files = json.loads(files) if isinstance(files, str) else files or []
+        shared = {
+            "files": files,
+            "channel": args.get("channel_id"),
+            "thread_ts": args.get("thread_ts"),
+            "comment": args.get("initial_comment"),
+        }
+        self.shared_files.append(shared)
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self.uploads:
+            return web.Response(status=404, text="no such upload")
+        self.uploads[file_id] = await request.read()
+        return web.Response(text=f"OK - {len(self.uploads[file_id])}")
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         """Socket Mode: say hello, then record what the client sends until it leaves."""
@@ -286,6 +318,9 @@ class SlackStandIn:
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+
+
+_FILE_METHODS = frozenset({"files.getUploadURLExternal", "files.completeUploadExternal"})
 
 
 def _bearer(request: web.Request) -> str | None:
