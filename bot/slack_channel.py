@@ -48,6 +48,11 @@ _MESSAGE = "slack:approval-message:"
 _STATUS = "slack:status-message:"
 """Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
 _KEEP_SECONDS = 90 * 86_400.0
+_ASSISTANT_STATUS = {
+    "plan_ready": "is working on it…",
+    "step_started": "is working on it…",
+    "approval_needed": "is waiting for an approval…",
+}
 _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
 
 
@@ -200,6 +205,7 @@ class SlackChannel:
         text = status_line(event)
         if text is None:
             return
+        await self._assistant_status(event)
         where = (await self.store.get_facts(_STATUS + event.run.id)).get("at")
         if where is None:
             return
@@ -209,6 +215,20 @@ class SlackChannel:
         except SlackApiError as error:
             logger.warning("slack status update failed", extra={"run_id": event.run.id,
                            "error": error.response.get("error")})  # fmt: skip
+
+    async def _assistant_status(self, event: RunEvent) -> None:
+        """In a direct message, Slack's own "is thinking…" line follows the run too."""
+        run = event.run
+        if run.channel is None or not run.channel.startswith("D") or run.thread_ts is None:
+            return
+        status = "" if isinstance(event, RunFinished) else _ASSISTANT_STATUS.get(event.kind, "")
+        try:
+            await self.client.assistant_threads_setStatus(
+                channel_id=run.channel, thread_ts=run.thread_ts, status=status
+            )
+        except SlackApiError as error:  # the app may not be an assistant app; the message says it
+            logger.debug("assistant status not set", extra={"run_id": run.id,
+                         "error": error.response.get("error")})  # fmt: skip
 
     async def _settle(self, approval: Approval) -> None:
         for where in (await self.store.get_facts(_MESSAGE + approval.id)).values():

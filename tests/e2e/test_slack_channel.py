@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.channel import ApprovalSettled, RunFinished
+from agent_core.channel import ApprovalSettled, PlanReady, RunFinished
 from agent_core.models import (
     Approval,
     ApprovalStatus,
+    Plan,
     RiskLevel,
     Run,
     RunStatus,
+    Subtask,
     ToolCallSubject,
 )
 from agent_core.store import Store, open_store
@@ -72,3 +74,18 @@ async def test_a_long_result_is_cut_in_the_thread_and_attached_whole(
     assert (shared["channel"], shared["thread_ts"]) == (MENTION["channel"], MENTION["ts"])
     [uploaded] = slack.uploads.values()
     assert b"line 399: disk usage" in uploaded
+
+
+async def test_in_a_direct_message_the_assistant_status_follows_the_run(
+    parts: tuple[Store, SlackStandIn, AsyncWebClient],
+) -> None:
+    store, slack, client = parts
+    channel = SlackChannel(client=client, store=store)
+    dm = load_json_payload("message_im_assistant_thread.json")["event"]
+    run = await store.create_run(Run(goal="when was Slack released?", requester=dm["user"],
+                                     channel=dm["channel"], thread_ts=dm["thread_ts"]))  # fmt: skip
+    plan = Plan(subtasks=[Subtask(id="s1", description="look it up")])
+    await channel.notify(PlanReady(run=run, plan=plan))
+    assert slack.workspace.statuses[(dm["channel"], dm["thread_ts"])] == "is working on it…"
+    await channel.notify(RunFinished(run=run, status=RunStatus.COMPLETED, result="2013"))
+    assert slack.workspace.statuses[(dm["channel"], dm["thread_ts"])] == ""
