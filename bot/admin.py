@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from agent_core.approvals import DecisionService, Refused
@@ -111,7 +112,11 @@ class AdminCommands:
         for status in ACTIVE:
             runs += await self.store.list_runs(status=status, limit=50)
         pending = await self.store.list_pending_approvals()
-        lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting.")
+        today = datetime.now(UTC).date()
+        spend = sum(r.spend.cost_usd for r in await self.store.list_runs(limit=100_000)
+                    if r.created_at.date() == today)  # fmt: skip
+        lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
+                     f"${spend:.2f} spent today.")  # fmt: skip
         lines += [
             f"• `{r.id}` {r.status.value} {mention(r.requester)}: {r.goal[:80]}" for r in runs
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -165,10 +166,21 @@ def _context(approval: Approval) -> str:
     parts = [f"`{approval.id}`", f"run `{approval.run_id}`"]
     if approval.requester:
         parts.append(f"asked by {mention(approval.requester)}")
+    who = ", ".join(mention(i) for i in approval.approvers) if approval.approvers else "approvers"
     if approval.required_approvals > 1:
-        parts.append(f"needs {approval.required_approvals} approvers or an admin")
+        parts.append(f"needs {approval.required_approvals} of: {who}, or an admin")
+    else:
+        parts.append(f"for: {who} or an admin")
+    if approval.deadline is not None:
+        parts.append(f"decide by {_when(approval.deadline)}")
     parts.append(f"or type `approve {approval.id}` / `reject {approval.id} <reason>`")
     return " · ".join(parts)
+
+
+def _when(moment: datetime) -> str:
+    """A time each reader sees in their own time zone (Slack's date formatting)."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _outcome(status: ApprovalStatus) -> str:
@@ -204,4 +216,5 @@ def _settled(approval: Approval) -> str:
     who = mention(approval.decided_by or "airlock")
     last = approval.decisions[-1] if approval.decisions else None
     reason = f": {safe(last.reason)}" if last is not None and last.reason else ""
-    return f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{reason}"
+    when = f" {_when(approval.decided_at)}" if approval.decided_at else ""
+    return f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{when}{reason}"

@@ -4,6 +4,7 @@ its approval is clicked, the result is posted; retries and halts are respected."
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +85,15 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
         text_reply("said hi in hi.txt"),
     )
     event = MENTION["event"]
+    stale = bot.signer.event(MENTION, timestamp=int(time.time()) - 6 * 60)
+    assert (await post_to_bot(bot.url, stale))[0] == 401  # replayed: older than 5 minutes
+    forged = SlackRequestSigner("not-the-secret").event(MENTION)
+    assert (await post_to_bot(bot.url, forged))[0] == 401
     assert (await post_to_bot(bot.url, bot.signer.event(MENTION)))[0] == 200
-    # Slack's retry of the same delivery must not start a second run.
-    retry = bot.signer.event(MENTION, retry_num=1, retry_reason="http_timeout")
-    assert (await post_to_bot(bot.url, retry))[0] == 200
+    # Slack's retries of the same delivery must not start more runs.
+    for attempt in (1, 2, 3):
+        retry = bot.signer.event(MENTION, retry_num=attempt, retry_reason="http_timeout")
+        assert (await post_to_bot(bot.url, retry))[0] == 200
 
     started = await bot.slack.wait_for_call("chat.postMessage", says("planning"), timeout=30)
     assert started.args["thread_ts"] == event["ts"] and started.args["channel"] == event["channel"]

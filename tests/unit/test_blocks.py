@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -38,7 +40,7 @@ def test_an_open_request_has_buttons_and_says_what_it_would_do() -> None:
                                                              "airlock_edit"]  # fmt: skip
     text = str(blocks)
     assert "<!here>" not in text and "&lt;!here&gt;" in text
-    assert "rm -rf /tmp/cache" in text and "needs 2 approvers" in text
+    assert "rm -rf /tmp/cache" in text and "needs 2 of: approvers, or an admin" in text
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
 
 
@@ -51,14 +53,16 @@ def test_a_plan_cannot_be_edited_and_long_arguments_are_cut() -> None:
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in long)
 
 
-def test_a_settled_request_has_no_buttons_and_says_who() -> None:
+def test_a_settled_request_has_no_buttons_and_says_who_and_when() -> None:
     decided = call(command="ls").model_copy(update={
         "status": ApprovalStatus.REJECTED, "decided_by": "U0BOB",
+        "decided_at": datetime(2026, 11, 26, 18, 0, tzinfo=UTC),
         "decisions": [Decision(kind=DecisionKind.REJECT, by="U0BOB", reason="use <!everyone>")],
     })  # fmt: skip
     blocks = [b.to_dict() for b in settled_blocks(decided)]
     assert all(b["type"] != "actions" for b in blocks)
-    assert "rejected by <@U0BOB>: use &lt;!everyone&gt;" in str(blocks)
+    assert "rejected by <@U0BOB> <!date^1795716000^" in str(blocks)
+    assert "|2026-11-26 18:00 UTC>: use &lt;!everyone&gt;" in str(blocks)
 
 
 def test_mentions() -> None:
