@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     InputBlock,
@@ -31,6 +32,7 @@ __all__ = [
     "FIELD",
     "REJECT",
     "REJECT_VIEW",
+    "REJECT_WITH_REASON",
     "RISK_BADGE",
     "approval_blocks",
     "approval_text",
@@ -44,7 +46,9 @@ __all__ = [
 APPROVE = "airlock_approve"
 """action_id of the Approve button; its value is the approval id."""
 REJECT = "airlock_reject"
-"""action_id of the Reject button; its value is the approval id."""
+"""action_id of the Reject button (after a confirm dialog); its value is the approval id."""
+REJECT_WITH_REASON = "airlock_reject_reason"
+"""action_id of "Reject with reason…", which opens a modal; its value is the approval id."""
 EDIT = "airlock_edit"
 """action_id of the Edit button (tool calls only); its value is the approval id."""
 APPROVE_FOR_RUN = "airlock_approve_for_run"
@@ -84,9 +88,14 @@ def approval_blocks(approval: Approval) -> list[Block]:
 
 
 def _buttons(approval: Approval) -> list[ButtonElement]:
+    confirm = ConfirmObject(title="Reject?", text="The agent is told it may not do this.",
+                            confirm="Reject", deny="Back", style="danger")  # fmt: skip
     buttons = [
         ButtonElement(text="Approve", action_id=APPROVE, value=approval.id, style="primary"),
-        ButtonElement(text="Reject…", action_id=REJECT, value=approval.id, style="danger"),
+        ButtonElement(
+            text="Reject", action_id=REJECT, value=approval.id, style="danger", confirm=confirm
+        ),
+        ButtonElement(text="Reject with reason…", action_id=REJECT_WITH_REASON, value=approval.id),
     ]
     if isinstance(approval.subject, ToolCallSubject):
         buttons.append(ButtonElement(text="Edit…", action_id=EDIT, value=approval.id))

@@ -28,6 +28,7 @@ from bot.blocks import (
     FIELD,
     REJECT,
     REJECT_VIEW,
+    REJECT_WITH_REASON,
     edit_modal,
     mention,
     reject_modal,
@@ -72,15 +73,17 @@ def register_approvals(
     With ``intake``, a direct message that is not a decision or an answer starts a run.
     """
 
-    async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         await _decide(service, client, _from_button(body), ephemeral=True)
 
-    app.action(APPROVE)(on_approve)
-    app.action(APPROVE_FOR_RUN)(on_approve)
+    app.action(APPROVE)(on_button)
+    app.action(APPROVE_FOR_RUN)(on_button)
 
-    @app.action(REJECT)
-    async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    app.action(REJECT)(on_button)  # the button's confirm dialog came first
+
+    @app.action(REJECT_WITH_REASON)
+    async def on_reason_wanted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         answer = _from_button(body)
         await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(_metadata(answer)))

@@ -125,7 +125,9 @@ async def test_reject_asks_for_a_reason_the_agent_will_read(
     approval, user = await pending_deploy(store), DM["event"]["user"]
     signer = SlackRequestSigner(SECRET)
     assert (
-        await post_to_bot(url, signer.interaction(pressed("airlock_reject", approval.id, user)))
+        await post_to_bot(
+            url, signer.interaction(pressed("airlock_reject_reason", approval.id, user))
+        )
     )[0] == 200
     opened = await slack.wait_for_call("views.open", timeout=10)
     view = opened.args["view"]
@@ -184,3 +186,18 @@ async def test_approve_for_this_run_grants_the_tool_for_the_rest_of_the_run(
 
     await eventually(granted)
     assert (await store.get_approval(approval.id)).decisions[-1].kind.value == "approve_for_run"
+
+
+async def test_the_plain_reject_button_rejects_at_once(
+    bot: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, _ = bot
+    approval, user = await pending_deploy(store), DM["event"]["user"]
+    signer = SlackRequestSigner(SECRET)
+    click = pressed("airlock_reject", approval.id, user)
+    assert (await post_to_bot(url, signer.interaction(click)))[0] == 200
+
+    async def rejected() -> bool:
+        return (await store.get_approval(approval.id)).status is ApprovalStatus.REJECTED
+
+    await eventually(rejected)

@@ -36,8 +36,11 @@ def test_model_text_cannot_ping_link_or_leak() -> None:
 def test_an_open_request_has_buttons_and_says_what_it_would_do() -> None:
     blocks = [b.to_dict() for b in approval_blocks(call(command="echo <!here>"))]
     actions = next(b for b in blocks if b["type"] == "actions")
-    assert [e["action_id"] for e in actions["elements"]] == ["airlock_approve", "airlock_reject",
-                                                             "airlock_edit"]  # fmt: skip
+    assert [e["action_id"] for e in actions["elements"]] == [
+        "airlock_approve", "airlock_reject", "airlock_reject_reason", "airlock_edit",
+    ]  # fmt: skip
+    reject = actions["elements"][1]
+    assert reject["style"] == "danger" and reject["confirm"]["confirm"]["text"] == "Reject"
     text = str(blocks)
     assert "<!here>" not in text and "&lt;!here&gt;" in text
     assert "rm -rf /tmp/cache" in text and "needs 2 of: approvers, or an admin" in text
