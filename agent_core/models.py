@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agent_core.clock import utcnow
 
 __all__ = [
+    "FINAL_STATUSES",
     "AlreadyDecided",
     "Approval",
     "ApprovalDecided",
@@ -120,10 +121,10 @@ class RunStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         """True when nothing more will happen to the run (short of a retry)."""
-        return self in _FINAL
+        return self in FINAL_STATUSES
 
 
-_FINAL = frozenset(
+FINAL_STATUSES = frozenset(
     {
         RunStatus.COMPLETED,
         RunStatus.FAILED,

@@ -236,13 +236,13 @@ class _RunState:
         self.checkpoint.conversations[subtask_id] = messages
         await self.save()
 
-    async def save(self, **changes: Any) -> None:
-        """Write the run (spend included) and its checkpoint in one atomic step."""
+    async def save(self, *, with_checkpoint: bool = True, **changes: Any) -> None:
+        """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
         async with self.lock:
             updated = self.run.model_copy(
                 update={"spend": self.budgeted.spend.model_copy(), **changes}
             )
-            checkpoint = self.checkpoint.model_dump_json().encode()
+            checkpoint = self.checkpoint.model_dump_json().encode() if with_checkpoint else None
             try:
                 self.run = await self.orchestrator.store.save_run(updated, checkpoint=checkpoint)
             except VersionConflict:
@@ -253,7 +253,8 @@ class _RunState:
 
     async def move(self, status: RunStatus) -> None:
         if self.run.status is not status:
-            await self.save(status=status)
+            # A status move changes no conversation: the last checkpoint still holds.
+            await self.save(status=status, with_checkpoint=False)
 
     async def finish(self, status: RunStatus, result: str) -> None:
         if self.run.status.is_final:

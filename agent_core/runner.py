@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,7 +101,7 @@ class Runner:
             self.tasks[run_id] = task
         return task
 
-    async def wait_for(self, run_id: str, statuses: set[RunStatus]) -> Run:
+    async def wait_for(self, run_id: str, statuses: AbstractSet[RunStatus]) -> Run:
         """Until ``run_id`` reaches one of ``statuses`` here; bound it with asyncio.timeout."""
         while True:
             async with self.changed:

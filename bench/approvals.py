@@ -37,6 +37,7 @@ from agent_core.channel import RunEvent
 from agent_core.control import RunControl
 from agent_core.executor import ExecutorLimits
 from agent_core.models import (
+    FINAL_STATUSES,
     Approval,
     ApprovalDecided,
     Decision,
@@ -54,7 +55,6 @@ from agent_core.testing.redis_server import RedisServer
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 
 KEY = "sk-ant-bench"
-FINAL = {status for status in RunStatus if status.is_final}
 MODEL = "claude-sonnet-4-6"
 SCHEMA = {"type": "object", "properties": {"target": {"type": "string"}}, "required": ["target"]}
 
@@ -161,7 +161,8 @@ async def resume_in_process(parked: Parked) -> list[float]:
         await parked.service.decide(approval_id, decision)
         await parked.started[run_id].wait()
         samples.append((parked.started_ns[run_id] - t0) / 1e6)
-        await parked.runner.wait_for(run_id, FINAL)  # one at a time: no overlap with the next
+        # One at a time: no overlap with the next.
+        await parked.runner.wait_for(run_id, FINAL_STATUSES)
     return samples
 
 
@@ -252,7 +253,7 @@ async def cross_process(parked: Parked, url: str, n_pings: int) -> tuple[list[fl
         t0 = int(await process.stdout.readline())
         await parked.started[run_id].wait()
         resumes.append((parked.started_ns[run_id] - t0) / 1e6)
-        await parked.runner.wait_for(run_id, FINAL)
+        await parked.runner.wait_for(run_id, FINAL_STATUSES)
     process.stdin.close()
     await process.wait()
     return resumes, pings

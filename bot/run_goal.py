@@ -12,15 +12,13 @@ from agent_core.approvals import (
     local_identity,
 )
 from agent_core.config import Settings
-from agent_core.models import Run, RunStatus
+from agent_core.models import FINAL_STATUSES, Run, RunStatus
 from agent_core.runner import Runner
 from agent_core.store import open_settings_store
 from bot import wiring
 from bot.terminal import TerminalChannel
 
 __all__ = ["exit_code", "run_goal"]
-
-FINAL = {status for status in RunStatus if status.is_final}
 
 
 async def run_goal(
@@ -62,7 +60,7 @@ async def run_goal(
             run = await store.get_run(resume)
         console.print(f"[dim]run {run.id} · store {settings.effective_store_url}[/]")
         runner.submit(run.id)
-        return await runner.wait_for(run.id, FINAL)
+        return await runner.wait_for(run.id, FINAL_STATUSES)
 
 
 def exit_code(run: Run | None) -> int:

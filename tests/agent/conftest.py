@@ -17,7 +17,7 @@ from agent_core.budget import BudgetLimits
 from agent_core.control import RunControl
 from agent_core.errors import ToolError
 from agent_core.executor import ExecutorLimits
-from agent_core.models import RiskLevel, Run, RunStatus
+from agent_core.models import FINAL_STATUSES, RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Orchestrator, RunPolicy
 from agent_core.runner import Runner
 from agent_core.store import Store, open_store
@@ -158,17 +158,16 @@ class Harness:
 
     async def finished(self, run_id: str, timeout: float = 30) -> Run:
         async with asyncio.timeout(timeout):
-            return await self.runner.wait_for(run_id, FINAL)
+            return await self.runner.wait_for(run_id, FINAL_STATUSES)
 
     async def parked(self, run_id: str, timeout: float = 30) -> Run:
         async with asyncio.timeout(timeout):
-            return await self.runner.wait_for(run_id, {RunStatus.AWAITING_APPROVAL, *FINAL})
+            return await self.runner.wait_for(
+                run_id, {RunStatus.AWAITING_APPROVAL, *FINAL_STATUSES}
+            )
 
     async def run(self, goal: str = "check the web tier", **fields: Any) -> Run:
         return await self.finished((await self.start(goal, **fields)).id)
-
-
-FINAL = {status for status in RunStatus if status.is_final}
 
 
 @pytest.fixture
