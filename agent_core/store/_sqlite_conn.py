@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from agent_core.errors import StoreError
+from agent_core.store._sqlite_memories import MEMORY_SCHEMA
 from agent_core.store._sqlite_rows import SCHEMA
 
 __all__ = ["ThreadedConnection"]
@@ -45,7 +46,7 @@ class ThreadedConnection:
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + MEMORY_SCHEMA)
         self._conn = conn
 
     async def _call(self, fn: Callable[[], T]) -> T:

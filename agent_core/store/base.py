@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +25,7 @@ from agent_core.errors import (
     StatusConflict,
     VersionConflict,
 )
+from agent_core.memory.records import Memory
 from agent_core.models import (
     AlreadyDecided,
     Approval,
@@ -50,7 +51,9 @@ __all__ = [
     "consumed",
     "dump",
     "escalated",
+    "touched",
     "transitioned",
+    "updated_memory",
 ]
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
@@ -172,6 +175,55 @@ class Store(Protocol):
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         """The run's audit events in order."""
+
+    # Long-term memory: the records; their vectors live in per-scope indexes beside
+
+    async def add_memory(self, memory: Memory) -> Memory:
+        """Persist a new memory with the next sequence number (its vector id).
+
+        :class:`AlreadyExists` if the id is taken. Sequence numbers only grow, so an
+        index that holds every memory up to ``seq`` catches up by reading those after it.
+        """
+
+    async def get_memory(self, memory_id: str) -> Memory:
+        """The memory; :class:`NotFound` if there is none."""
+
+    async def update_memory(self, memory: Memory) -> Memory:
+        """Replace a memory's metadata; its id, scope, content and seq never change.
+
+        :class:`NotFound` if it is gone, ``ValueError`` if scope or content differ.
+        """
+
+    async def delete_memory(self, memory_id: str) -> Memory | None:
+        """Forget a memory; the deleted record, or None if there was none."""
+
+    async def memories_by_seq(self, scope: str, seqs: Sequence[int]) -> list[Memory]:
+        """The memories of ``scope`` with these sequence numbers that still exist, in order."""
+
+    async def list_memories(
+        self, scope: str | None = None, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[Memory]:
+        """Memories (of ``scope``, or all) with seq above ``after_seq``, by seq."""
+
+    async def touch_memories(self, memory_ids: Sequence[str], *, at: datetime) -> None:
+        """Count one access of each memory at ``at`` (missing ones are ignored)."""
+
+    async def memory_counts(self) -> dict[str, int]:
+        """How many memories each scope holds."""
+
+
+def updated_memory(stored: Memory, new: Memory) -> Memory:
+    """``new`` as it may replace ``stored``: same identity, content and place in the index."""
+    if new.scope != stored.scope or new.content != stored.content:
+        raise ValueError(f"memory {stored.id}: scope and content cannot change")
+    return new.model_copy(
+        update={"seq": stored.seq, "id": stored.id, "created_at": stored.created_at}
+    )
+
+
+def touched(memory: Memory, at: datetime) -> Memory:
+    """``memory`` after one more access at ``at``."""
+    return memory.model_copy(update={"access_count": memory.access_count + 1, "last_accessed": at})
 
 
 def transitioned(

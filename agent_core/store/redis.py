@@ -41,6 +41,7 @@ from agent_core.models import (
 )
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
 from agent_core.store._redis_keys import CREATE, KeyLayout
+from agent_core.store._redis_memories import RedisMemories
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     SignalHub,
@@ -58,7 +59,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore:
+class RedisStore(RedisMemories):
     """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes."""
 
     def __init__(
@@ -74,6 +75,7 @@ class RedisStore:
         self._hub = SignalHub()
         self._listener = SignalListener(redis, self._key("signals"), self._hub)
         self._create_script = redis.register_script(CREATE)
+        self._memory_scripts()
 
     @classmethod
     async def open(

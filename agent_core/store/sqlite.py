@@ -39,6 +39,7 @@ from agent_core.models import (
     Signal,
 )
 from agent_core.store._sqlite_conn import ThreadedConnection
+from agent_core.store._sqlite_memories import SqliteMemories
 from agent_core.store._sqlite_rows import (
     insert_approval,
     insert_run,
@@ -63,7 +64,7 @@ from agent_core.store.base import (
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore:
+class SqliteStore(SqliteMemories):
     """A :class:`~agent_core.store.base.Store` in one SQLite file."""
 
     def __init__(

@@ -17,6 +17,7 @@ from agent_core.errors import (
     StatusConflict,
     VersionConflict,
 )
+from agent_core.memory.records import Memory
 from agent_core.models import (
     AlreadyDecided,
     Approval,
@@ -473,3 +474,77 @@ async def test_an_approval_is_escalated_once_per_hop_and_only_while_pending(stor
     assert (
         await store.escalate_approval(approval.id, hop=2, approvers=["S0X"], deadline=None) is None
     )
+
+
+# Long-term memory records
+
+
+def a_memory(
+    scope: str = "channel:C111", content: str = "staging deploys use deploy-web"
+) -> Memory:
+    return Memory(scope=scope, content=content, created_by="U0REQUEST")
+
+
+async def test_memories_get_growing_sequence_numbers(store: Store) -> None:
+    first = await store.add_memory(a_memory())
+    second = await store.add_memory(a_memory(content="prod needs two approvers"))
+    assert 0 < first.seq < second.seq
+    assert await store.get_memory(second.id) == second
+
+
+async def test_a_memory_id_is_added_once(store: Store) -> None:
+    memory = await store.add_memory(a_memory())
+    with pytest.raises(AlreadyExists):
+        await store.add_memory(memory)
+
+
+async def test_memories_list_by_scope_after_a_sequence_number(store: Store) -> None:
+    a1 = await store.add_memory(a_memory("channel:CA"))
+    b1 = await store.add_memory(a_memory("channel:CB"))
+    a2 = await store.add_memory(a_memory("channel:CA", "second"))
+    assert await store.list_memories("channel:CA") == [a1, a2]
+    assert await store.list_memories("channel:CA", after_seq=a1.seq) == [a2]
+    assert await store.list_memories() == [a1, b1, a2]
+    assert await store.list_memories(limit=1) == [a1]
+    assert await store.memory_counts() == {"channel:CA": 2, "channel:CB": 1}
+
+
+async def test_memories_by_seq_never_cross_scopes(store: Store) -> None:
+    mine = await store.add_memory(a_memory("channel:CA"))
+    theirs = await store.add_memory(a_memory("channel:CB"))
+    found = await store.memories_by_seq("channel:CA", [theirs.seq, mine.seq, 999_999])
+    assert found == [mine]
+
+
+async def test_a_deleted_memory_is_gone_and_its_number_not_reused(store: Store) -> None:
+    memory = await store.add_memory(a_memory())
+    assert await store.delete_memory(memory.id) == memory
+    assert await store.delete_memory(memory.id) is None
+    with pytest.raises(NotFound):
+        await store.get_memory(memory.id)
+    assert await store.memories_by_seq(memory.scope, [memory.seq]) == []
+    assert await store.list_memories(memory.scope) == []
+    assert await store.memory_counts() == {}
+    again = await store.add_memory(a_memory())
+    assert again.seq > memory.seq
+
+
+async def test_updating_a_memory_keeps_its_identity(store: Store) -> None:
+    memory = await store.add_memory(a_memory())
+    changed = memory.model_copy(update={"importance": 0.9, "seq": 0, "data": {"merged": 2}})
+    saved = await store.update_memory(changed)
+    assert saved.seq == memory.seq and saved.importance == 0.9
+    assert await store.get_memory(memory.id) == saved
+    with pytest.raises(ValueError):
+        await store.update_memory(memory.model_copy(update={"content": "something else"}))
+    with pytest.raises(NotFound):
+        await store.update_memory(a_memory())
+
+
+async def test_touching_memories_counts_each_access(store: Store) -> None:
+    memory = await store.add_memory(a_memory())
+    at = utcnow()
+    await asyncio.gather(*(store.touch_memories([memory.id, "mem_gone"], at=at) for _ in range(5)))
+    touched = await store.get_memory(memory.id)
+    assert touched.access_count == 5
+    assert touched.last_accessed == at

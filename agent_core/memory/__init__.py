@@ -1,0 +1,1 @@
+"""Memory: working memory, session facts and long-term memory."""
