@@ -145,6 +145,30 @@ class AnthropicLLM:
         except anthropic.AnthropicError as error:
             raise self._failure(fallback, error, after=f"{model} was overloaded") from error
 
+    async def count_tokens(
+        self,
+        *,
+        tier: ModelTier,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Input tokens of the request on ``tier``'s model (``count_tokens`` costs nothing).
+
+        Raises :class:`LLMError` when the call fails for good.
+        """
+        model = self._models[tier]
+        try:
+            counted = await self._client.messages.count_tokens(
+                model=model,
+                system=system,
+                messages=cast("list[sdk.MessageParam]", messages),
+                tools=cast("list[sdk.MessageCountTokensToolParam]", tools or anthropic.omit),
+            )
+        except anthropic.AnthropicError as error:
+            raise self._failure(model, error) from error
+        return counted.input_tokens
+
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was passed in."""
         if self._owns_client:

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent_core.llm import LLM, LLMResponse, ModelTier, Usage
+from agent_core.errors import LLMError
+from agent_core.llm import LLM, CountsTokens, LLMResponse, ModelTier, Usage
 from agent_core.models import Spend
 from agent_core.stops import BudgetExceeded
 
@@ -76,6 +77,22 @@ class BudgetedLLM:
         await self._warn()
         self._check(after_call=True)
         return response
+
+    async def count_tokens(
+        self,
+        *,
+        tier: ModelTier,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """The model's own count, uncharged (``count_tokens`` is free and is not a model turn).
+
+        Raises :class:`LLMError` when the model underneath cannot count.
+        """
+        if not isinstance(self.llm, CountsTokens):
+            raise LLMError(tier.value, f"{type(self.llm).__name__} cannot count tokens")
+        return await self.llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)
 
     def _add(self, usage: Usage) -> None:
         s = self.spend

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -127,9 +127,28 @@ class Settings(BaseSettings):
     mcp_config: Path | None = None
     slack_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Working memory
+    working_memory_tokens: int = Field(default=60_000, ge=8_000)
+    token_counting: Literal["estimate", "api"] = "estimate"
+
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # Memory: session facts and long-term memory
+    memory_enabled: bool = True
+    memory_extract: bool = True
+    fact_ttl_seconds: float = Field(default=86400.0, gt=0)
+    memory_max_recalled: int = Field(default=5, ge=0, le=50)
+    memory_precedents: int = Field(default=3, ge=0, le=10)
+    memory_min_similarity: float = Field(default=0.3, ge=-1, le=1)
+    memory_weight_similarity: float = Field(default=0.7, ge=0)
+    memory_weight_importance: float = Field(default=0.15, ge=0)
+    memory_weight_recency: float = Field(default=0.15, ge=0)
+    memory_recency_half_life_days: float = Field(default=30.0, gt=0)
+    memory_dedup_threshold: float = Field(default=0.95, gt=0, le=1)
+    memory_ann_threshold: int = Field(default=20_000, ge=100)
+    memory_episodic_ttl_days: float = Field(default=90.0, ge=0)
 
     @field_validator("escalation_chain")
     @classmethod

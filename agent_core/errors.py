@@ -18,10 +18,13 @@ Every error derives from :class:`AirlockError`::
     ├── ToolError                   a tool could not do what was asked
     │   ├── ToolTimeout             it ran past its deadline
     │   └── ToolRefused             policy refused the call (address, path, ...)
-    └── StandInError                a local stand-in was used wrongly (tests and demos)
+    ├── StandInError                a local stand-in was used wrongly (tests and demos)
+    └── IndexCorrupt                a saved vector index file cannot be trusted
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 __all__ = [
     "AirlockError",
@@ -30,6 +33,7 @@ __all__ = [
     "ApprovalNotUsable",
     "ConfigError",
     "IllegalTransition",
+    "IndexCorrupt",
     "InvalidDecision",
     "LLMError",
     "NotFound",
@@ -174,3 +178,15 @@ class ToolRefused(ToolError):
 
 class StandInError(AirlockError):
     """A local stand-in for an external service was misused."""
+
+
+class IndexCorrupt(AirlockError):
+    """The vector index file at ``path`` is unreadable; ``reason`` says what is wrong.
+
+    The caller rebuilds the index from the store rather than trusting the file.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"vector index {path}: {reason}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LLM", "LLMResponse", "ModelTier", "Usage"]
+__all__ = ["LLM", "CountsTokens", "LLMResponse", "ModelTier", "Usage"]
 
 
 class ModelTier(StrEnum):
@@ -98,4 +98,20 @@ class LLM(Protocol):
         ``system`` and ``tools`` are marked for prompt caching by the implementation.
         Raises :class:`~agent_core.errors.LLMError` when the call fails for good.
         """
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A model client that can count a request's input tokens without running it."""
+
+    async def count_tokens(
+        self,
+        *,
+        tier: ModelTier,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Input tokens of the request on ``tier``'s model; raises :class:`LLMError` on failure."""
         ...

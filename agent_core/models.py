@@ -36,6 +36,7 @@ __all__ = [
     "JsonValue",
     "Plan",
     "PlanSubject",
+    "Precedent",
     "RiskLevel",
     "Run",
     "RunKilled",
@@ -285,6 +286,19 @@ class Decision(_Record):
         return self
 
 
+class Precedent(_Record):
+    """A past decision on a similar call, shown to whoever decides this one."""
+
+    outcome: str
+    """approved, rejected, edited, expired or cancelled."""
+    tool: str
+    call: str
+    """The call as it was asked, shortened."""
+    by: str | None = None
+    at: datetime
+    reason: str | None = None
+
+
 class Approval(_Record):
     """A persisted request for a human decision, bound to a digest of its subject."""
 
@@ -305,6 +319,8 @@ class Approval(_Record):
     """Who may decide at this escalation hop (user or group ids); None: the configured approvers."""
     hop: int = 0
     """Escalation hops taken so far."""
+    precedents: list[Precedent] = Field(default_factory=list)
+    """Similar past decisions in the same scope, most similar first (from memory)."""
     digest: str = ""
 
     @model_validator(mode="after")

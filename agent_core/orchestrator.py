@@ -12,7 +12,7 @@ import asyncio
 import graphlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -38,6 +38,9 @@ from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
 from agent_core.tools import ToolContext, ToolRegistry
 
+if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
+    from agent_core.memory.service import AgentMemory
+
 __all__ = ["SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
 
 SHUTDOWN = "airlock: process shutting down"
@@ -62,6 +65,9 @@ class RunPolicy:
     run_timeout_seconds: float = 1800.0
     max_plan_retries: int = 2
     max_concurrent_subtasks: int = 4
+    working_memory_tokens: int | None = None
+    """Token budget of a subtask's conversation (older turns summarised); None: no limit."""
+    token_counting: Literal["estimate", "api"] = "estimate"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunPolicy:
@@ -84,6 +90,8 @@ class RunPolicy:
             run_timeout_seconds=settings.run_timeout_seconds,
             max_plan_retries=settings.max_plan_retries,
             max_concurrent_subtasks=settings.max_concurrent_subtasks,
+            working_memory_tokens=settings.working_memory_tokens,
+            token_counting=settings.token_counting,
         )
 
 
@@ -99,6 +107,8 @@ class Orchestrator:
     workspace: Any
     """Folder for file and command tools (a ``Path``)."""
     clock: Clock = field(default_factory=SystemClock)
+    memory: AgentMemory | None = None
+    """Session facts and long-term memory; None runs without memory."""
 
     async def execute(self, run_id: str) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
@@ -165,6 +175,7 @@ class _RunState:
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     llm: BudgetedLLM | None = None
+    notes: list[str] | None = None
 
     def __post_init__(self) -> None:
         o = self.orchestrator
@@ -196,7 +207,8 @@ class _RunState:
             await self.move(RunStatus.PLANNING)
         if self.run.plan is None:
             planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries)
-            plan = await planner.plan(goal=self.run.goal, tools=o.tools)
+            notes = await self.memory_notes()
+            plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
@@ -217,10 +229,26 @@ class _RunState:
             policy=o.policy.approvals,
             audit=Audit(store=o.store),
             clock=o.clock,
+            memory=o.memory,
         )
+
+    async def memory_notes(self) -> list[str]:
+        """Facts and memories for this run's prompts, looked up once per process."""
+        memory = self.orchestrator.memory
+        if self.notes is None:
+            self.notes = [] if memory is None else await memory.context(self.run, self.run.goal)
+        return self.notes
 
     def executor(self) -> Executor:
         o = self.orchestrator
+        working = None
+        if o.policy.working_memory_tokens is not None:
+            from agent_core.memory.working import WorkingMemory, token_counter
+
+            # The run's own budgeted model: summaries count against the run's budget.
+            counter = token_counter(o.policy.token_counting, self.budgeted)
+            working = WorkingMemory(llm=self.budgeted, counter=counter,
+                                    budget_tokens=o.policy.working_memory_tokens)  # fmt: skip
         return Executor(
             llm=self.budgeted,
             tools=o.tools,
@@ -229,6 +257,7 @@ class _RunState:
             context=lambda run: ToolContext(run=run, workspace=o.workspace, channel=o.channel),
             on_progress=self.progress,
             audit=Audit(store=o.store),
+            working=working,
         )
 
     async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
@@ -265,6 +294,8 @@ class _RunState:
             RunFinished(run=self.run, status=status, result=result)
         )
         logger.info("run finished", extra={"run_id": self.run.id, "status": status.value})
+        if self.orchestrator.memory is not None:
+            await self.orchestrator.memory.learn_from_run(self.run, status=status, result=result)
 
     async def _budget_warning(self, budget: str, used: float, limit: float) -> None:
         await self.orchestrator.channel.notify(
@@ -345,8 +376,9 @@ class _Schedule:
         )
         inputs = {d: state.run.results[d].output for d in subtask.depends_on}
         resumed = state.checkpoint.conversations.get(subtask_id)
+        notes = [] if resumed else await state.memory_notes()
         return await state.executor().run(
-            run=state.run, subtask=subtask, inputs=inputs, messages=resumed
+            run=state.run, subtask=subtask, inputs=inputs, messages=resumed, notes=notes
         )
 
     async def _record(self, subtask_id: str, result: SubtaskResult) -> None:
@@ -359,6 +391,10 @@ class _Schedule:
                 run=state.run, subtask_id=subtask_id, status=result.status, summary=summary
             )
         )
+        memory = state.orchestrator.memory
+        if memory is not None and result.status == "completed":
+            step = self._subtask(subtask_id).description
+            await memory.learn_from_step(state.budgeted, run=state.run, step=step, result=summary)
 
     async def _cancel_all(self) -> None:
         for task in self.running:

@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from agent_core.logs import redact
+from agent_core.memory.notes import describe_age
 from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, ToolCallSubject
 
 __all__ = [
@@ -157,7 +158,20 @@ def _body(approval: Approval) -> list[Block]:
     if subject.possibly_partial:
         warning = ":warning: Asked again: an earlier attempt may have run partly before a restart."
         blocks.append(SectionBlock(text=MarkdownTextObject(text=warning)))
+    if approval.precedents:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_precedents(approval))))
     return blocks
+
+
+def _precedents(approval: Approval) -> str:
+    lines = ["*Similar decisions here before*"]
+    for p in approval.precedents:
+        who = mention(p.by) if p.by else "nobody"
+        line = f"• {p.outcome} by {who} {describe_age(p.at, approval.requested_at)}"
+        if p.reason:
+            line += f": _{safe(p.reason)[:300]}_"
+        lines.append(f"{line} `{safe(p.call)[:200]}`")
+    return "\n".join(lines)[:_MAX_CODE]
 
 
 def _code(arguments: dict[str, Any]) -> str:

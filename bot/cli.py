@@ -265,3 +265,12 @@ def _shown(value: object) -> str:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _add_memory_commands() -> None:
+    from bot.memory_cli import memory_app
+
+    app.add_typer(memory_app, name="memory")
+
+
+_add_memory_commands()

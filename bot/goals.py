@@ -19,6 +19,7 @@ from agent_core.models import Run
 from agent_core.store import Store
 from bot.admin import ADMIN_VERBS, AdminCommands
 from bot.blocks import mention, safe
+from bot.memory_commands import MEMORY_VERBS, MemoryCommands
 
 __all__ = ["GoalIntake", "register_goals"]
 
@@ -29,6 +30,8 @@ HELP = (
     "`/agent plan <goal>` only plans. "
     "`/agent audit <run>` shows what a run did; `/agent approve <id>` and "
     "`/agent reject <id> [reason]` decide. "
+    "`/agent remember <fact>`, `/agent memories <query>` and `/agent forget <id>` curate what "
+    "I remember in this channel. "
     "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
     "`/agent halt [reason]`, `/agent resume`."
 )
@@ -72,8 +75,10 @@ class GoalIntake:
         return run
 
 
-def register_goals(app: AsyncApp, intake: GoalIntake, admin: AdminCommands) -> None:
-    """Listen for goals (mentions, direct messages, `/agent <goal>`) and `/agent` admin verbs."""
+def register_goals(
+    app: AsyncApp, intake: GoalIntake, admin: AdminCommands, memory: MemoryCommands | None = None
+) -> None:
+    """Listen for goals (mentions, direct messages, `/agent <goal>`) and `/agent` subcommands."""
 
     @app.event("app_mention")
     async def on_mention(
@@ -91,10 +96,14 @@ def register_goals(app: AsyncApp, intake: GoalIntake, admin: AdminCommands) -> N
         goal = (command.get("text") or "").strip()
         verb, _, rest = goal.partition(" ")
         verb = verb.lower()
+        user, channel = command["user_id"], command["channel_id"]
+        if memory is not None and verb in MEMORY_VERBS:
+            reply = await memory.answer(user, channel, goal)
+            await client.chat_postEphemeral(channel=channel, user=user, text=reply)
+            return
         if not goal or verb == "help" or verb in ADMIN_VERBS:
-            reply = await admin.answer(command["user_id"], goal) if verb in ADMIN_VERBS else HELP
-            await client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"],
-                                            text=reply)  # fmt: skip
+            reply = await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP
+            await client.chat_postEphemeral(channel=channel, user=user, text=reply)
             return
         dry_run = verb == "plan"
         goal = rest.strip() if dry_run else goal

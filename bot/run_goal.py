@@ -42,13 +42,14 @@ async def run_goal(
             console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
             return None
         llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
+        memory = wiring.memory(settings, store, stack)
         registry = await wiring.tools(
-            settings, stack, report=lambda line: console.print(f"[yellow]{line}[/]")
+            settings, stack, report=lambda line: console.print(f"[yellow]{line}[/]"), memory=memory
         )
         operator = local_identity()
         channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
         channel.decide = wiring.decisions(settings, store, registry, channel).decide
-        orchestrator = wiring.orchestrator(settings, store, llm, registry, channel)
+        orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
         runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
                         policy=ApprovalPolicy.from_settings(settings), only=set())  # fmt: skip
         await runner.start()

@@ -26,6 +26,7 @@ from bot.app import build_app, build_client
 from bot.goals import GoalIntake, register_goals
 from bot.home import register_home
 from bot.listeners import register_approvals
+from bot.memory_commands import MemoryCommands
 from bot.slack_channel import SlackChannel
 
 __all__ = ["build_web_app", "serve"]
@@ -58,6 +59,8 @@ def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Applic
 async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
     """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume."""
     _ignore_oauth_environment()
+    # Handlers first: a SIGTERM that arrives while starting up still stops cleanly.
+    stopped = _stop_on_signals()
     async with AsyncExitStack() as stack:
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
@@ -76,7 +79,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
         stack.push_async_callback(runs.stop)
         mode = "socket" if settings.socket_mode else "http"
         logger.info("airlock is serving", extra={"mode": mode, "port": port})
-        await _until_stopped()
+        await stopped.wait()
 
 
 async def _agent(
@@ -84,21 +87,36 @@ async def _agent(
 ) -> Runner:
     """The agent core behind the app: Slack as its channel, approvals wired to the buttons."""
     llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
-    registry = await wiring.tools(settings, stack, report=lambda line: logger.warning(line))
+    memory = wiring.memory(settings, store, stack)
+    registry = await wiring.tools(
+        settings, stack, report=lambda line: logger.warning(line), memory=memory
+    )
     channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel)
     runner = Runner(
         store=store,
-        orchestrator=wiring.orchestrator(settings, store, llm, registry, channel),
+        orchestrator=wiring.orchestrator(settings, store, llm, registry, channel, memory=memory),
         channel=channel,
         policy=ApprovalPolicy.from_settings(settings),
     )
     intake = GoalIntake(store=store, submit=runner.submit, remember_status=channel.remember_status)
     service = wiring.decisions(settings, store, registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
-    register_goals(app, intake, AdminCommands(store=store, control=control, decisions=service))
+    curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
+                            authority=service.authority, audit=service.audit)  # fmt: skip
+    register_goals(
+        app, intake, AdminCommands(store=store, control=control, decisions=service), curate
+    )
+    if memory is not None:
+        warm = asyncio.create_task(memory.longterm.embedder.warm(), name="airlock-warm-memory")
+        stack.push_async_callback(_cancelled, warm)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runner
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _ignore_oauth_environment() -> None:
@@ -109,9 +127,9 @@ def _ignore_oauth_environment() -> None:
             logger.warning("ignoring %s: airlock serves a single workspace", name)
 
 
-async def _until_stopped() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
-    await stopped.wait()
+    return stopped

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -27,6 +28,7 @@ from agent_core.channel import (
     StepStarted,
     ToolNotice,
 )
+from agent_core.memory.notes import describe_precedents
 from agent_core.models import (
     Approval,
     Decision,
@@ -180,6 +182,11 @@ def approval_panel(approval: Approval) -> Panel:
         body = f"[bold]{subject.tool}[/] {json.dumps(subject.arguments, indent=2)}"
         if subject.preview:
             body += f"\n\n{subject.preview}"
+        if approval.precedents:
+            lines = describe_precedents(approval.precedents, approval.requested_at)
+            body += "\n\n[bold]Similar decisions before[/]\n" + "\n".join(
+                f"• {escape(line)}" for line in lines
+            )
     elif isinstance(subject, PlanSubject):
         body = f"the plan ({len(subject.plan.subtasks)} steps) before anything runs"
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from agent_core.approvals import Authority, DecisionService, schema_edit_check
 from agent_core.audit import Audit
@@ -16,14 +17,40 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config
 
-__all__ = ["decisions", "orchestrator", "tools"]
+if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
+    from agent_core.memory.service import AgentMemory
+
+__all__ = ["decisions", "memory", "orchestrator", "tools"]
+
+
+def memory(settings: Settings, store: Store, stack: AsyncExitStack) -> AgentMemory | None:
+    """Session facts and long-term memory, unless turned off; indexes saved on the way out.
+
+    Nothing heavy happens here: the embedding model loads on first use (or when the
+    caller warms it), never on the start-up path.
+    """
+    if not settings.memory_enabled:
+        return None
+    from agent_core.memory.service import AgentMemory
+
+    agent_memory = AgentMemory.from_settings(settings, store)
+    stack.push_async_callback(agent_memory.longterm.close)
+    return agent_memory
 
 
 async def tools(
-    settings: Settings, stack: AsyncExitStack, *, report: Callable[[str], None]
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    report: Callable[[str], None],
+    memory: AgentMemory | None = None,
 ) -> ToolRegistry:
-    """Built-in tools (with configured risk overrides) and the MCP servers' tools."""
+    """Built-in tools (with configured risk overrides), memory tools and the MCP servers' tools."""
     built = builtin_tools(settings)
+    if memory is not None:
+        from agent_core.tools.builtins.memory import memory_tools
+
+        built += memory_tools(memory.longterm)
     for tool in built:
         tool.risk = settings.tool_risks.get(tool.name, tool.risk)
     registry = ToolRegistry(built)
@@ -49,7 +76,13 @@ def decisions(
 
 
 def orchestrator(
-    settings: Settings, store: Store, llm: LLM, registry: ToolRegistry, channel: OperatorChannel
+    settings: Settings,
+    store: Store,
+    llm: LLM,
+    registry: ToolRegistry,
+    channel: OperatorChannel,
+    *,
+    memory: AgentMemory | None = None,
 ) -> Orchestrator:
     """The orchestrator with the run policy the settings describe."""
     return Orchestrator(
@@ -59,4 +92,5 @@ def orchestrator(
         channel=channel,
         policy=RunPolicy.from_settings(settings),
         workspace=settings.effective_workspace_dir,
+        memory=memory,
     )

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,9 @@ from agent_core.errors import StandInError
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
 from tests.support import missing
+
+if TYPE_CHECKING:
+    from agent_core.memory.embedder import Embedder
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +66,17 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 embedder, loaded once for the whole session."""
+    from agent_core.errors import AirlockError
+    from agent_core.memory.embedder import Embedder
+
+    model = Embedder()
+    try:
+        model.embed_sync(["warm up"])
+    except AirlockError as error:
+        missing(str(error))
+    return model

@@ -24,6 +24,7 @@ from agent_core.models import (
     ApprovalStatus,
     Plan,
     PlanSubject,
+    Precedent,
     RiskLevel,
     Run,
     RunStatus,
@@ -34,7 +35,15 @@ from agent_core.models import (
 from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
 
-__all__ = ["Allowed", "ApprovalGate", "Denied", "Gate", "Verdict", "approval_id"]
+__all__ = [
+    "Allowed",
+    "ApprovalGate",
+    "DecisionMemory",
+    "Denied",
+    "Gate",
+    "Verdict",
+    "approval_id",
+]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -73,6 +82,18 @@ class Gate(Protocol):
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
 
 
+class DecisionMemory(Protocol):
+    """Where decisions are remembered and precedent is found (long-term memory)."""
+
+    async def precedents(self, run: Run, subject: ToolCallSubject) -> list[Precedent]:
+        """Similar past decisions for a call about to be asked, most similar first."""
+        ...
+
+    async def record_decision(self, run: Run, approval: Approval) -> None:
+        """Remember how ``approval`` ended (once, however often it is seen)."""
+        ...
+
+
 def approval_id(run_id: str, key: str, attempt: int) -> str:
     """The id of the ``attempt``-th approval for ``key`` (a tool_use id, or "plan") of a run.
 
@@ -91,6 +112,8 @@ class ApprovalGate:
     policy: ApprovalPolicy
     audit: Audit
     clock: Clock = field(default_factory=SystemClock)
+    memory: DecisionMemory | None = None
+    """Remembers decisions and shows precedent on new requests; None for neither."""
 
     async def check_tool_call(
         self,
@@ -138,6 +161,8 @@ class ApprovalGate:
         status = latest.status
         if status is ApprovalStatus.PENDING:
             raise AwaitingDecision(latest.id)
+        if self.memory is not None:
+            await self.memory.record_decision(run, latest)
         if status is ApprovalStatus.APPROVED and (latest.consumed_at is None or key == "plan"):
             # A plan approval covers the whole run, however often the run is resumed.
             used = (
@@ -183,6 +208,9 @@ class ApprovalGate:
     async def _ask(
         self, run: Run, key: str, attempt: int, subject: Subject, risk: RiskLevel
     ) -> Verdict:
+        precedents: list[Precedent] = []
+        if self.memory is not None and isinstance(subject, ToolCallSubject):
+            precedents = await self.memory.precedents(run, subject)
         approval = Approval(
             id=approval_id(run.id, key, attempt),
             run_id=run.id,
@@ -192,6 +220,7 @@ class ApprovalGate:
             requested_at=self.clock.now(),
             deadline=self.policy.deadline(self.clock.now()),
             required_approvals=self.policy.required(risk),
+            precedents=precedents,
         )
         await self.store.create_approval(approval)  # persisted before anyone is asked
         await self.audit.record(run.id, "approval_requested", actor="airlock",

@@ -178,14 +178,14 @@ async def harness_factory(
 
     async def build(
         channel: RecordingChannel | None = None, authority: Authority | None = None,
-        registry: ToolRegistry | None = None, **policy_changes: Any,
+        registry: ToolRegistry | None = None, memory: Any = None, **policy_changes: Any,
     ) -> Harness:  # fmt: skip
         channel = channel or RecordingChannel(decider=approve_all())
         run_policy = policy(**policy_changes)
         registry = registry or tools.registry
         orchestrator = Orchestrator(
             store=store, llm=llm, tools=registry, channel=channel, policy=run_policy,
-            workspace=tmp_path,
+            workspace=tmp_path, memory=memory,
         )  # fmt: skip
         audit = Audit(store=store)
         authority = authority or Authority(approvers=["U0APPROVER"], admins=["U0ADMIN"],

@@ -41,7 +41,8 @@ def clean_env(**settings: str) -> dict[str, str]:
     """The test process's environment without any airlock setting, plus ``settings``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
     # The checkout under test, whether or not it is installed in this interpreter.
-    return base | {"PYTHONPATH": str(REPO)} | settings
+    # Memory loads the embedding model in every process; tests of memory turn it on.
+    return base | {"PYTHONPATH": str(REPO), "AIRLOCK_MEMORY_ENABLED": "false"} | settings
 
 
 async def airlock(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:

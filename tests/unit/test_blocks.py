@@ -80,3 +80,30 @@ def test_approve_for_this_run_is_offered_below_critical_only() -> None:
     assert ids[-1] == "airlock_approve_for_run"
     critical = [b.to_dict() for b in approval_blocks(call(command="ls")) if b.type == "actions"]
     assert "airlock_approve_for_run" not in str(critical)
+
+
+def test_precedent_is_shown_on_the_card_and_in_the_terminal() -> None:
+    from datetime import timedelta
+
+    from rich.console import Console
+
+    from agent_core.models import Precedent
+    from bot.terminal import approval_panel
+
+    approval = call(command="kubectl rollout restart deploy/web --context prod")
+    approval.precedents = [
+        Precedent(outcome="rejected", tool="run_command", by="U0ANA",
+                  call='run_command {"command":"kubectl ... --context prod"}',
+                  at=approval.requested_at - timedelta(days=3), reason="wrong <!here> env"),
+        Precedent(outcome="approved", tool="run_command", by=None, call="run_command {}",
+                  at=approval.requested_at - timedelta(minutes=5)),
+    ]  # fmt: skip
+    text = str([b.to_dict() for b in approval_blocks(approval)])
+    assert "Similar decisions here before" in text
+    assert "rejected by <@U0ANA> 3 days ago: _wrong &lt;!here&gt; env_" in text
+    assert "approved by nobody 5 minutes ago" in text
+    console = Console(record=True, width=200)
+    console.print(approval_panel(approval))
+    shown = console.export_text()
+    assert "Similar decisions before" in shown and "rejected by U0ANA 3 days ago" in shown
+    assert "wrong <!here> env" in shown
