@@ -169,6 +169,10 @@ class AnthropicLLM:
             raise self._failure(model, error) from error
         return counted.input_tokens
 
+    def model_for(self, tier: ModelTier) -> str:
+        """The model ``tier``'s calls ask for first."""
+        return self._models[tier]
+
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was passed in."""
         if self._owns_client:

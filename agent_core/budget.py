@@ -47,6 +47,8 @@ class BudgetedLLM:
     """What the run used so far; updated in place after every call."""
     on_spend: Callable[[Spend], Awaitable[None]] | None = None
     """Called after every call with the new totals (to persist them)."""
+    on_usage: Callable[[Usage], Awaitable[None]] | None = None
+    """Called after every call with that call's usage (to count it in shared budgets)."""
     on_warning: Callable[[BudgetName, float, float], Awaitable[None]] | None = None
     """Called once per budget when it passes the warning fraction."""
     warned: set[str] = field(default_factory=set)
@@ -72,6 +74,8 @@ class BudgetedLLM:
             max_tokens=max_tokens,
         )
         self._add(response.usage)
+        if self.on_usage is not None:
+            await self.on_usage(response.usage)
         if self.on_spend is not None:
             await self.on_spend(self.spend)
         await self._warn()

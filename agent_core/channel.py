@@ -21,10 +21,23 @@ __all__ = [
     "PlanReady",
     "RunEvent",
     "RunFinished",
+    "RunQueued",
     "StepFinished",
     "StepStarted",
     "ToolNotice",
 ]
+
+
+@dataclass(kw_only=True, frozen=True)
+class RunQueued:
+    """The run waits for a free slot, ``position`` in line (1 is next); 0 once its turn came.
+
+    Sent when the run joins the line and whenever its place changes.
+    """
+
+    run: Run
+    position: int
+    kind: Literal["run_queued"] = "run_queued"
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -128,7 +141,8 @@ class RunFinished:
 
 
 RunEvent: TypeAlias = (
-    PlanReady
+    RunQueued
+    | PlanReady
     | StepStarted
     | StepFinished
     | ToolNotice

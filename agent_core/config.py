@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     loop_repeat_limit: int = Field(default=3, ge=2)
     max_concurrent_subtasks: int = Field(default=4, ge=1)
 
+    # Limits (0 turns a limit off)
+    daily_budget_usd: float = Field(default=100.0, ge=0)
+    user_daily_budget_usd: float = Field(default=25.0, ge=0)
+    runs_per_user_per_hour: int = Field(default=20, ge=0)
+    max_concurrent_runs: int = Field(default=8, ge=0)
+
     # Tools
     workspace_dir: Path | None = None
     http_allow_hosts: IdList = Field(default_factory=list)
@@ -131,9 +137,20 @@ class Settings(BaseSettings):
     working_memory_tokens: int = Field(default=60_000, ge=8_000)
     token_counting: Literal["estimate", "api"] = "estimate"
 
+    # Telemetry
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT", pattern=r"^https?://"
+    )
+    otel_service_name: str = Field(
+        default="airlock", validation_alias="OTEL_SERVICE_NAME", min_length=1
+    )
+
     # Serving
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # Audit
+    audit_retention_days: float = Field(default=365.0, ge=0)
 
     # Memory: session facts and long-term memory
     memory_enabled: bool = True
@@ -193,6 +210,16 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         """Socket Mode when an app-level token is set, HTTP otherwise."""
         return self.slack_app_token is not None
+
+    def secrets(self) -> list[SecretStr]:
+        """The tokens and keys that are set, to be masked wherever text leaves the process."""
+        values = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.anthropic_api_key,
+        )
+        return [value for value in values if value is not None]
 
     def missing_for_serve(self) -> list[str]:
         """The settings ``airlock serve`` needs and does not have."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agent_core import telemetry
 from agent_core.approvals import Authority, Refused
 from agent_core.audit import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
@@ -97,6 +98,7 @@ class RunControl:
                 run = await self.store.save_run(
                     run.model_copy(update={"status": RunStatus.KILLED, "error": why})
                 )
+                telemetry.run_killed()
             except VersionConflict:
                 run = await self.store.get_run(run.id)
         for approval in await self.store.list_pending_approvals(run_id=run.id):
@@ -104,6 +106,7 @@ class RunControl:
                 approval.id, status=ApprovalStatus.CANCELLED, by=by, at=self.clock.now()
             )
             if isinstance(outcome, Concluded):
+                telemetry.approval_settled(outcome.approval)
                 await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=run.id))
         await self.store.publish(RunKilled(run_id=run.id, by=by, reason=why))
         await self.audit.record(run.id, "run_killed", actor=by, reason=why)

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
+from agent_core import telemetry
 from agent_core.approvals import Allowed, Gate
 from agent_core.audit import Audit
 from agent_core.errors import ToolError, ToolTimeout
+from agent_core.injection import suspicious
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import RiskLevel, Run, Subtask, SubtaskResult, canonical_json
@@ -102,11 +104,13 @@ class Executor:
         """
         brief = _brief(run, subtask, inputs, notes)
         conversation = messages or [{"role": "user", "content": brief}]
-        try:
-            output = await self._loop(run, subtask, conversation)
-        except _SubtaskStop as stop:
-            return SubtaskResult(status="failed", error=str(stop))
-        return SubtaskResult(status="completed", output=output)
+        with telemetry.subtask_span(run, subtask, resumed=bool(messages)) as span:
+            try:
+                output = await self._loop(run, subtask, conversation)
+                result = SubtaskResult(status="completed", output=output)
+            except _SubtaskStop as stop:
+                result = SubtaskResult(status="failed", error=str(stop))
+            return telemetry.subtask_result(span, result)
 
     async def _loop(self, run: Run, subtask: Subtask, messages: Messages) -> str:
         pending = _unanswered(messages)
@@ -202,24 +206,33 @@ class Executor:
             risk=call.risk, tool_use_id=block_id, preview=preview,
         )  # fmt: skip
         if not isinstance(verdict, Allowed):
+            await self._audit(run, "tool_refused", tool=tool.name, tool_use_id=block_id,
+                              arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
-        return await self._execute(run, tool, verdict.arguments, block_id, verdict.approval_id)
+        return await self._execute(run, tool, arguments, verdict, block_id)
 
     async def _execute(
-        self,
-        run: Run,
-        tool: Tool,
-        arguments: dict[str, Any],
-        block_id: str,
-        approval_id: str | None,
+        self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, block_id: str
     ) -> dict[str, Any]:
+        arguments = verdict.arguments
+        edited = {"original_arguments": asked} if asked != arguments else {}
         await self._audit(run, "tool_call", tool=tool.name, tool_use_id=block_id,
-                          arguments=arguments, approval_id=approval_id)  # fmt: skip
+                          arguments=arguments, approval_id=verdict.approval_id,
+                          approved_by=verdict.approved_by, **edited)  # fmt: skip
         started = time.monotonic()
-        result = await self._run_tool(run, tool, arguments, block_id)
+        result = await telemetry.tool_call(
+            lambda: self._run_tool(run, tool, arguments, block_id),
+            run=run, tool=tool, arguments=arguments, call_id=block_id,
+            approval_id=verdict.approval_id, approved_by=verdict.approved_by,
+        )  # fmt: skip
+        flags = suspicious(result["content"])
         await self._audit(run, "tool_result", tool=tool.name, tool_use_id=block_id,
-                          is_error=bool(result.get("is_error")),
+                          is_error=bool(result.get("is_error")), output=result["content"][:4000],
+                          flags=flags,
                           duration_ms=round((time.monotonic() - started) * 1000, 3))  # fmt: skip
+        if flags:
+            await self._audit(run, "injection_suspected", tool=tool.name, tool_use_id=block_id,
+                              flags=flags)  # fmt: skip
         return result
 
     async def _run_tool(

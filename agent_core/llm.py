@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LLM", "CountsTokens", "LLMResponse", "ModelTier", "Usage"]
+__all__ = ["LLM", "CountsTokens", "LLMResponse", "ModelTier", "NamesModels", "Usage"]
 
 
 class ModelTier(StrEnum):
@@ -114,4 +114,13 @@ class CountsTokens(Protocol):
         tools: list[dict[str, Any]] | None = None,
     ) -> int:
         """Input tokens of the request on ``tier``'s model; raises :class:`LLMError` on failure."""
+        ...
+
+
+@runtime_checkable
+class NamesModels(Protocol):
+    """A model client that can say which model a tier's calls go to (for traces and metrics)."""
+
+    def model_for(self, tier: ModelTier) -> str:
+        """The model ``tier``'s calls ask for first (a fallback may answer instead)."""
         ...

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from agent_core import telemetry
 from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy
-from agent_core.audit import Audit
+from agent_core.audit import Audit, AuditedLLM
 from agent_core.budget import BudgetedLLM, BudgetLimits
 from agent_core.channel import (
     BudgetWarning,
@@ -31,7 +32,8 @@ from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
 from agent_core.errors import LLMError, PlanError, VersionConflict
 from agent_core.executor import Executor, ExecutorLimits
-from agent_core.llm import LLM
+from agent_core.limits import SpendLedger
+from agent_core.llm import LLM, Usage
 from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.planner import Planner
 from agent_core.stops import AwaitingDecision, RunStop
@@ -47,6 +49,9 @@ SHUTDOWN = "airlock: process shutting down"
 """Cancel message of a run task stopped because its process stops: the run is not killed."""
 
 logger = logging.getLogger(__name__)
+
+_AUDITED_CHARS = 4000
+"""Longest result text kept in an audit event (the whole result is on the run record)."""
 
 
 class Checkpoint(BaseModel):
@@ -109,6 +114,8 @@ class Orchestrator:
     clock: Clock = field(default_factory=SystemClock)
     memory: AgentMemory | None = None
     """Session facts and long-term memory; None runs without memory."""
+    ledger: SpendLedger | None = None
+    """Daily spend totals (workspace, requester), charged per model call; None counts none."""
 
     async def execute(self, run_id: str) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
@@ -121,6 +128,11 @@ class Orchestrator:
         state = _RunState(orchestrator=self, run=await self.store.get_run(run_id))
         if state.run.status.is_final:
             return state.run
+        with telemetry.run_span(state.run, latest=lambda: state.run):
+            await self._work_on(state)
+        return state.run
+
+    async def _work_on(self, state: _RunState) -> None:
         await state.load_checkpoint()
         try:
             await state.claim()
@@ -129,7 +141,6 @@ class Orchestrator:
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
-        return state.run
 
     async def _drive(self, state: _RunState) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
@@ -179,11 +190,13 @@ class _RunState:
 
     def __post_init__(self) -> None:
         o = self.orchestrator
+        observed = telemetry.ObservedLLM(llm=o.llm)
         self.llm = BudgetedLLM(
-            llm=o.llm,
+            llm=AuditedLLM(llm=observed, audit=Audit(store=o.store), run_id=self.run.id),
             limits=o.policy.budget,
             spend=self.run.spend.model_copy(),
             on_warning=self._budget_warning,
+            on_usage=self._charge,
         )
 
     @property
@@ -206,10 +219,13 @@ class _RunState:
         if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
             await self.move(RunStatus.PLANNING)
         if self.run.plan is None:
-            planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries)
-            notes = await self.memory_notes()
-            plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
+            with telemetry.plan_span(self.run):
+                planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries)
+                notes = await self.memory_notes()
+                plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
+            await Audit(store=o.store).record(self.run.id, "plan_created", actor="airlock",
+                                              plan=plan.model_dump(mode="json"))  # fmt: skip
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
         if self.run.dry_run:
@@ -290,12 +306,23 @@ class _RunState:
             return
         error = None if status is RunStatus.COMPLETED else result
         await self.save(status=status, error=error)
+        telemetry.run_finished(status)
+        await Audit(store=self.orchestrator.store).record(
+            self.run.id, "run_finished", actor="airlock", status=status.value,
+            result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
+        )  # fmt: skip
         await self.orchestrator.channel.notify(
             RunFinished(run=self.run, status=status, result=result)
         )
         logger.info("run finished", extra={"run_id": self.run.id, "status": status.value})
         if self.orchestrator.memory is not None:
             await self.orchestrator.memory.learn_from_run(self.run, status=status, result=result)
+
+    async def _charge(self, usage: Usage) -> None:
+        """Count a model call's cost in today's workspace and requester totals."""
+        ledger = self.orchestrator.ledger
+        if ledger is not None:
+            await ledger.charge(self.run.requester, usage.cost_usd)
 
     async def _budget_warning(self, budget: str, used: float, limit: float) -> None:
         await self.orchestrator.channel.notify(
@@ -385,6 +412,10 @@ class _Schedule:
         state = self.state
         state.checkpoint.conversations.pop(subtask_id, None)
         await state.save(results={**state.run.results, subtask_id: result})
+        await Audit(store=state.orchestrator.store).record(
+            state.run.id, "subtask_finished", actor="airlock", subtask_id=subtask_id,
+            status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
+        )  # fmt: skip
         summary = result.output if result.status == "completed" else (result.error or result.status)
         await state.orchestrator.channel.notify(
             StepFinished(

@@ -1,11 +1,13 @@
 """The in-process runner: starts runs, resumes parked ones when decided, applies deadlines.
 
-It holds a task only for a run that is actually working. A run waiting for a person is
-parked in the store with no coroutine; the runner keeps a timer for its approval's reminder
-and deadline. Store signals reach it from every process: a decision resumes the run, a kill
-cancels its task, a halt cancels them all. At start it recovers what a previous process left:
-unfinished runs resume from their checkpoints, decided-while-down approvals resume their runs,
-and approvals whose run is gone or over are cancelled so no button is left dead.
+It holds a task only for a run that is working or waiting its turn for a slot (at most
+``queue.limit`` work at once; the rest wait in line, first come first served, and are told
+their place). A run waiting for a person is parked in the store with no coroutine and no
+slot; the runner keeps a timer for its approval's reminder and deadline. Store signals reach
+it from every process: a decision resumes the run, a kill cancels its task, a halt cancels
+them all. At start it recovers what a previous process left: unfinished runs resume from
+their checkpoints, decided-while-down approvals resume their runs, and approvals whose run
+is gone or over are cancelled so no button is left dead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agent_core import telemetry
 from agent_core.approvals import ApprovalPolicy
 from agent_core.audit import Audit
 from agent_core.channel import (
@@ -26,6 +29,7 @@ from agent_core.channel import (
     ApprovalSettled,
     OperatorChannel,
     RunFinished,
+    RunQueued,
 )
 from agent_core.clock import Clock, SystemClock
 from agent_core.control import ACTIVE
@@ -43,6 +47,7 @@ from agent_core.models import (
     TimeoutPolicy,
 )
 from agent_core.orchestrator import SHUTDOWN, Orchestrator
+from agent_core.run_queue import RunQueue
 from agent_core.store import Store
 
 __all__ = ["Runner"]
@@ -61,8 +66,10 @@ class Runner:
     clock: Clock = field(default_factory=SystemClock)
     only: set[str] | None = None
     """Handle just these runs (``airlock run``); None for every run in the store (a server)."""
+    queue: RunQueue = field(default_factory=RunQueue)
+    """Which runs hold a slot and which wait for one (no limit unless given one)."""
     tasks: dict[str, asyncio.Task[Run]] = field(default_factory=dict)
-    """Runs working in this process now."""
+    """Runs working, or waiting for a slot, in this process now."""
     timers: dict[str, list[asyncio.TimerHandle]] = field(default_factory=dict)
     """Reminder and deadline timers, by approval id."""
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -97,6 +104,7 @@ class Runner:
             self.only.add(run_id)
         task = self.tasks.get(run_id)
         if task is None or task.done():
+            self.queue.join(run_id)
             task = asyncio.create_task(self._run(run_id), name=f"airlock-run-{run_id}")
             self.tasks[run_id] = task
         return task
@@ -112,13 +120,42 @@ class Runner:
 
     async def _run(self, run_id: str) -> Run:
         try:
+            await self._take_turn(run_id)
             return await self._drive(run_id)
         except Exception as error:  # a bug must end the run visibly, not leave it "running"
             logger.exception("run crashed", extra={"run_id": run_id})
             return await self._fail(run_id, f"internal error: {type(error).__name__}: {error}")
         finally:
+            self.queue.leave(run_id)
             self.tasks.pop(run_id, None)
             await self._changed()
+
+    async def _take_turn(self, run_id: str) -> None:
+        """Wait for a slot, telling people the run's place in line each time it changes."""
+        shown = 0
+        try:
+            while (place := self.queue.place(run_id)) > 0:
+                if place == shown:
+                    await self.queue.moved(run_id)
+                    continue
+                shown = place
+                await self._tell_place(run_id, place)
+        except asyncio.CancelledError as cancelled:
+            if SHUTDOWN not in cancelled.args:  # killed while in line
+                await asyncio.shield(self._ended_in_line(run_id))
+            raise
+        if shown:
+            await self._tell_place(run_id, 0)
+
+    async def _tell_place(self, run_id: str, place: int) -> None:
+        run = await self.store.get_run(run_id)
+        await self.channel.notify(RunQueued(run=run, position=place))
+
+    async def _ended_in_line(self, run_id: str) -> None:
+        run = await self.store.get_run(run_id)
+        if run.status.is_final:
+            result = run.error or run.status.value
+            await self.channel.notify(RunFinished(run=run, status=run.status, result=result))
 
     async def _drive(self, run_id: str) -> Run:
         while True:
@@ -139,6 +176,7 @@ class Runner:
                 run = await self.store.save_run(
                     run.model_copy(update={"status": RunStatus.FAILED, "error": reason})
                 )
+                telemetry.run_finished(RunStatus.FAILED)
             except VersionConflict:
                 run = await self.store.get_run(run_id)
         await self.channel.notify(RunFinished(run=run, status=run.status, result=reason))
@@ -151,7 +189,8 @@ class Runner:
     async def recover(self) -> None:
         """Resume unfinished runs; re-arm deadlines; cancel approvals of runs that are over."""
         halt = await self.store.get_halt()
-        for status in ACTIVE:
+        # Runs that were working come first: with a limit, they take the first slots.
+        for status in sorted(ACTIVE, key=lambda status: status is RunStatus.QUEUED):
             for run in await self.store.list_runs(status=status, limit=100_000):
                 await self._recover(run, halted=halt is not None and halt.halted)
         for approval in await self.store.list_pending_approvals():
@@ -178,8 +217,10 @@ class Runner:
         outcome = await self.store.close_approval(
             approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=self.clock.now()
         )
-        if isinstance(outcome, Concluded) and run is not None:
-            await self.channel.notify(ApprovalSettled(run=run, approval=outcome.approval))
+        if isinstance(outcome, Concluded):
+            telemetry.approval_settled(outcome.approval)
+            if run is not None:
+                await self.channel.notify(ApprovalSettled(run=run, approval=outcome.approval))
 
     # Signals
 
@@ -276,6 +317,7 @@ class Runner:
             approval.id, status=ApprovalStatus.EXPIRED, by="airlock", at=self.clock.now()
         )
         if isinstance(outcome, Concluded):
+            telemetry.approval_settled(outcome.approval)
             await self.audit.record(approval.run_id, "approval_expired", actor="airlock",
                                     approval_id=approval.id, policy=policy.value)  # fmt: skip
             await self.store.publish(

@@ -31,6 +31,7 @@ from agent_core.approvals import Authority, DecisionService
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.control import RunControl
+from agent_core.limits import Admission, Limits
 from agent_core.models import Approval, RiskLevel, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload
@@ -62,13 +63,17 @@ def bare_app(client: AsyncWebClient) -> AsyncApp:
 
 
 async def airlock_app(client: AsyncWebClient, store: Store) -> AsyncApp:
-    settings = Settings(slack_signing_secret=SECRET, approvers=[CLICK["user"]["id"]])
+    # One person sends every mention: the budgets are checked, the hourly limit would refuse.
+    settings = Settings(slack_signing_secret=SECRET, approvers=[CLICK["user"]["id"]],
+                        runs_per_user_per_hour=0)  # fmt: skip
     app = build_app(settings, client=client)
     channel = SlackChannel(client=client, store=store)
     authority = Authority(approvers=settings.approvers)
     service = DecisionService(store=store, authority=authority, audit=Audit(store=store))
     intake = GoalIntake(store=store, submit=lambda run_id: None,
-                        remember_status=channel.remember_status)  # fmt: skip
+                        remember_status=channel.remember_status,
+                        admission=Admission(store=store,
+                                            limits=Limits.from_settings(settings)))  # fmt: skip
     control = RunControl(store=store, authority=authority, audit=Audit(store=store))
     register_goals(app, intake, AdminCommands(store=store, control=control))
     register_approvals(app, service=service, channel=channel, intake=intake)

@@ -14,7 +14,7 @@ from rich.table import Table
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
-from agent_core.logs import configure_logging
+from agent_core.logs import configure_logging, register_secrets
 from agent_core.models import DecisionKind, Run
 
 if TYPE_CHECKING:
@@ -42,13 +42,16 @@ CONFIG_EXIT = 2
 
 def _settings(env_file: Path) -> Settings:
     try:
-        return load_settings(env_file)
+        settings = load_settings(env_file)
     except ConfigError as error:
         err.print("[bold red]airlock: invalid settings[/]")
         for problem in error.problems:
             err.print(f"  {problem}", markup=False, highlight=False)
         err.print("See .env.example for every setting and its format.")
         raise typer.Exit(CONFIG_EXIT) from None
+    # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
+    register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
+    return settings
 
 
 @app.command()
@@ -267,10 +270,12 @@ def main() -> None:
     app()
 
 
-def _add_memory_commands() -> None:
+def _add_command_groups() -> None:
+    from bot.audit_cli import audit_app
     from bot.memory_cli import memory_app
 
     app.add_typer(memory_app, name="memory")
+    app.add_typer(audit_app, name="audit")
 
 
-_add_memory_commands()
+_add_command_groups()

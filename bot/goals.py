@@ -2,7 +2,8 @@
 
 Bolt acknowledges at once; the run goes to the runner. A delivery Slack repeats (a retry
 after a slow answer) is dropped by an idempotency key on its event id, and nothing starts
-while airlock is halted.
+while airlock is halted or a limit (a daily budget, runs per hour) refuses it; the thread
+is told which limit, and when it resets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent_core.limits import Admission
 from agent_core.models import Run
 from agent_core.store import Store
 from bot.admin import ADMIN_VERBS, AdminCommands
@@ -46,6 +48,8 @@ class GoalIntake:
     """Hands a run id to the runner."""
     remember_status: Callable[[Run, str, str], Awaitable[None]]
     """Records the message that shows the run's status (edited in place as it moves)."""
+    admission: Admission
+    """Refuses a new run when a daily budget or the requester's hourly limit is used up."""
 
     async def start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
@@ -65,6 +69,10 @@ class GoalIntake:
         if halt is not None and halt.halted:
             why = halt.reason or "no reason given"
             await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
+            return None
+        refused = await self.admission.admit(user)
+        if refused is not None:
+            await say(f":no_entry: {refused.describe(self.admission.clock.now())}")
             return None
         run = await self.store.create_run(
             Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)

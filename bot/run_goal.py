@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from rich.console import Console
@@ -12,9 +13,11 @@ from agent_core.approvals import (
     local_identity,
 )
 from agent_core.config import Settings
+from agent_core.limits import Admission, Limits
 from agent_core.models import FINAL_STATUSES, Run, RunStatus
 from agent_core.runner import Runner
-from agent_core.store import open_settings_store
+from agent_core.store import Store, open_settings_store
+from agent_core.telemetry import configure_tracing
 from bot import wiring
 from bot.terminal import TerminalChannel
 
@@ -32,14 +35,19 @@ async def run_goal(
 ) -> Run | None:
     """Plan and run ``goal`` (or resume run ``resume``) with the terminal as the channel.
 
-    Returns None when airlock is halted and no new run may start.
+    Returns None when no new run may start: airlock is halted, or a limit refuses it.
     """
     async with AsyncExitStack() as stack:
+        # Flushes spans last, after everything else has stopped; blocks, so in a thread.
+        stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
         halt = await store.get_halt()
         if resume is None and halt is not None and halt.halted:
             console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
+            return None
+        if resume is None and (refused := await _refusal(settings, store)) is not None:
+            console.print(refused, style="red", markup=False)
             return None
         llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
         memory = wiring.memory(settings, store, stack)
@@ -62,6 +70,13 @@ async def run_goal(
         console.print(f"[dim]run {run.id} · store {settings.effective_store_url}[/]")
         runner.submit(run.id)
         return await runner.wait_for(run.id, FINAL_STATUSES)
+
+
+async def _refusal(settings: Settings, store: Store) -> str | None:
+    """Why the person at this keyboard may not start a run now; None when they may."""
+    admission = Admission(store=store, limits=Limits.from_settings(settings))
+    reached = await admission.admit(local_identity())
+    return None if reached is None else reached.describe(admission.clock.now())
 
 
 def exit_code(run: Run | None) -> int:

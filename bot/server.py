@@ -18,8 +18,11 @@ from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import ApprovalPolicy
 from agent_core.config import Settings
 from agent_core.control import RunControl
+from agent_core.limits import Admission, Limits
+from agent_core.run_queue import RunQueue
 from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
+from agent_core.telemetry import configure_tracing
 from bot import wiring
 from bot.admin import AdminCommands
 from bot.app import build_app, build_client
@@ -62,6 +65,8 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
     # Handlers first: a SIGTERM that arrives while starting up still stops cleanly.
     stopped = _stop_on_signals()
     async with AsyncExitStack() as stack:
+        # Flushes spans last, after everything else has stopped; blocks, so in a thread.
+        stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
         client = build_client(settings)
@@ -97,8 +102,11 @@ async def _agent(
         orchestrator=wiring.orchestrator(settings, store, llm, registry, channel, memory=memory),
         channel=channel,
         policy=ApprovalPolicy.from_settings(settings),
+        queue=RunQueue(limit=settings.max_concurrent_runs),
     )
-    intake = GoalIntake(store=store, submit=runner.submit, remember_status=channel.remember_status)
+    admission = Admission(store=store, limits=Limits.from_settings(settings))
+    intake = GoalIntake(store=store, submit=runner.submit,
+                        remember_status=channel.remember_status, admission=admission)  # fmt: skip
     service = wiring.decisions(settings, store, registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
     curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,

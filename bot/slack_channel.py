@@ -23,6 +23,7 @@ from agent_core.channel import (
     PlanReady,
     RunEvent,
     RunFinished,
+    RunQueued,
     StepFinished,
     StepStarted,
     ToolNotice,
@@ -49,6 +50,7 @@ _STATUS = "slack:status-message:"
 """Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
 _KEEP_SECONDS = 90 * 86_400.0
 _ASSISTANT_STATUS = {
+    "run_queued": "is waiting for a free slot…",
     "plan_ready": "is working on it…",
     "step_started": "is working on it…",
     "approval_needed": "is waiting for an approval…",
@@ -59,6 +61,10 @@ _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the
 def status_line(event: RunEvent) -> str | None:
     """The run's status after ``event``, for the message edited in place; None: unchanged."""
     run = event.run
+    if isinstance(event, RunQueued):
+        if event.position == 0:
+            return f":arrow_forward: `{run.id}` starting…"
+        return f":busstop: `{run.id}` waiting for a free slot: number {event.position} in line"
     if isinstance(event, PlanReady):
         return f":clipboard: `{run.id}` planned {len(event.plan.subtasks)} step(s)"
     if isinstance(event, StepStarted):
@@ -93,7 +99,7 @@ class SlackChannel:
                 for i, s in enumerate(event.plan.subtasks, start=1)
             )
             await self._say(run, f"*Plan*\n{steps}")
-        elif isinstance(event, StepStarted | ApprovalNeeded):
+        elif isinstance(event, RunQueued | StepStarted | ApprovalNeeded):
             return  # the status message says it; the request message has the details
         elif isinstance(event, StepFinished):
             mark = ":white_check_mark:" if event.status == "completed" else ":x:"

@@ -24,6 +24,7 @@ from agent_core.channel import (
     PlanReady,
     RunEvent,
     RunFinished,
+    RunQueued,
     StepFinished,
     StepStarted,
     ToolNotice,
@@ -71,7 +72,10 @@ class TerminalChannel:
     _reader: asyncio.StreamReader | None = None
 
     async def notify(self, event: RunEvent) -> None:
-        if isinstance(event, PlanReady):
+        if isinstance(event, RunQueued):
+            if event.position:
+                self.console.print(f"[yellow]⏳ number {event.position} in line for a free slot[/]")
+        elif isinstance(event, PlanReady):
             self.console.print(plan_table(event.plan))
         elif isinstance(event, StepStarted):
             self.console.print(f"[bold]▶ step {event.index}/{event.total}[/] {event.subtask_id}")

@@ -10,6 +10,7 @@ from agent_core.approvals import Authority, DecisionService, schema_edit_check
 from agent_core.audit import Audit
 from agent_core.channel import OperatorChannel
 from agent_core.config import Settings
+from agent_core.limits import SpendLedger
 from agent_core.llm import LLM
 from agent_core.orchestrator import Orchestrator, RunPolicy
 from agent_core.store import Store
@@ -84,7 +85,7 @@ def orchestrator(
     *,
     memory: AgentMemory | None = None,
 ) -> Orchestrator:
-    """The orchestrator with the run policy the settings describe."""
+    """The orchestrator with the run policy the settings describe, charging daily spend."""
     return Orchestrator(
         store=store,
         llm=llm,
@@ -93,4 +94,5 @@ def orchestrator(
         policy=RunPolicy.from_settings(settings),
         workspace=settings.effective_workspace_dir,
         memory=memory,
+        ledger=SpendLedger(store=store),
     )

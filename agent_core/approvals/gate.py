@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
+from agent_core import telemetry
 from agent_core.approvals.policy import ApprovalPolicy
 from agent_core.approvals.service import GRANTS
 from agent_core.audit import Audit
@@ -52,6 +53,8 @@ class Allowed:
 
     arguments: dict[str, Any]
     approval_id: str | None = None
+    approved_by: str | None = None
+    """Who decided, when a person did."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -161,6 +164,8 @@ class ApprovalGate:
         status = latest.status
         if status is ApprovalStatus.PENDING:
             raise AwaitingDecision(latest.id)
+        if latest.consumed_at is None:  # met for the first time (a plan's is met on every resume)
+            telemetry.approval_waited(latest)
         if self.memory is not None:
             await self.memory.record_decision(run, latest)
         if status is ApprovalStatus.APPROVED and (latest.consumed_at is None or key == "plan"):
@@ -173,7 +178,7 @@ class ApprovalGate:
                 )
             )
             arguments = used.subject.arguments if isinstance(used.subject, ToolCallSubject) else {}
-            return Allowed(arguments=arguments, approval_id=used.id)
+            return Allowed(arguments=arguments, approval_id=used.id, approved_by=used.decided_by)
         if status is ApprovalStatus.APPROVED:
             # Consumed, yet here again: the process died after the call started. Ask again.
             again = _possibly_partial(latest.subject)

@@ -13,6 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from agent_core import telemetry
 from agent_core.approvals.authority import Authority
 from agent_core.audit import Audit
 from agent_core.errors import NotFound
@@ -115,6 +116,7 @@ class DecisionService:
         self, approval: Approval, decision: Decision, outcome: DecisionOutcome
     ) -> None:
         if isinstance(outcome, Concluded):
+            telemetry.approval_settled(outcome.approval)
             subject = outcome.approval.subject
             if decision.kind is DecisionKind.APPROVE_FOR_RUN and isinstance(
                 subject, ToolCallSubject

@@ -7,8 +7,10 @@ Every key starts with the store's prefix (``airlock:`` by default)::
     approvals:pending           sorted set of pending approval ids, scored by request time
     checkpoint:<run id>         the run's checkpoint, hex-encoded
     audit:<run id>              list of the run's audit events, as JSON, oldest first
+    audits                      set of the run ids that have an audit trail
     idem:<key>                  a claimed idempotency key, until it expires
     rate:<key>:<window>         hits in one rate-limit window, until it expires
+    spend:<key>                 a running total of dollars, until it expires
     fact:<scope>:<name>         a fact's value, until it expires
     facts:<scope>               set of the scope's fact names, pruned as they expire
     halt                        the halt state, as JSON
@@ -17,17 +19,29 @@ Every key starts with the store's prefix (``airlock:`` by default)::
 
 A new record and its index entries are written by one script, :data:`CREATE`,
 so that no reader finds an index entry without its record, or the reverse.
+Spend totals are added to by :data:`ADD_SPEND`, which starts a total's expiry at
+its first addition only.
 """
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "KeyLayout"]
+__all__ = ["ADD_SPEND", "CREATE", "KeyLayout"]
 
 # SET the record if absent, then add its id to each index (sorted sets) with one score.
 CREATE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
 return 1
+"""
+
+# INCRBYFLOAT each total; a total without an expiry is new: it expires ARGV[2] ms from now.
+ADD_SPEND = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+  totals[i] = redis.call('INCRBYFLOAT', key, ARGV[1])
+  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[2]) end
+end
+return totals
 """
 
 

@@ -156,6 +156,17 @@ class Store(Protocol):
     async def hit_rate_limit(self, key: str, *, window_seconds: float) -> int:
         """Count one hit on ``key``; returns the hits in the current fixed window."""
 
+    async def add_spend(
+        self, keys: Sequence[str], usd: float, *, ttl_seconds: float
+    ) -> list[float]:
+        """Add ``usd`` to the running total of each of ``keys`` at once; the new totals.
+
+        A total is kept ``ttl_seconds`` from its first addition, then starts again from 0.
+        """
+
+    async def get_spend(self, key: str) -> float:
+        """The running total of ``key``; 0.0 when there is none (never added, or expired)."""
+
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
         """Remember a session fact for ``ttl_seconds``."""
 
@@ -175,6 +186,12 @@ class Store(Protocol):
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         """The run's audit events in order."""
+
+    async def audit_runs(self) -> list[str]:
+        """The ids of every trail (run ids, and the global trail's), sorted."""
+
+    async def delete_audit(self, run_id: str) -> int:
+        """Delete a whole trail (retention); how many events it held."""
 
     # Long-term memory: the records; their vectors live in per-scope indexes beside
 

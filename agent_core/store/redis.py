@@ -15,7 +15,7 @@ retried transactions in ``_redis_client``, and the signal listener in
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -40,7 +40,7 @@ from agent_core.models import (
     Signal,
 )
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
-from agent_core.store._redis_keys import CREATE, KeyLayout
+from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
@@ -75,6 +75,7 @@ class RedisStore(RedisMemories):
         self._hub = SignalHub()
         self._listener = SignalListener(redis, self._key("signals"), self._hub)
         self._create_script = redis.register_script(CREATE)
+        self._add_spend_script = redis.register_script(ADD_SPEND)
         self._memory_scripts()
 
     @classmethod
@@ -307,6 +308,19 @@ class RedisStore(RedisMemories):
             count, _ = await pipe.execute()
         return int(count)
 
+    async def add_spend(
+        self, keys: Sequence[str], usd: float, *, ttl_seconds: float
+    ) -> list[float]:
+        totals = await self._add_spend_script(
+            keys=[self._key("spend", key) for key in keys],
+            args=[repr(usd), milliseconds(ttl_seconds)],
+        )
+        return [float(total) for total in totals]
+
+    async def get_spend(self, key: str) -> float:
+        total = await self._redis.get(self._key("spend", key))
+        return 0.0 if total is None else float(total)
+
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
         fact_key = self._key("fact", scope, key)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -350,6 +364,7 @@ class RedisStore(RedisMemories):
             )
             pipe.multi()
             pipe.rpush(key, dump(chained))
+            pipe.sadd(self._key("audits"), event.run_id)
             return chained
 
         return await transaction(self._redis, append, key)
@@ -357,3 +372,14 @@ class RedisStore(RedisMemories):
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         raws = texts(await self._redis.lrange(self._key("audit", run_id), 0, -1))
         return [AuditEvent.model_validate_json(raw) for raw in raws]
+
+    async def audit_runs(self) -> list[str]:
+        return sorted(texts(await self._redis.smembers(self._key("audits"))))
+
+    async def delete_audit(self, run_id: str) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(self._key("audit", run_id))
+            pipe.delete(self._key("audit", run_id))
+            pipe.srem(self._key("audits"), run_id)
+            count, _, _ = await pipe.execute()
+        return int(count)

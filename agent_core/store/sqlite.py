@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -272,6 +272,29 @@ class SqliteStore(SqliteMemories):
 
         return await self._db.write(hit)
 
+    async def add_spend(
+        self, keys: Sequence[str], usd: float, *, ttl_seconds: float
+    ) -> list[float]:
+        now = self._now().timestamp()
+
+        def add(conn: sqlite3.Connection) -> list[float]:
+            conn.execute("DELETE FROM kv WHERE ns = 'spend' AND expires_at <= ?", (now,))
+            return [_add_spend(conn, key, usd, expires_at=now + ttl_seconds) for key in keys]
+
+        return await self._db.write(add)
+
+    async def get_spend(self, key: str) -> float:
+        now = self._now().timestamp()
+
+        def select(conn: sqlite3.Connection) -> float:
+            row = conn.execute(
+                "SELECT value FROM kv WHERE ns = 'spend' AND key = ? AND expires_at > ?",
+                (key, now),
+            ).fetchone()
+            return 0.0 if row is None else float(row[0])
+
+        return await self._db.read(select)
+
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
         expires_at = self._now().timestamp() + ttl_seconds
         await self._db.write(
@@ -340,3 +363,28 @@ class SqliteStore(SqliteMemories):
             return [AuditEvent.model_validate_json(row[0]) for row in rows]
 
         return await self._db.read(select)
+
+    async def audit_runs(self) -> list[str]:
+        def select(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute("SELECT DISTINCT run_id FROM audit ORDER BY 1")]
+
+        return await self._db.read(select)
+
+    async def delete_audit(self, run_id: str) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM audit WHERE run_id = ?", (run_id,)).rowcount
+
+        return await self._db.write(delete)
+
+
+def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: float) -> float:
+    # Added in Python, not in SQL: the value column is TEXT, and SQLite's own REAL-to-TEXT
+    # conversion keeps 15 digits, so sums would drift; repr() round-trips exactly.
+    row = conn.execute("SELECT value FROM kv WHERE ns = 'spend' AND key = ?", (key,)).fetchone()
+    total = usd if row is None else float(row[0]) + usd
+    conn.execute(
+        "INSERT INTO kv (ns, key, value, expires_at) VALUES ('spend', ?, ?, ?)"
+        " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+        (key, repr(total), expires_at),
+    )
+    return total

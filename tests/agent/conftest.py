@@ -19,6 +19,7 @@ from agent_core.errors import ToolError
 from agent_core.executor import ExecutorLimits
 from agent_core.models import FINAL_STATUSES, RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.run_queue import RunQueue
 from agent_core.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
@@ -178,7 +179,8 @@ async def harness_factory(
 
     async def build(
         channel: RecordingChannel | None = None, authority: Authority | None = None,
-        registry: ToolRegistry | None = None, memory: Any = None, **policy_changes: Any,
+        registry: ToolRegistry | None = None, memory: Any = None, max_concurrent_runs: int = 0,
+        **policy_changes: Any,
     ) -> Harness:  # fmt: skip
         channel = channel or RecordingChannel(decider=approve_all())
         run_policy = policy(**policy_changes)
@@ -194,7 +196,8 @@ async def harness_factory(
                                   check_edit=schema_edit_check(registry))  # fmt: skip
         channel.service = service
         runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                        policy=run_policy.approvals)  # fmt: skip
+                        policy=run_policy.approvals,
+                        queue=RunQueue(limit=max_concurrent_runs))  # fmt: skip
         await runner.start()
         runners.append(runner)
         control = RunControl(store=store, authority=authority, audit=audit)

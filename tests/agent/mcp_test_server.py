@@ -45,6 +45,18 @@ async def slow(seconds: float, marker: str = "") -> str:
     return "done"
 
 
+@server.tool()
+def grow() -> str:
+    """Offer one more tool, ``extra``, from now on (for the tool-list refresh test)."""
+
+    def extra() -> str:
+        """A tool that appeared after start-up."""
+        return "extra"
+
+    server.add_tool(extra, name="extra")
+    return "grown"
+
+
 @server.tool(name="text.upper")
 def upper(text: str) -> str:
     """Upper-case ``text`` (its name has a dot, which Anthropic tool names do not allow)."""

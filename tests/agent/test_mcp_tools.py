@@ -29,7 +29,7 @@ from agent_core.tools.mcp import (
 from tests.support import eventually
 
 SERVER = Path(__file__).with_name("mcp_test_server.py")
-TOOLS = ["add", "echo", "fail", "pid", "slow", "text.upper"]
+TOOLS = ["add", "echo", "fail", "grow", "pid", "slow", "text.upper"]
 
 
 def server(**changes: Any) -> McpServerConfig:
@@ -278,3 +278,20 @@ def test_public_names_fit_the_messages_api_pattern() -> None:
         assert len(name) <= 64 and name.replace("_", "").replace("-", "").isalnum()
     assert dotted != underscored
     assert dotted.startswith("fs__read_file_")
+
+
+async def test_a_servers_tool_list_is_listed_again_when_its_ttl_runs_out(
+    errlog: TextIO, context: ToolContext
+) -> None:
+    registry = ToolRegistry([])
+    config = McpConfig(servers={"demo": server(tools_ttl_seconds=0.2)})
+    async with McpTools(config=config, registry=registry, errlog=errlog):
+        assert "demo__extra" not in registry
+        assert await call(registry, "demo__grow", context) == "grown"
+
+        async def listed_again() -> bool:
+            return "demo__extra" in registry
+
+        await eventually(listed_again, timeout=10)
+        assert await call(registry, "demo__extra", context) == "extra"
+        assert "demo__add" in registry  # the others stayed, with no gap

@@ -476,6 +476,16 @@ async def test_an_approval_is_escalated_once_per_hop_and_only_while_pending(stor
     )
 
 
+async def test_audit_trails_are_listed_and_deleted_whole(store: Store) -> None:
+    for run_id in ("run_b", "run_a", "run_a"):
+        await store.append_audit(AuditEvent(run_id=run_id, kind="tool_call", actor="airlock"))
+    assert await store.audit_runs() == ["run_a", "run_b"]
+    assert await store.delete_audit("run_a") == 2
+    assert await store.delete_audit("run_a") == 0
+    assert await store.list_audit("run_a") == []
+    assert await store.audit_runs() == ["run_b"]
+
+
 # Long-term memory records
 
 
@@ -548,3 +558,36 @@ async def test_touching_memories_counts_each_access(store: Store) -> None:
     touched = await store.get_memory(memory.id)
     assert touched.access_count == 5
     assert touched.last_accessed == at
+
+
+# Spend totals
+
+
+async def test_spend_totals_add_up_per_key(store: Store) -> None:
+    assert await store.get_spend("workspace:2025-06-01") == 0.0
+    assert await store.add_spend(["workspace:2025-06-01"], 0.5, ttl_seconds=60) == [0.5]
+    totals = await store.add_spend(
+        ["workspace:2025-06-01", "user:U0ALICE:2025-06-01"], 0.125, ttl_seconds=60
+    )
+    assert totals == [0.625, 0.125]
+    assert await store.get_spend("workspace:2025-06-01") == 0.625
+    assert await store.get_spend("user:U0ALICE:2025-06-01") == 0.125
+    assert await store.get_spend("user:U0BOB:2025-06-01") == 0.0
+    assert await store.add_spend(["tiny"], 1e-05, ttl_seconds=60) == [pytest.approx(1e-05)]
+
+
+async def test_concurrent_spend_is_never_lost(store: Store) -> None:
+    await asyncio.gather(*(store.add_spend(["day", "user"], 0.25, ttl_seconds=60)
+                           for _ in range(20)))  # fmt: skip
+    assert (await store.get_spend("day"), await store.get_spend("user")) == (5.0, 5.0)
+
+
+async def test_a_spend_total_expires_from_its_first_addition(store: Store) -> None:
+    await store.add_spend(["day"], 1.5, ttl_seconds=0.3)
+    await store.add_spend(["day"], 1.0, ttl_seconds=60)  # adds, but does not extend its life
+
+    async def expired() -> bool:
+        return await store.get_spend("day") == 0.0
+
+    await eventually(expired)
+    assert await store.add_spend(["day"], 0.75, ttl_seconds=60) == [0.75]

@@ -30,3 +30,31 @@ def test_tokens_are_masked_wherever_they_appear() -> None:
     record.token = "sk-ant-api03-secret"
     line = JsonFormatter().format(record)
     assert "secret" not in line
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\nabc\n-----END RSA PRIVATE KEY-----"
+SECRETS = {
+    "slack": "xoxb-1234-5678-abcdEFGH",
+    "slack app": "xapp-1-A0-123-abcdef",
+    "anthropic": "sk-ant-api03-Zz_9-xyzxyz",
+    "github": "ghp_abcdefghijklmnopqrstuvwxyz0123",
+    "aws key id": "AKIAIOSFODNN7EXAMPLE",
+    "aws secret": "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "bearer": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+    "pem": PEM,
+    "pem cut short": PEM[:60],
+}
+
+
+def test_every_kind_of_secret_is_masked() -> None:
+    from agent_core.logs import register_secrets
+
+    register_secrets("configured-signing-secret-42", "short")
+    for kind, secret in {**SECRETS, "configured": "configured-signing-secret-42"}.items():
+        masked = redact(f"before {secret} after")
+        assert "[redacted]" in masked, kind
+        assert masked.startswith("before ")
+        assert masked.endswith(" after") or kind.startswith("pem")
+    assert "wJalrXUtnFEMI" not in redact(SECRETS["aws secret"])
+    assert "MIIEow" not in redact(PEM) and "MIIEow" not in redact(PEM[:60])
+    assert redact("a short word stays") == "a short word stays"

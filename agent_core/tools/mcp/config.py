@@ -40,6 +40,8 @@ class McpServerConfig(BaseModel):
     """Deadline of one tool call; on expiry the call fails with ToolTimeout and is cancelled."""
     start_timeout_seconds: float = Field(default=30.0, gt=0)
     """Deadline of each start-up request (initialize, list tools); on expiry the server failed."""
+    tools_ttl_seconds: float = Field(default=300.0, gt=0)
+    """How long its tool list is trusted; then it is listed again and tools come and go."""
 
 
 class McpConfig(BaseModel):

@@ -148,7 +148,9 @@ class McpToolSource:
                     "MCP server started",
                     extra={"mcp_server": self.name, "tools": self.tool_names},
                 )
-                await anyio.sleep_forever()
+                while True:  # a tool list is context that goes stale: list it again
+                    await anyio.sleep(self.config.tools_ttl_seconds)
+                    self._refresh(await _list_tools(session))
 
     def _register(self, listed: list[types.Tool]) -> None:
         tools = [self._tool(spec) for spec in listed]
@@ -165,6 +167,30 @@ class McpToolSource:
         for tool in tools:
             self._registry.register(tool)
         self.tool_names = names
+
+    def _refresh(self, listed: list[types.Tool]) -> None:
+        """Replace its tools with ``listed``; no await in between, so no run sees a gap."""
+        before = self.tool_names
+        self._registry.withdraw(self.source)
+        try:
+            self._register(listed)
+        except _StartFailed as error:  # a new name clashes: keep serving the old list
+            logger.warning(
+                "MCP tool list refresh refused",
+                extra={"mcp_server": self.name, "reason": str(error)},
+            )
+            self._register_known(before, listed)
+            return
+        if self.tool_names != before:
+            logger.info(
+                "MCP tools changed", extra={"mcp_server": self.name, "tools": self.tool_names}
+            )
+
+    def _register_known(self, names: list[str], listed: list[types.Tool]) -> None:
+        for tool in (self._tool(spec) for spec in listed):
+            if tool.name in names and tool.name not in self._registry:
+                self._registry.register(tool)
+        self.tool_names = [n for n in names if n in self._registry]
 
     def _tool(self, spec: types.Tool) -> Tool:
         name = public_name(self.name, spec.name)
