@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError,
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_core.errors import ConfigError
+from agent_core.logs import register_secrets
 from agent_core.models import RiskLevel, TimeoutPolicy
 
 __all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "load_settings"]
@@ -255,9 +256,12 @@ def env_name(field: str) -> str:
 def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
     """Build :class:`Settings`, or raise :class:`ConfigError` with one line per problem."""
     try:
-        return Settings(_env_file=env_file, **overrides)
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as error:
         raise ConfigError([_describe(problem) for problem in error.errors()]) from None
+    # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
+    register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
+    return settings
 
 
 def _describe(problem: Any) -> str:

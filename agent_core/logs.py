@@ -16,10 +16,16 @@ from typing import Any
 
 __all__ = ["JsonFormatter", "configure_logging", "redact", "redact_value", "register_secrets"]
 
-_TOKEN = re.compile(r"\b(xox[abposr]-|xapp-|sk-ant-|gh[pousr]_|github_pat_)[A-Za-z0-9-_]+")
-_AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
-_AWS_SECRET = re.compile(r"(?i)(aws_secret_access_key[\"']?\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# No word boundary before the prefixes: in escaped text ("...\\nxoxb-...", a repr, a JSON
+# string) the character before a token is often a letter.
+_TOKEN = re.compile(r"(xox[abposr]-|xapp-|sk-ant-|gh[pousr]_|github_pat_)[A-Za-z0-9-_]+")
+_AWS_KEY_ID = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])")
+# Credentials given by name: aws_secret_access_key=..., "password": "...", client_secret: ...
+_NAMED = re.compile(
+    r"(?i)((?:aws_secret_access_key|secret_access_key|password|passwd|client_secret|api_?key"
+    r"|access_token|refresh_token|private_key)[\"']?\s*[=:]\s*[\"']?)[^\s\"',;]{8,}"
+)
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 # To the END line if there is one, else to the end of the text: a cut key is still a key.
 _PEM = re.compile(
     r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
@@ -37,13 +43,14 @@ def register_secrets(*values: str | None) -> None:
 
 def redact(text: str) -> str:
     """``text`` with every secret masked: Slack, Anthropic and GitHub tokens (their prefix
-    kept), AWS access keys, bearer tokens, PEM private keys, and registered secrets."""
+    kept), AWS access key ids, bearer tokens, PEM private keys, credentials given by name
+    (``password=…``, ``aws_secret_access_key: …``), and registered secrets."""
     for secret in _configured:
         if secret in text:
             text = text.replace(secret, "[redacted]")
     text = _TOKEN.sub(lambda match: f"{match.group(1)}[redacted]", text)
     text = _AWS_KEY_ID.sub(lambda match: f"{match.group(1)}[redacted]", text)
-    text = _AWS_SECRET.sub(lambda match: f"{match.group(1)}[redacted]", text)
+    text = _NAMED.sub(lambda match: f"{match.group(1)}[redacted]", text)
     text = _BEARER.sub(lambda match: f"{match.group(1)}[redacted]", text)
     return _PEM.sub(lambda m: f"-----BEGIN {m.group(1)}PRIVATE KEY-----[redacted]", text)
 
@@ -72,7 +79,10 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, default=str, ensure_ascii=False))
+        # Masked before encoding: in JSON a newline becomes "\n", and "\nxoxb-..." would no
+        # longer start a token at a word boundary.
+        masked = redact_value(json.loads(json.dumps(line, default=str)))
+        return json.dumps(masked, ensure_ascii=False)
 
 
 def configure_logging(level: str) -> None:

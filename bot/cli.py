@@ -14,7 +14,7 @@ from rich.table import Table
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
-from agent_core.logs import configure_logging, register_secrets
+from agent_core.logs import configure_logging
 from agent_core.models import DecisionKind, Run
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ def _settings(env_file: Path) -> Settings:
             err.print(f"  {problem}", markup=False, highlight=False)
         err.print("See .env.example for every setting and its format.")
         raise typer.Exit(CONFIG_EXIT) from None
-    # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
-    register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
     return settings
 
 

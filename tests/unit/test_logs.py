@@ -58,3 +58,10 @@ def test_every_kind_of_secret_is_masked() -> None:
     assert "wJalrXUtnFEMI" not in redact(SECRETS["aws secret"])
     assert "MIIEow" not in redact(PEM) and "MIIEow" not in redact(PEM[:60])
     assert redact("a short word stays") == "a short word stays"
+
+
+def test_credentials_given_by_name_are_masked_in_any_common_syntax() -> None:
+    for text in ('password=hunter2hunter2', '"password": "hunter2hunter2"',
+                 "client_secret: hunter2hunter2", "export API_KEY='hunter2hunter2'"):  # fmt: skip
+        assert "hunter2" not in redact(text), text
+    assert redact("the password policy changed") == "the password policy changed"
