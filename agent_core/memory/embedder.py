@@ -50,7 +50,8 @@ class Embedder:
         self._model_path = model_path
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
-        # The fast tokenizer raises "Already borrowed" when two threads use it at once.
+        # One encode at a time: torch spreads a batch over every core already, so
+        # concurrent encodes would only fight over them and all finish late.
         self._encode_lock = threading.Lock()
 
     @property

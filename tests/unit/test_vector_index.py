@@ -63,6 +63,7 @@ def test_search_returns_ids_best_first_with_cosine_scores() -> None:
 
 def test_a_small_index_returns_fewer_than_k() -> None:
     index = VectorIndex(DIM)
+    index.add([], np.empty((0, DIM), dtype=np.float32))
     assert index.search(axis(0), 10) == [[]]
     index.add([1, 2], np.vstack([axis(0), axis(1)]))
     assert len(index.search(np.vstack([axis(0), axis(1)]), 10)[1]) == 2
@@ -90,6 +91,13 @@ def test_removed_ids_are_never_returned(kind: str) -> None:
     assert 1 not in index and 2 in index and len(index) == 301
     assert 1 not in top_ids(index, axis(0), len(index))
     assert top_ids(index, axis(1)) == [2]
+
+
+def test_an_ivf_index_of_a_few_vectors_still_answers() -> None:
+    index = VectorIndex(DIM, ann_threshold=0)
+    index.add(range(5), np.vstack([axis(i) for i in range(5)]))
+    assert index.kind == "ivf"
+    assert top_ids(index, normalised(axis(3) + 0.5 * axis(1)), 2) == [3, 1]
 
 
 def test_an_ivf_search_still_fills_k_when_the_probed_lists_hold_fewer() -> None:
