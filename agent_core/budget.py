@@ -51,6 +51,8 @@ class BudgetedLLM:
     """Called after every call with that call's usage (to count it in shared budgets)."""
     on_warning: Callable[[BudgetName, float, float], Awaitable[None]] | None = None
     """Called once per budget when it passes the warning fraction."""
+    baseline: Spend | None = None
+    """Spend that does not count against the limits (earlier attempts of a retried run)."""
     warned: set[str] = field(default_factory=set)
     """Budgets already warned about."""
 
@@ -108,12 +110,13 @@ class BudgetedLLM:
         s.cost_usd += usage.cost_usd
 
     def _usage(self) -> list[tuple[BudgetName, float, float]]:
-        s = self.spend
+        s, b = self.spend, self.baseline or Spend()
         tokens = s.input_tokens + s.output_tokens + s.cache_write_tokens + s.cache_read_tokens
+        before = b.input_tokens + b.output_tokens + b.cache_write_tokens + b.cache_read_tokens
         return [
-            ("llm_calls", s.llm_calls, self.limits.llm_calls),
-            ("tokens", tokens, self.limits.tokens),
-            ("usd", s.cost_usd, self.limits.usd),
+            ("llm_calls", s.llm_calls - b.llm_calls, self.limits.llm_calls),
+            ("tokens", tokens - before, self.limits.tokens),
+            ("usd", s.cost_usd - b.cost_usd, self.limits.usd),
         ]
 
     def _check(self, *, after_call: bool = False) -> None:

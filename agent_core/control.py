@@ -26,7 +26,7 @@ from agent_core.models import (
 )
 from agent_core.store import Store
 
-__all__ = ["ACTIVE", "RunControl"]
+__all__ = ["ACTIVE", "RETRYABLE", "RunControl"]
 
 ACTIVE = (
     RunStatus.QUEUED,
@@ -35,6 +35,9 @@ ACTIVE = (
     RunStatus.RUNNING,
 )
 """Statuses of runs that are not over."""
+
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.BUDGET_EXCEEDED})
+"""Statuses a run may be retried from (a rejected, killed or completed run stays over)."""
 
 
 @dataclass(kw_only=True)
@@ -56,6 +59,35 @@ class RunControl:
             await self.audit.record(run.id, "kill_refused", actor=by)
             return Refused(reason="only an admin or the person who asked for the run may kill it")
         return await self._kill(run, by=by, reason=reason)
+
+    async def retry(self, run_id: str, *, by: str) -> Run | Refused:
+        """Queue a failed, timed-out or budget-stopped run again as its next attempt.
+
+        Completed steps keep their results and a failed step its conversation, so the
+        tool calls already made are not made again; budgets count from the retry. The
+        caller hands the run to a runner.
+        """
+        try:
+            run = await self.store.get_run(run_id)
+        except NotFound:
+            return Refused(reason=f"there is no run {run_id}")
+        if not (await self.authority.is_admin(by) or by == run.requester):
+            await self.audit.record(run.id, "retry_refused", actor=by)
+            return Refused(reason="only an admin or the person who asked for the run may retry it")
+        if run.status not in RETRYABLE:
+            return Refused(reason=f"it is {run.status.value}; only failed, timed-out or"
+                                  " budget-stopped runs can be retried")  # fmt: skip
+        kept = {k: r for k, r in run.results.items() if r.status == "completed"}
+        retried = run.model_copy(update={
+            "status": RunStatus.QUEUED, "attempt": run.attempt + 1, "error": None,
+            "results": kept, "spent_before": run.spend.model_copy(),
+        })  # fmt: skip
+        try:
+            run = await self.store.save_run(retried)
+        except VersionConflict:
+            return Refused(reason="the run changed meanwhile; look at it again")
+        await self.audit.record(run.id, "run_retried", actor=by, attempt=run.attempt)
+        return run
 
     async def kill_all(self, *, by: str, reason: str | None = None) -> list[Run] | Refused:
         """Kill every run that is not over (admins only)."""

@@ -220,6 +220,8 @@ class Run(_Record):
     results: dict[str, SubtaskResult] = Field(default_factory=dict)
     spend: Spend = Field(default_factory=Spend)
     attempt: int = Field(default=1, ge=1)
+    spent_before: Spend | None = None
+    """What earlier attempts used; a retried run's budgets count from its retry."""
     dry_run: bool = False
     error: str | None = None
     version: int = Field(default=0, ge=0)

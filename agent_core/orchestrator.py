@@ -195,6 +195,7 @@ class _RunState:
             llm=AuditedLLM(llm=observed, audit=Audit(store=o.store), run_id=self.run.id),
             limits=o.policy.budget,
             spend=self.run.spend.model_copy(),
+            baseline=self.run.spent_before,
             on_warning=self._budget_warning,
             on_usage=self._charge,
         )
@@ -410,7 +411,10 @@ class _Schedule:
 
     async def _record(self, subtask_id: str, result: SubtaskResult) -> None:
         state = self.state
-        state.checkpoint.conversations.pop(subtask_id, None)
+        if result.status == "completed":
+            # A failed step keeps its conversation: a retry resumes it, calls already made
+            # and their results included, instead of making them again.
+            state.checkpoint.conversations.pop(subtask_id, None)
         await state.save(results={**state.run.results, subtask_id: result})
         await Audit(store=state.orchestrator.store).record(
             state.run.id, "subtask_finished", actor="airlock", subtask_id=subtask_id,

@@ -23,7 +23,7 @@ __all__ = ["ADMIN_VERBS", "AdminCommands"]
 
 T = TypeVar("T")
 
-ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit", "approve", "reject"})
+ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit", "approve", "reject", "retry"})
 """First words of `/agent` text that are commands, not goals."""
 
 
@@ -34,6 +34,8 @@ class AdminCommands:
     store: Store
     control: RunControl
     decisions: DecisionService | None = None
+    submit: Callable[[str], object] | None = None
+    """Hands a retried run to this process's runner (`/agent retry <run>`)."""
     """For `/agent approve <id>` and `/agent reject <id> [reason]`."""
 
     async def answer(self, user: str, text: str) -> str:
@@ -49,6 +51,8 @@ class AdminCommands:
                                       "`/agent resume` to accept goals again.")  # fmt: skip
         if verb == "resume":
             return _said(await self.control.resume(by=user), lambda _: ":arrow_forward: Resumed.")
+        if verb == "retry":
+            return await self._retry(user, rest)
         if verb == "audit":
             return await self._audit(user, rest)
         if verb in ("approve", "reject"):
@@ -66,6 +70,16 @@ class AdminCommands:
         if reply is not None or isinstance(outcome, Refused):
             return reply or "Not accepted."
         return f"`{approval_id}` {outcome.approval.status.value}."
+
+    async def _retry(self, user: str, run_id: str) -> str:
+        if not run_id or self.submit is None:
+            return "Usage: `/agent retry <run id>` (a failed, timed-out or budget-stopped run)"
+        retried = await self.control.retry(run_id, by=user)
+        if isinstance(retried, Refused):
+            return f"Not allowed: {retried.reason}."
+        self.submit(retried.id)
+        return (f":repeat: Run `{retried.id}` is retrying as attempt {retried.attempt}; steps"
+                " that completed and tool calls already made are not done again.")  # fmt: skip
 
     async def _audit(self, user: str, run_id: str) -> str:
         if not run_id:

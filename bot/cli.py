@@ -114,6 +114,19 @@ def run(
     raise typer.Exit(exit_code(finished))
 
 
+@app.command()
+def demo(
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Play it through with no input, approving everything.")
+    ] = False,
+) -> None:
+    """Try airlock offline: the real bot, local Slack and Anthropic stand-ins, a scripted model."""
+    configure_logging("WARNING")
+    from bot.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(auto=auto, console=out)))
+
+
 As = Annotated[
     str | None,
     typer.Option(
@@ -213,6 +226,38 @@ def kill(
         return _report(await acting.kill(run_id, reason))
 
     _operate(env_file, identity, work)
+
+
+@app.command()
+def retry(
+    run_id: Annotated[str, typer.Argument(help="The failed, timed-out or budget-stopped run.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Approve every request without asking (scripts).")
+    ] = False,
+    identity: As = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Retry a run as its next attempt, here in the terminal; calls already made are kept."""
+
+    async def work(acting: Operator) -> int:
+        return _report(await acting.control.retry(run_id, by=acting.identity))
+
+    settings = _settings(env_file)
+    if settings.anthropic_api_key is None:
+        err.print("[bold red]airlock retry: ANTHROPIC_API_KEY is not set[/]")
+        raise typer.Exit(CONFIG_EXIT)
+    try:
+        _operate(env_file, identity, work)
+    except typer.Exit as queued:
+        if queued.exit_code != 0:
+            raise
+    configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    from bot.run_goal import exit_code, run_goal
+
+    finished = asyncio.run(
+        run_goal(settings, None, resume=run_id, dry_run=False, auto_approve=yes, console=out)
+    )
+    raise typer.Exit(exit_code(finished))
 
 
 @app.command()

@@ -31,7 +31,7 @@ HELP = (
     "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
     "`/agent plan <goal>` only plans. "
     "`/agent audit <run>` shows what a run did; `/agent approve <id>` and "
-    "`/agent reject <id> [reason]` decide. "
+    "`/agent reject <id> [reason]` decide; `/agent retry <run>` retries a failed run. "
     "`/agent remember <fact>`, `/agent memories <query>` and `/agent forget <id>` curate what "
     "I remember in this channel. "
     "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "

@@ -112,7 +112,10 @@ async def _agent(
     curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
                             authority=service.authority, audit=service.audit)  # fmt: skip
     register_goals(
-        app, intake, AdminCommands(store=store, control=control, decisions=service), curate
+        app,
+        intake,
+        AdminCommands(store=store, control=control, decisions=service, submit=runner.submit),
+        curate,
     )
     if memory is not None:
         warm = asyncio.create_task(memory.longterm.embedder.warm(), name="airlock-warm-memory")

@@ -61,6 +61,14 @@ _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the
 def status_line(event: RunEvent) -> str | None:
     """The run's status after ``event``, for the message edited in place; None: unchanged."""
     run = event.run
+    line = _status_line(event)
+    if line is not None and run.attempt > 1:
+        line += f" (attempt {run.attempt})"
+    return line
+
+
+def _status_line(event: RunEvent) -> str | None:
+    run = event.run
     if isinstance(event, RunQueued):
         if event.position == 0:
             return f":arrow_forward: `{run.id}` starting…"

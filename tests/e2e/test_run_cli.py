@@ -153,3 +153,36 @@ async def test_halt_refuses_new_goals_until_resume(tmp_path: Path) -> None:
              "risk_level": "low"}]}))  # fmt: skip
         code, out = await airlock("run", "--dry-run", "anything")
         assert code == 0, out
+
+
+async def test_a_failed_run_is_retried_in_the_terminal(tmp_path: Path) -> None:
+    from agent_core.testing.anthropic_server import fault, text_reply
+
+    data = tmp_path / "data"
+    async with AnthropicStandIn(api_key=KEY) as server:
+        env = clean_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.base_url,
+                        AIRLOCK_DATA_DIR=str(data), AIRLOCK_LLM_MAX_RETRIES="0")  # fmt: skip
+
+        async def airlock(*args: str) -> tuple[int, str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            async with asyncio.timeout(60):
+                out, _ = await process.communicate()
+            assert process.returncode is not None
+            return process.returncode, out.decode()
+
+        server.enqueue(tool_use_reply("submit_plan", {"subtasks": [
+            {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],
+             "risk_level": "low"}]}), fault(500))  # fmt: skip
+        code, out = await airlock("run", "look around")
+        assert code == 1 and "failed" in out
+        run_id = out.split("run ", 1)[1].split()[0]
+        server.enqueue(text_reply("looked; all fine"))
+        code, out = await airlock("retry", run_id, "--yes")
+        assert code == 0, out
+        assert f"run {run_id}: queued" in out and "all fine" in out
+        code, out = await airlock("retry", run_id)
+        assert code == 1 and "it is completed" in out

@@ -197,3 +197,27 @@ async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
     assert (await bot.store.get_approval(approval.id)).decisions[-1].reason == "not today"
     halt = await bot.store.get_halt()
     assert halt is not None and not halt.halted
+
+
+async def test_a_failed_run_is_retried_from_slack_as_attempt_2_of_the_same_run(bot: Bot) -> None:
+    from agent_core.testing.anthropic_server import fault
+
+    plan = {"subtasks": [{"id": "s1", "description": "look", "required_tools": [],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    bot.anthropic.enqueue(tool_use_reply("submit_plan", plan), fault(500))
+    assert (await post_to_bot(bot.url, bot.signer.event(MENTION)))[0] == 200
+    await bot.slack.wait_for_call("chat.postMessage", says("*failed*"), timeout=30)
+    [run] = await bot.store.list_runs()
+    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
+    since = len(bot.slack.calls)
+    bot.anthropic.enqueue(text_reply("all good now"))
+    asked = form | {"command": "/agent", "text": f"retry {run.id}", "user_id": run.requester}
+    assert (await post_to_bot(bot.url, bot.signer.command(asked)))[0] == 200
+    reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+    assert f"Run `{run.id}` is retrying as attempt 2" in reply.args["text"]
+    done = await bot.slack.wait_for_call("chat.postMessage", says("all good now"), since=since,
+                                         timeout=30)  # fmt: skip
+    assert done.args["thread_ts"] == MENTION["event"]["ts"]
+    await bot.slack.wait_for_call("chat.update", says("completed (attempt 2)"), since=since,
+                                  timeout=30)  # fmt: skip
+    assert (await bot.store.get_run(run.id)).attempt == 2
