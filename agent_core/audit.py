@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_core.errors import LLMError
-from agent_core.llm import LLM, CountsTokens, LLMResponse, ModelTier
+from agent_core.llm import LLM, LLMResponse, ModelTier, count_through
 from agent_core.logs import redact_value
 from agent_core.models import AuditEvent, JsonValue
 from agent_core.store import Store
@@ -90,9 +90,9 @@ class AuditedLLM:
         tools: list[dict[str, Any]] | None = None,
     ) -> int:
         """The model's own count (not audited: nothing is generated)."""
-        if not isinstance(self.llm, CountsTokens):
-            raise LLMError(tier.value, f"{type(self.llm).__name__} cannot count tokens")
-        return await self.llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)
+        return await count_through(
+            self.llm, tier=tier, system=system, messages=messages, tools=tools
+        )
 
 
 def verify_chain(events: list[AuditEvent]) -> list[str]:

@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent_core.errors import LLMError
-from agent_core.llm import LLM, CountsTokens, LLMResponse, ModelTier, Usage
+from agent_core.llm import LLM, LLMResponse, ModelTier, Usage, count_through
 from agent_core.models import Spend
 from agent_core.stops import BudgetExceeded
 
@@ -96,9 +95,9 @@ class BudgetedLLM:
 
         Raises :class:`LLMError` when the model underneath cannot count.
         """
-        if not isinstance(self.llm, CountsTokens):
-            raise LLMError(tier.value, f"{type(self.llm).__name__} cannot count tokens")
-        return await self.llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)
+        return await count_through(
+            self.llm, tier=tier, system=system, messages=messages, tools=tools
+        )
 
     def _add(self, usage: Usage) -> None:
         s = self.spend

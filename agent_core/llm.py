@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LLM", "CountsTokens", "LLMResponse", "ModelTier", "NamesModels", "Usage"]
+from agent_core.errors import LLMError
+
+__all__ = [
+    "LLM",
+    "CountsTokens",
+    "LLMResponse",
+    "ModelTier",
+    "NamesModels",
+    "Usage",
+    "count_through",
+]
 
 
 class ModelTier(StrEnum):
@@ -124,3 +134,17 @@ class NamesModels(Protocol):
     def model_for(self, tier: ModelTier) -> str:
         """The model ``tier``'s calls ask for first (a fallback may answer instead)."""
         ...
+
+
+async def count_through(
+    llm: object,
+    *,
+    tier: ModelTier,
+    system: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+) -> int:
+    """``llm``'s own count, for a wrapper to pass on; :class:`LLMError` if it cannot count."""
+    if not isinstance(llm, CountsTokens):
+        raise LLMError(tier.value, f"{type(llm).__name__} cannot count tokens")
+    return await llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)

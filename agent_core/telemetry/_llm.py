@@ -9,7 +9,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from agent_core.errors import LLMError
-from agent_core.llm import LLM, CountsTokens, LLMResponse, ModelTier, NamesModels
+from agent_core.llm import LLM, LLMResponse, ModelTier, NamesModels, count_through
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._spans import span
 
@@ -73,9 +73,9 @@ class ObservedLLM:
         tools: list[dict[str, Any]] | None = None,
     ) -> int:
         """The model's own count: free and not a model turn, so neither a span nor counted."""
-        if not isinstance(self.llm, CountsTokens):
-            raise LLMError(tier.value, f"{type(self.llm).__name__} cannot count tokens")
-        return await self.llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)
+        return await count_through(
+            self.llm, tier=tier, system=system, messages=messages, tools=tools
+        )
 
     def model_for(self, tier: ModelTier) -> str:
         """The model ``tier``'s calls ask for, if the model underneath says; else the tier."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from pathlib import Path
@@ -126,23 +127,26 @@ async def test_mcp_servers_from_the_config_file_offer_their_tools(tmp_path: Path
     assert not result.get("is_error") and "5" in result["content"]
 
 
+async def airlock_in(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """``airlock *args`` as a process in ``cwd``: its exit code and its output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
 async def test_halt_refuses_new_goals_until_resume(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with AnthropicStandIn(api_key=KEY) as server:
         env = clean_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.base_url,
                         AIRLOCK_DATA_DIR=str(data))  # fmt: skip
 
-        async def airlock(*args: str) -> tuple[int, str]:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-            async with asyncio.timeout(60):
-                out, _ = await process.communicate()
-            assert process.returncode is not None
-            return process.returncode, out.decode()
-
+        airlock = functools.partial(airlock_in, tmp_path, env)
         assert (await airlock("halt", "--reason", "incident 42"))[0] == 0
         code, out = await airlock("run", "--dry-run", "anything")
         assert code == 1 and "halted" in out and "incident 42" in out
@@ -163,17 +167,7 @@ async def test_a_failed_run_is_retried_in_the_terminal(tmp_path: Path) -> None:
         env = clean_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.base_url,
                         AIRLOCK_DATA_DIR=str(data), AIRLOCK_LLM_MAX_RETRIES="0")  # fmt: skip
 
-        async def airlock(*args: str) -> tuple[int, str]:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", *args, cwd=tmp_path, env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-            async with asyncio.timeout(60):
-                out, _ = await process.communicate()
-            assert process.returncode is not None
-            return process.returncode, out.decode()
-
+        airlock = functools.partial(airlock_in, tmp_path, env)
         server.enqueue(tool_use_reply("submit_plan", {"subtasks": [
             {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],
              "risk_level": "low"}]}), fault(500))  # fmt: skip
