@@ -224,3 +224,28 @@ async def test_rebuild_reindexes_every_scope(memory: LongTermMemory) -> None:
     assert await memory.rebuild() == {CHANNEL: 1, OTHER: 1}
     found = await memory.recall(scopes=[OTHER], query="which port does beta use")
     assert found[0].memory.content == "beta runs on port 9090"
+
+
+async def test_replicas_sharing_redis_see_each_others_memories(
+    redis_store_url: str, embedder: Embedder, tmp_path: Path, clock: ManualClock
+) -> None:
+    one_store = await open_store(redis_store_url)
+    two_store = await open_store(redis_store_url)
+    try:
+        one = memory_of(one_store, embedder, tmp_path / "one", clock)
+        two = memory_of(two_store, embedder, tmp_path / "two", clock)
+        kept = await one.remember(scope=CHANNEL, content="the release train leaves every Tuesday",
+                                  created_by="U0ANA")  # fmt: skip
+        found = await two.recall(scopes=[CHANNEL], query="when does the release train leave")
+        assert [hit.memory.id for hit in found] == [kept.memory.id]
+        assert await two.recall(scopes=[OTHER], query="when does the release train leave") == []
+        again_said = "The release train leaves every Tuesday."
+        replaced = await two.remember(scope=CHANNEL, created_by="U0BOB", content=again_said)
+        assert replaced.replaced is not None and replaced.replaced.id == kept.memory.id
+        again = await one.recall(scopes=[CHANNEL], query="when does the release train leave")
+        assert [hit.memory.id for hit in again] == [replaced.memory.id]
+        await one.close()
+        await two.close()
+    finally:
+        await one_store.close()
+        await two_store.close()
