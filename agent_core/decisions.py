@@ -100,6 +100,7 @@ def _with_edited_arguments(approval: Approval, decision: Decision) -> Approval:
     subject = approval.subject
     if not isinstance(subject, ToolCallSubject) or decision.edited_arguments is None:
         raise InvalidDecision(approval.id, "only a tool call's arguments can be edited")
-    edited = subject.model_copy(update={"arguments": decision.edited_arguments})
+    # The preview showed what the original call would do; it says nothing true of the edit.
+    edited = subject.model_copy(update={"arguments": decision.edited_arguments, "preview": None})
     # Re-validating recomputes the digest, so the edit binds the new arguments.
     return Approval.model_validate({**approval.model_dump(), "subject": edited.model_dump()})

@@ -96,7 +96,8 @@ async def _agent(
     registry = await wiring.tools(
         settings, stack, report=lambda line: logger.warning(line), memory=memory
     )
-    channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel)
+    channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
+                           approvers=settings.approvers)  # fmt: skip
     runner = Runner(
         store=store,
         orchestrator=wiring.orchestrator(settings, store, llm, registry, channel, memory=memory),

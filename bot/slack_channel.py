@@ -7,6 +7,7 @@ process settles an approval, after any restart, can turn its buttons into the ou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -94,6 +95,8 @@ class SlackChannel:
     store: Store
     approval_channel: str | None = None
     """A channel that also gets every HIGH and CRITICAL request, linking to its thread."""
+    approvers: list[str] = field(default_factory=list)
+    """The configured approvers, named on a request that has none of its own."""
     _questions: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
 
     async def notify(self, event: RunEvent) -> None:
@@ -134,10 +137,21 @@ class SlackChannel:
         else:
             assert_never(event)
 
+    def _shown(self, approval: Approval) -> Approval:
+        """``approval`` as people should read it: naming who may decide.
+
+        A request with no approvers of its own is for the configured ones, looked up when
+        someone decides; only the message names them.
+        """
+        if approval.approvers is not None or not self.approvers:
+            return approval
+        return approval.model_copy(update={"approvers": self.approvers})
+
     async def request_decision(self, approval: Approval) -> None:
         run = await self.store.get_run(approval.run_id)
         if run.channel is None:
             return
+        approval = self._shown(approval)
         posted = await self.client.chat_postMessage(
             channel=run.channel, thread_ts=run.thread_ts, text=approval_text(approval),
             blocks=approval_blocks(approval),
@@ -216,6 +230,8 @@ class SlackChannel:
                                   ttl_seconds=_KEEP_SECONDS)  # fmt: skip
 
     async def _update_status(self, event: RunEvent) -> None:
+        if isinstance(event, ApprovalNeeded):
+            event = dataclasses.replace(event, approval=self._shown(event.approval))
         text = status_line(event)
         if text is None:
             return

@@ -89,3 +89,26 @@ async def test_in_a_direct_message_the_assistant_status_follows_the_run(
     assert slack.workspace.statuses[(dm["channel"], dm["thread_ts"])] == "is working on it…"
     await channel.notify(RunFinished(run=run, status=RunStatus.COMPLETED, result="2013"))
     assert slack.workspace.statuses[(dm["channel"], dm["thread_ts"])] == ""
+
+
+async def test_a_request_names_the_configured_approvers_when_it_has_none_of_its_own(
+    parts: tuple[Store, SlackStandIn, AsyncWebClient],
+) -> None:
+    from agent_core.channel import ApprovalNeeded
+
+    store, slack, client = parts
+    channel = SlackChannel(client=client, store=store, approvers=["S0ONCALL", "U0ANA"])
+    thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    await channel.remember_status(run, MENTION["channel"], "1595926230.000100")
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    approval = await store.create_approval(
+        Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=run.requester)
+    )
+    await channel.notify(ApprovalNeeded(run=run, approval=approval))
+    await channel.request_decision(approval)
+    [card] = slack.calls_to("chat.postMessage")
+    assert "for: <!subteam^S0ONCALL>, <@U0ANA> or an admin" in str(card.args["blocks"])
+    [status] = slack.calls_to("chat.update")
+    assert "waiting for approval from <!subteam^S0ONCALL>, <@U0ANA>" in status.args["text"]
+    assert (await store.get_approval(approval.id)).approvers is None  # decided against settings

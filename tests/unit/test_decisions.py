@@ -24,7 +24,8 @@ from agent_core.models import (
 
 
 def critical(required: int = 2) -> Approval:
-    subject = ToolCallSubject(subtask_id="s1", tool="drop_table", arguments={"table": "users"})
+    subject = ToolCallSubject(subtask_id="s1", tool="drop_table", arguments={"table": "users"},
+                              preview="DROP TABLE users")  # fmt: skip
     return Approval(
         run_id="run_a", subject=subject, risk=RiskLevel.CRITICAL, required_approvals=required
     )
@@ -65,6 +66,7 @@ def test_an_edit_resets_the_count_to_the_editor() -> None:
     assert outcome.approvals_needed == 2
     assert approvers_of_current_arguments(edited) == {"U0C"}
     assert edited.digest != approval.digest
+    assert isinstance(edited.subject, ToolCallSubject) and edited.subject.preview is None
     # U0A approved the old arguments; approving the new ones counts again.
     _, again = apply_decision(edited, decide(DecisionKind.APPROVE, "U0A"))
     assert isinstance(again, Counted)
