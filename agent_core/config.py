@@ -147,6 +147,7 @@ class Settings(BaseSettings):
     )
 
     # Serving
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -116,6 +116,8 @@ class Orchestrator:
     """Session facts and long-term memory; None runs without memory."""
     ledger: SpendLedger | None = None
     """Daily spend totals (workspace, requester), charged per model call; None counts none."""
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process is shutting down: each run stops at its next checkpoint."""
 
     async def execute(self, run_id: str) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
@@ -163,6 +165,9 @@ class Orchestrator:
             await state.finish(RunStatus.TIMED_OUT, f"the run took longer than {limit:g} s")
         except AwaitingDecision:
             await state.move(RunStatus.AWAITING_APPROVAL)
+        except _Drained:
+            # Left as it is, just checkpointed: the next process to start resumes it there.
+            logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
         except RunStop as stop:
             await state.finish(stop.status, stop.reason)
         except PlanError as error:
@@ -175,6 +180,10 @@ class Orchestrator:
 
 class _StoppedElsewhere(Exception):
     """Signal: another process ended the run (a kill); stop without writing."""
+
+
+class _Drained(Exception):
+    """Signal: the process is shutting down and the run just wrote a checkpoint; stop here."""
 
 
 @dataclass(kw_only=True)
@@ -281,6 +290,8 @@ class _RunState:
         """Checkpoint after a model turn or tool round."""
         self.checkpoint.conversations[subtask_id] = messages
         await self.save()
+        if self.orchestrator.draining.is_set():
+            raise _Drained
 
     async def save(self, *, with_checkpoint: bool = True, **changes: Any) -> None:
         """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
@@ -339,7 +350,8 @@ class _Schedule:
     state: _RunState
     plan: Plan
     running: dict[asyncio.Task[SubtaskResult], str] = field(default_factory=dict)
-    parked: AwaitingDecision | None = None
+    parked: AwaitingDecision | _Drained | None = None
+    """Why the schedule stops early: a decision to wait for, or a shutdown."""
 
     async def run(self) -> tuple[RunStatus, str]:
         sorter = graphlib.TopologicalSorter({s.id: set(s.depends_on) for s in self.plan.subtasks})
@@ -351,7 +363,8 @@ class _Schedule:
                 ready = await self._start(ready, sorter)
                 if self.running:
                     await self._collect(sorter)
-            # A parked subtask stops new ones; those already running finish first.
+            # A parked or drained subtask stops new ones; those already running reach their
+            # own checkpoint or end first.
             while self.running:
                 await self._collect(sorter)
         finally:
@@ -388,8 +401,10 @@ class _Schedule:
             subtask_id = self.running.pop(task)
             try:
                 result = task.result()
-            except AwaitingDecision as parked:
-                self.parked = self.parked or parked
+            except (AwaitingDecision, _Drained) as parked:
+                # Waiting for a person says more than shutting down: it wins.
+                if not isinstance(self.parked, AwaitingDecision):
+                    self.parked = parked
                 continue
             await self._record(subtask_id, result)
             sorter.done(subtask_id)

@@ -88,8 +88,17 @@ class Runner:
         if self.only is None:
             await self.recover()
 
-    async def stop(self) -> None:
-        """Stop this process's work without ending any run: they resume elsewhere or later."""
+    async def stop(self, *, grace_seconds: float = 0.0) -> None:
+        """Stop this process's work without ending any run: they resume elsewhere or later.
+
+        With ``grace_seconds``, working runs first get that long to reach their next
+        checkpoint (a model turn or a tool round just written), so the step in flight is not
+        lost; whatever has not got there by then is cancelled where it is.
+        """
+        self.orchestrator.draining.set()
+        working = [task for task in self.tasks.values() if not task.done()]
+        if working and grace_seconds > 0:
+            await asyncio.wait(working, timeout=grace_seconds)
         for handles in self.timers.values():
             for handle in handles:
                 handle.cancel()
@@ -99,7 +108,11 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def submit(self, run_id: str) -> asyncio.Task[Run]:
-        """Work on ``run_id`` now (no-op if it is already working here)."""
+        """Work on ``run_id`` now (no-op if it is already working here).
+
+        While shutting down, a submitted run starts and stops at once, untouched: the
+        next process to start takes it up.
+        """
         if self.only is not None:
             self.only.add(run_id)
         task = self.tasks.get(run_id)
@@ -121,6 +134,8 @@ class Runner:
     async def _run(self, run_id: str) -> Run:
         try:
             await self._take_turn(run_id)
+            if self.orchestrator.draining.is_set():  # shutting down: the next process starts it
+                return await self.store.get_run(run_id)
             return await self._drive(run_id)
         except Exception as error:  # a bug must end the run visibly, not leave it "running"
             logger.exception("run crashed", extra={"run_id": run_id})

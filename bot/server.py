@@ -81,7 +81,9 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             await socket_mode.connect_async()
             stack.push_async_callback(socket_mode.close_async)
         await runs.start()
-        stack.push_async_callback(runs.stop)
+        # On SIGTERM working runs get a moment to write their next checkpoint, so the step
+        # in flight is kept; nothing new starts meanwhile.
+        stack.push_async_callback(runs.stop, grace_seconds=settings.shutdown_grace_seconds)
         mode = "socket" if settings.socket_mode else "http"
         logger.info("airlock is serving", extra={"mode": mode, "port": port})
         await stopped.wait()
