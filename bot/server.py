@@ -120,17 +120,9 @@ async def _agent(
         AdminCommands(store=store, control=control, decisions=service, submit=runner.submit),
         curate,
     )
-    if memory is not None:
-        warm = asyncio.create_task(memory.longterm.embedder.warm(), name="airlock-warm-memory")
-        stack.push_async_callback(_cancelled, warm)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runner
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 def _ignore_oauth_environment() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -10,6 +12,7 @@ from agent_core.approvals import Authority, DecisionService, schema_edit_check
 from agent_core.audit import Audit
 from agent_core.channel import OperatorChannel
 from agent_core.config import Settings
+from agent_core.errors import AirlockError
 from agent_core.limits import SpendLedger
 from agent_core.llm import LLM
 from agent_core.orchestrator import Orchestrator, RunPolicy
@@ -23,12 +26,15 @@ if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it p
 
 __all__ = ["decisions", "memory", "orchestrator", "tools"]
 
+logger = logging.getLogger(__name__)
+
 
 def memory(settings: Settings, store: Store, stack: AsyncExitStack) -> AgentMemory | None:
     """Session facts and long-term memory, unless turned off; indexes saved on the way out.
 
-    Nothing heavy happens here: the embedding model loads on first use (or when the
-    caller warms it), never on the start-up path.
+    The embedding model starts loading in a background thread now (importing torch takes
+    seconds), while the caller goes on starting up; nothing waits for it but the first
+    recall. A model that fails to load is logged here and raises again where it is used.
     """
     if not settings.memory_enabled:
         return None
@@ -36,7 +42,22 @@ def memory(settings: Settings, store: Store, stack: AsyncExitStack) -> AgentMemo
 
     agent_memory = AgentMemory.from_settings(settings, store)
     stack.push_async_callback(agent_memory.longterm.close)
+    warming = asyncio.create_task(_warm(agent_memory), name="airlock-warm-memory")
+    stack.push_async_callback(_cancelled, warming)
     return agent_memory
+
+
+async def _warm(agent_memory: AgentMemory) -> None:
+    try:
+        await agent_memory.longterm.embedder.warm()
+    except AirlockError as error:
+        logger.warning("embedding model unavailable; memory will fail where used",
+                       extra={"error": str(error)})  # fmt: skip
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def tools(
