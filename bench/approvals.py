@@ -39,12 +39,12 @@ from agent_core.executor import ExecutorLimits
 from agent_core.models import (
     FINAL_STATUSES,
     Approval,
-    ApprovalDecided,
     Decision,
     DecisionKind,
     Plan,
     RiskLevel,
     Run,
+    RunKilled,
     RunStatus,
     Subtask,
 )
@@ -171,7 +171,8 @@ async def signal_round_trip(store: Store, n: int) -> list[float]:
     async with store.subscribe() as signals:
         for i in range(n):
             t0 = time.perf_counter_ns()
-            await store.publish(ApprovalDecided(approval_id=f"apr_{i}", run_id="run_ping"))
+            # A kill of no run: the runner listening here ignores it, and it is as big.
+            await store.publish(RunKilled(run_id="run_ping", by=f"apr_{i}"))
             await signals.get()
             samples.append((time.perf_counter_ns() - t0) / 1e6)
     return samples
@@ -227,7 +228,7 @@ async def child(url: str) -> None:
         kind, _, ident = line.partition(" ")
         t0 = time.monotonic_ns()
         if kind == "ping":
-            await store.publish(ApprovalDecided(approval_id=ident, run_id="run_ping"))
+            await store.publish(RunKilled(run_id="run_ping", by=ident))
         else:
             await service.decide(ident, Decision(kind=DecisionKind.APPROVE, by="U0ADMIN"))
         print(t0, flush=True)
@@ -267,8 +268,10 @@ def p99(samples: list[float]) -> float:
 @dataclass(kw_only=True)
 class Result:
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    samples: dict[str, tuple[list[float], list[float] | None]] = field(default_factory=dict)
 
     def latency(self, what: str, samples: list[float], baseline: list[float] | None) -> None:
+        self.samples[what] = (samples, baseline)
         base = f"{statistics.median(baseline):.3f} / {p99(baseline):.3f}" if baseline else "-"
         self.rows.append((what, f"{statistics.median(samples):.3f}", f"{p99(samples):.3f}", base))
 

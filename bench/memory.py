@@ -193,9 +193,9 @@ def sentences(count: int, seed: int) -> list[str]:
     return out
 
 
-def bench_embeddings() -> list[Row]:
-    """Model load, throughput at batch 64, and ANN recall on real embeddings of 10k texts."""
-    texts = sentences(SENTENCES + QUERIES, seed=7)
+def bench_embeddings(stored: int = SENTENCES) -> list[Row]:
+    """Model load, throughput at batch 64, and ANN recall on real embeddings of ``stored`` texts."""
+    texts = sentences(stored + QUERIES, seed=7)
     embedder = Embedder(batch_size=64)
     start = time.perf_counter()
     embedder.embed_sync(["warm up"])
@@ -206,16 +206,16 @@ def bench_embeddings() -> list[Row]:
         parts.append(embedder.embed_sync(texts[first : first + 64]))
         batches.append((time.perf_counter() - start) * 1000)
     vectors = np.vstack(parts)
-    stored, queries = vectors[:SENTENCES], vectors[SENTENCES:]
-    truth, _ = exact_side(stored, queries, 0)
-    index = VectorIndex(DIM, ann_threshold=SENTENCES // 2)
-    index.add(np.arange(SENTENCES), stored)
+    stored_vectors, queries = vectors[:stored], vectors[stored:]
+    truth, _ = exact_side(stored_vectors, queries, 0)
+    index = VectorIndex(DIM, ann_threshold=stored // 2)
+    index.add(np.arange(stored), stored_vectors)
     return [
         Row(what="embedding model load (import + weights)", median=load, unit="s"),
         latency_row(f"embed a batch of 64 ({len(texts):,} texts)", batches),
         Row(what="embeddings per second, batch 64", median=len(texts) / (sum(batches) / 1000),
             unit="/s"),
-        Row(what=f"recall@10, {SENTENCES:,} real embeddings, {QUERIES:,} queries -> {index!r}",
+        Row(what=f"recall@10, {stored:,} real embeddings, {QUERIES:,} queries -> {index!r}",
             median=recall_at_10(index, queries, truth), unit="recall"),
     ]  # fmt: skip
 

@@ -172,7 +172,8 @@ def step_metrics_microseconds(count: int = 20_000) -> float:
     return (time.perf_counter() - started) * 1e6 / count
 
 
-async def main(steps: int, runs: int) -> None:
+async def measure(steps: int, runs: int) -> Bench:
+    """Every variant, taken in turn ``runs`` times after a warm-up; the medians are in ``Bench``."""
     helper = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.observability", "--serve", "--steps", str(steps),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -200,7 +201,11 @@ async def main(steps: int, runs: int) -> None:
             await store.close()
             helper.stdin.close()
             await helper.wait()
-    report(bench, steps, runs)
+    return bench
+
+
+async def main(steps: int, runs: int) -> None:
+    report(await measure(steps, runs), steps, runs)
 
 
 def report(bench: Bench, steps: int, runs: int) -> None:

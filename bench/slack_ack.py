@@ -116,7 +116,8 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-async def main(n: int) -> None:
+async def measure(n: int) -> list[tuple[str, list[float], list[float]]]:
+    """Per app (bare Bolt, then airlock): ack latencies of mentions and of clicks, in ms."""
     signer = SlackRequestSigner(SECRET)
     rows = []
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
@@ -144,6 +145,11 @@ async def main(n: int) -> None:
                     )
                 approvals = [a.model_copy(update={"id": a.id + "x"}) for a in approvals]
         await store.close()
+    return rows
+
+
+async def main(n: int) -> None:
+    rows = await measure(n)
     table = Table(title=f"/slack/events ack latency, {n} requests each (ms)")
     for column in ("app", "mention median", "mention p99", "click median", "click p99"):
         table.add_column(column, justify="left" if column == "app" else "right")

@@ -1,0 +1,150 @@
+"""Each benchmark of ``bench/`` reduced to rows of one shape, for ``python -m bench``.
+
+Sizes are the ones the README quotes, except where a full-size run would push the whole
+suite past ten minutes on a 2-core machine; those are named in each row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import approvals, executor_step, memory, memory_recall, observability, slack_ack, store
+
+
+@dataclass(kw_only=True)
+class Line:
+    """One row of the combined table: a measure and, when there is one, its baseline."""
+
+    benchmark: str
+    what: str
+    median: float | None = None
+    p99: float | None = None
+    baseline: float | None = None
+    unit: str = "ms"
+    note: str = ""
+    """Shown instead of numbers when the thing measured does not exist yet."""
+
+
+def _p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def _latency(bench: str, what: str, samples: list[float], base: list[float] | None) -> Line:
+    return Line(
+        benchmark=bench,
+        what=what,
+        median=statistics.median(samples),
+        p99=_p99(samples),
+        baseline=statistics.median(base) if base else None,
+    )
+
+
+def slack_ack_lines(n: int) -> list[Line]:
+    """Ack latency of airlock's ``/slack/events`` against a bare Bolt app."""
+    (_, bare_mentions, bare_clicks), (_, mentions, clicks) = asyncio.run(slack_ack.measure(n))
+    return [
+        _latency("slack_ack", f"ack an app mention, vs bare Bolt ({n})", mentions, bare_mentions),
+        _latency("slack_ack", f"ack a button click, vs bare Bolt ({n})", clicks, bare_clicks),
+    ]
+
+
+def executor_lines(steps: int, runs: int) -> list[Line]:
+    """A tool step through the whole orchestrator against a hand-written SDK loop."""
+
+    async def both(latency: float) -> dict[str, executor_step.Measured]:
+        with tempfile.TemporaryDirectory(prefix="airlock-bench-") as name:
+            return {
+                kind: await executor_step.measure(kind, steps, runs, latency, Path(name))
+                for kind in ("baseline", "airlock")
+            }
+
+    slow, fast = asyncio.run(both(0.05)), asyncio.run(both(0.0))
+    bench = "executor_step"
+    return [
+        _latency(bench, "wall per step, 50 ms model, vs SDK loop", slow["airlock"].wall_per_step,
+                 slow["baseline"].wall_per_step),
+        _latency(bench, "wall per step, 0 ms model, vs SDK loop", fast["airlock"].wall_per_step,
+                 fast["baseline"].wall_per_step),
+        _latency(bench, "CPU per step, 0 ms model, vs SDK loop", fast["airlock"].cpu_per_step,
+                 fast["baseline"].cpu_per_step),
+    ]  # fmt: skip
+
+
+def approvals_lines(n: int) -> list[Line]:
+    """Decision-to-resume latency (baseline: a store signal's round trip) and parked runs."""
+    result, sizes = asyncio.run(approvals.measure(n))
+    lines = [
+        _latency("approvals", what, samples, base)
+        for what, (samples, base) in result.samples.items()
+    ]
+    for backend, rss, stored in sizes:
+        lines.append(Line(benchmark="approvals", what=f"RSS per parked run, {n:,} parked, "
+                          f"{backend}", median=rss / 1024, unit="KB"))  # fmt: skip
+        lines.append(Line(benchmark="approvals", what=f"store bytes per parked run, {backend}",
+                          median=stored / 1024, unit="KB"))  # fmt: skip
+    return lines
+
+
+async def _store_rows(n: int) -> list[store.Row]:
+    with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
+        rows = await store.bench_sqlite(n, Path(folder))
+    return rows + await store.bench_redis(n)
+
+
+def store_lines(n: int) -> list[Line]:
+    """Store operations against a bare ``INSERT``+``COMMIT`` (SQLite) or ``SET`` (Redis)."""
+    return [
+        Line(benchmark="store", what=f"{row.backend}: {row.what}", median=row.median,
+             p99=None if row.unit == "B" else row.p99, baseline=row.baseline, unit=row.unit)
+        for row in asyncio.run(_store_rows(n))
+    ]  # fmt: skip
+
+
+def memory_lines(real_texts: int, sizes: tuple[int, ...]) -> list[Line]:
+    """Vector search (baseline: exact search), ANN recall, embedding throughput."""
+    rows = memory.bench_embeddings(real_texts)
+    mixture = memory.Mixture.seeded(2024)
+    queries = mixture.sample(memory.QUERIES, np.random.default_rng(1))
+    for n in sizes:
+        rows += memory.bench_size(n, mixture, queries)
+    skipped = ("RSS growth", "process RSS", "search k=10, exact", "embed a batch", "build")
+    return [
+        Line(benchmark="memory", what=row.what.split(" -> ")[0], median=row.median, p99=row.p99,
+             baseline=row.baseline, unit=row.unit)
+        for row in rows
+        if not row.what.startswith(skipped)
+    ]  # fmt: skip
+
+
+def recall_lines(n: int, queries: int) -> list[Line]:
+    """``recall`` end to end against its embedding plus index search alone."""
+    rows = asyncio.run(memory_recall.measure(n, queries))
+    return [
+        Line(benchmark="memory_recall", what=row.what, median=row.median, p99=row.p99,
+             baseline=row.baseline)
+        for row in rows
+    ]  # fmt: skip
+
+
+def observability_lines(steps: int, runs: int) -> list[Line]:
+    """Tracing, metrics and audit on an executor step, against all three off."""
+    bench = asyncio.run(observability.measure(steps, runs))
+    off = bench.walls["off"]
+    return [
+        _latency("observability", f"wall per step, {variant.name}, vs all off",
+                 bench.walls[variant.name], off)
+        for variant in observability.VARIANTS[1:]
+    ]  # fmt: skip
+
+
+def scale_out_lines() -> list[Line]:
+    """Throughput of several replicas sharing Redis: a placeholder until issue 8 builds it."""
+    return [Line(benchmark="scale_out", what="runs per second, N replicas on one Redis",
+                 note="not built yet (issue 8)")]  # fmt: skip
