@@ -10,13 +10,17 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install lint bench clean
+.PHONY: run test demo install lint bench clean
 
 run: $(STAMP)
 	$(BIN)/airlock serve
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The offline demo: the real bot against local stand-ins; no keys, no Slack workspace.
+demo: $(STAMP)
+	$(BIN)/airlock demo
 
 install: $(STAMP)
 
