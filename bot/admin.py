@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from agent_core.approvals import DecisionService, Refused
 from agent_core.control import ACTIVE, RunControl
 from agent_core.errors import NotFound
+from agent_core.limits import SpendLedger
 from agent_core.models import Decision, DecisionKind, Run
 from agent_core.store import Store
 from bot.blocks import mention
@@ -126,9 +126,8 @@ class AdminCommands:
         for status in ACTIVE:
             runs += await self.store.list_runs(status=status, limit=50)
         pending = await self.store.list_pending_approvals()
-        today = datetime.now(UTC).date()
-        spend = sum(r.spend.cost_usd for r in await self.store.list_runs(limit=100_000)
-                    if r.created_at.date() == today)  # fmt: skip
+        # The day's ledger: every model call of today, whenever its run was created.
+        spend = await SpendLedger(store=self.store).today()
         lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
                      f"${spend:.2f} spent today.")  # fmt: skip
         lines += [

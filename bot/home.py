@@ -6,7 +6,6 @@ from Home; admins get a kill button per run and today's spend.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -24,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import Authority
 from agent_core.control import ACTIVE, RunControl
+from agent_core.limits import SpendLedger
 from agent_core.models import Run
 from agent_core.store import Store
 from bot.blocks import approval_blocks, mention, safe
@@ -53,7 +53,7 @@ async def home_view(store: Store, authority: Authority, user: str) -> View:
         blocks.append(_note("Nothing to decide."))
     if await authority.is_admin(user):
         blocks += [DividerBlock(), HeaderBlock(text="In flight (admin)")]
-        blocks += _admin(runs)
+        blocks += _admin(runs, await SpendLedger(store=store).today())
     return View(type="home", blocks=blocks)
 
 
@@ -66,9 +66,7 @@ def _note(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
-def _admin(runs: list[Run]) -> list[Block]:
-    today = datetime.now(UTC).date()
-    spend = sum(r.spend.cost_usd for r in runs if r.created_at.date() == today)
+def _admin(runs: list[Run], spend: float) -> list[Block]:
     active = [r for r in runs if r.status in ACTIVE][-_MAX_RUNS:]
     blocks: list[Block] = [_note(f"Spend today: ${spend:.2f} · {len(active)} run(s) in flight")]
     for run in active:

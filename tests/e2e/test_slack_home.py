@@ -15,10 +15,12 @@ from agent_core.approvals import Authority, DecisionService
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.control import RunControl
+from agent_core.limits import SpendLedger
 from agent_core.models import Approval, ApprovalStatus, RiskLevel, Run, RunStatus, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
+from bot.admin import AdminCommands
 from bot.app import build_app
 from bot.home import register_home
 from bot.listeners import register_approvals
@@ -90,9 +92,15 @@ async def test_home_shows_what_waits_and_lets_an_admin_kill(
     assert approval.id in text and "airlock_approve" in text and "airlock_kill" not in text
 
     since = len(slack.calls)
+    await SpendLedger(store=store).charge(REQUESTER, 1.25)  # a model call of today
     assert (await post_to_bot(url, signer.event(opened(ADMIN, 2))))[0] == 200
     admin_view = (await slack.wait_for_call("views.publish", since=since, timeout=10)).args
     assert "airlock_kill" in str(admin_view["view"]) and "<!channel>" not in str(admin_view["view"])
+    assert "Spend today: $1.25" in str(admin_view["view"])
+    status = await AdminCommands(store=store, control=RunControl(
+        store=store, authority=Authority(admins=[ADMIN]), audit=Audit(store=store)
+    )).answer(ADMIN, "status")  # fmt: skip
+    assert "$1.25 spent today" in status
 
     since = len(slack.calls)
     kill = pressed_in_home("airlock_kill", run.id, ADMIN)
