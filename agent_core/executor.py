@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
@@ -70,6 +70,8 @@ class _Call:
     tool: Tool | None
     problem: str | None
     risk: RiskLevel
+    resumed: bool = False
+    """In a round picked up from a checkpoint: it may have started before."""
 
 
 @dataclass(kw_only=True)
@@ -115,7 +117,7 @@ class Executor:
     async def _loop(self, run: Run, subtask: Subtask, messages: Messages) -> str:
         pending = _unanswered(messages)
         if pending:  # resumed: parked for a decision, or the process died mid-round
-            await self._tool_round(run, subtask, messages, pending)
+            await self._tool_round(run, subtask, messages, pending, resumed=True)
         continued = False
         for _ in range(self.limits.max_iterations):
             if self.working is not None:  # in place: the next checkpoint holds the cut version
@@ -156,9 +158,15 @@ class Executor:
         return True
 
     async def _tool_round(
-        self, run: Run, subtask: Subtask, messages: Messages, blocks: list[dict[str, Any]]
+        self,
+        run: Run,
+        subtask: Subtask,
+        messages: Messages,
+        blocks: list[dict[str, Any]],
+        *,
+        resumed: bool = False,
     ) -> None:
-        calls = [self._prepare(block, messages) for block in blocks]
+        calls = [replace(self._prepare(block, messages), resumed=resumed) for block in blocks]
         if messages[-1]["role"] == "assistant":
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
@@ -200,6 +208,10 @@ class Executor:
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
         tool, arguments = call.tool, call.block.get("input", {})
+        if call.resumed:
+            earlier = await self._earlier_attempt(run, call)
+            if earlier is not None:
+                return earlier
         preview = await self._preview(run, tool, arguments)
         verdict = await self.gate.check_tool_call(
             run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
@@ -210,6 +222,30 @@ class Executor:
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
         return await self._execute(run, tool, arguments, verdict, block_id)
+
+    async def _earlier_attempt(self, run: Run, call: _Call) -> dict[str, Any] | None:
+        """What to answer, in a resumed round, for a call that was started before.
+
+        A call that finished has its recorded result reused (it is not made twice). One that
+        started and never finished is made again only if the tool is idempotent; a LOW or
+        MEDIUM one that is not gets "outcome unknown", and a HIGH or CRITICAL one goes on to
+        the gate, which asks a person again. None: go ahead as usual.
+        """
+        if self.audit is None or call.tool is None:
+            return None  # without a trail nothing is known: as before, make the call
+        block_id, tool = call.block["id"], call.tool
+        events = [e for e in await self.audit.store.list_audit(run.id)
+                  if e.data.get("tool_use_id") == block_id]  # fmt: skip
+        finished = next((e for e in events if e.kind == "tool_result"), None)
+        if finished is not None:
+            await self._audit(run, "tool_result_reused", tool=tool.name, tool_use_id=block_id)
+            return _result(block_id, str(finished.data.get("output", "")),
+                           error=bool(finished.data.get("is_error")))  # fmt: skip
+        started = any(e.kind == "tool_call" for e in events)
+        if not started or tool.idempotent or call.risk.rank >= RiskLevel.HIGH.rank:
+            return None
+        await self._audit(run, "tool_outcome_unknown", tool=tool.name, tool_use_id=block_id)
+        return _result(block_id, _OUTCOME_UNKNOWN, error=True)
 
     async def _execute(
         self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, block_id: str
@@ -273,6 +309,12 @@ class Executor:
     async def _progress(self, subtask: Subtask, messages: Messages) -> None:
         if self.on_progress is not None:
             await self.on_progress(subtask.id, messages)
+
+
+_OUTCOME_UNKNOWN = (
+    "not run again: an earlier attempt of this call started before the process stopped, and"
+    " whether it finished is unknown. Check its effect before calling it again."
+)
 
 
 def fence(tool: str, output: str, max_chars: int) -> str:

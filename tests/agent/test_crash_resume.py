@@ -1,0 +1,111 @@
+"""A round picked up after the process stopped mid-call: nothing non-idempotent runs twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agent_core.models import AuditEvent, RiskLevel, RunStatus
+from agent_core.orchestrator import Orchestrator
+from agent_core.runner import Runner
+from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.tools import Tool, ToolContext, ToolRegistry
+from tests.agent.conftest import Harness
+
+Factory = Callable[..., Awaitable[Harness]]
+
+
+def hanging_tool(name: str, risk: RiskLevel, *, idempotent: bool,
+                 calls: list[str], hang: asyncio.Event) -> Tool:  # fmt: skip
+    """A tool that hangs on its first call (until the process "dies") and answers after."""
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        calls.append(name)
+        if len(calls) == 1:
+            hang.set()
+            await asyncio.Event().wait()
+        return f"{name} done"
+
+    return Tool(name=name, description=f"The {name} tool.", input_schema={"type": "object"},
+                risk=risk, handler=handler, idempotent=idempotent)  # fmt: skip
+
+
+async def interrupted_then_recovered(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tool: Tool, hang: asyncio.Event,
+    before_recovery: Callable[[Harness, str], Awaitable[None]] | None = None,
+) -> tuple[Harness, str]:  # fmt: skip
+    harness = await harness_factory(registry=ToolRegistry([tool]))
+    plan = {"subtasks": [{"id": "s1", "description": "do it", "required_tools": [tool.name],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", plan), tool_use_reply(tool.name, {}))
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await hang.wait()
+    await harness.runner.stop()  # the process dies in the middle of the call
+    assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+    if before_recovery is not None:
+        await before_recovery(harness, run.id)
+    anthropic.enqueue(text_reply("carried on"))
+    o = harness.orchestrator
+    again = Runner(store=harness.store, channel=harness.channel, policy=o.policy.approvals,
+                   orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
+                                             channel=o.channel, policy=o.policy,
+                                             workspace=o.workspace))  # fmt: skip
+    await again.start()
+    try:
+        async with asyncio.timeout(20):
+            done = await again.wait_for(run.id, {RunStatus.COMPLETED, RunStatus.FAILED})
+    finally:
+        await again.stop()
+    assert done.status is RunStatus.COMPLETED
+    answered = anthropic.requests[-1].last_user_blocks()[0]
+    return harness, str(answered["content"])
+
+
+@pytest.mark.parametrize("risk", [RiskLevel.LOW, RiskLevel.MEDIUM])
+async def test_a_call_that_may_have_run_is_not_made_again_and_the_model_is_told(
+    harness_factory: Factory, anthropic: AnthropicStandIn, risk: RiskLevel
+) -> None:
+    calls: list[str] = []
+    hang = asyncio.Event()
+    tool = hanging_tool("send_email", risk, idempotent=False, calls=calls, hang=hang)
+    harness, answer = await interrupted_then_recovered(harness_factory, anthropic, tool, hang)
+    assert calls == ["send_email"]
+    assert "whether it finished is unknown" in answer
+    [run] = await harness.store.list_runs()
+    kinds = [e.kind for e in await harness.store.list_audit(run.id)]
+    assert "tool_outcome_unknown" in kinds
+
+
+async def test_an_idempotent_call_is_simply_made_again(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    calls: list[str] = []
+    hang = asyncio.Event()
+    tool = hanging_tool("lookup", RiskLevel.LOW, idempotent=True, calls=calls, hang=hang)
+    _, answer = await interrupted_then_recovered(harness_factory, anthropic, tool, hang)
+    assert calls == ["lookup", "lookup"] and "lookup done" in answer
+
+
+async def test_a_call_that_finished_before_the_checkpoint_has_its_result_reused(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    calls: list[str] = []
+    hang = asyncio.Event()
+    tool = hanging_tool("send_email", RiskLevel.MEDIUM, idempotent=False, calls=calls, hang=hang)
+
+    async def finished_but_not_checkpointed(harness: Harness, run_id: str) -> None:
+        [started] = [e for e in await harness.store.list_audit(run_id) if e.kind == "tool_call"]
+        await harness.store.append_audit(AuditEvent(
+            run_id=run_id, kind="tool_result", actor="airlock",
+            data={"tool": "send_email", "tool_use_id": started.data["tool_use_id"],
+                  "is_error": False, "output": "sent to 3 people"},
+        ))  # fmt: skip
+
+    _, answer = await interrupted_then_recovered(
+        harness_factory, anthropic, tool, hang, before_recovery=finished_but_not_checkpointed
+    )
+    assert calls == ["send_email"] and answer == "sent to 3 people"
