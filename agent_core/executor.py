@@ -24,7 +24,7 @@ from agent_core.errors import ToolError, ToolTimeout
 from agent_core.injection import suspicious
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
-from agent_core.models import RiskLevel, Run, Subtask, SubtaskResult, canonical_json
+from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, canonical_json
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 
 if TYPE_CHECKING:  # working memory imports fence from here
@@ -70,8 +70,8 @@ class _Call:
     tool: Tool | None
     problem: str | None
     risk: RiskLevel
-    resumed: bool = False
-    """In a round picked up from a checkpoint: it may have started before."""
+    earlier: list[AuditEvent] | None = None
+    """In a round picked up from a checkpoint: what the audit trail says of this call."""
 
 
 @dataclass(kw_only=True)
@@ -166,7 +166,12 @@ class Executor:
         *,
         resumed: bool = False,
     ) -> None:
-        calls = [replace(self._prepare(block, messages), resumed=resumed) for block in blocks]
+        calls = [self._prepare(block, messages) for block in blocks]
+        if resumed and self.audit is not None:  # read the trail once for the whole round
+            trail = await self.audit.store.list_audit(run.id)
+            calls = [replace(c, earlier=[e for e in trail
+                                         if e.data.get("tool_use_id") == c.block["id"]])
+                     for c in calls]  # fmt: skip
         if messages[-1]["role"] == "assistant":
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
@@ -208,8 +213,8 @@ class Executor:
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
         tool, arguments = call.tool, call.block.get("input", {})
-        if call.resumed:
-            earlier = await self._earlier_attempt(run, call)
+        if call.earlier is not None:
+            earlier = await self._earlier_attempt(run, call, call.earlier)
             if earlier is not None:
                 return earlier
         preview = await self._preview(run, tool, arguments)
@@ -223,19 +228,20 @@ class Executor:
             return _result(block_id, f"not run: {verdict.reason}", error=True)
         return await self._execute(run, tool, arguments, verdict, block_id)
 
-    async def _earlier_attempt(self, run: Run, call: _Call) -> dict[str, Any] | None:
+    async def _earlier_attempt(
+        self, run: Run, call: _Call, events: list[AuditEvent]
+    ) -> dict[str, Any] | None:
         """What to answer, in a resumed round, for a call that was started before.
 
         A call that finished has its recorded result reused (it is not made twice). One that
         started and never finished is made again only if the tool is idempotent; a LOW or
         MEDIUM one that is not gets "outcome unknown", and a HIGH or CRITICAL one goes on to
-        the gate, which asks a person again. None: go ahead as usual.
+        the gate, which asks a person again. None: go ahead as usual. (Without an audit
+        trail nothing is known, and the call is made as before.)
         """
-        if self.audit is None or call.tool is None:
-            return None  # without a trail nothing is known: as before, make the call
+        if call.tool is None:
+            return None
         block_id, tool = call.block["id"], call.tool
-        events = [e for e in await self.audit.store.list_audit(run.id)
-                  if e.data.get("tool_use_id") == block_id]  # fmt: skip
         finished = next((e for e in events if e.kind == "tool_result"), None)
         if finished is not None:
             await self._audit(run, "tool_result_reused", tool=tool.name, tool_use_id=block_id)

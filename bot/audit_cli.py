@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -19,9 +17,16 @@ from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import NotFound
 from agent_core.models import AuditEvent, JsonValue, canonical_json
-from agent_core.store import Store, open_settings_store
+from agent_core.store import Store
 
 __all__ = ["audit_app", "describe"]
+
+
+def _on_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
+    from bot.cli import with_store  # imported late: bot.cli adds this module's commands
+
+    with_store(env_file, work)
+
 
 audit_app = typer.Typer(help="The audit trail: show, export, verify, purge.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -29,20 +34,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 EnvFile = Annotated[Path, typer.Option("--env-file", help="Read settings from this file too.")]
 RunId = Annotated[str, typer.Argument(help="The run (or _global for halts and kills of all).")]
-
-
-def _with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
-    from bot.cli import _settings
-
-    settings = _settings(env_file)
-
-    async def main() -> int:
-        async with AsyncExitStack() as stack:
-            store = await open_settings_store(settings)
-            stack.push_async_callback(store.close)
-            return await work(store, settings)
-
-    raise typer.Exit(asyncio.run(main()))
 
 
 @audit_app.command("show")
@@ -62,7 +53,7 @@ def show(run_id: RunId, env_file: EnvFile = Path(".env")) -> None:
         out.print(_totals(events))
         return 0
 
-    _with_store(env_file, work)
+    _on_store(env_file, work)
 
 
 @audit_app.command("export")
@@ -79,7 +70,7 @@ def export(
             print(event.model_dump_json())  # plain stdout: rich would wrap and style it
         return 0 if events else 1
 
-    _with_store(env_file, work)
+    _on_store(env_file, work)
 
 
 @audit_app.command("verify")
@@ -101,7 +92,7 @@ def verify(
         out.print(f"[green]✓[/] {len(trails)} trail(s) intact")
         return 0
 
-    _with_store(env_file, work)
+    _on_store(env_file, work)
 
 
 @audit_app.command("purge")
@@ -128,7 +119,7 @@ def purge(
         out.print(f"{purged} event(s) older than {days:g} days purged")
         return 0
 
-    _with_store(env_file, work)
+    _on_store(env_file, work)
 
 
 async def _expired(store: Store, trail: str, cutoff: datetime) -> bool:

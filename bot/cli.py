@@ -16,6 +16,7 @@ from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging
 from agent_core.models import DecisionKind, Run
+from agent_core.store import Store, open_settings_store
 
 if TYPE_CHECKING:
     from bot.operate import Operator
@@ -144,6 +145,20 @@ def _operate(
     async def main() -> int:
         async with operator(settings, identity) as acting:
             return await work(acting)
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+def with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
+    """Run ``work`` on the configured store (closed afterwards); exit with what it returns."""
+    settings = _settings(env_file)
+
+    async def main() -> int:
+        store = await open_settings_store(settings)
+        try:
+            return await work(store, settings)
+        finally:
+            await store.close()
 
     raise typer.Exit(asyncio.run(main()))
 

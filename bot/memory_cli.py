@@ -6,10 +6,8 @@ The terminal's operator is a local admin, so these see and change every scope; S
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +21,7 @@ from agent_core.audit import GLOBAL, Audit
 from agent_core.config import Settings
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, MemoryType
-from agent_core.store import Store, open_settings_store
+from agent_core.store import Store
 
 if TYPE_CHECKING:  # loads FAISS: only the memory commands pay for it
     from agent_core.memory.longterm import LongTermMemory
@@ -52,21 +50,18 @@ def _checked_scope(scope: str | None) -> str | None:
 
 
 def _with_memory(env_file: Path, work: Callable[[Store, LongTermMemory], Awaitable[int]]) -> None:
-    from bot.cli import _settings
+    from bot.cli import with_store
 
-    settings: Settings = _settings(env_file)
-
-    async def main() -> int:
+    async def with_memory(store: Store, settings: Settings) -> int:
         from agent_core.memory.service import AgentMemory
 
-        async with AsyncExitStack() as stack:
-            store = await open_settings_store(settings)
-            stack.push_async_callback(store.close)
-            memory = AgentMemory.from_settings(settings, store).longterm
-            stack.push_async_callback(memory.close)
+        memory = AgentMemory.from_settings(settings, store).longterm
+        try:
             return await work(store, memory)
+        finally:
+            await memory.close()
 
-    raise typer.Exit(asyncio.run(main()))
+    with_store(env_file, with_memory)
 
 
 @memory_app.command("add")

@@ -170,6 +170,21 @@ class Harness:
     async def run(self, goal: str = "check the web tier", **fields: Any) -> Run:
         return await self.finished((await self.start(goal, **fields)).id)
 
+    async def recovered(self, run_id: str, timeout: float = 20) -> Run:
+        """``run_id`` once it ends in a new runner and orchestrator on the same store, as in
+        the next process to start (this runner must be stopped first)."""
+        o = self.orchestrator
+        again = Runner(store=self.store, channel=self.channel, policy=o.policy.approvals,
+                       orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
+                                                 channel=o.channel, policy=o.policy,
+                                                 workspace=o.workspace))  # fmt: skip
+        await again.start()  # recovers unfinished runs
+        try:
+            async with asyncio.timeout(timeout):
+                return await again.wait_for(run_id, FINAL_STATUSES)
+        finally:
+            await again.stop()
+
 
 @pytest.fixture
 async def harness_factory(

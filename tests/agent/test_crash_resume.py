@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from agent_core.models import AuditEvent, RiskLevel, RunStatus
-from agent_core.orchestrator import Orchestrator
-from agent_core.runner import Runner
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness
@@ -49,17 +47,7 @@ async def interrupted_then_recovered(
     if before_recovery is not None:
         await before_recovery(harness, run.id)
     anthropic.enqueue(text_reply("carried on"))
-    o = harness.orchestrator
-    again = Runner(store=harness.store, channel=harness.channel, policy=o.policy.approvals,
-                   orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
-                                             channel=o.channel, policy=o.policy,
-                                             workspace=o.workspace))  # fmt: skip
-    await again.start()
-    try:
-        async with asyncio.timeout(20):
-            done = await again.wait_for(run.id, {RunStatus.COMPLETED, RunStatus.FAILED})
-    finally:
-        await again.stop()
+    done = await harness.recovered(run.id)
     assert done.status is RunStatus.COMPLETED
     answered = anthropic.requests[-1].last_user_blocks()[0]
     return harness, str(answered["content"])

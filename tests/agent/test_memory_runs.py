@@ -20,7 +20,6 @@ from agent_core.models import (
     Decision,
     DecisionKind,
     PlanSubject,
-    RiskLevel,
     Run,
     RunStatus,
     ToolCallSubject,
@@ -28,8 +27,9 @@ from agent_core.models import (
 from agent_core.store import Store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel
-from agent_core.tools import Tool, ToolContext, ToolRegistry
+from agent_core.tools import ToolRegistry
 from tests.agent.conftest import Harness, Tools
+from tests.agent.test_approvals import recording_command
 
 Factory = Callable[..., Awaitable[Harness]]
 OPS = "C0OPS"
@@ -51,17 +51,6 @@ def agent_memory(store: Store, embedder: Embedder, tmp_path: Path) -> AgentMemor
         extractor=FactExtractor(),
         limits=MemoryLimits(extract=False),
     )
-
-
-def command_tool(calls: list[dict[str, Any]]) -> Tool:
-    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
-        calls.append(arguments)
-        return "ran"
-
-    return Tool(name="run_command", description="Run a shell command.",
-                input_schema={"type": "object", "properties": {"command": {"type": "string"}},
-                              "required": ["command"]},
-                risk=RiskLevel.HIGH, handler=handler)  # fmt: skip
 
 
 def restart_web_on_prod() -> Any:
@@ -104,8 +93,9 @@ async def test_a_new_request_shows_the_similar_rejections_before_it(
     reasons = ["wrong environment, this is prod", "prod is frozen until Monday"]
     channel = RecordingChannel(decider=plans_approved_calls_rejected(reasons))
     authority = Authority(approvers=["U0ANA"], admins=["U0ADMIN"], members_of=channel.members_of)
-    harness = await harness_factory(channel=channel, registry=ToolRegistry([command_tool(calls)]),
-                                    memory=agent_memory, authority=authority)  # fmt: skip
+    registry = ToolRegistry([recording_command(calls)])
+    harness = await harness_factory(channel=channel, registry=registry, memory=agent_memory,
+                                    authority=authority)  # fmt: skip
     commands = [
         "kubectl rollout restart deploy/web --context prod",
         "kubectl rollout restart deploy/api --context prod",

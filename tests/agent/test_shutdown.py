@@ -8,7 +8,6 @@ from typing import Any
 
 from agent_core.models import RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Checkpoint
-from agent_core.runner import Runner
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness
@@ -54,16 +53,6 @@ async def test_sigterm_lets_the_tool_in_flight_finish_and_the_next_start_resumes
 
     await harness.control.kill(late.id, by="U0ADMIN")  # only the interrupted run resumes below
     anthropic.enqueue(text_reply("database a migrated"))
-    again = Runner(store=harness.store, orchestrator=harness.orchestrator.__class__(
-        store=harness.store, llm=harness.orchestrator.llm, tools=registry,
-        channel=harness.channel, policy=harness.orchestrator.policy,
-        workspace=harness.orchestrator.workspace,
-    ), channel=harness.channel, policy=harness.orchestrator.policy.approvals)  # fmt: skip
-    await again.start()  # recovers unfinished runs
-    try:
-        async with asyncio.timeout(20):
-            done = await again.wait_for(run.id, {RunStatus.COMPLETED, RunStatus.FAILED})
-    finally:
-        await again.stop()
+    done = await harness.recovered(run.id)
     assert done.status is RunStatus.COMPLETED
     assert calls == [{"db": "a"}]  # the tool ran once, before the shutdown
