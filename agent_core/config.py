@@ -148,6 +148,7 @@ class Settings(BaseSettings):
 
     # Serving
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    lease_seconds: float = Field(default=30.0, ge=0.5, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -222,6 +223,14 @@ class Settings(BaseSettings):
             self.anthropic_api_key,
         )
         return [value for value in values if value is not None]
+
+    def missing_for_worker(self) -> list[str]:
+        """The settings ``airlock worker`` needs and does not have (no Slack requests come in)."""
+        required = {
+            "SLACK_BOT_TOKEN": self.slack_bot_token,
+            "ANTHROPIC_API_KEY": self.anthropic_api_key,
+        }
+        return [name for name, value in required.items() if not _present(value)]
 
     def missing_for_serve(self) -> list[str]:
         """The settings ``airlock serve`` needs and does not have."""

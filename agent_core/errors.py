@@ -10,6 +10,7 @@ Every error derives from :class:`AirlockError`::
     │   ├── IllegalTransition       a run status change the state machine forbids
     │   ├── StatusConflict          compare-and-set lost: the status was not the expected one
     │   └── VersionConflict         optimistic write lost: someone saved the record first
+    ├── OwnershipLost               another worker took the run over: stop, write nothing
     ├── ApprovalError               a decision that cannot apply to this approval
     │   ├── InvalidDecision         e.g. editing the arguments of a plan approval
     │   └── ApprovalNotUsable       not approved, consumed already, or for other arguments
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidDecision",
     "LLMError",
     "NotFound",
+    "OwnershipLost",
     "PlanError",
     "StandInError",
     "StatusConflict",
@@ -111,6 +113,18 @@ class VersionConflict(StoreError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{kind} {key!r}: expected version {expected}, found {actual}")
+
+
+class OwnershipLost(AirlockError):
+    """This process no longer owns the run (its lease ran out, or another worker saved it).
+
+    The run is not failed: whoever owns it now goes on with it, so this process stops
+    without writing anything more.
+    """
+
+    def __init__(self, run_id: str, why: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: {why}")
 
 
 class ApprovalError(AirlockError):

@@ -25,6 +25,7 @@ from agent_core.injection import suspicious
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, canonical_json
+from agent_core.ownership import Ownership
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 
 if TYPE_CHECKING:  # working memory imports fence from here
@@ -90,6 +91,8 @@ class Executor:
     """Where every tool call's start and end are recorded."""
     working: WorkingMemory | None = None
     """Keeps the conversation under a token budget before each model turn; None keeps all."""
+    ownership: Ownership | None = None
+    """Checked before every tool call: a worker that lost the run must not run its tools."""
 
     async def run(
         self,
@@ -257,7 +260,10 @@ class Executor:
         self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, block_id: str
     ) -> dict[str, Any]:
         arguments = verdict.arguments
-        edited = {"original_arguments": asked} if asked != arguments else {}
+        edited: dict[str, Any] = {"original_arguments": asked} if asked != arguments else {}
+        if self.ownership is not None:
+            await self.ownership.check()
+            edited["worker"] = self.ownership.owner
         await self._audit(run, "tool_call", tool=tool.name, tool_use_id=block_id,
                           arguments=arguments, approval_id=verdict.approval_id,
                           approved_by=verdict.approved_by, **edited)  # fmt: skip

@@ -224,6 +224,8 @@ class Run(_Record):
     """What earlier attempts used; a retried run's budgets count from its retry."""
     dry_run: bool = False
     error: str | None = None
+    owner: str | None = None
+    """The worker that last took the run up (a Redis deployment); None in one process."""
     version: int = Field(default=0, ge=0)
     """Bumped by the store on every save; optimistic concurrency control."""
 

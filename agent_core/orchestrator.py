@@ -30,11 +30,12 @@ from agent_core.channel import (
 )
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
-from agent_core.errors import LLMError, PlanError, VersionConflict
+from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
 from agent_core.executor import Executor, ExecutorLimits
 from agent_core.limits import SpendLedger
 from agent_core.llm import LLM, Usage
 from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.ownership import Ownership
 from agent_core.planner import Planner
 from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
@@ -43,10 +44,14 @@ from agent_core.tools import ToolContext, ToolRegistry
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
+__all__ = ["LEASE_LOST", "SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
 
 SHUTDOWN = "airlock: process shutting down"
 """Cancel message of a run task stopped because its process stops: the run is not killed."""
+LEASE_LOST = "airlock: another worker took the run over"
+"""Cancel message of a run task whose worker lost its lease: the run goes on elsewhere."""
+_QUIET = (SHUTDOWN, LEASE_LOST)
+"""Cancel messages that leave the run as it is, for whoever resumes it."""
 
 logger = logging.getLogger(__name__)
 
@@ -119,15 +124,21 @@ class Orchestrator:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process is shutting down: each run stops at its next checkpoint."""
 
-    async def execute(self, run_id: str) -> Run:
+    async def execute(self, run_id: str, *, ownership: Ownership | None = None) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
 
         A parked run ends this call with status ``awaiting_approval``; calling it again after
         the decision resumes the run from its checkpoint. Cancelling the task that awaits this
         ends the run as ``killed``. If another process finished the run meanwhile (a kill),
         this returns the run as that process left it.
+
+        ``ownership`` is a worker's lease on the run: it is written on the run first (so a
+        worker that lost the run can no longer save it) and checked before every tool call.
+        Raises :class:`OwnershipLost` when another worker has taken the run over.
         """
-        state = _RunState(orchestrator=self, run=await self.store.get_run(run_id))
+        state = _RunState(
+            orchestrator=self, run=await self.store.get_run(run_id), ownership=ownership
+        )
         if state.run.status.is_final:
             return state.run
         with telemetry.run_span(state.run, latest=lambda: state.run):
@@ -135,9 +146,9 @@ class Orchestrator:
         return state.run
 
     async def _work_on(self, state: _RunState) -> None:
-        await state.load_checkpoint()
         try:
             await state.claim()
+            await state.load_checkpoint()  # after the claim: no earlier owner writes after it
             await self._drive(state)
         except _StoppedElsewhere:
             await self.channel.notify(
@@ -150,7 +161,7 @@ class Orchestrator:
             async with deadline:
                 result = await state.drive()
         except asyncio.CancelledError as cancelled:
-            if SHUTDOWN in cancelled.args:
+            if any(quiet in cancelled.args for quiet in _QUIET):
                 raise  # the run stays as it is, to be resumed from its checkpoint
             try:
                 await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
@@ -196,6 +207,7 @@ class _RunState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     llm: BudgetedLLM | None = None
     notes: list[str] | None = None
+    ownership: Ownership | None = None
 
     def __post_init__(self) -> None:
         o = self.orchestrator
@@ -220,7 +232,24 @@ class _RunState:
             self.checkpoint = Checkpoint.model_validate_json(raw)
 
     async def claim(self) -> None:
-        """Take a parked run back (a compare-and-set: of two resumers, one wins)."""
+        """Take the run up: a worker writes its name on it, and a parked run goes back to work.
+
+        Both are compare-and-sets on the run's version. A worker that holds the lease but
+        loses the write saw an earlier owner's last save land first: it reads the run again
+        and claims once more; after its claim no earlier owner can save the run.
+        """
+        ownership = self.ownership
+        while ownership is not None:
+            await ownership.check()
+            try:
+                await self.save(owner=ownership.owner, with_checkpoint=False)
+            except OwnershipLost:
+                continue
+            await Audit(store=self.orchestrator.store).record(
+                self.run.id, "run_claimed", actor="airlock", worker=ownership.owner,
+                status=self.run.status.value, attempt=self.run.attempt,
+            )  # fmt: skip
+            break
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)
 
@@ -284,6 +313,7 @@ class _RunState:
             on_progress=self.progress,
             audit=Audit(store=o.store),
             working=working,
+            ownership=self.ownership,
         )
 
     async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
@@ -306,7 +336,8 @@ class _RunState:
                 self.run = await self.orchestrator.store.get_run(self.run.id)
                 if self.run.status.is_final:
                     raise _StoppedElsewhere from None
-                raise
+                # Someone else saved a live run: it is theirs now (a worker that took it over).
+                raise OwnershipLost(self.run.id, "saved by another process") from None
 
     async def move(self, status: RunStatus) -> None:
         if self.run.status is not status:

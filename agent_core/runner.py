@@ -33,7 +33,7 @@ from agent_core.channel import (
 )
 from agent_core.clock import Clock, SystemClock
 from agent_core.control import ACTIVE
-from agent_core.errors import NotFound, VersionConflict
+from agent_core.errors import NotFound, OwnershipLost, VersionConflict
 from agent_core.models import (
     Approval,
     ApprovalDecided,
@@ -47,6 +47,7 @@ from agent_core.models import (
     TimeoutPolicy,
 )
 from agent_core.orchestrator import SHUTDOWN, Orchestrator
+from agent_core.ownership import Ownership
 from agent_core.run_queue import RunQueue
 from agent_core.store import Store
 
@@ -137,6 +138,10 @@ class Runner:
             if self.orchestrator.draining.is_set():  # shutting down: the next process starts it
                 return await self.store.get_run(run_id)
             return await self._drive(run_id)
+        except OwnershipLost as lost:  # taken over elsewhere: theirs to finish, not ours to fail
+            why = {"run_id": run_id, "reason": str(lost)}
+            logger.warning("run taken over; stopping here", extra=why)
+            return await self.store.get_run(run_id)
         except Exception as error:  # a bug must end the run visibly, not leave it "running"
             logger.exception("run crashed", extra={"run_id": run_id})
             return await self._fail(run_id, f"internal error: {type(error).__name__}: {error}")
@@ -175,7 +180,7 @@ class Runner:
     async def _drive(self, run_id: str) -> Run:
         while True:
             self._wake.discard(run_id)
-            run = await self.orchestrator.execute(run_id)
+            run = await self.orchestrator.execute(run_id, ownership=self._ownership(run_id))
             if run.status is not RunStatus.AWAITING_APPROVAL:
                 return run
             for approval in await self.store.list_pending_approvals(run_id=run_id):
@@ -183,6 +188,10 @@ class Runner:
             # A decision that came while this task was parking the run resumes it now.
             if run_id not in self._wake:
                 return run
+
+    def _ownership(self, run_id: str) -> Ownership | None:
+        """This process's hold on ``run_id``: none to check in one process."""
+        return None
 
     async def _fail(self, run_id: str, reason: str) -> Run:
         run = await self.store.get_run(run_id)

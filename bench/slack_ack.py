@@ -62,6 +62,10 @@ def bare_app(client: AsyncWebClient) -> AsyncApp:
     return app
 
 
+async def _measured_elsewhere(run_id: str) -> None:
+    """No runner: this benchmark measures the acknowledgement, not the run."""
+
+
 async def airlock_app(client: AsyncWebClient, store: Store) -> AsyncApp:
     # One person sends every mention: the budgets are checked, the hourly limit would refuse.
     settings = Settings(slack_signing_secret=SECRET, approvers=[CLICK["user"]["id"]],
@@ -70,7 +74,7 @@ async def airlock_app(client: AsyncWebClient, store: Store) -> AsyncApp:
     channel = SlackChannel(client=client, store=store)
     authority = Authority(approvers=settings.approvers)
     service = DecisionService(store=store, authority=authority, audit=Audit(store=store))
-    intake = GoalIntake(store=store, submit=lambda run_id: None,
+    intake = GoalIntake(store=store, submit=_measured_elsewhere,
                         remember_status=channel.remember_status,
                         admission=Admission(store=store,
                                             limits=Limits.from_settings(settings)))  # fmt: skip

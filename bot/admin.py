@@ -6,7 +6,7 @@ may do anything; the person who asked for a run may kill that run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -34,9 +34,9 @@ class AdminCommands:
     store: Store
     control: RunControl
     decisions: DecisionService | None = None
-    submit: Callable[[str], object] | None = None
-    """Hands a retried run to this process's runner (`/agent retry <run>`)."""
     """For `/agent approve <id>` and `/agent reject <id> [reason]`."""
+    submit: Callable[[str], Awaitable[object]] | None = None
+    """Hands a retried run to whatever works on runs (`/agent retry <run>`)."""
 
     async def answer(self, user: str, text: str) -> str:
         """The reply to ``text`` (which starts with one of :data:`ADMIN_VERBS`) from ``user``."""
@@ -77,7 +77,7 @@ class AdminCommands:
         retried = await self.control.retry(run_id, by=user)
         if isinstance(retried, Refused):
             return f"Not allowed: {retried.reason}."
-        self.submit(retried.id)
+        await self.submit(retried.id)
         return (f":repeat: Run `{retried.id}` is retrying as attempt {retried.attempt}; steps"
                 " that completed and tool calls already made are not done again.")  # fmt: skip
 

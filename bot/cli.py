@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -53,18 +53,42 @@ def _settings(env_file: Path) -> Settings:
     return settings
 
 
+Port = Annotated[int | None, typer.Option(help="HTTP port (default: AIRLOCK_PORT or 3000).")]
+
+
 @app.command()
 def serve(
-    port: Annotated[
-        int | None, typer.Option(help="HTTP port (default: AIRLOCK_PORT or 3000).")
-    ] = None,
+    port: Port = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option("--no-worker", help="Only serve Slack and queue runs (a Redis store)."),
+    ] = False,
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on /slack/events)."""
+    settings = _ready("serve", env_file, settings_missing=lambda s: s.missing_for_serve())
+    from bot.server import serve as run_server
+
+    _until_stopped(run_server(settings, port=port or settings.port, worker=not no_worker))
+
+
+@app.command()
+def worker(port: Port = None, env_file: EnvFile = Path(".env")) -> None:
+    """Work on queued runs (a Redis store), beside front ends started with `serve --no-worker`."""
+    settings = _ready("worker", env_file, settings_missing=lambda s: s.missing_for_worker())
+    from bot.worker import work
+
+    _until_stopped(work(settings, port=port or settings.port))
+
+
+def _ready(
+    command: str, env_file: Path, *, settings_missing: Callable[[Settings], list[str]]
+) -> Settings:
+    """Valid settings with nothing missing for ``command``, logging configured; else exit 2."""
     settings = _settings(env_file)
-    missing = settings.missing_for_serve()
+    missing = settings_missing(settings)
     if missing:
-        err.print("[bold red]airlock serve: missing settings[/]")
+        err.print(f"[bold red]airlock {command}: missing settings[/]")
         for name in missing:
             err.print(f"  {name} is not set", markup=False, highlight=False)
         err.print(
@@ -73,9 +97,17 @@ def serve(
         )
         raise typer.Exit(CONFIG_EXIT)
     configure_logging(settings.log_level)
-    from bot.server import serve as run_server
+    return settings
 
-    asyncio.run(run_server(settings, port=port or settings.port))
+
+def _until_stopped(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server until SIGTERM; a setting that turns out wrong on start-up exits 2."""
+    try:
+        asyncio.run(main)
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(CONFIG_EXIT) from None
 
 
 @app.command()

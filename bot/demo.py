@@ -259,6 +259,7 @@ async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[Runner, str
     client = build_client(settings)
     app = build_app(settings, client=client)
     runner = await _agent(settings, store, client, app, stack)
+    assert runner is not None  # the demo's store is SQLite: runs work in this process
     site = web.AppRunner(build_web_app(settings, app, store))
     await site.setup()
     stack.push_async_callback(site.cleanup)

@@ -44,8 +44,8 @@ class GoalIntake:
     """Turns a goal said in Slack into a queued run in its thread."""
 
     store: Store
-    submit: Callable[[str], object]
-    """Hands a run id to the runner."""
+    submit: Callable[[str], Awaitable[object]]
+    """Hands a run id to whatever works on it (this process's runner, or the run queue)."""
     remember_status: Callable[[Run, str, str], Awaitable[None]]
     """Records the message that shows the run's status (edited in place as it moves)."""
     admission: Admission
@@ -79,7 +79,7 @@ class GoalIntake:
         )
         posted = await say(f":eyes: `{run.id}` planning…")
         await self.remember_status(run, posted["channel"], posted["ts"])
-        self.submit(run.id)
+        await self.submit(run.id)
         return run
 
 

@@ -1,4 +1,9 @@
-"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz and /metrics."""
+"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz and /metrics.
+
+With a SQLite store the runs work in this process. With a Redis store they go on the shared
+run queue: ``airlock serve`` also works on them (a worker in the same process) unless
+started with ``--no-worker``, and ``airlock worker`` (``bot.worker``) only works on them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -14,15 +20,14 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.anthropic_llm import AnthropicLLM
-from agent_core.approvals import ApprovalPolicy
 from agent_core.config import Settings
 from agent_core.control import RunControl
+from agent_core.errors import ConfigError
 from agent_core.limits import Admission, Limits
-from agent_core.run_queue import RunQueue
 from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
 from agent_core.telemetry import configure_tracing
+from agent_core.worker import Worker
 from bot import wiring
 from bot.admin import AdminCommands
 from bot.app import build_app, build_client
@@ -32,16 +37,19 @@ from bot.listeners import register_approvals
 from bot.memory_commands import MemoryCommands
 from bot.slack_channel import SlackChannel
 
-__all__ = ["build_web_app", "serve"]
+__all__ = ["build_web_app", "serve", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 
 
-def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Application:
-    """The aiohttp application: Slack's endpoint (in HTTP mode), health and metrics."""
-    web_app = web.Application() if settings.socket_mode else app.web_app(path=SLACK_EVENTS_PATH)
+def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode, with ``app``), health, metrics."""
+    if app is None or settings.socket_mode:
+        web_app = web.Application()
+    else:
+        web_app = app.web_app(path=SLACK_EVENTS_PATH)
 
     async def healthz(_: web.Request) -> web.Response:
         try:
@@ -59,19 +67,28 @@ def build_web_app(settings: Settings, app: AsyncApp, store: Store) -> web.Applic
     return web_app
 
 
-async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
-    """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume."""
+async def serve(
+    settings: Settings, *, port: int, host: str = "0.0.0.0", worker: bool = True
+) -> None:
+    """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume.
+
+    ``worker=False`` (a Redis store only) serves Slack and queues runs for workers.
+    """
     _ignore_oauth_environment()
     # Handlers first: a SIGTERM that arrives while starting up still stops cleanly.
-    stopped = _stop_on_signals()
+    stopped = stop_on_signals()
     async with AsyncExitStack() as stack:
         # Flushes spans last, after everything else has stopped; blocks, so in a thread.
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
+        queue = wiring.run_queue(store)
+        if queue is None and not worker:
+            raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
+                               " with SQLite nothing else would work on the runs"])  # fmt: skip
         client = build_client(settings)
         app = build_app(settings, client=client)
-        runs = await _agent(settings, store, client, app, stack)
+        runs = await _agent(settings, store, client, app, stack, worker=worker)
         site = web.AppRunner(build_web_app(settings, app, store))
         await site.setup()
         stack.push_async_callback(site.cleanup)
@@ -80,49 +97,64 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
             await socket_mode.connect_async()
             stack.push_async_callback(socket_mode.close_async)
-        await runs.start()
-        # On SIGTERM working runs get a moment to write their next checkpoint, so the step
-        # in flight is kept; nothing new starts meanwhile.
-        stack.push_async_callback(runs.stop, grace_seconds=settings.shutdown_grace_seconds)
+        if runs is not None:
+            await runs.start()
+            # On SIGTERM working runs get a moment to write their next checkpoint, so the
+            # step in flight is kept; nothing new starts meanwhile.
+            stack.push_async_callback(runs.stop, grace_seconds=settings.shutdown_grace_seconds)
         mode = "socket" if settings.socket_mode else "http"
-        logger.info("airlock is serving", extra={"mode": mode, "port": port})
+        role = "front end" if runs is None else "front end and worker"
+        logger.info("airlock is serving", extra={"mode": mode, "port": port, "role": role})
         await stopped.wait()
 
 
 async def _agent(
-    settings: Settings, store: Store, client: AsyncWebClient, app: AsyncApp, stack: AsyncExitStack
-) -> Runner:
-    """The agent core behind the app: Slack as its channel, approvals wired to the buttons."""
-    llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
-    memory = wiring.memory(settings, store, stack)
-    registry = await wiring.tools(
-        settings, stack, report=lambda line: logger.warning(line), memory=memory
-    )
+    settings: Settings,
+    store: Store,
+    client: AsyncWebClient,
+    app: AsyncApp,
+    stack: AsyncExitStack,
+    *,
+    worker: bool = True,
+) -> Runner | None:
+    """The agent core behind the app: Slack as its channel, approvals wired to the buttons.
+
+    Returns what works on runs in this process: a runner (SQLite), a worker (Redis), or
+    None for a front end that only queues them.
+    """
     channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
                            approvers=settings.approvers)  # fmt: skip
-    runner = Runner(
-        store=store,
-        orchestrator=wiring.orchestrator(settings, store, llm, registry, channel, memory=memory),
-        channel=channel,
-        policy=ApprovalPolicy.from_settings(settings),
-        queue=RunQueue(limit=settings.max_concurrent_runs),
-    )
+    agent = await wiring.agent(settings, store, channel, stack)
+    runs = agent.runs(settings) if worker else None
+    submit = agent.submit if runs is None else _submitter(runs)
     admission = Admission(store=store, limits=Limits.from_settings(settings))
-    intake = GoalIntake(store=store, submit=runner.submit,
-                        remember_status=channel.remember_status, admission=admission)  # fmt: skip
-    service = wiring.decisions(settings, store, registry, channel)
+    intake = GoalIntake(store=store, submit=submit, remember_status=channel.remember_status,
+                        admission=admission)  # fmt: skip
+    service = wiring.decisions(settings, store, agent.registry, channel)
     control = RunControl(store=store, authority=service.authority, audit=service.audit)
+    memory = agent.memory
     curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
                             authority=service.authority, audit=service.audit)  # fmt: skip
     register_goals(
         app,
         intake,
-        AdminCommands(store=store, control=control, decisions=service, submit=runner.submit),
+        AdminCommands(store=store, control=control, decisions=service, submit=submit),
         curate,
     )
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
-    return runner
+    return runs
+
+
+def _submitter(runs: Runner) -> Callable[[str], Awaitable[None]]:
+    """Hands a run to ``runs``: a worker queues it, a runner starts it here."""
+    if isinstance(runs, Worker):
+        return runs.enqueue
+
+    async def submit(run_id: str) -> None:
+        runs.submit(run_id)
+
+    return submit
 
 
 def _ignore_oauth_environment() -> None:
@@ -133,7 +165,8 @@ def _ignore_oauth_environment() -> None:
             logger.warning("ignoring %s: airlock serves a single workspace", name)
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM."""
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

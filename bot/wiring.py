@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_core.approvals import Authority, DecisionService, schema_edit_check
+from agent_core.anthropic_llm import AnthropicLLM
+from agent_core.approvals import ApprovalPolicy, Authority, DecisionService, schema_edit_check
 from agent_core.audit import Audit
 from agent_core.channel import OperatorChannel
 from agent_core.config import Settings
@@ -16,7 +18,10 @@ from agent_core.errors import AirlockError
 from agent_core.limits import SpendLedger
 from agent_core.llm import LLM
 from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.run_queue import RunQueue
+from agent_core.runner import Runner
 from agent_core.store import Store
+from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config
@@ -24,9 +29,69 @@ from agent_core.tools.mcp import McpTools, load_mcp_config
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["decisions", "memory", "orchestrator", "tools"]
+__all__ = ["Agent", "agent", "decisions", "memory", "orchestrator", "run_queue", "tools"]
 
 logger = logging.getLogger(__name__)
+
+_UNLIMITED_SLOTS = 1000
+"""A worker's slots when AIRLOCK_MAX_CONCURRENT_RUNS is 0 (no limit)."""
+
+
+def run_queue(store: Store) -> RedisRunQueue | None:
+    """The shared run queue of a Redis store; None for SQLite (runs work in one process)."""
+    from agent_core.store.redis import RedisStore
+
+    return store.run_queue() if isinstance(store, RedisStore) else None
+
+
+@dataclass(kw_only=True)
+class Agent:
+    """The agent core of a process that serves Slack or works on runs."""
+
+    store: Store
+    channel: OperatorChannel
+    registry: ToolRegistry
+    orchestrator: Orchestrator
+    memory: AgentMemory | None
+    queue: RedisRunQueue | None
+    """The shared run queue (Redis), or None when runs work in this process (SQLite)."""
+
+    def runs(self, settings: Settings) -> Runner:
+        """What works on runs here: a worker on the shared queue, else an in-process runner."""
+        policy = ApprovalPolicy.from_settings(settings)
+        if self.queue is None:
+            limit = RunQueue(limit=settings.max_concurrent_runs)
+            return Runner(store=self.store, orchestrator=self.orchestrator, channel=self.channel,
+                          policy=policy, queue=limit)  # fmt: skip
+        from agent_core.worker import Worker
+
+        return Worker(
+            store=self.store, orchestrator=self.orchestrator, channel=self.channel, policy=policy,
+            runs=self.queue, slots=settings.max_concurrent_runs or _UNLIMITED_SLOTS,
+            lease_seconds=settings.lease_seconds,
+        )  # fmt: skip
+
+    async def submit(self, run_id: str) -> None:
+        """Queue ``run_id`` for the workers (a front end with no worker of its own)."""
+        if self.queue is None:
+            raise RuntimeError("runs are queued only with a Redis store")
+        await self.queue.enqueue(run_id)
+
+
+async def agent(
+    settings: Settings, store: Store, channel: OperatorChannel, stack: AsyncExitStack
+) -> Agent:
+    """The model, memory, tools and orchestrator the settings describe, reporting to ``channel``."""
+    llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
+    agent_memory = memory(settings, store, stack)
+    registry = await tools(
+        settings, stack, report=lambda line: logger.warning(line), memory=agent_memory
+    )
+    return Agent(
+        store=store, channel=channel, registry=registry, memory=agent_memory,
+        orchestrator=orchestrator(settings, store, llm, registry, channel, memory=agent_memory),
+        queue=run_queue(store),
+    )  # fmt: skip
 
 
 def memory(settings: Settings, store: Store, stack: AsyncExitStack) -> AgentMemory | None:

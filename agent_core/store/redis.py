@@ -42,6 +42,7 @@ from agent_core.models import (
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
+from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     SignalHub,
@@ -100,6 +101,10 @@ class RedisStore(RedisMemories):
 
     def _now(self) -> datetime:
         return self._clock.now()
+
+    def run_queue(self) -> RedisRunQueue:
+        """The run queue and leases on this store's server and keys (workers use it)."""
+        return RedisRunQueue(self._redis, self._key)
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -1,0 +1,568 @@
+"""A scaled-out airlock on one machine, for fault tests: Redis, front ends and workers.
+
+:class:`Cluster` starts a real ``redis-server`` (append-only, so a restart keeps every
+acknowledged write), the Slack and Anthropic stand-ins, N front ends
+(``python -m bot serve --no-worker``) and M workers (``python -m bot worker``) as real
+processes sharing one environment, and tears all of it down on exit, even on failure.
+
+The Anthropic stand-in answers from the conversation alone (:func:`answer`), never from a
+script, so hundreds of runs proceed in any order and in parallel; faults enqueued on
+``cluster.anthropic`` go first, to whichever request comes next. Each goal carries a unique
+token (:class:`Goal`): the planner's plan, the tool call and the final text all derive from
+it, so what a run did can be checked file by file in the shared workspace. A goal posted
+with ``needs_approval`` calls a HIGH tool and waits for :meth:`Cluster.click_approve`.
+
+    async with Cluster(tmp_path=tmp_path, front_ends=2, workers=3) as cluster:
+        goals = [await cluster.post_goal(i % 2) for i in range(100)]
+        cluster.anthropic.enqueue(fault(529, retry_after=0.1))  # the next model call fails
+        await cluster.kill_worker(0, signal.SIGKILL)
+        runs = await cluster.wait_all_final(100, timeout=60)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import re
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, Self, TypeVar
+
+import aiohttp
+from redis.exceptions import RedisError
+
+from agent_core.errors import StoreError
+from agent_core.models import AuditEvent, Run
+from agent_core.store import Store, open_store
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    RecordedRequest,
+    Reply,
+    text_reply,
+    tool_use_reply,
+)
+from agent_core.testing.redis_server import RedisServer, free_port
+from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
+from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from tests.e2e.test_serve import clean_env
+
+__all__ = [
+    "APPROVER",
+    "NEEDS_APPROVAL",
+    "REQUESTER",
+    "ApprovalCard",
+    "Cluster",
+    "Goal",
+    "Node",
+    "answer",
+    "goal_token",
+]
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TOKEN = "xoxb-airlock-cluster"
+KEY = "sk-ant-cluster"
+MENTION: dict[str, Any] = load_json_payload("app_mention.json")
+CLICK: dict[str, Any] = load_json_payload("block_actions.json")
+APPROVER: str = CLICK["user"]["id"]
+"""Who clicks Approve (the only approver)."""
+REQUESTER: str = MENTION["event"]["user"]
+"""Who asks for every goal (not an approver, so no self-approval question arises)."""
+NEEDS_APPROVAL = "needs-approval"
+"""Marker in a goal's text: its tool call is ``run_command`` (HIGH) instead of ``write_file``."""
+
+_TOKEN = re.compile(r"\bgoal-[0-9a-f]{16}\b")
+_BASE_TS = 1_700_000_000
+_STORE_ERRORS = (StoreError, RedisError, OSError)
+T = TypeVar("T")
+_ACCESS_LOG = '"logger": "aiohttp.access"'
+
+Kind = Literal["front end", "worker"]
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def goal_token(request: RecordedRequest) -> str:
+    """The goal's token, from the first user message (the planner's and executor's brief)."""
+    users = [m for m in request.messages if m.get("role") == "user"]
+    first = users[0].get("content") if users else ""
+    text = first if isinstance(first, str) else json.dumps(first)
+    found = _TOKEN.search(text)
+    if found is None:
+        raise ValueError(f"no goal token in the request: {text[:200]!r}")
+    return found.group(0)
+
+
+def _needs_approval(request: RecordedRequest) -> bool:
+    users = [m for m in request.messages if m.get("role") == "user"]
+    return bool(users) and NEEDS_APPROVAL in json.dumps(users[0].get("content"))
+
+
+def answer(request: RecordedRequest) -> Reply:
+    """The model, answering from the conversation state alone.
+
+    - A planning turn (``tool_choice`` names ``submit_plan``): one LOW subtask that names
+      the token.
+    - An executor turn without tool results: one tool call. ``write_file`` of
+      ``runs/<token>.txt`` (made LOW by the cluster's ``AIRLOCK_TOOL_RISKS``) or, for a goal
+      marked ``needs-approval``, ``run_command`` (HIGH, not idempotent) appending a line to
+      ``runs/<token>.cmd``, so a call run twice shows as two lines.
+    - After a tool result: the text ``done <token>``.
+    """
+    token = goal_token(request)
+    body = request.body or {}
+    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
+        subtask = {"id": "s1", "description": f"do {token}", "required_tools": [],
+                   "depends_on": [], "risk_level": "low"}  # fmt: skip
+        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    if request.tool_results():
+        return text_reply(f"done {token}")
+    if _needs_approval(request):
+        return tool_use_reply("run_command", {"command": f"echo {token} >> runs/{token}.cmd"})
+    return tool_use_reply("write_file", {"path": f"runs/{token}.txt", "content": token})
+
+
+# --- what the cluster hands back ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Goal:
+    """One goal posted as an app mention."""
+
+    token: str
+    """Unique; in the goal text, the plan, the tool call and the reply."""
+    text: str
+    """The goal as the run records it (mention removed)."""
+    thread_ts: str
+    """The mention's ts: the run's thread."""
+    event_id: str
+    """The Events API delivery id (unique per goal)."""
+    needs_approval: bool
+    """Whether its tool call waits on an Approve click."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalCard:
+    """An approval request posted in Slack and still pending in the store."""
+
+    approval_id: str
+    message_ts: str
+    """The card's ts, which the click carries."""
+    thread_ts: str | None
+    """The thread it was posted in (the run's)."""
+
+
+@dataclass(kw_only=True)
+class Node:
+    """One airlock process of the cluster."""
+
+    kind: Kind
+    index: int
+    port: int
+    log: Path
+    """Where its stderr goes."""
+    process: asyncio.subprocess.Process
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Not exited (yet)."""
+        return self.process.returncode is None
+
+    def tail(self, lines: int = 20, *, width: int = 1500) -> str:
+        """The last ``lines`` lines of its stderr without the access log (health checks
+        drown the rest), each cut to the last ``width`` characters (a JSON log line holds a
+        whole traceback; its end names the error)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        kept = [line for line in text.splitlines() if _ACCESS_LOG not in line][-lines:]
+        return "\n".join(line if len(line) <= width else "…" + line[-width:] for line in kept)
+
+
+# --- the cluster -------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Cluster:
+    """Redis, the stand-ins, ``front_ends`` front ends and ``workers`` workers; see the module.
+
+    With ``front_ends_work`` the front ends run plain ``serve`` (front end and worker in one
+    process), e.g. before the worker command exists, or to mix both kinds.
+    """
+
+    tmp_path: Path
+    """Everything goes below it: Redis's folder, airlock's data folder, process logs."""
+    front_ends: int = 1
+    workers: int = 1
+    front_ends_work: bool = False
+    lease_seconds: float = 2.0
+    """AIRLOCK_LEASE_SECONDS: how long a dead worker's runs stay stranded."""
+    max_concurrent_runs: int = 8
+    """AIRLOCK_MAX_CONCURRENT_RUNS: slots per worker."""
+    latency: float = 0.0
+    """Seconds every model reply (and enqueued fault) waits."""
+    llm_max_retries: int = 2
+    """AIRLOCK_LLM_MAX_RETRIES."""
+    shutdown_grace_seconds: float = 5.0
+    """AIRLOCK_SHUTDOWN_GRACE_SECONDS."""
+    startup_timeout: float = 30.0
+    """Seconds a process gets to answer /healthz."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More settings for every process (overrides the cluster's)."""
+
+    redis: RedisServer = field(init=False)
+    slack: SlackStandIn = field(init=False)
+    anthropic: AnthropicStandIn = field(init=False)
+    """Enqueue faults here: ``cluster.anthropic.enqueue(fault(529))``; they go first."""
+    store: Store = field(init=False)
+    """The cluster's store, as the test sees it."""
+    env: dict[str, str] = field(init=False)
+    """The environment every process starts with (plus its own AIRLOCK_PORT)."""
+    nodes: list[Node] = field(init=False, default_factory=list)
+    """Every process started, in order, exited ones included."""
+    goals: list[Goal] = field(init=False, default_factory=list)
+    """Every goal posted, in order."""
+
+    _stack: AsyncExitStack = field(init=False, default_factory=AsyncExitStack)
+    _http: aiohttp.ClientSession = field(init=False)
+    _signer: SlackRequestSigner = field(init=False)
+    _logs: list[IO[bytes]] = field(init=False, default_factory=list)
+    _serial: itertools.count[int] = field(init=False, default_factory=lambda: itertools.count(1))
+    _started: dict[Kind, int] = field(
+        init=False, default_factory=lambda: {"front end": 0, "worker": 0}
+    )
+
+    # -- lifetime
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop(failed=True)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop(failed=exc is not None)
+
+    async def _start(self) -> None:
+        data = self.tmp_path / "data"
+        (data / "workspace" / "runs").mkdir(parents=True, exist_ok=True)
+        (self.tmp_path / "logs").mkdir(exist_ok=True)
+        self.redis = RedisServer(appendonly=True, directory=self.tmp_path / "redis")
+        self.redis.directory.mkdir(exist_ok=True)
+        await asyncio.to_thread(self.redis.start)
+        self._stack.push_async_callback(asyncio.to_thread, self.redis.stop)
+        self.slack = await self._stack.enter_async_context(SlackStandIn(bot_token=TOKEN))
+        self.anthropic = await self._stack.enter_async_context(
+            AnthropicStandIn(api_key=KEY, default=answer, latency=self.latency,
+                             check_on_exit=False)
+        )  # fmt: skip
+        self._http = await self._stack.enter_async_context(aiohttp.ClientSession())
+        self._signer = SlackRequestSigner(SECRET)
+        self.store = await open_store(self.redis.url, poll_interval=0.05)
+        self._stack.push_async_callback(self.store.close)
+        self.env = clean_env(
+            SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=self.slack.api_url,
+            ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=self.anthropic.base_url,
+            AIRLOCK_STORE_URL=self.redis.url, AIRLOCK_DATA_DIR=str(data),
+            AIRLOCK_APPROVERS=APPROVER, AIRLOCK_LEASE_SECONDS=f"{self.lease_seconds:g}",
+            AIRLOCK_MAX_CONCURRENT_RUNS=str(self.max_concurrent_runs),
+            AIRLOCK_LLM_MAX_RETRIES=str(self.llm_max_retries),
+            AIRLOCK_SIGNAL_POLL_SECONDS="0.05",
+            AIRLOCK_SHUTDOWN_GRACE_SECONDS=f"{self.shutdown_grace_seconds:g}",
+            # Hundreds of runs from one requester: no per-user or daily limit may refuse one.
+            AIRLOCK_RUNS_PER_USER_PER_HOUR="0", AIRLOCK_DAILY_BUDGET_USD="0",
+            AIRLOCK_USER_DAILY_BUDGET_USD="0",
+            AIRLOCK_TOOL_RISKS=json.dumps({"write_file": "low"}),
+        ) | self.extra_env  # fmt: skip
+        await asyncio.gather(
+            *(self._spawn("front end") for _ in range(self.front_ends)),
+            *(self._spawn("worker") for _ in range(self.workers)),
+        )
+
+    async def _stop(self, *, failed: bool) -> None:
+        try:
+            for node in self.nodes:
+                if node.running:
+                    node.process.kill()
+            for node in self.nodes:
+                await node.process.wait()
+            if failed:
+                self.print_logs()
+            else:
+                # Enqueued faults all used, no responder error, no request unanswered.
+                self.anthropic.assert_script_consumed()
+        finally:
+            for log in self._logs:
+                log.close()
+            # Store, HTTP session, stand-ins and Redis, newest first.
+            await self._stack.aclose()
+
+    # -- processes
+
+    @property
+    def front_end_nodes(self) -> list[Node]:
+        """The front ends, in start order."""
+        return sorted((n for n in self.nodes if n.kind == "front end"), key=lambda n: n.index)
+
+    @property
+    def worker_nodes(self) -> list[Node]:
+        """The workers, in start order (killed ones included: indexes are stable)."""
+        return sorted((n for n in self.nodes if n.kind == "worker"), key=lambda n: n.index)
+
+    async def start_worker(self) -> int:
+        """Start one more worker, wait for its /healthz; its index in :attr:`worker_nodes`."""
+        return (await self._spawn("worker")).index
+
+    async def start_front_end(self) -> int:
+        """Start one more front end; its index in :attr:`front_end_nodes`."""
+        return (await self._spawn("front end")).index
+
+    async def kill_worker(
+        self, index: int, sig: signal.Signals = signal.SIGKILL, *, timeout: float = 30.0
+    ) -> int:
+        """Send ``sig`` to worker ``index`` and wait for it to exit; its exit code."""
+        return await self._signal(self.worker_nodes[index], sig, timeout)
+
+    async def kill_front_end(
+        self, index: int, sig: signal.Signals = signal.SIGKILL, *, timeout: float = 30.0
+    ) -> int:
+        """Send ``sig`` to front end ``index`` and wait for it to exit; its exit code."""
+        return await self._signal(self.front_end_nodes[index], sig, timeout)
+
+    async def _signal(self, node: Node, sig: signal.Signals, timeout: float) -> int:
+        if node.running:
+            node.process.send_signal(sig)
+        try:
+            async with asyncio.timeout(timeout):
+                return await node.process.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"{node.kind} {node.index} did not exit {timeout:g}s after {sig.name}\n"
+                f"{node.tail()}"
+            ) from None
+
+    async def restart_redis(self, *, crash: bool = False) -> None:
+        """Stop Redis (SIGTERM, or SIGKILL with ``crash``) and start it on the same port."""
+        await asyncio.to_thread(self.redis.kill if crash else self.redis.stop)
+        await asyncio.to_thread(self.redis.start)
+
+    async def _spawn(self, kind: Kind) -> Node:
+        # Taken before the first await: spawns run concurrently at start-up.
+        index, port = self._started[kind], free_port()
+        self._started[kind] += 1
+        name = "worker" if kind == "worker" else "front-end"
+        log_path = self.tmp_path / "logs" / f"{name}-{index}.log"
+        log = log_path.open("ab")
+        self._logs.append(log)
+        if kind == "worker":
+            args = ["worker"]
+        else:
+            args = ["serve"] if self.front_ends_work else ["serve", "--no-worker"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *args, cwd=self.tmp_path,
+            env=self.env | {"AIRLOCK_PORT": str(port)},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+        node = Node(kind=kind, index=index, port=port, log=log_path, process=process)
+        self.nodes.append(node)
+        await self._wait_healthy(node)
+        return node
+
+    async def _wait_healthy(self, node: Node) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not node.running:
+                raise AssertionError(
+                    f"{node.kind} {node.index} exited with {node.process.returncode} at "
+                    f"start-up\n{node.tail()}"
+                )
+            try:
+                async with self._http.get(f"{node.url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            # A process gives no readiness event: poll until the deadline.
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{node.kind} {node.index} never answered /healthz\n{node.tail()}")
+
+    async def scrape(self, node: Node, path: str = "/metrics") -> tuple[int, str]:
+        """GET ``path`` (``/metrics``, ``/healthz``) from one process: (status, body)."""
+        async with self._http.get(f"{node.url}{path}") as response:
+            return response.status, await response.text()
+
+    def print_logs(self) -> None:
+        """Print the tail of every process's stderr (pytest shows it with a failure)."""
+        for node in self.nodes:
+            code = "running" if node.running else f"exit {node.process.returncode}"
+            print(f"----- {node.kind} {node.index} ({code}): {node.log}", file=sys.stderr)
+            print(node.tail(), file=sys.stderr)
+
+    # -- Slack in
+
+    async def post_goal(self, front_end: int = 0, *, needs_approval: bool = False) -> Goal:
+        """Post a signed app mention with a new goal to front end ``front_end``.
+
+        Returns once the front end acknowledged it (HTTP 200), not when the run starts.
+        """
+        serial = next(self._serial)
+        token = f"goal-{uuid.uuid4().hex[:16]}"
+        text = f"write the note {token}" + (f" {NEEDS_APPROVAL}" if needs_approval else "")
+        ts = f"{_BASE_TS + serial}.{serial:06d}"
+        body = copy.deepcopy(MENTION)
+        event_id = f"EvCLUSTER{serial:06d}{token[-6:].upper()}"
+        body.update(event_id=event_id, event_time=int(time.time()))
+        body["event"].update(
+            text=f"<@{body['authed_users'][0]}> {text}", ts=ts, event_ts=ts,
+            client_msg_id=str(uuid.uuid4()),
+        )  # fmt: skip
+        status, answer_text = await post_to_bot(
+            self._events_url(front_end), self._signer.event(body), session=self._http
+        )
+        if status != 200:
+            raise AssertionError(f"front end {front_end} answered {status}: {answer_text}")
+        goal = Goal(token=token, text=text, thread_ts=ts, event_id=event_id,
+                    needs_approval=needs_approval)  # fmt: skip
+        self.goals.append(goal)
+        return goal
+
+    async def click_approve(
+        self, front_end: int, approval_id: str, message_ts: str, *, user: str = APPROVER
+    ) -> int:
+        """Click Approve on a card, through front end ``front_end``; the HTTP status."""
+        body = copy.deepcopy(CLICK)
+        body["user"]["id"] = user
+        body["container"].update(channel_id=MENTION["event"]["channel"], message_ts=message_ts,
+                                 is_ephemeral=False)  # fmt: skip
+        body["actions"][0].update(
+            action_id="airlock_approve", block_id=f"airlock:{approval_id}", value=approval_id,
+            text={"type": "plain_text", "text": "Approve"},
+        )  # fmt: skip
+        status, _ = await post_to_bot(
+            self._events_url(front_end), self._signer.interaction(body), session=self._http
+        )
+        return status
+
+    def _events_url(self, front_end: int) -> str:
+        return f"{self.front_end_nodes[front_end].url}/slack/events"
+
+    # -- state
+
+    async def pending_approval_cards(self) -> list[ApprovalCard]:
+        """Approval cards posted in Slack whose approval is still pending in the store."""
+        pending = {a.id for a in await self._read(self.store.list_pending_approvals)}
+        cards: dict[str, ApprovalCard] = {}
+        for call in self.slack.calls_to("chat.postMessage"):
+            approval_id = _card_approval(call)
+            if approval_id in pending and call.response.get("ok"):
+                cards[approval_id] = ApprovalCard(
+                    approval_id=approval_id, message_ts=str(call.response["ts"]),
+                    thread_ts=call.args.get("thread_ts"),
+                )  # fmt: skip
+        return list(cards.values())
+
+    async def wait_for_cards(self, count: int = 1, *, timeout: float = 30.0) -> list[ApprovalCard]:
+        """Wait until at least ``count`` cards are pending (see :meth:`pending_approval_cards`)."""
+        deadline = time.monotonic() + timeout
+        cards: list[ApprovalCard] = []
+        while time.monotonic() < deadline:
+            cards = await self.pending_approval_cards()
+            if len(cards) >= count:
+                return cards
+            # Cards are posted by other processes: polling is the only way to see them.
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"{len(cards)} pending approval card(s) after {timeout:g}s, not {count}"
+        )
+
+    async def runs(self, *, limit: int = 100_000) -> list[Run]:
+        """Every run in the store."""
+        return await self._read(lambda: self.store.list_runs(limit=limit))
+
+    async def wait_all_final(self, run_count: int, *, timeout: float = 60.0) -> list[Run]:
+        """Wait until the store holds ``run_count`` runs, all final; those runs.
+
+        Store errors while polling (Redis restarting) are retried until the deadline. On
+        the deadline: AssertionError with the runs by status (leaving the ``async with``
+        prints every process's log tail).
+        """
+        deadline = time.monotonic() + timeout
+        runs: list[Run] = []
+        problem = ""
+        while time.monotonic() < deadline:
+            try:
+                runs = await self.runs()
+                problem = ""
+            except _STORE_ERRORS as error:
+                problem = f"; last store error: {error!r}"
+            else:
+                if len(runs) >= run_count and all(r.status.is_final for r in runs):
+                    return runs
+            # Runs advance in other processes: polling is the only way to see them.
+            await asyncio.sleep(0.05)
+        by_status: dict[str, int] = {}
+        for run in runs:
+            by_status[run.status] = by_status.get(run.status, 0) + 1
+        raise AssertionError(
+            f"not all {run_count} runs final in {timeout:g}s: {len(runs)} runs {by_status}{problem}"
+        )
+
+    async def audit_tool_calls(self, run_id: str) -> list[AuditEvent]:
+        """The run's ``tool_call`` audit events, in order (each a call that started)."""
+        events = await self._read(lambda: self.store.list_audit(run_id))
+        return [e for e in events if e.kind == "tool_call"]
+
+    async def _read(self, read: Callable[[], Awaitable[T]], *, timeout: float = 10.0) -> T:
+        """``read()``, again while the store fails (the first command on each pooled
+        connection fails after Redis restarted), until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await read()
+            except _STORE_ERRORS:
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
+    def workspace_file(self, goal: Goal) -> Path:
+        """Where the goal's tool call writes (``.txt``, or ``.cmd`` when it needs approval)."""
+        suffix = ".cmd" if goal.needs_approval else ".txt"
+        return self.tmp_path / "data" / "workspace" / "runs" / f"{goal.token}{suffix}"
+
+    def goal_of(self, run: Run) -> Goal:
+        """The posted goal a run came from."""
+        found = _TOKEN.search(run.goal)
+        match = [g for g in self.goals if found is not None and g.token == found.group(0)]
+        if not match:
+            raise KeyError(f"run {run.id} has no posted goal: {run.goal!r}")
+        return match[0]
+
+
+def _card_approval(call: SlackCall) -> str | None:
+    for block in call.args.get("blocks") or []:
+        block_id = str(block.get("block_id") or "")
+        if block.get("type") == "actions" and block_id.startswith("airlock:"):
+            return block_id.removeprefix("airlock:")
+    return None
