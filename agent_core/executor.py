@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from agent_core import telemetry
 from agent_core.approvals import Allowed, Gate
 from agent_core.audit import Audit
-from agent_core.errors import ToolError, ToolTimeout
+from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.injection import suspicious
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
@@ -179,8 +179,11 @@ class Executor:
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
         if all(c.problem is None and c.risk is RiskLevel.LOW for c in calls):
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._answer(run, subtask, c)) for c in calls]
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(self._answer(run, subtask, c)) for c in calls]
+            except* OwnershipLost as lost:  # one is enough: the run is another worker's
+                raise lost.exceptions[0] from None
             results += [task.result() for task in tasks]
             await self._progress(subtask, messages)
         else:

@@ -60,6 +60,22 @@ _CLAIM_TTL_SECONDS = 86_400.0
 _LIVE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Whether ``event`` got set within ``seconds`` (a timer that a stop cuts short)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
+
+
+async def _stopped(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel ``tasks`` and wait for them to end."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
 def worker_name() -> str:
     """A name no other worker has: host, process id and a random part."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -104,25 +120,37 @@ class Worker(Runner):
     """Runs this worker holds a lease on, by id."""
     queue: RunQueue = field(default_factory=RunQueue)  # slots are counted here, not in line
     _freed: asyncio.Event = field(default_factory=asyncio.Event)
-    _reading: asyncio.Task[None] | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when stopping: no more reading, claiming or sweeping."""
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once every run is let go: no more lease renewals."""
+    _loops: tuple[asyncio.Task[None], ...] = ()
 
     async def start(self) -> None:
         """Listen for signals, then read the queue and keep leases alive in the background."""
         await self.runs.ensure_group()
         self._spawn(self._listen())
         await self._listening.wait()
-        self._reading = asyncio.create_task(self._read(), name=f"airlock-worker-{self.name}")
-        self._spawn(self._maintain()).set_name(LEASES_TASK)
         await self._sweep()
+        self._loops = (
+            asyncio.create_task(self._read(), name=f"airlock-worker-{self.name}"),
+            asyncio.create_task(self._maintain(), name="airlock-claims"),
+            asyncio.create_task(self._renewing(), name=LEASES_TASK),
+        )
         logger.info("worker started", extra={"worker": self.name, "slots": self.slots})
 
     async def stop(self, *, grace_seconds: float = 0.0) -> None:
         """Stop reading, let working runs reach a checkpoint, then hand them over."""
-        if self._reading is not None:
-            self._reading.cancel()
-            await asyncio.gather(self._reading, return_exceptions=True)
+        # Each loop also checks these flags: a cancellation swallowed by a timeout racing it
+        # (asyncio.timeout in Python 3.11 can) must not keep the process from exiting.
+        self._closing.set()
+        reading, claiming, renewing = self._loops or (None, None, None)
+        await _stopped(reading, claiming)
+        working = len(self.holds)
         await super().stop(grace_seconds=grace_seconds)
-        logger.info("worker stopped", extra={"worker": self.name})
+        self._released.set()
+        await _stopped(renewing)
+        logger.info("worker stopped", extra={"worker": self.name, "handed_over": working})
 
     async def enqueue(self, run_id: str) -> None:
         """Queue ``run_id`` for whichever worker is free first."""
@@ -132,7 +160,7 @@ class Worker(Runner):
 
     async def _read(self) -> None:
         failures = 0
-        while True:
+        while not self._closing.is_set():
             free = self.slots - len(self.holds)
             if free <= 0:
                 self._freed.clear()
@@ -147,6 +175,8 @@ class Worker(Runner):
                 await asyncio.sleep(BACKOFF.compute(failures))
                 continue
             for entry in entries:
+                if self._closing.is_set():
+                    return  # left pending: claimed by another worker after a lease
                 await self._take(entry, claimed=False)
 
     async def _take(self, entry: Entry, *, claimed: bool) -> None:
@@ -227,6 +257,7 @@ class Worker(Runner):
         return run.status is RunStatus.AWAITING_APPROVAL
 
     async def _let_go(self, hold: _Hold, *, requeue: bool) -> None:
+        self._forget(hold.lease.run_id)  # renewals stop before the lease goes
         if hold.lost:
             return
         try:
@@ -244,8 +275,8 @@ class Worker(Runner):
             await self.runs.enqueue(run.id)
 
     def _forget(self, run_id: str) -> None:
-        self.holds.pop(run_id, None)
-        self._freed.set()
+        if self.holds.pop(run_id, None) is not None:
+            self._freed.set()
 
     async def _fail(self, run_id: str, reason: str) -> Run:
         hold = self.holds.get(run_id)
@@ -286,35 +317,45 @@ class Worker(Runner):
 
     # Leases and sweeps
 
+    async def _renewing(self) -> None:
+        while not await _wait(self._released, self.lease_seconds / 3):
+            await self._renew()
+
     async def _maintain(self) -> None:
         loop = asyncio.get_running_loop()
         swept = loop.time()
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            await self._renew()
-            with contextlib.suppress(*RECONNECT_ERRORS):
+        while not await _wait(self._closing, self.lease_seconds / 3):
+            try:
                 await self._reclaim()
+            except RECONNECT_ERRORS:
+                logger.warning("could not claim idle runs: store unreachable")
             if loop.time() - swept >= self.lease_seconds:
                 swept = loop.time()
                 await self._sweep()
 
     async def _renew(self) -> None:
+        """Renew every lease at once; a run whose lease is gone stops where it is."""
+        holds = list(self.holds.values())
+        await asyncio.gather(*(self._renew_one(hold) for hold in holds))
+
+    async def _renew_one(self, hold: _Hold) -> None:
         loop = asyncio.get_running_loop()
-        for run_id, hold in list(self.holds.items()):
-            try:
-                held = await self.runs.renew(hold.lease, ttl_seconds=self.lease_seconds)
-            except RECONNECT_ERRORS:
-                # Unknown: it holds while it may. Past a lease, someone else may have it.
-                held = loop.time() - hold.renewed < self.lease_seconds
-            else:
-                hold.renewed = loop.time()
-            if not held:
-                logger.warning("lease lost; the run continues on another worker",
-                               extra={"run_id": run_id, "worker": self.name})  # fmt: skip
-                hold.lost = True
-                task = self.tasks.get(run_id)
-                if task is not None:
-                    task.cancel(LEASE_LOST)
+        try:
+            held = await self.runs.renew(hold.lease, ttl_seconds=self.lease_seconds)
+        except RECONNECT_ERRORS:
+            # Unknown: it holds while it may. Past a lease, someone else may have it.
+            held = loop.time() - hold.renewed < self.lease_seconds
+        else:
+            hold.renewed = loop.time()
+        run_id = hold.lease.run_id
+        if held or self.holds.get(run_id) is not hold:  # let go meanwhile: nothing to stop
+            return
+        logger.warning("lease lost; the run continues on another worker",
+                       extra={"run_id": run_id, "worker": self.name})  # fmt: skip
+        hold.lost = True
+        task = self.tasks.get(run_id)
+        if task is not None:
+            task.cancel(LEASE_LOST)
 
     async def _reclaim(self) -> None:
         free = self.slots - len(self.holds)

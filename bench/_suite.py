@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import approvals, executor_step, memory, memory_recall, observability, slack_ack, store
+from bench import (
+    approvals,
+    executor_step,
+    memory,
+    memory_recall,
+    observability,
+    scale,
+    slack_ack,
+    store,
+)
 
 
 @dataclass(kw_only=True)
@@ -144,7 +153,23 @@ def observability_lines(steps: int, runs: int) -> list[Line]:
     ]  # fmt: skip
 
 
-def scale_out_lines() -> list[Line]:
-    """Throughput of several replicas sharing Redis: a placeholder until issue 8 builds it."""
-    return [Line(benchmark="scale_out", what="runs per second, N replicas on one Redis",
-                 note="not built yet (issue 8)")]  # fmt: skip
+def scale_out_lines(goals: int, clicks: int) -> list[Line]:
+    """Goals per second through 2 front ends and 1, 2, 4 workers on one Redis (baseline: one
+    worker), and Approve-to-resume across processes (baseline: one ``airlock serve``)."""
+
+    async def run() -> scale.Result:
+        with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
+            return await scale.measure(goals, 0.05, clicks, 16, Path(folder))
+
+    result = asyncio.run(run())
+    one = result.throughput[0].per_second
+    lines = [
+        Line(benchmark="scale_out", what=f"goals/s, 2 front ends, {row.workers} worker(s), "
+             f"50 ms model ({goals})", median=row.per_second,
+             baseline=None if row.workers == 1 else one, unit="/s")
+        for row in result.throughput
+    ]  # fmt: skip
+    split, single = result.resume["front end + worker"], result.resume["one serve"]
+    lines.append(_latency("scale_out", f"Approve 200 -> tool starts, front end + worker, vs one "
+                          f"serve ({clicks})", split, single))  # fmt: skip
+    return lines

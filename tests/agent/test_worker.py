@@ -36,7 +36,7 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.channel import RecordingChannel
-from agent_core.worker import LEASES_TASK, Worker
+from agent_core.worker import Worker
 from tests.agent.conftest import Tools, policy
 from tests.support import eventually
 
@@ -77,11 +77,11 @@ class Process:
     worker: Worker
     service: DecisionService
 
-    def pause_renewals(self) -> None:
-        """Stop renewing leases, as a process paused or cut off from Redis would."""
-        for task in self.worker._background:
-            if task.get_name() == LEASES_TASK:
-                task.cancel()
+    def pause(self) -> None:
+        """Stop renewing leases, reading and claiming, as a process paused or cut off from
+        Redis would; only what is in flight (a model call) carries on when it answers."""
+        for task in self.worker._loops:
+            task.cancel()
 
 
 @dataclass(kw_only=True)
@@ -168,7 +168,7 @@ async def test_a_worker_that_stops_renewing_loses_the_run_and_cannot_touch_it_ag
     a = await cluster.process(lease_seconds=0.6)
     run = await cluster.goal(a)
     await eventually(lambda: _owned_by(a, run.id))
-    a.pause_renewals()  # A is now "paused" inside its slow model call
+    a.pause()  # A is now "paused" inside its slow model call
     b = await cluster.process(lease_seconds=0.6)
 
     done = await cluster.final(b, run.id)

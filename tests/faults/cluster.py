@@ -22,11 +22,13 @@ with ``needs_approval`` calls a HIGH tool and waits for :meth:`Cluster.click_app
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import json
 import re
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -43,6 +45,7 @@ from redis.exceptions import RedisError
 from agent_core.errors import StoreError
 from agent_core.models import AuditEvent, Run
 from agent_core.store import Store, open_store
+from agent_core.store.redis import RedisStore
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     RecordedRequest,
@@ -181,6 +184,11 @@ class Node:
     def running(self) -> bool:
         """Not exited (yet)."""
         return self.process.returncode is None
+
+    @property
+    def worker_prefix(self) -> str:
+        """How this process's worker names begin (``worker_name()``: host, pid, random)."""
+        return f"{socket.gethostname()}-{self.process.pid}-"
 
     def tail(self, lines: int = 20, *, width: int = 1500) -> str:
         """The last ``lines`` lines of its stderr without the access log (health checks
@@ -398,12 +406,10 @@ class Cluster:
                     f"{node.kind} {node.index} exited with {node.process.returncode} at "
                     f"start-up\n{node.tail()}"
                 )
-            try:
+            with contextlib.suppress(aiohttp.ClientError):  # not listening yet
                 async with self._http.get(f"{node.url}/healthz") as response:
                     if response.status == 200:
                         return
-            except aiohttp.ClientError:
-                pass
             # A process gives no readiness event: poll until the deadline.
             await asyncio.sleep(0.05)
         raise AssertionError(f"{node.kind} {node.index} never answered /healthz\n{node.tail()}")
@@ -528,6 +534,11 @@ class Cluster:
         raise AssertionError(
             f"not all {run_count} runs final in {timeout:g}s: {len(runs)} runs {by_status}{problem}"
         )
+
+    async def lease_holder(self, run_id: str) -> str | None:
+        """The worker holding the run's lease now, if any."""
+        assert isinstance(self.store, RedisStore)
+        return await self._read(lambda: self.store.run_queue().holder(run_id))  # type: ignore[attr-defined]
 
     async def audit_tool_calls(self, run_id: str) -> list[AuditEvent]:
         """The run's ``tool_call`` audit events, in order (each a call that started)."""

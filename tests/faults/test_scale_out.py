@@ -1,0 +1,140 @@
+"""Scale-out with real processes: Redis, two front ends, workers, the local stand-ins.
+
+A burst of goals goes to both front ends while a worker is SIGKILLed, Redis is restarted
+(append-only, so nothing acknowledged is lost) and another worker is SIGTERMed; approvals
+are clicked on the front end that did not take the goal. Every run must end completed,
+with its one tool call made exactly once and by one worker at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from agent_core.models import AuditEvent, Run, RunStatus
+from agent_core.testing.anthropic_server import fault
+from tests.faults.cluster import Cluster, Goal
+from tests.support import eventually
+
+GOALS = 200
+RETRIES = 4
+"""AIRLOCK_LLM_MAX_RETRIES in the burst-of-errors test: a call fails only after five faults."""
+APPROVAL_EVERY = 10
+
+
+async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_worker(
+    tmp_path: Path,
+) -> None:
+    async with Cluster(
+        tmp_path=tmp_path, front_ends=2, workers=2, latency=0.05, max_concurrent_runs=16,
+        lease_seconds=2.0, shutdown_grace_seconds=5.0,
+    ) as cluster:  # fmt: skip
+        goals = await asyncio.gather(
+            *(
+                cluster.post_goal(i % 2, needs_approval=i % APPROVAL_EVERY == 0)
+                for i in range(GOALS)
+            )
+        )
+
+        # Worker 0 dies while it holds runs; a fresh worker joins.
+        await eventually(lambda: _holds_runs(cluster, 0), timeout=30)
+        assert await cluster.kill_worker(0, signal.SIGKILL) == -signal.SIGKILL
+        await cluster.start_worker()
+
+        # Redis goes down and comes back in the middle of it all.
+        await cluster.restart_redis()
+
+        # Approvals, each clicked on the front end the goal did not come through: some were
+        # asked by the worker that was killed, and are still answerable.
+        through = {goal.thread_ts: i % 2 for i, goal in enumerate(goals)}
+        clicked: set[str] = set()
+
+        async def approve_what_is_asked() -> None:
+            for card in await cluster.pending_approval_cards():
+                if card.approval_id not in clicked and card.thread_ts is not None:
+                    other = 1 - through[card.thread_ts]
+                    status = await cluster.click_approve(other, card.approval_id, card.message_ts)
+                    assert status == 200
+                    clicked.add(card.approval_id)
+
+        async def asked_and_approved(count: int) -> bool:
+            await approve_what_is_asked()
+            return len(clicked) >= count
+
+        await eventually(lambda: asked_and_approved(GOALS // APPROVAL_EVERY // 2), timeout=60)
+
+        # Worker 1 is asked to stop: its runs are handed over and it exits cleanly.
+        assert await cluster.kill_worker(1, signal.SIGTERM, timeout=30) == 0
+
+        async def all_over() -> bool:
+            await approve_what_is_asked()  # a call asked again after the kill is, too
+            runs = await cluster.runs()
+            return len(runs) == GOALS and all(run.status.is_final for run in runs)
+
+        await eventually(all_over, timeout=120, interval=0.1)
+        runs = await cluster.wait_all_final(GOALS, timeout=120)
+        problems = [await _problem(cluster, run) for run in runs]
+        assert [p for p in problems if p] == []
+        assert len(clicked) >= GOALS // APPROVAL_EVERY
+        handed = cluster.worker_nodes[1].log.read_text()
+        assert "worker stopped" in handed
+
+
+async def _holds_runs(cluster: Cluster, worker: int) -> bool:
+    holders = [await cluster.lease_holder(run.id) for run in await cluster.runs()]
+    prefix = cluster.worker_nodes[worker].worker_prefix
+    return any(h is not None and h.startswith(prefix) for h in holders)
+
+
+async def _problem(cluster: Cluster, run: Run) -> str | None:
+    """What is wrong with a finished run of the burst, if anything."""
+    goal: Goal = cluster.goal_of(run)
+    if run.status is not RunStatus.COMPLETED:
+        return f"{run.id}: {run.status} {run.error}"
+    events = await cluster.store.list_audit(run.id)
+    calls = [e for e in events if e.kind == "tool_call"]
+    if len(calls) != 1:
+        return f"{run.id}: {len(calls)} tool calls"
+    if not _one_owner_at_a_time(events):
+        return f"{run.id}: a tool call by a worker that did not hold the run"
+    written = cluster.workspace_file(goal).read_text().split()
+    if written != [goal.token]:
+        return f"{run.id}: workspace shows {written}"
+    return None
+
+
+def _one_owner_at_a_time(events: list[AuditEvent]) -> bool:
+    """Every tool call was made by the worker that claimed the run last before it."""
+    owner = None
+    for event in events:
+        if event.kind == "run_claimed":
+            owner = event.data["worker"]
+        elif event.kind == "tool_call" and event.data.get("worker") != owner:
+            return False
+    return True
+
+
+async def test_the_model_api_failing_in_bursts_slows_runs_down_and_the_fallback_takes_over(
+    tmp_path: Path,
+) -> None:
+    async with Cluster(
+        tmp_path=tmp_path, front_ends=1, workers=2, llm_max_retries=RETRIES,
+        extra_env={"AIRLOCK_FALLBACK_MODEL": "claude-haiku-4-5"},
+    ) as cluster:  # fmt: skip
+        # The primary stays overloaded through every retry of one call: the fallback answers.
+        cluster.anthropic.enqueue(*(fault(529, retry_after=0.05) for _ in range(RETRIES + 1)))
+        await cluster.post_goal(0)
+        (first,) = await cluster.wait_all_final(1, timeout=30)
+        assert first.status is RunStatus.COMPLETED
+        models = [r.body.get("model") for r in cluster.anthropic.message_requests() if r.body]
+        primary = ["claude-opus-4-7"] * (RETRIES + 1)  # the planner's model, then the fallback
+        assert models[: RETRIES + 2] == [*primary, "claude-haiku-4-5"], models
+
+        # Bursts of every kind of failure while 20 runs go: they retry, and all complete.
+        for status in (529, 500, 429, 529, 500, 429, 500, 529, 429, 500):
+            cluster.anthropic.enqueue(fault(status, retry_after=0.05))
+        await asyncio.gather(*(cluster.post_goal(0) for _ in range(20)))
+        runs = await cluster.wait_all_final(21, timeout=60)
+        assert {run.status for run in runs} == {RunStatus.COMPLETED}
+        assert cluster.anthropic.pending == 0  # every fault was served
