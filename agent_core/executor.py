@@ -31,7 +31,7 @@ from agent_core.tools import Tool, ToolContext, ToolRegistry
 if TYPE_CHECKING:  # working memory imports fence from here
     from agent_core.memory.working import WorkingMemory
 
-__all__ = ["Executor", "ExecutorLimits", "fence"]
+__all__ = ["RESUMED_AFTER_REPLY", "Executor", "ExecutorLimits", "fence"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ class ExecutorLimits:
     """Deadline of a tool call when the tool names none."""
     max_tokens: int = 4096
     """Token limit of one model turn."""
+
+
+RESUMED_AFTER_REPLY = (
+    "(attempt {}) The previous attempt at this subtask stopped after your last reply. "
+    "Carry on with the subtask and give your final answer when it is done."
+)
+"""Told the model when a subtask resumes after its reply: a retried step it had given up on."""
 
 
 class _SubtaskStop(Exception):
@@ -121,6 +128,11 @@ class Executor:
         pending = _unanswered(messages)
         if pending:  # resumed: parked for a decision, or the process died mid-round
             await self._tool_round(run, subtask, messages, pending, resumed=True)
+        elif len(messages) > 1 and messages[-1]["role"] == "assistant":
+            # Resumed after the model's last word (a retry after it gave up, or a crash right
+            # after its answer): the API takes a trailing assistant turn as a prefill, so say
+            # what happened instead.
+            messages.append({"role": "user", "content": RESUMED_AFTER_REPLY.format(run.attempt)})
         continued = False
         for _ in range(self.limits.max_iterations):
             if self.working is not None:  # in place: the next checkpoint holds the cut version

@@ -37,6 +37,7 @@ __all__ = [
     "Plan",
     "PlanSubject",
     "Precedent",
+    "QuestionAnswered",
     "RiskLevel",
     "Run",
     "RunKilled",
@@ -420,8 +421,22 @@ class HaltChanged(_Record):
     by: str
 
 
+class QuestionAnswered(_Record):
+    """Signal: someone replied in the thread where a run asked a question.
+
+    The reply reaches the front end that serves Slack; the question waits in whichever
+    process runs the run (a worker).
+    """
+
+    kind: Literal["question_answered"] = "question_answered"
+    run_id: str
+    channel: str
+    thread_ts: str
+    text: str
+
+
 Signal: TypeAlias = Annotated[
-    ApprovalDecided | RunKilled | HaltChanged, Field(discriminator="kind")
+    ApprovalDecided | RunKilled | HaltChanged | QuestionAnswered, Field(discriminator="kind")
 ]
 
 

@@ -130,7 +130,8 @@ def register_approvals(
         if answer is not None:
             await _decide(service, client, answer, ephemeral=False)
         elif event.get("thread_ts"):
-            channel.answered(event["channel"], event["thread_ts"], text)
+            if not channel.answered(event["channel"], event["thread_ts"], text):
+                await channel.relay(event["channel"], event["thread_ts"], text)
         elif intake is not None and direct_goal(event):
             await intake.start(client, goal=text, user=event["user"], channel=event["channel"],
                                thread_ts=event["ts"], delivery=event.get("client_msg_id")

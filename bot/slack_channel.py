@@ -30,8 +30,8 @@ from agent_core.channel import (
     ToolNotice,
 )
 from agent_core.logs import redact
-from agent_core.models import Approval, RiskLevel, Run, RunStatus
-from agent_core.store import Store
+from agent_core.models import Approval, QuestionAnswered, RiskLevel, Run, RunStatus
+from agent_core.store import Store, Subscription
 from bot.blocks import (
     RISK_BADGE,
     approval_blocks,
@@ -49,7 +49,10 @@ _MESSAGE = "slack:approval-message:"
 """Session-fact scope prefix (+ approval id): "channel ts" of the request message."""
 _STATUS = "slack:status-message:"
 """Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
+_QUESTION = "slack:question:"
+"""Session-fact scope prefix (+ "channel thread_ts"): the run waiting for a reply there."""
 _KEEP_SECONDS = 90 * 86_400.0
+_CLOSED_SECONDS = 1.0
 _ASSISTANT_STATUS = {
     "run_queued": "is waiting for a free slot…",
     "plan_ready": "is working on it…",
@@ -172,24 +175,53 @@ class SlackChannel:
         await self.store.set_fact(_MESSAGE + approval.id, key, where, ttl_seconds=_KEEP_SECONDS)
 
     async def ask(self, run: Run, question: str) -> str:
+        """Ask in the run's thread and wait for the first reply there, in any process.
+
+        A reply reaches the process serving Slack: this one (``answered``), or another front
+        end, which finds the open question in the store and passes the reply on as a store
+        signal (``relay``).
+        """
         if run.channel is None or run.thread_ts is None:
             raise RuntimeError("this run has no Slack thread to ask in")
+        where = (run.channel, run.thread_ts)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._questions[(run.channel, run.thread_ts)] = answer
-        await self._say(
-            run, f":question: {mention(run.requester)} {question}\n_(reply in this thread)_"
-        )
+        self._questions[where] = answer
+        scope = _QUESTION + " ".join(where)
         try:
-            return await answer
+            async with self.store.subscribe() as signals:
+                await self.store.set_fact(scope, "run", run.id, ttl_seconds=_KEEP_SECONDS)
+                await self._say(
+                    run, f":question: {mention(run.requester)} {question}\n_(reply in this thread)_"
+                )
+                elsewhere = asyncio.create_task(_reply_from(signals, where))
+                try:
+                    done, _ = await asyncio.wait(
+                        {answer, elsewhere}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    elsewhere.cancel()
+                return (answer if answer in done else elsewhere).result()
         finally:
-            self._questions.pop((run.channel, run.thread_ts), None)
+            self._questions.pop(where, None)
+            # Closed: a later reply in the thread is conversation, not an answer.
+            await self.store.set_fact(scope, "run", "", ttl_seconds=_CLOSED_SECONDS)
 
     def answered(self, channel: str, thread_ts: str, text: str) -> bool:
-        """A reply in a thread; True if it answered an open question there."""
+        """A reply in a thread; True if it answered an open question asked in this process."""
         waiting = self._questions.get((channel, thread_ts))
         if waiting is None or waiting.done():
             return False
         waiting.set_result(text)
+        return True
+
+    async def relay(self, channel: str, thread_ts: str, text: str) -> bool:
+        """A reply in a thread to a question another process asked: pass it on; True if so."""
+        run_id = (await self.store.get_facts(_QUESTION + f"{channel} {thread_ts}")).get("run")
+        if not run_id:
+            return False
+        await self.store.publish(
+            QuestionAnswered(run_id=run_id, channel=channel, thread_ts=thread_ts, text=text)
+        )
         return True
 
     async def members_of(self, group: str) -> set[str]:
@@ -269,3 +301,11 @@ class SlackChannel:
             except SlackApiError as error:
                 logger.warning("slack update failed", extra={"approval_id": approval.id,
                                "error": error.response.get("error")})  # fmt: skip
+
+
+async def _reply_from(signals: Subscription, where: tuple[str, str]) -> str:
+    """The first reply another process passes on for the question asked at ``where``."""
+    async for signal in signals:
+        if isinstance(signal, QuestionAnswered) and (signal.channel, signal.thread_ts) == where:
+            return signal.text
+    raise AssertionError("unreachable: a subscription never ends")

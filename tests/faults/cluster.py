@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, Self, TypeVar
+from urllib.parse import parse_qsl
 
 import aiohttp
 from redis.exceptions import RedisError
@@ -54,7 +55,12 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.redis_server import RedisServer, free_port
-from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
+from agent_core.testing.slack_requests import (
+    SlackRequestSigner,
+    load_json_payload,
+    load_text_payload,
+    post_to_bot,
+)
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
 
@@ -468,6 +474,34 @@ class Cluster:
         )  # fmt: skip
         status, _ = await post_to_bot(
             self._events_url(front_end), self._signer.interaction(body), session=self._http
+        )
+        return status
+
+    async def slash_command(self, front_end: int, text: str, *, user: str = REQUESTER) -> int:
+        """``/agent <text>`` typed by ``user`` in the goals' channel, through ``front_end``;
+        the HTTP status (the answer is an ephemeral message, in the Slack stand-in)."""
+        form = dict(parse_qsl(load_text_payload("slash_command.txt")))
+        form.update(command="/agent", text=text, user_id=user,
+                    channel_id=MENTION["event"]["channel"],
+                    trigger_id=f"{next(self._serial)}.{uuid.uuid4().hex[:12]}")  # fmt: skip
+        status, _ = await post_to_bot(
+            self._events_url(front_end), self._signer.command(form), session=self._http
+        )
+        return status
+
+    async def reply_in_thread(self, front_end: int, thread_ts: str, text: str) -> int:
+        """The requester replies ``text`` in a goal's thread, through ``front_end``; the HTTP
+        status. Built from the shared app_mention delivery, as a plain ``message`` event."""
+        serial = next(self._serial)
+        body = copy.deepcopy(MENTION)
+        ts = f"{_BASE_TS + serial}.{serial:06d}"
+        body.update(event_id=f"EvREPLY{serial:06d}", event_time=int(time.time()))
+        event = body["event"]
+        event.update(type="message", text=text, ts=ts, event_ts=ts, thread_ts=thread_ts,
+                     client_msg_id=str(uuid.uuid4()), channel_type="channel")  # fmt: skip
+        event.pop("blocks", None)  # the mention's rich text would still say the old text
+        status, _ = await post_to_bot(
+            self._events_url(front_end), self._signer.event(body), session=self._http
         )
         return status
 

@@ -9,12 +9,20 @@ with its one tool call made exactly once and by one worker at a time.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
+from agent_core.executor import RESUMED_AFTER_REPLY
 from agent_core.models import AuditEvent, Run, RunStatus
-from agent_core.testing.anthropic_server import fault
-from tests.faults.cluster import Cluster, Goal
+from agent_core.testing.anthropic_server import (
+    RecordedRequest,
+    Reply,
+    fault,
+    text_reply,
+    tool_use_reply,
+)
+from tests.faults.cluster import Cluster, Goal, goal_token
 from tests.support import eventually
 
 GOALS = 200
@@ -138,3 +146,90 @@ async def test_the_model_api_failing_in_bursts_slows_runs_down_and_the_fallback_
         runs = await cluster.wait_all_final(21, timeout=60)
         assert {run.status for run in runs} == {RunStatus.COMPLETED}
         assert cluster.anthropic.pending == 0  # every fault was served
+
+
+def retried_step(request: RecordedRequest) -> Reply:
+    """Two approved commands, a write the workspace refuses, the model giving up; after a
+    retry, its answer."""
+    token = goal_token(request)
+    body = request.body or {}
+    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
+        subtask = {"id": "s1", "description": f"do {token}", "required_tools": [],
+                   "depends_on": [], "risk_level": "low"}  # fmt: skip
+        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    if RESUMED_AFTER_REPLY.format(2) in json.dumps(request.messages):
+        return text_reply(f"done {token} on the second attempt")
+    answered = sum(
+        1
+        for message in request.messages
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    )
+    if answered < 2:
+        step = ("one", "two")[answered]
+        return tool_use_reply("run_command", {"command": f"echo {step} >> runs/{token}.log"})
+    if answered == 2:
+        return tool_use_reply("write_file", {"path": "/etc/airlock-cannot", "content": "x"})
+    return text_reply("the write was refused; I cannot finish", stop_reason="refusal")
+
+
+async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_them_again(
+    tmp_path: Path,
+) -> None:
+    async with Cluster(tmp_path=tmp_path, front_ends=2, workers=2) as cluster:
+        cluster.anthropic.set_default(retried_step)
+        goal = await cluster.post_goal(0)
+        clicked: set[str] = set()
+
+        async def failed() -> bool:
+            for card in await cluster.pending_approval_cards():
+                if card.approval_id not in clicked:
+                    assert await cluster.click_approve(1, card.approval_id, card.message_ts) == 200
+                    clicked.add(card.approval_id)
+            runs = await cluster.runs()
+            return bool(runs) and runs[0].status is RunStatus.FAILED
+
+        await eventually(failed, timeout=60)
+        (run,) = await cluster.runs()
+        assert "declined" in (run.error or "") and len(clicked) == 2
+
+        assert await cluster.slash_command(1, f"retry {run.id}") == 200
+        (done,) = await cluster.wait_all_final(1, timeout=60)
+        assert done.status is RunStatus.COMPLETED and done.attempt == 2, done.error
+        calls = [e.data for e in await cluster.audit_tool_calls(run.id)]
+        assert [c["tool"] for c in calls] == ["run_command", "run_command", "write_file"]
+        log = (cluster.workspace_file(goal).parent / f"{goal.token}.log").read_text()
+        assert log.split() == ["one", "two"]  # each approved command ran once
+        said = [c.args.get("text", "") for c in cluster.slack.calls]
+        assert any("(attempt 2)" in text for text in said)
+
+
+def asks_first(request: RecordedRequest) -> Reply:
+    """Asks the requester a question, then finishes with the answer."""
+    token = goal_token(request)
+    body = request.body or {}
+    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
+        subtask = {"id": "s1", "description": f"do {token}", "required_tools": ["ask_human"],
+                   "depends_on": [], "risk_level": "low"}  # fmt: skip
+        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    results = request.tool_results()
+    if results:
+        return text_reply(f"painted it {json.dumps(results[0].get('content'))}")
+    return tool_use_reply("ask_human", {"question": "Which colour?"})
+
+
+async def test_a_question_asked_by_a_worker_is_answered_through_a_front_end(
+    tmp_path: Path,
+) -> None:
+    async with Cluster(tmp_path=tmp_path, front_ends=1, workers=1) as cluster:
+        cluster.anthropic.set_default(asks_first)
+        goal = await cluster.post_goal(0)
+        asked = await cluster.slack.wait_for_call(
+            "chat.postMessage", lambda c: ":question:" in c.args.get("text", ""), timeout=30
+        )
+        assert asked.args["thread_ts"] == goal.thread_ts
+        assert await cluster.reply_in_thread(0, goal.thread_ts, "teal, please") == 200
+        (done,) = await cluster.wait_all_final(1, timeout=30)
+        assert done.status is RunStatus.COMPLETED, done.error
+        assert "teal, please" in done.results["s1"].output
