@@ -31,7 +31,7 @@ from agent_core.tools import Tool, ToolContext, ToolRegistry
 if TYPE_CHECKING:  # working memory imports fence from here
     from agent_core.memory.working import WorkingMemory
 
-__all__ = ["RESUMED_AFTER_REPLY", "Executor", "ExecutorLimits", "fence"]
+__all__ = ["Executor", "ExecutorLimits", "fence"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,6 @@ class ExecutorLimits:
     """Deadline of a tool call when the tool names none."""
     max_tokens: int = 4096
     """Token limit of one model turn."""
-
-
-RESUMED_AFTER_REPLY = (
-    "(attempt {}) The previous attempt at this subtask stopped after your last reply. "
-    "Carry on with the subtask and give your final answer when it is done."
-)
-"""Told the model when a subtask resumes after its reply: a retried step it had given up on."""
 
 
 class _SubtaskStop(Exception):
@@ -129,10 +122,9 @@ class Executor:
         if pending:  # resumed: parked for a decision, or the process died mid-round
             await self._tool_round(run, subtask, messages, pending, resumed=True)
         elif len(messages) > 1 and messages[-1]["role"] == "assistant":
-            # Resumed after the model's last word (a retry after it gave up, or a crash right
-            # after its answer): the API takes a trailing assistant turn as a prefill, so say
-            # what happened instead.
-            messages.append({"role": "user", "content": RESUMED_AFTER_REPLY.format(run.attempt)})
+            # The process stopped after the model's final answer, before the result was
+            # recorded: that answer is the result (asking again could call tools again).
+            return _text(messages[-1]) or "(done, no summary)"
         continued = False
         for _ in range(self.limits.max_iterations):
             if self.working is not None:  # in place: the next checkpoint holds the cut version
@@ -156,8 +148,10 @@ class Executor:
             elif stop == "max_tokens":
                 continued = self._continue_after_max_tokens(response, messages, continued)
             elif stop == "refusal":
+                _forget_last_turn(messages)
                 raise _SubtaskStop(f"the model declined the subtask: {response.text or 'refusal'}")
             elif stop != "pause_turn":  # pause_turn: send the turn back as it is to resume it
+                _forget_last_turn(messages)
                 raise _SubtaskStop(f"the model stopped for an unknown reason: {stop}")
         raise _SubtaskStop(f"no result after {self.limits.max_iterations} model turns")
 
@@ -165,6 +159,7 @@ class Executor:
         self, response: LLMResponse, messages: Messages, continued: bool
     ) -> bool:
         if response.tool_uses or continued:
+            _forget_last_turn(messages)
             raise _SubtaskStop(
                 f"the model's reply was cut off at max_tokens ({self.limits.max_tokens});"
                 " raise AIRLOCK_LLM_MAX_TOKENS or split the subtask"
@@ -386,6 +381,20 @@ def _times_called(messages: Messages, name: str, arguments: dict[str, Any]) -> i
         and b["name"] == name
         and canonical_json(b.get("input", {})) == wanted
     )
+
+
+def _forget_last_turn(messages: Messages) -> None:
+    """Drop the model turn a subtask failed on, so its checkpoint ends where a retry should
+    ask the model again (and a resumed conversation never ends on a turn that failed)."""
+    if messages and messages[-1]["role"] == "assistant":
+        messages.pop()
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content.strip()
+    return "".join(b.get("text", "") for b in content if b.get("type") == "text").strip()
 
 
 def _last_tool_uses(messages: Messages) -> list[dict[str, Any]]:

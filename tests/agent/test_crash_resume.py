@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent_core.models import AuditEvent, RiskLevel, RunStatus
+from agent_core.models import AuditEvent, Plan, RiskLevel, Run, RunStatus
+from agent_core.orchestrator import Checkpoint
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness
@@ -97,3 +98,32 @@ async def test_a_call_that_finished_before_the_checkpoint_has_its_result_reused(
         harness_factory, anthropic, tool, hang, before_recovery=finished_but_not_checkpointed
     )
     assert calls == ["send_email"] and answer == "sent to 3 people"
+
+
+async def test_a_process_that_stopped_after_the_final_answer_is_not_asked_again(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    """The answer was checkpointed, the result not yet recorded: the answer is the result;
+    asking the model again could have it call its tools again."""
+    harness = await harness_factory()
+    run = await harness.store.create_run(Run(goal="check", requester="U0REQUEST"))
+    step = {"id": "s1", "description": "look", "depends_on": [], "required_tools": ["lookup"],
+            "risk_level": "low"}  # fmt: skip
+    plan = Plan.model_validate({"subtasks": [step]})
+    call = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"target": "web"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "web is healthy"}
+    conversation = [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": [call]},
+        {"role": "user", "content": [result]},
+        {"role": "assistant", "content": [{"type": "text", "text": "web is fine"}]},
+    ]
+    checkpoint = Checkpoint(conversations={"s1": conversation}).model_dump_json().encode()
+    for status in (RunStatus.PLANNING, RunStatus.RUNNING):  # as the dead process left it
+        run = await harness.store.save_run(
+            run.model_copy(update={"status": status, "plan": plan}), checkpoint=checkpoint
+        )
+    harness.runner.submit(run.id)
+    done = await harness.finished(run.id)
+    assert done.status is RunStatus.COMPLETED and done.results["s1"].output == "web is fine"
+    assert anthropic.requests == [] and tools.calls == []
