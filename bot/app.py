@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,13 +15,20 @@ from agent_core.config import Settings
 __all__ = ["ack_button_clicks_first", "build_app", "build_client"]
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
-    """The Slack Web API client, pointed at ``SLACK_API_URL``."""
+def build_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Slack Web API client, pointed at ``SLACK_API_URL``.
+
+    With ``session`` every call reuses its connections; without one the SDK opens a new
+    session (a new TCP and TLS handshake) for each call, which a server cannot afford.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=int(settings.slack_timeout_seconds),
+        session=session,
     )
     # Rate limits (429 + Retry-After) and dropped connections are retried by the SDK itself.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))

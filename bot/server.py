@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -86,7 +87,8 @@ async def serve(
         if queue is None and not worker:
             raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
                                " with SQLite nothing else would work on the runs"])  # fmt: skip
-        client = build_client(settings)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = build_client(settings, session=session)
         app = build_app(settings, client=client)
         runs = await _agent(settings, store, client, app, stack, worker=worker)
         site = web.AppRunner(build_web_app(settings, app, store))

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
+import aiohttp
 from aiohttp import web
 
 from agent_core.config import Settings
@@ -41,7 +42,8 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
         stack.push_async_callback(store.close)
         if wiring.run_queue(store) is None:
             raise ConfigError([_NEEDS_REDIS])
-        channel = SlackChannel(client=build_client(settings), store=store,
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        channel = SlackChannel(client=build_client(settings, session=session), store=store,
                                approval_channel=settings.approval_channel,
                                approvers=settings.approvers)  # fmt: skip
         agent = await wiring.agent(settings, store, channel, stack)
