@@ -165,6 +165,9 @@ def _ignore_oauth_environment() -> None:
     for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
         if os.environ.pop(name, None) is not None:
             logger.warning("ignoring %s: airlock serves a single workspace", name)
+    # Read into the settings already. Left in the environment, Bolt would also pick it up and
+    # warn that the client's token wins, and tool subprocesses would inherit it.
+    os.environ.pop("SLACK_BOT_TOKEN", None)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -259,6 +259,22 @@ async def test_run_command_returns_output_and_exit_code(tmp_path: Path) -> None:
     assert output == f"{tmp_path}\nto-err\n\n[exit code 3]"
 
 
+async def test_run_command_does_not_hand_airlocks_secrets_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-do-not-leak")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-do-not-leak")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_do_not_leak")
+    monkeypatch.setenv("AIRLOCK_STORE_URL", "redis://:hunter2@cache:6379/0")
+    monkeypatch.setenv("AIRLOCK_TEST_VISIBLE", "no")
+    monkeypatch.setenv("LANG_OF_THE_TEAM", "fr")
+    command = run_command_tool(workspace=tmp_path)
+    output = await command.handler({"command": "env"}, make_context(tmp_path))
+    assert "LANG_OF_THE_TEAM=fr" in output and "PATH=" in output  # the rest is there
+    for leaked in ("do-not-leak", "do_not_leak", "hunter2", "AIRLOCK_"):
+        assert leaked not in output
+
+
 async def test_run_command_needs_its_workspace_folder(tmp_path: Path) -> None:
     command = run_command_tool(workspace=tmp_path)
     with pytest.raises(ToolError, match="cannot start in"):

@@ -132,6 +132,24 @@ class _Output(asyncio.SubprocessProtocol):
         self.closed.set()
 
 
+_OURS = ("AIRLOCK_", "SLACK_", "ANTHROPIC_", "OTEL_", "REDIS_")
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIAL", "PRIVATE_KEY")
+
+
+def command_environment() -> dict[str, str]:
+    """This process's environment without airlock's settings and anything named like a secret.
+
+    The command is the model's choice: an injected instruction must not find the bot token
+    or the API key in ``env``.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith(_OURS)
+        and not any(word in name.upper() for word in _SECRET_WORDS)
+    }
+
+
 @dataclass(kw_only=True)
 class _Run:
     """One command in its own process group, stopped as a group."""
@@ -150,6 +168,7 @@ class _Run:
                 lambda: _Output(max_bytes + 1),
                 self.command,
                 cwd=self.cwd,
+                env=command_environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
