@@ -39,6 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from agent_core import telemetry
 from agent_core.channel import ApprovalSettled
 from agent_core.errors import NotFound, OwnershipLost
 from agent_core.models import ApprovalDecided, ApprovalStatus, Run, RunStatus
@@ -210,6 +211,7 @@ class Worker(Runner):
             return
         loop = asyncio.get_running_loop()
         self.holds[run.id] = _Hold(lease=lease, renewed=loop.time())
+        telemetry.worker_event("claimed" if claimed else "read")
         self.submit(run.id)
 
     async def _needs_work(self, run: Run) -> bool:
@@ -241,11 +243,16 @@ class Worker(Runner):
             if LEASE_LOST not in cancelled.args:
                 # Shutting down: hand it over; killed: the kill wrote its final status.
                 requeue = SHUTDOWN in cancelled.args
+                if requeue:
+                    telemetry.worker_event("handed_over")
                 await asyncio.shield(self._let_go(hold, requeue=requeue))
             self._forget(run_id)
             raise
+        requeue = not run.status.is_final and not self._parked(run)
+        if requeue:
+            telemetry.worker_event("handed_over")
         try:
-            await self._let_go(hold, requeue=not run.status.is_final and not self._parked(run))
+            await self._let_go(hold, requeue=requeue)
             if self._parked(run) and not hold.lost:
                 await self._decided_meanwhile(run)
         finally:
@@ -353,6 +360,7 @@ class Worker(Runner):
         logger.warning("lease lost; the run continues on another worker",
                        extra={"run_id": run_id, "worker": self.name})  # fmt: skip
         hold.lost = True
+        telemetry.worker_event("lost")
         task = self.tasks.get(run_id)
         if task is not None:
             task.cancel(LEASE_LOST)
@@ -379,6 +387,7 @@ class Worker(Runner):
                     if run.id not in self.holds and run.updated_at < stale:
                         await self._requeue_if_stranded(run)
             await self.runs.forget_idle_workers(idle_seconds=max(3600.0, 10 * self.lease_seconds))
+            telemetry.queue_depth(*await self.runs.depth())
         except RECONNECT_ERRORS:
             logger.warning("sweep skipped: store unreachable")
 

@@ -23,8 +23,10 @@ from agent_core.telemetry._metrics import (
     active_runs,
     approval_settled,
     enable_metrics,
+    queue_depth,
     run_finished,
     run_killed,
+    worker_event,
 )
 from agent_core.telemetry._spans import (
     approval_waited,
@@ -45,6 +47,7 @@ __all__ = [
     "configure_tracing",
     "enable_metrics",
     "plan_span",
+    "queue_depth",
     "run_finished",
     "run_killed",
     "run_span",
@@ -52,4 +55,5 @@ __all__ = [
     "subtask_span",
     "tool_call",
     "use_tracer_provider",
+    "worker_event",
 ]

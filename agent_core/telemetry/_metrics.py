@@ -49,6 +49,18 @@ APPROVALS = Counter(
     ["outcome", "risk"],
 )
 KILLS = Counter("airlock_kills", "Runs killed by a person (kill, kill all, halt).")
+HOLDS = Counter(
+    "airlock_worker_runs",
+    "Runs a worker took (read: from the queue; claimed: from a worker that stopped answering),"
+    " handed over on shutdown, or lost (its lease went to another worker).",
+    ["event"],
+)
+QUEUE = Gauge(
+    "airlock_queue_runs",
+    "Runs on the shared queue (Redis): waiting for a worker, or held by one; as a worker last"
+    " looked.",
+    ["state"],
+)
 
 
 @dataclass(kw_only=True)
@@ -75,6 +87,19 @@ def run_killed() -> None:
     if _metrics.on:
         KILLS.inc()
         RUNS.labels(RunStatus.KILLED.value).inc()
+
+
+def worker_event(event: str) -> None:
+    """Count a run a worker ``read``, ``claimed``, ``handed_over`` or ``lost``."""
+    if _metrics.on:
+        HOLDS.labels(event).inc()
+
+
+def queue_depth(waiting: int, working: int) -> None:
+    """The shared queue's size, as a worker's last sweep saw it."""
+    if _metrics.on:
+        QUEUE.labels("waiting").set(waiting)
+        QUEUE.labels("working").set(working)
 
 
 def active_runs(change: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import Authority, DecisionService
@@ -169,6 +170,7 @@ async def test_a_worker_that_stops_renewing_loses_the_run_and_cannot_touch_it_ag
     run = await cluster.goal(a)
     await eventually(lambda: _owned_by(a, run.id))
     a.pause()  # A is now "paused" inside its slow model call
+    claimed_before = _worker_runs("claimed")
     b = await cluster.process(lease_seconds=0.6)
 
     done = await cluster.final(b, run.id)
@@ -183,6 +185,11 @@ async def test_a_worker_that_stops_renewing_loses_the_run_and_cannot_touch_it_ag
         a.worker.name, b.worker.name
     ]  # fmt: skip
     assert [e.data["worker"] for e in kinds(events, "tool_call")] == [b.worker.name]
+    assert _worker_runs("claimed") == claimed_before + 1
+
+
+def _worker_runs(event: str) -> float:
+    return REGISTRY.get_sample_value("airlock_worker_runs_total", {"event": event}) or 0.0
 
 
 async def test_a_worker_shutting_down_hands_its_run_over_at_once(
