@@ -13,6 +13,7 @@ is gone or over are cancelled so no button is left dead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from collections.abc import Set as AbstractSet
@@ -54,6 +55,8 @@ from agent_core.store import Store
 __all__ = ["Runner"]
 
 logger = logging.getLogger(__name__)
+
+_RECHECK_SECONDS = 1.0
 
 
 @dataclass(kw_only=True)
@@ -124,13 +127,19 @@ class Runner:
         return task
 
     async def wait_for(self, run_id: str, statuses: AbstractSet[RunStatus]) -> Run:
-        """Until ``run_id`` reaches one of ``statuses`` here; bound it with asyncio.timeout."""
+        """Until ``run_id`` reaches one of ``statuses``; bound it with asyncio.timeout.
+
+        Woken by this process's runs and by signals, and every second besides: another
+        process may finish the run without a signal to say so.
+        """
         while True:
             async with self.changed:
                 run = await self.store.get_run(run_id)
                 if run.status in statuses:
                     return run
-                await self.changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_RECHECK_SECONDS):
+                        await self.changed.wait()
 
     async def _run(self, run_id: str) -> Run:
         try:

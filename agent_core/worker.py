@@ -50,15 +50,22 @@ from agent_core.runner import Runner
 from agent_core.store._redis_client import BACKOFF, RECONNECT_ERRORS
 from agent_core.store._redis_queue import Entry, Lease, RedisRunQueue
 
-__all__ = ["LEASES_TASK", "Worker", "worker_name"]
+__all__ = ["LEASES_TASK", "TERMINAL", "Worker", "worker_name"]
 
 logger = logging.getLogger(__name__)
 
+TERMINAL = "terminal-"
+"""How the name of a terminal's lease holder begins: workers leave its runs to it."""
 LEASES_TASK = "airlock-leases"
 """Name of a worker's task that renews its leases, claims idle entries and sweeps."""
 _CLAIM_TTL_SECONDS = 86_400.0
 """How long the key that says "this decision was handed on" is kept."""
 _LIVE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+
+
+def _a_terminals(run: Run) -> bool:
+    """Whether a terminal (`airlock run`) worked on ``run`` last: it resumes it itself."""
+    return run.owner is not None and run.owner.startswith(TERMINAL)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
@@ -77,9 +84,11 @@ async def _stopped(*tasks: asyncio.Task[None] | None) -> None:
     await asyncio.gather(*running, return_exceptions=True)
 
 
-def worker_name() -> str:
-    """A name no other worker has: host, process id and a random part."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+def worker_name(*, terminal: bool = False) -> str:
+    """A name no other worker has: host, process id and a random part (``terminal-`` first
+    for a terminal's ``airlock run``)."""
+    name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return TERMINAL + name if terminal else name
 
 
 @dataclass(kw_only=True)
@@ -117,6 +126,9 @@ class Worker(Runner):
     slots: int = 8
     """Most runs this worker works on at once."""
     lease_seconds: float = 30.0
+    reads: bool = True
+    """Take runs from the queue. False: work only on runs handed to :meth:`take` (a terminal's
+    ``airlock run``), under leases all the same, so no worker takes them up meanwhile."""
     holds: dict[str, _Hold] = field(default_factory=dict)
     """Runs this worker holds a lease on, by id."""
     queue: RunQueue = field(default_factory=RunQueue)  # slots are counted here, not in line
@@ -132,11 +144,15 @@ class Worker(Runner):
         await self.runs.ensure_group()
         self._spawn(self._listen())
         await self._listening.wait()
+        renewing = asyncio.create_task(self._renewing(), name=LEASES_TASK)
+        if not self.reads:
+            self._loops = (renewing,)
+            return
         await self._sweep()
         self._loops = (
             asyncio.create_task(self._read(), name=f"airlock-worker-{self.name}"),
             asyncio.create_task(self._maintain(), name="airlock-claims"),
-            asyncio.create_task(self._renewing(), name=LEASES_TASK),
+            renewing,
         )
         logger.info("worker started", extra={"worker": self.name, "slots": self.slots})
 
@@ -145,8 +161,8 @@ class Worker(Runner):
         # Each loop also checks these flags: a cancellation swallowed by a timeout racing it
         # (asyncio.timeout in Python 3.11 can) must not keep the process from exiting.
         self._closing.set()
-        reading, claiming, renewing = self._loops or (None, None, None)
-        await _stopped(reading, claiming)
+        renewing = next((t for t in self._loops if t.get_name() == LEASES_TASK), None)
+        await _stopped(*(t for t in self._loops if t is not renewing))
         working = len(self.holds)
         await super().stop(grace_seconds=grace_seconds)
         self._released.set()
@@ -156,6 +172,21 @@ class Worker(Runner):
     async def enqueue(self, run_id: str) -> None:
         """Queue ``run_id`` for whichever worker is free first."""
         await self.runs.enqueue(run_id)
+
+    async def take(self, run_id: str) -> bool:
+        """Work on ``run_id`` here, under a lease of its own (no queue entry); False while a
+        worker holds it."""
+        if run_id in self.holds:
+            return True
+        lease = await self.runs.acquire(
+            run_id, worker=self.name, entry="", ttl_seconds=self.lease_seconds
+        )
+        if lease is None:
+            return False
+        loop = asyncio.get_running_loop()
+        self.holds[run_id] = _Hold(lease=lease, renewed=loop.time())
+        self.submit(run_id)
+        return True
 
     # Reading the queue
 
@@ -267,6 +298,7 @@ class Worker(Runner):
         self._forget(hold.lease.run_id)  # renewals stop before the lease goes
         if hold.lost:
             return
+        requeue = requeue and self.reads  # a terminal's run waits for `airlock run --resume`
         try:
             if not await self.runs.finish(hold.lease, requeue=requeue):
                 logger.warning("lease was lost before the run was let go",
@@ -279,7 +311,10 @@ class Worker(Runner):
     async def _decided_meanwhile(self, run: Run) -> None:
         """Queue a parked run again if its approval was decided while it was parking."""
         if not await self.store.list_pending_approvals(run_id=run.id):
-            await self.runs.enqueue(run.id)
+            if self.reads:
+                await self.runs.enqueue(run.id)
+            else:
+                await self.take(run.id)
 
     def _forget(self, run_id: str) -> None:
         if self.holds.pop(run_id, None) is not None:
@@ -301,6 +336,11 @@ class Worker(Runner):
         working_here = task is not None and not task.done()
         if working_here:
             self._wake.add(signal.run_id)  # still parking it: it goes round again
+        if not self.reads:  # a terminal: its own runs resume here, like one process
+            if not working_here:
+                await self.take(signal.run_id)
+            await super()._decided(signal)
+            return
         # Every worker hears the decision; one hands it on.
         key = f"approval-settled:{signal.approval_id}"
         if not await self.store.claim_idempotency_key(key, ttl_seconds=_CLAIM_TTL_SECONDS):
@@ -310,7 +350,7 @@ class Worker(Runner):
             run = await self.store.get_run(signal.run_id)
         except NotFound:
             return
-        if not working_here and not run.status.is_final:
+        if not working_here and not run.status.is_final and not _a_terminals(run):
             await self.runs.enqueue(run.id)
         await self.channel.notify(ApprovalSettled(run=run, approval=approval))
 
@@ -392,6 +432,8 @@ class Worker(Runner):
             logger.warning("sweep skipped: store unreachable")
 
     async def _requeue_if_stranded(self, run: Run) -> None:
+        if _a_terminals(run):
+            return  # `airlock run --resume` picks it up if that terminal went away
         if not await self._needs_work(run) or await self.runs.holder(run.id) is not None:
             return
         # One request per version of the run, across all workers.

@@ -15,9 +15,11 @@ from agent_core.approvals import (
 from agent_core.config import Settings
 from agent_core.limits import Admission, Limits
 from agent_core.models import FINAL_STATUSES, Run, RunStatus
+from agent_core.orchestrator import Orchestrator
 from agent_core.runner import Runner
 from agent_core.store import Store, open_settings_store
 from agent_core.telemetry import configure_tracing
+from agent_core.worker import Worker, worker_name
 from bot import wiring
 from bot.terminal import TerminalChannel
 
@@ -58,8 +60,7 @@ async def run_goal(
         channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
         channel.decide = wiring.decisions(settings, store, registry, channel).decide
         orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
-        runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                        policy=ApprovalPolicy.from_settings(settings), only=set())  # fmt: skip
+        runner = _runner(settings, store, orchestrator, channel)
         await runner.start()
         stack.push_async_callback(runner.stop)
         if resume is None:
@@ -68,8 +69,28 @@ async def run_goal(
         else:
             run = await store.get_run(resume)
         console.print(f"[dim]run {run.id} · store {settings.effective_store_url}[/]")
-        runner.submit(run.id)
+        if isinstance(runner, Worker):
+            if not await runner.take(run.id):
+                console.print(f"[red]run {run.id} is being worked on by a worker; not here[/]")
+                return await store.get_run(run.id)
+        else:
+            runner.submit(run.id)
         return await runner.wait_for(run.id, FINAL_STATUSES)
+
+
+def _runner(
+    settings: Settings, store: Store, orchestrator: Orchestrator, channel: TerminalChannel
+) -> Runner:
+    """The terminal's runner; with a Redis store it holds a lease on its run, as a worker does,
+    so no worker takes the run up while this terminal works on it."""
+    policy = ApprovalPolicy.from_settings(settings)
+    queue = wiring.run_queue(store)
+    if queue is None:
+        return Runner(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
+                      only=set())  # fmt: skip
+    return Worker(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
+                  only=set(), runs=queue, reads=False, name=worker_name(terminal=True),
+                  lease_seconds=settings.lease_seconds)  # fmt: skip
 
 
 async def _refusal(settings: Settings, store: Store) -> str | None:

@@ -48,7 +48,7 @@ return false
 _RENEW = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
+if ARGV[5] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID') end
 return 1
 """
 
@@ -56,8 +56,10 @@ return 1
 _FINISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
+if ARGV[3] ~= '' then
+  redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+  redis.call('XDEL', KEYS[2], ARGV[3])
+end
 if ARGV[4] == '1' then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'run', ARGV[5]) end
 return 1
 """
@@ -79,6 +81,7 @@ class Lease:
     token: str
     """``<worker>#<n>``: unique, so a lease taken again is never mistaken for an old one."""
     entry: str
+    """The queue entry that brought the run, or "" for a run taken up without one."""
 
     @property
     def owner(self) -> str:

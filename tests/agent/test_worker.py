@@ -94,7 +94,9 @@ class Cluster:
     stack: AsyncExitStack
     processes: list[Process] = field(default_factory=list)
 
-    async def process(self, *, slots: int = 4, lease_seconds: float = 1.0) -> Process:
+    async def process(
+        self, *, slots: int = 4, lease_seconds: float = 1.0, reads: bool = True
+    ) -> Process:
         store = await open_store(self.url, poll_interval=0.02)
         self.stack.push_async_callback(store.close)
         assert isinstance(store, RedisStore)
@@ -105,7 +107,7 @@ class Cluster:
                                     workspace=self.workspace)  # fmt: skip
         worker = Worker(store=store, orchestrator=orchestrator, channel=channel,
                         policy=run_policy.approvals, runs=store.run_queue(), slots=slots,
-                        lease_seconds=lease_seconds)  # fmt: skip
+                        lease_seconds=lease_seconds, reads=reads)  # fmt: skip
         authority = Authority(approvers=["U0APPROVER"], admins=["U0ADMIN"])
         service = DecisionService(store=store, authority=authority, audit=Audit(store=store))
         await worker.start()
@@ -256,3 +258,22 @@ async def _owned_by(process: Process, run_id: str) -> bool:
 
 async def _idle(process: Process) -> bool:
     return not process.worker.tasks
+
+
+async def test_a_run_worked_on_at_a_terminal_is_left_alone_by_the_workers(
+    cluster: Cluster, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    """`airlock run` with a Redis store holds a lease too: a worker's sweep, which takes up
+    runs nobody holds, does not take a terminal's run in the middle of a long model call."""
+    anthropic.set_default(Model(slow_first_call=2.5))  # longer than the sweep's 3 leases
+    terminal = await cluster.process(lease_seconds=0.5, reads=False)
+    worker = await cluster.process(lease_seconds=0.5)
+    run = await terminal.store.create_run(Run(goal="check the web tier", requester="local:me"))
+    assert await terminal.worker.take(run.id)
+    assert not await worker.worker.take(run.id)  # held: nobody else may
+
+    done = await cluster.final(terminal, run.id)
+    assert done.status is RunStatus.COMPLETED and done.owner == terminal.worker.name
+    assert [c[0] for c in tools.calls] == ["lookup"]
+    events = await terminal.store.list_audit(run.id)
+    assert {e.data["worker"] for e in kinds(events, "run_claimed")} == {terminal.worker.name}
