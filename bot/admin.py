@@ -16,6 +16,7 @@ from agent_core.errors import NotFound
 from agent_core.limits import SpendLedger
 from agent_core.models import Decision, DecisionKind, Run
 from agent_core.store import Store
+from agent_core.store._redis_queue import RedisRunQueue
 from bot.blocks import mention
 from bot.replies import decision_reply
 
@@ -35,6 +36,8 @@ class AdminCommands:
     control: RunControl
     decisions: DecisionService | None = None
     """For `/agent approve <id>` and `/agent reject <id> [reason]`."""
+    queue: RedisRunQueue | None = None
+    """The shared run queue (Redis), whose depth `/agent status` shows; None in one process."""
     submit: Callable[[str], Awaitable[object]] | None = None
     """Hands a retried run to whatever works on runs (`/agent retry <run>`)."""
 
@@ -130,10 +133,19 @@ class AdminCommands:
         spend = await SpendLedger(store=self.store).today()
         lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
                      f"${spend:.2f} spent today.")  # fmt: skip
+        if self.queue is not None:
+            waiting, working = await self.queue.depth()
+            lines.append(f"Queue: {waiting} run(s) waiting for a worker, {working} held by one.")
         lines += [
-            f"• `{r.id}` {r.status.value} {mention(r.requester)}: {r.goal[:80]}" for r in runs
+            f"• `{r.id}` {r.status.value}{_by(r)} {mention(r.requester)}: {r.goal[:80]}"
+            for r in runs
         ]
         return "\n".join(lines)
+
+
+def _by(run: Run) -> str:
+    """Which worker has a live run, when workers share the work."""
+    return f" on `{run.owner}`" if run.owner and not run.status.is_final else ""
 
 
 def _said(result: T | Refused, success: Callable[[T], str]) -> str:

@@ -137,12 +137,9 @@ async def _agent(
     memory = agent.memory
     curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
                             authority=service.authority, audit=service.audit)  # fmt: skip
-    register_goals(
-        app,
-        intake,
-        AdminCommands(store=store, control=control, decisions=service, submit=submit),
-        curate,
-    )
+    admin = AdminCommands(store=store, control=control, decisions=service, submit=submit,
+                          queue=agent.queue)  # fmt: skip
+    register_goals(app, intake, admin, curate)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake)
     return runs

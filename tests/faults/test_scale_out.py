@@ -200,6 +200,11 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
         (run,) = await cluster.runs()
         assert "declined" in (run.error or "") and len(clicked) == 2
 
+        since = len(cluster.slack.calls)
+        assert await cluster.slash_command(0, "status") == 200
+        status = await cluster.slack.wait_for_call("chat.postEphemeral", since=since, timeout=10)
+        assert "Queue: 0 run(s) waiting for a worker, 0 held by one." in status.args["text"]
+
         assert await cluster.slash_command(1, f"retry {run.id}") == 200
         (done,) = await cluster.wait_all_final(1, timeout=60)
         assert done.status is RunStatus.COMPLETED and done.attempt == 2, done.error
