@@ -74,6 +74,7 @@ __all__ = [
     "Node",
     "answer",
     "goal_token",
+    "plan_reply",
 ]
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -116,6 +117,17 @@ def _needs_approval(request: RecordedRequest) -> bool:
     return bool(users) and NEEDS_APPROVAL in json.dumps(users[0].get("content"))
 
 
+def plan_reply(request: RecordedRequest, token: str, tools: tuple[str, ...] = ()) -> Reply | None:
+    """For a planning turn (``tool_choice`` names ``submit_plan``), one LOW subtask that names
+    the token and needs ``tools``; None for any other turn."""
+    body = request.body or {}
+    if (body.get("tool_choice") or {}).get("name") != "submit_plan":
+        return None
+    subtask = {"id": "s1", "description": f"do {token}", "required_tools": list(tools),
+               "depends_on": [], "risk_level": "low"}  # fmt: skip
+    return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+
+
 def answer(request: RecordedRequest) -> Reply:
     """The model, answering from the conversation state alone.
 
@@ -128,11 +140,9 @@ def answer(request: RecordedRequest) -> Reply:
     - After a tool result: the text ``done <token>``.
     """
     token = goal_token(request)
-    body = request.body or {}
-    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
-        subtask = {"id": "s1", "description": f"do {token}", "required_tools": [],
-                   "depends_on": [], "risk_level": "low"}  # fmt: skip
-        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    planned = plan_reply(request, token)
+    if planned is not None:
+        return planned
     if request.tool_results():
         return text_reply(f"done {token}")
     if _needs_approval(request):

@@ -21,7 +21,7 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
-from tests.faults.cluster import Cluster, Goal, goal_token
+from tests.faults.cluster import Cluster, Goal, goal_token, plan_reply
 from tests.support import eventually
 
 GAVE_UP: list[str] = []
@@ -157,11 +157,9 @@ def retried_step(request: RecordedRequest) -> Reply:
     """Two approved commands, a write the workspace refuses, the model giving up; after a
     retry, its answer."""
     token = goal_token(request)
-    body = request.body or {}
-    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
-        subtask = {"id": "s1", "description": f"do {token}", "required_tools": [],
-                   "depends_on": [], "risk_level": "low"}  # fmt: skip
-        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    planned = plan_reply(request, token)
+    if planned is not None:
+        return planned
     answered = sum(
         1
         for message in request.messages
@@ -219,11 +217,9 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
 def asks_first(request: RecordedRequest) -> Reply:
     """Asks the requester a question, then finishes with the answer."""
     token = goal_token(request)
-    body = request.body or {}
-    if (body.get("tool_choice") or {}).get("name") == "submit_plan":
-        subtask = {"id": "s1", "description": f"do {token}", "required_tools": ["ask_human"],
-                   "depends_on": [], "risk_level": "low"}  # fmt: skip
-        return tool_use_reply("submit_plan", {"subtasks": [subtask]})
+    planned = plan_reply(request, token, ("ask_human",))
+    if planned is not None:
+        return planned
     results = request.tool_results()
     if results:
         return text_reply(f"painted it {json.dumps(results[0].get('content'))}")
