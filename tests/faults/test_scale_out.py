@@ -240,3 +240,34 @@ async def test_a_question_asked_by_a_worker_is_answered_through_a_front_end(
         (done,) = await cluster.wait_all_final(1, timeout=30)
         assert done.status is RunStatus.COMPLETED, done.error
         assert "teal, please" in done.results["s1"].output
+
+
+async def test_a_halt_typed_on_one_front_end_stops_the_runs_of_every_worker(
+    tmp_path: Path,
+) -> None:
+    admin = "U0ADMIN0001"
+    async with Cluster(
+        tmp_path=tmp_path, front_ends=2, workers=2, latency=1.0, max_concurrent_runs=4,
+        extra_env={"AIRLOCK_ADMINS": admin},
+    ) as cluster:  # fmt: skip
+        await asyncio.gather(*(cluster.post_goal(i % 2) for i in range(8)))
+
+        async def both_workers_busy() -> bool:
+            holders = {await cluster.lease_holder(run.id) for run in await cluster.runs()}
+            prefixes = [node.worker_prefix for node in cluster.worker_nodes]
+            return all(any(h and h.startswith(p) for h in holders) for p in prefixes)
+
+        await eventually(both_workers_busy, timeout=30)
+        assert await cluster.slash_command(1, "halt maintenance", user=admin) == 200
+        runs = await cluster.wait_all_final(8, timeout=30)
+        assert {run.status for run in runs} == {RunStatus.KILLED}
+
+        async def let_go() -> bool:
+            return all([await cluster.lease_holder(run.id) is None for run in runs])
+
+        await eventually(let_go, timeout=10)  # every worker stopped its runs and let go
+        await cluster.post_goal(0)  # refused while halted: no new run
+        assert len(await cluster.runs()) == 8
+        for run in runs:  # nothing ran after the kill
+            kinds = [e.kind for e in await cluster.store.list_audit(run.id)]
+            assert "tool_call" not in kinds[kinds.index("run_killed") :]
