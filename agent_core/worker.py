@@ -163,11 +163,12 @@ class Worker(Runner):
         self._closing.set()
         renewing = next((t for t in self._loops if t.get_name() == LEASES_TASK), None)
         await _stopped(*(t for t in self._loops if t is not renewing))
-        working = len(self.holds)
+        holding = len(self.holds)
         await super().stop(grace_seconds=grace_seconds)
         self._released.set()
         await _stopped(renewing)
-        logger.info("worker stopped", extra={"worker": self.name, "handed_over": working})
+        # Of the runs it held, those that did not end in the grace period were handed over.
+        logger.info("worker stopped", extra={"worker": self.name, "held": holding})
 
     async def enqueue(self, run_id: str) -> None:
         """Queue ``run_id`` for whichever worker is free first."""
