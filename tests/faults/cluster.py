@@ -584,6 +584,11 @@ class Cluster:
         assert isinstance(self.store, RedisStore)
         return await self._read(lambda: self.store.run_queue().holder(run_id))  # type: ignore[attr-defined]
 
+    async def queue_depth(self) -> tuple[int, int]:
+        """Runs on the queue waiting for a worker, and runs a worker holds."""
+        assert isinstance(self.store, RedisStore)
+        return await self._read(lambda: self.store.run_queue().depth())  # type: ignore[attr-defined]
+
     async def audit_tool_calls(self, run_id: str) -> list[AuditEvent]:
         """The run's ``tool_call`` audit events, in order (each a call that started)."""
         events = await self._read(lambda: self.store.list_audit(run_id))

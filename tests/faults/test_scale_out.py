@@ -198,6 +198,10 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
         (run,) = await cluster.runs()
         assert "declined" in (run.error or "") and len(clicked) == 2
 
+        async def worker_let_go() -> bool:  # it acknowledges a moment after the status
+            return await cluster.queue_depth() == (0, 0)
+
+        await eventually(worker_let_go, timeout=10)
         since = len(cluster.slack.calls)
         assert await cluster.slash_command(0, "status") == 200
         status = await cluster.slack.wait_for_call("chat.postEphemeral", since=since, timeout=10)
