@@ -45,7 +45,7 @@ from redis.exceptions import RedisError
 
 from agent_core.errors import StoreError
 from agent_core.models import AuditEvent, Run
-from agent_core.store import Store, open_store
+from agent_core.store import open_store
 from agent_core.store.redis import RedisStore
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -253,7 +253,7 @@ class Cluster:
     slack: SlackStandIn = field(init=False)
     anthropic: AnthropicStandIn = field(init=False)
     """Enqueue faults here: ``cluster.anthropic.enqueue(fault(529))``; they go first."""
-    store: Store = field(init=False)
+    store: RedisStore = field(init=False)
     """The cluster's store, as the test sees it."""
     env: dict[str, str] = field(init=False)
     """The environment every process starts with (plus its own AIRLOCK_PORT)."""
@@ -304,7 +304,9 @@ class Cluster:
         )  # fmt: skip
         self._http = await self._stack.enter_async_context(aiohttp.ClientSession())
         self._signer = SlackRequestSigner(SECRET)
-        self.store = await open_store(self.redis.url, poll_interval=0.05)
+        store = await open_store(self.redis.url, poll_interval=0.05)
+        assert isinstance(store, RedisStore)
+        self.store = store
         self._stack.push_async_callback(self.store.close)
         self.env = clean_env(
             SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=self.slack.api_url,
@@ -581,13 +583,11 @@ class Cluster:
 
     async def lease_holder(self, run_id: str) -> str | None:
         """The worker holding the run's lease now, if any."""
-        assert isinstance(self.store, RedisStore)
-        return await self._read(lambda: self.store.run_queue().holder(run_id))  # type: ignore[attr-defined]
+        return await self._read(lambda: self.store.run_queue().holder(run_id))
 
     async def queue_depth(self) -> tuple[int, int]:
         """Runs on the queue waiting for a worker, and runs a worker holds."""
-        assert isinstance(self.store, RedisStore)
-        return await self._read(lambda: self.store.run_queue().depth())  # type: ignore[attr-defined]
+        return await self._read(lambda: self.store.run_queue().depth())
 
     async def audit_tool_calls(self, run_id: str) -> list[AuditEvent]:
         """The run's ``tool_call`` audit events, in order (each a call that started)."""
