@@ -71,6 +71,22 @@ async def test_serve_without_credentials_names_what_is_missing(tmp_path: Path) -
     assert "Traceback" not in out + err
 
 
+async def test_workers_and_front_ends_only_without_redis_exit_2_and_say_why(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s", ANTHROPIC_API_KEY="sk-x",
+        AIRLOCK_DATA_DIR=str(tmp_path / "data"), AIRLOCK_PORT=str(free_port()),
+    )  # fmt: skip
+    code, out, err = await airlock("worker", cwd=tmp_path, env=env)
+    assert code == 2 and "airlock worker needs a Redis store" in err
+    code, out, err = await airlock("serve", "--no-worker", cwd=tmp_path, env=env)
+    assert code == 2 and "--no-worker needs a Redis store" in err
+    assert "Traceback" not in out + err
+    code, _, err = await airlock("worker", cwd=tmp_path, env=clean_env())
+    assert code == 2 and "SLACK_BOT_TOKEN is not set" in err
+
+
 async def test_invalid_settings_are_one_line_each_and_exit_2(tmp_path: Path) -> None:
     env = clean_env(AIRLOCK_PORT="eighty", AIRLOCK_ADMINS="alice", ANTHROPIC_API_KEY="sk-ant-x")
     code, _, err = await airlock("serve", cwd=tmp_path, env=env)
