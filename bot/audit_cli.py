@@ -143,7 +143,10 @@ def describe(event: AuditEvent) -> str:
         case "tool_call":
             who = f", approved by {d['approved_by']}" if d.get("approved_by") else ""
             edited = " (edited)" if "original_arguments" in d else ""
-            return f"{d.get('tool')} {_short(d.get('arguments'))}{edited}{who}"
+            where = f", on {d['worker']}" if d.get("worker") else ""
+            return f"{d.get('tool')} {_short(d.get('arguments'))}{edited}{who}{where}"
+        case "run_claimed":
+            return f"taken up by {d.get('worker')} ({d.get('status')}, attempt {d.get('attempt')})"
         case "tool_result":
             flags = f" flags: {', '.join(d['flags'])}" if d.get("flags") else ""
             state = "error" if d.get("is_error") else "ok"

@@ -38,6 +38,7 @@ from agent_core.testing.anthropic_server import (
 )
 from agent_core.testing.channel import RecordingChannel
 from agent_core.worker import Worker
+from bot.audit_cli import describe
 from tests.agent.conftest import Tools, policy
 from tests.support import eventually
 
@@ -158,6 +159,9 @@ async def test_queued_runs_are_shared_out_and_each_is_worked_on_once(
         events = await a.store.list_audit(run.id)
         assert [e.data["worker"] for e in kinds(events, "run_claimed")] == [run.owner]
         assert [e.data["worker"] for e in kinds(events, "tool_call")] == [run.owner]
+        shown = [describe(e) for e in kinds(events, "run_claimed") + kinds(events, "tool_call")]
+        assert shown[0].startswith(f"taken up by {run.owner} (queued, attempt 1)")
+        assert shown[1].endswith(f", on {run.owner}")  # `airlock audit show` says where
     waiting, working = await a.worker.runs.depth()
     assert (waiting, working) == (0, 0)  # every entry was acknowledged and deleted
 
