@@ -9,6 +9,7 @@ with its one tool call made exactly once and by one worker at a time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 from pathlib import Path
@@ -46,7 +47,9 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
             )
         )
 
-        # Worker 0 dies while it holds runs; a fresh worker joins.
+        # Worker 0 dies while it holds runs and after it asked for an approval; a fresh worker
+        # joins. That approval is still answerable: a parked run belongs to no worker.
+        await eventually(lambda: _asked_by(cluster, 0), timeout=30)
         await eventually(lambda: _holds_runs(cluster, 0), timeout=30)
         assert await cluster.kill_worker(0, signal.SIGKILL) == -signal.SIGKILL
         await cluster.start_worker()
@@ -91,6 +94,19 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
         assert "worker stopped" in handed
 
 
+async def _asked_by(cluster: Cluster, worker: int) -> bool:
+    """Whether a pending approval was asked by worker ``worker`` (it claimed the run last)."""
+    prefix = cluster.worker_nodes[worker].worker_prefix
+    threads = {card.thread_ts for card in await cluster.pending_approval_cards()}
+    for run in await cluster.runs():
+        if run.thread_ts in threads:
+            events = await cluster.store.list_audit(run.id)
+            claims = [e.data["worker"] for e in events if e.kind == "run_claimed"]
+            if claims and claims[-1].startswith(prefix):
+                return True
+    return False
+
+
 async def _holds_runs(cluster: Cluster, worker: int) -> bool:
     holders = [await cluster.lease_holder(run.id) for run in await cluster.runs()]
     prefix = cluster.worker_nodes[worker].worker_prefix
@@ -98,22 +114,34 @@ async def _holds_runs(cluster: Cluster, worker: int) -> bool:
 
 
 async def _problem(cluster: Cluster, run: Run) -> str | None:
-    """What is wrong with a finished run of the burst, if anything."""
+    """What is wrong with a finished run of the burst, if anything.
+
+    The model asks for one call per run. It is made once, except that a call its worker was
+    killed in the middle of (started, no result recorded) is made again by the next worker
+    when the crash rule allows it: ``write_file`` is idempotent, and ``run_command`` (HIGH)
+    only after a person approved it again.
+    """
     goal: Goal = cluster.goal_of(run)
     if run.status is not RunStatus.COMPLETED:
         return f"{run.id}: {run.status} {run.error}"
     events = await cluster.store.list_audit(run.id)
     calls = [e for e in events if e.kind == "tool_call"]
-    if len(calls) != 1:
-        trail = [(e.kind, e.data.get("worker") or e.data.get("stop_reason"),
-                  e.data.get("tool_use_id") or (e.data.get("request") or {}).get("messages"))
-                 for e in events]  # fmt: skip
-        return f"{run.id}: {len(calls)} tool calls: {trail}"
+    trail = [(e.kind, e.data.get("worker"), e.data.get("tool_use_id")) for e in events]
+    if len({e.data["tool_use_id"] for e in calls}) != 1:
+        return f"{run.id}: the model was asked for more than one call: {trail}"
+    for first, again in itertools.pairwise(calls):
+        between = events[events.index(first) : events.index(again)]
+        if any(e.kind == "tool_result" for e in between):
+            return f"{run.id}: a call made again after it finished: {trail}"
+        if again.data["tool"] == "run_command" and (
+            again.data.get("approval_id") == first.data.get("approval_id")
+        ):
+            return f"{run.id}: a HIGH call made again without asking again: {trail}"
     if not _one_owner_at_a_time(events):
-        return f"{run.id}: a tool call by a worker that did not hold the run"
+        return f"{run.id}: a tool call by a worker that did not hold the run: {trail}"
     written = cluster.workspace_file(goal).read_text().split()
-    if written != [goal.token]:
-        return f"{run.id}: workspace shows {written}"
+    if set(written) != {goal.token} or len(written) > len(calls):
+        return f"{run.id}: workspace shows {written} after {len(calls)} call(s)"
     return None
 
 
