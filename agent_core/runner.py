@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,11 +53,12 @@ from agent_core.ownership import Ownership
 from agent_core.run_queue import RunQueue
 from agent_core.store import Store
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "cancelled"]
 
 logger = logging.getLogger(__name__)
 
 _RECHECK_SECONDS = 1.0
+_RECANCEL_SECONDS = 1.0
 
 
 @dataclass(kw_only=True)
@@ -106,10 +108,7 @@ class Runner:
         for handles in self.timers.values():
             for handle in handles:
                 handle.cancel()
-        tasks = [*self.tasks.values(), *self._background]
-        for task in tasks:
-            task.cancel(SHUTDOWN)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancelled([*self.tasks.values(), *self._background], SHUTDOWN)
 
     def submit(self, run_id: str) -> asyncio.Task[Run]:
         """Work on ``run_id`` now (no-op if it is already working here).
@@ -123,8 +122,16 @@ class Runner:
         if task is None or task.done():
             self.queue.join(run_id)
             task = asyncio.create_task(self._run(run_id), name=f"airlock-run-{run_id}")
+            task.add_done_callback(functools.partial(self._ended, run_id))
             self.tasks[run_id] = task
         return task
+
+    def _ended(self, run_id: str, task: asyncio.Task[Run]) -> None:
+        """Bookkeeping for a task that ended, also one cancelled before it ever ran (a kill
+        right after it was submitted), whose own ``finally`` never ran."""
+        self.queue.leave(run_id)
+        if self.tasks.get(run_id) is task:
+            del self.tasks[run_id]
 
     async def wait_for(self, run_id: str, statuses: AbstractSet[RunStatus]) -> Run:
         """Until ``run_id`` reaches one of ``statuses``; bound it with asyncio.timeout.
@@ -377,6 +384,20 @@ class Runner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: str | None = None) -> None:
+    """Cancel ``tasks`` and wait until each has ended.
+
+    A task is cancelled again every second until it ends: a library whose own timeout races
+    the cancellation can swallow it (aiohttp's and async-timeout's can), and the task would
+    then go on, and a process waiting for it would never exit.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel(message)
+        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)
 
 
 def _seconds(value: float) -> timedelta:

@@ -46,7 +46,7 @@ from agent_core.models import ApprovalDecided, ApprovalStatus, Run, RunStatus
 from agent_core.orchestrator import LEASE_LOST, SHUTDOWN
 from agent_core.ownership import Ownership
 from agent_core.run_queue import RunQueue
-from agent_core.runner import Runner
+from agent_core.runner import Runner, cancelled
 from agent_core.store._redis_client import BACKOFF, RECONNECT_ERRORS
 from agent_core.store._redis_queue import Entry, Lease, RedisRunQueue
 
@@ -74,14 +74,6 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
-
-
-async def _stopped(*tasks: asyncio.Task[None] | None) -> None:
-    """Cancel ``tasks`` and wait for them to end."""
-    running = [task for task in tasks if task is not None]
-    for task in running:
-        task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
 
 
 def worker_name(*, terminal: bool = False) -> str:
@@ -162,11 +154,11 @@ class Worker(Runner):
         # (asyncio.timeout in Python 3.11 can) must not keep the process from exiting.
         self._closing.set()
         renewing = next((t for t in self._loops if t.get_name() == LEASES_TASK), None)
-        await _stopped(*(t for t in self._loops if t is not renewing))
+        await cancelled(t for t in self._loops if t is not renewing)
         holding = len(self.holds)
         await super().stop(grace_seconds=grace_seconds)
         self._released.set()
-        await _stopped(renewing)
+        await cancelled([renewing] if renewing else [])
         # Of the runs it held, those that did not end in the grace period were handed over.
         logger.info("worker stopped", extra={"worker": self.name, "held": holding})
 
@@ -278,7 +270,7 @@ class Worker(Runner):
                 if requeue:
                     telemetry.worker_event("handed_over")
                 await asyncio.shield(self._let_go(hold, requeue=requeue))
-            self._forget(run_id)
+            self._forget(hold)
             raise
         requeue = not run.status.is_final and not self._parked(run)
         if requeue:
@@ -288,15 +280,29 @@ class Worker(Runner):
             if self._parked(run) and not hold.lost:
                 await self._decided_meanwhile(run)
         finally:
-            self._forget(run_id)
+            self._forget(hold)
         return run
+
+    def _ended(self, run_id: str, task: asyncio.Task[Run]) -> None:
+        super()._ended(run_id, task)
+        hold = self.holds.get(run_id)
+        current = self.tasks.get(run_id)
+        if hold is not None and (current is None or current.done()):
+            # Cancelled before it ran (a kill or halt just after it was taken): its lease and
+            # entry are let go here, as its own code would have.
+            self._forget(hold)
+            self._spawn(self._let_go_after(hold))
+
+    async def _let_go_after(self, hold: _Hold) -> None:
+        run = await self.store.get_run(hold.lease.run_id)
+        await self._let_go(hold, requeue=not run.status.is_final and not self._parked(run))
 
     @staticmethod
     def _parked(run: Run) -> bool:
         return run.status is RunStatus.AWAITING_APPROVAL
 
     async def _let_go(self, hold: _Hold, *, requeue: bool) -> None:
-        self._forget(hold.lease.run_id)  # renewals stop before the lease goes
+        self._forget(hold)  # renewals stop before the lease goes
         if hold.lost:
             return
         requeue = requeue and self.reads  # a terminal's run waits for `airlock run --resume`
@@ -317,8 +323,11 @@ class Worker(Runner):
             else:
                 await self.take(run.id)
 
-    def _forget(self, run_id: str) -> None:
-        if self.holds.pop(run_id, None) is not None:
+    def _forget(self, hold: _Hold) -> None:
+        """Stop renewing ``hold`` (not a newer hold on the same run) and free its slot."""
+        run_id = hold.lease.run_id
+        if self.holds.get(run_id) is hold:
+            del self.holds[run_id]
             self._freed.set()
 
     async def _fail(self, run_id: str, reason: str) -> Run:

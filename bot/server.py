@@ -8,6 +8,7 @@ started with ``--no-worker``, and ``airlock worker`` (``bot.worker``) only works
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import signal
@@ -167,8 +168,22 @@ def _ignore_oauth_environment() -> None:
     os.environ.pop("SLACK_BOT_TOKEN", None)
 
 
+def dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` logs what every asyncio task is waiting on (a stuck process)."""
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            frames = io.StringIO()
+            task.print_stack(limit=30, file=frames)
+            logger.warning("task stack", extra={"task": task.get_name(),
+                                                "stack": frames.getvalue()})  # fmt: skip
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
 def stop_on_signals() -> asyncio.Event:
-    """An event set on SIGINT or SIGTERM."""
+    """An event set on SIGINT or SIGTERM (and ``kill -USR1`` dumps the tasks' stacks)."""
+    dump_tasks_on_sigusr1()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -19,7 +19,7 @@ from agent_core.approvals.service import GRANTS
 from agent_core.audit import Audit
 from agent_core.channel import ApprovalNeeded, OperatorChannel, ToolNotice
 from agent_core.clock import Clock, SystemClock
-from agent_core.errors import NotFound
+from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -35,6 +35,10 @@ from agent_core.models import (
 )
 from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
+
+_ASKED = "approval-asked:"
+"""Session-fact scope prefix (+ approval id): the approvers were asked (the request went out)."""
+_ASKED_KEEP_SECONDS = 90 * 86_400.0
 
 __all__ = [
     "Allowed",
@@ -163,6 +167,9 @@ class ApprovalGate:
             return await self._ask(run, key, 0, subject, risk)
         status = latest.status
         if status is ApprovalStatus.PENDING:
+            if not await self.store.get_facts(_ASKED + latest.id):
+                # The process that created it died before anyone was asked: ask now.
+                await self._deliver(run, latest)
             raise AwaitingDecision(latest.id)
         if latest.consumed_at is None:  # met for the first time (a plan's is met on every resume)
             telemetry.approval_waited(latest)
@@ -227,13 +234,24 @@ class ApprovalGate:
             required_approvals=self.policy.required(risk),
             precedents=precedents,
         )
-        await self.store.create_approval(approval)  # persisted before anyone is asked
+        try:
+            await self.store.create_approval(approval)  # persisted before anyone is asked
+        except AlreadyExists:
+            # Another process asked the same at the same moment (a worker that took the run
+            # over while this one was still at it): that request stands; go by it.
+            return await self._gate(run, key, subject, risk)
         await self.audit.record(run.id, "approval_requested", actor="airlock",
                                 approval_id=approval.id, risk=risk.value,
                                 subject=subject.model_dump(mode="json"))  # fmt: skip
+        await self._deliver(run, approval)
+        raise AwaitingDecision(approval.id)
+
+    async def _deliver(self, run: Run, approval: Approval) -> None:
+        """Ask the approvers, then note that they were asked (a resume asks again if not)."""
         await self.channel.notify(ApprovalNeeded(run=run, approval=approval))
         await self.channel.request_decision(approval)
-        raise AwaitingDecision(approval.id)
+        await self.store.set_fact(_ASKED + approval.id, "at", self.clock.now().isoformat(),
+                                  ttl_seconds=_ASKED_KEEP_SECONDS)  # fmt: skip
 
 
 class _Halted(RunStop):

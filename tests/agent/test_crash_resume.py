@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from agent_core.models import AuditEvent, Plan, RiskLevel, Run, RunStatus
+from agent_core.approvals import ApprovalGate, ApprovalPolicy
+from agent_core.audit import Audit
+from agent_core.models import Approval, AuditEvent, Plan, RiskLevel, Run, RunStatus
 from agent_core.orchestrator import Checkpoint
+from agent_core.stops import AwaitingDecision
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness
 
@@ -127,3 +132,60 @@ async def test_a_process_that_stopped_after_the_final_answer_is_not_asked_again(
     done = await harness.finished(run.id)
     assert done.status is RunStatus.COMPLETED and done.results["s1"].output == "web is fine"
     assert anthropic.requests == [] and tools.calls == []
+
+
+@dataclass(kw_only=True)
+class DiesWhileAsking(RecordingChannel):
+    """The first approval request never gets out: the process dies while posting it."""
+
+    posting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def request_decision(self, approval: Approval) -> None:
+        if not self.posting.is_set():
+            self.posting.set()
+            await asyncio.Event().wait()
+        await super().request_decision(approval)
+
+
+async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    channel = DiesWhileAsking()
+    harness = await harness_factory(channel=channel)
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}),
+                      tool_use_reply("restart", {"target": "web"}))  # fmt: skip
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.posting.wait()
+    await harness.runner.stop()  # the process dies while the card is being posted
+    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    assert channel.asked == []  # nobody was asked
+
+    channel.decider = approve_all()
+    anthropic.enqueue(text_reply("restarted"))
+    done = await harness.recovered(run.id)
+    assert done.status is RunStatus.COMPLETED
+    asked = [a.id for a in channel.asked]  # it, on resume (then the call's own, if any)
+    assert asked[0] == approval.id and asked.count(approval.id) == 1
+    assert [c[0] for c in tools.calls] == ["restart"]
+
+
+async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval(
+    store: Any,
+) -> None:
+    """A worker that took a run over while the old owner was still at the gate: both ask
+    for the same call; one approval is created, and neither run fails."""
+    run = await store.create_run(Run(goal="restart", requester="U0REQUEST"))
+    channel = RecordingChannel()
+    audit = Audit(store=store)
+    policy = ApprovalPolicy()
+    gates = [ApprovalGate(store=store, channel=channel, policy=policy, audit=audit) for _ in "ab"]
+    call = {"run": run, "subtask_id": "s1", "tool": "restart", "arguments": {"target": "web"},
+            "risk": RiskLevel.HIGH}  # fmt: skip
+    asked = [gate.check_tool_call(**call) for gate in gates]
+    outcomes = await asyncio.gather(*asked, return_exceptions=True)
+    assert all(isinstance(o, AwaitingDecision) for o in outcomes), outcomes
+    (approval,) = await store.list_pending_approvals(run_id=run.id)
+    assert {o.approval_id for o in outcomes if isinstance(o, AwaitingDecision)} == {approval.id}

@@ -384,9 +384,13 @@ class Cluster:
             async with asyncio.timeout(timeout):
                 return await node.process.wait()
         except TimeoutError:
+            node.process.send_signal(signal.SIGUSR1)  # it logs its tasks' stacks
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await node.process.wait()
             raise AssertionError(
                 f"{node.kind} {node.index} did not exit {timeout:g}s after {sig.name}\n"
-                f"{node.tail()}"
+                f"{node.tail(60, width=4000)}"
             ) from None
 
     async def restart_redis(self, *, crash: bool = False) -> None:

@@ -14,6 +14,8 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from agent_core.models import AuditEvent, Run, RunStatus
 from agent_core.testing.anthropic_server import (
     RecordedRequest,
@@ -33,6 +35,7 @@ RETRIES = 4
 APPROVAL_EVERY = 10
 
 
+@pytest.mark.timeout(300)  # 200 runs through real processes: minutes on a loaded machine
 async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_worker(
     tmp_path: Path,
 ) -> None:
@@ -300,6 +303,7 @@ async def test_a_halt_typed_on_one_front_end_stops_the_runs_of_every_worker(
         await eventually(let_go, timeout=10)  # every worker stopped its runs and let go
         await cluster.post_goal(0)  # refused while halted: no new run
         assert len(await cluster.runs()) == 8
-        for run in runs:  # nothing ran after the kill
+        for run in runs:  # nothing ran after the kill (written by the halt or by the worker)
             kinds = [e.kind for e in await cluster.store.list_audit(run.id)]
-            assert "tool_call" not in kinds[kinds.index("run_killed") :]
+            ended = min(i for i, k in enumerate(kinds) if k in ("run_killed", "run_finished"))
+            assert "tool_call" not in kinds[ended:]
