@@ -230,8 +230,8 @@ class Executor:
             earlier = await self._earlier_attempt(run, call, call.earlier)
             if earlier is not None:
                 return earlier
-        if self.ownership is not None:  # a worker that lost the run asks nobody
-            await self.ownership.check()
+        if self.ownership is not None and call.risk.rank >= RiskLevel.HIGH.rank:
+            await self.ownership.check()  # a worker that lost the run asks nobody
         preview = await self._preview(run, tool, arguments)
         verdict = await self.gate.check_tool_call(
             run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,

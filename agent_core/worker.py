@@ -176,9 +176,7 @@ class Worker(Runner):
         )
         if lease is None:
             return False
-        loop = asyncio.get_running_loop()
-        self.holds[run_id] = _Hold(lease=lease, renewed=loop.time())
-        self.submit(run_id)
+        self._work_under(lease)
         return True
 
     # Reading the queue
@@ -233,10 +231,14 @@ class Worker(Runner):
             if not claimed:
                 await self.runs.drop(entry.id)
             return
-        loop = asyncio.get_running_loop()
-        self.holds[run.id] = _Hold(lease=lease, renewed=loop.time())
         telemetry.worker_event("claimed" if claimed else "read")
-        self.submit(run.id)
+        self._work_under(lease)
+
+    def _work_under(self, lease: Lease) -> None:
+        """Hold ``lease`` (renewed from now on) and start its run."""
+        renewed = asyncio.get_running_loop().time()
+        self.holds[lease.run_id] = _Hold(lease=lease, renewed=renewed)
+        self.submit(lease.run_id)
 
     async def _needs_work(self, run: Run) -> bool:
         if run.status.is_final:
@@ -267,16 +269,11 @@ class Worker(Runner):
             if LEASE_LOST not in cancelled.args:
                 # Shutting down: hand it over; killed: the kill wrote its final status.
                 requeue = SHUTDOWN in cancelled.args
-                if requeue:
-                    telemetry.worker_event("handed_over")
                 await asyncio.shield(self._let_go(hold, requeue=requeue))
             self._forget(hold)
             raise
-        requeue = not run.status.is_final and not self._parked(run)
-        if requeue:
-            telemetry.worker_event("handed_over")
         try:
-            await self._let_go(hold, requeue=requeue)
+            await self._let_go(hold, requeue=not run.status.is_final and not self._parked(run))
             if self._parked(run) and not hold.lost:
                 await self._decided_meanwhile(run)
         finally:
@@ -306,6 +303,8 @@ class Worker(Runner):
         if hold.lost:
             return
         requeue = requeue and self.reads  # a terminal's run waits for `airlock run --resume`
+        if requeue:
+            telemetry.worker_event("handed_over")
         try:
             if not await self.runs.finish(hold.lease, requeue=requeue):
                 logger.warning("lease was lost before the run was let go",

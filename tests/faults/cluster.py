@@ -521,6 +521,19 @@ class Cluster:
         )
         return status
 
+    async def approve_new_cards(
+        self, clicked: set[str], front_end: Callable[[ApprovalCard], int]
+    ) -> None:
+        """Click Approve on every pending card not in ``clicked`` (through the front end
+        ``front_end`` picks for it), adding each to ``clicked``."""
+        for card in await self.pending_approval_cards():
+            if card.approval_id not in clicked:
+                status = await self.click_approve(
+                    front_end(card), card.approval_id, card.message_ts
+                )
+                assert status == 200, f"an Approve click answered {status}"
+                clicked.add(card.approval_id)
+
     def _events_url(self, front_end: int) -> str:
         return f"{self.front_end_nodes[front_end].url}/slack/events"
 

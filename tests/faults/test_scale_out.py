@@ -24,7 +24,7 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
-from tests.faults.cluster import Cluster, Goal, goal_token, plan_reply
+from tests.faults.cluster import ApprovalCard, Cluster, Goal, goal_token, plan_reply
 from tests.support import eventually
 
 GAVE_UP: list[str] = []
@@ -65,13 +65,11 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
         through = {goal.thread_ts: i % 2 for i, goal in enumerate(goals)}
         clicked: set[str] = set()
 
+        def other(card: ApprovalCard) -> int:  # not the front end the goal came through
+            return 1 - through.get(card.thread_ts or "", 1)
+
         async def approve_what_is_asked() -> None:
-            for card in await cluster.pending_approval_cards():
-                if card.approval_id not in clicked and card.thread_ts is not None:
-                    other = 1 - through[card.thread_ts]
-                    status = await cluster.click_approve(other, card.approval_id, card.message_ts)
-                    assert status == 200
-                    clicked.add(card.approval_id)
+            await cluster.approve_new_cards(clicked, other)
 
         async def asked_and_approved(count: int) -> bool:
             await approve_what_is_asked()
@@ -218,10 +216,7 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
         clicked: set[str] = set()
 
         async def failed() -> bool:
-            for card in await cluster.pending_approval_cards():
-                if card.approval_id not in clicked:
-                    assert await cluster.click_approve(1, card.approval_id, card.message_ts) == 200
-                    clicked.add(card.approval_id)
+            await cluster.approve_new_cards(clicked, lambda card: 1)
             runs = await cluster.runs()
             return bool(runs) and runs[0].status is RunStatus.FAILED
 
