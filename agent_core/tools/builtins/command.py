@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,11 @@ from pydantic import Field
 from agent_core.errors import ToolError, ToolTimeout
 from agent_core.models import RiskLevel
 from agent_core.tools.base import Tool, ToolContext
+from agent_core.tools.builtins.shell_risk import (
+    DESTRUCTIVE_PATTERNS,
+    command_destinations,
+    command_risk,
+)
 from agent_core.tools.decorator import tool
 
 __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
@@ -28,30 +32,6 @@ __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
 logger = logging.getLogger(__name__)
 
 _NAME = "run_command"
-_RM_FLAGS = r"\brm\s+(?:-\S+\s+)*"
-
-DESTRUCTIVE_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(_RM_FLAGS + r"-[a-z]*(?:r[a-z]*f|f[a-z]*r)", re.IGNORECASE),
-    re.compile(_RM_FLAGS + r"(?:-[a-z]*r|--recursive)\S*\s+(?:-\S+\s+)*(?:-[a-z]*f|--force)", re.I),
-    re.compile(_RM_FLAGS + r"(?:-[a-z]*f|--force)\S*\s+(?:-\S+\s+)*(?:-[a-z]*r|--recursive)", re.I),
-    re.compile(_RM_FLAGS + r"(?:-[a-z]*r|--recursive)\S*\s+(?:-\S+\s+)*/(?:\*|\s|$)", re.I),
-    re.compile(r"\bmkfs\b"),
-    re.compile(r"\bdd\b[^|;&]*\bof="),
-    re.compile(r"\b(?:shutdown|reboot|poweroff)\b"),
-    re.compile(r"\bdrop\s+(?:table|database)\b", re.IGNORECASE),
-    re.compile(r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
-    re.compile(r">\s*/dev/sd"),
-    re.compile(r"\bchmod\s+(?:-\S+\s+)*-R\s+(?:-\S+\s+)*0?777\s+/"),
-)
-"""Commands that can destroy a machine or its data; they make a call CRITICAL."""
-
-
-def command_risk(arguments: dict[str, Any]) -> RiskLevel:
-    """CRITICAL when the command matches a destructive pattern, HIGH otherwise."""
-    command = str(arguments.get("command", ""))
-    if any(pattern.search(command) for pattern in DESTRUCTIVE_PATTERNS):
-        return RiskLevel.CRITICAL
-    return RiskLevel.HIGH
 
 
 def run_command_tool(
@@ -68,9 +48,13 @@ def run_command_tool(
         limit = _deadline(arguments.get("timeout_seconds"), max_timeout)
         return f"$ {arguments.get('command', '')}\n(in {workspace}, timeout {limit:g} s)"
 
+    # Not grantable: one approved command says nothing of the next. Its output may hold
+    # anything the machine holds, so it reads private data.
     @tool(
         risk=RiskLevel.HIGH,
         risk_for=command_risk,
+        reads_private_data=True,
+        destinations=command_destinations,
         preview=preview,
         # Our own deadline, below, fires first; this one only backs it up.
         timeout_seconds=timeout_seconds + kill_grace_seconds + 1,
