@@ -21,6 +21,9 @@ from agent_core.models import RiskLevel, TimeoutPolicy
 __all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "load_settings"]
 
 _SLACK_ID = r"^[UWS][A-Z0-9]{2,}$"
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_PATTERN = rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$|^\[?[0-9a-f:.]+\]?$"
+"""An exact host (a name or an address) or ``*.`` and a suffix of labels."""
 
 IdList = Annotated[list[str], NoDecode]
 """Comma-separated in the environment: ``U012AB3CD,S0614TZR7``."""
@@ -131,6 +134,7 @@ class Settings(BaseSettings):
     # Tools
     workspace_dir: Path | None = None
     http_allow_hosts: IdList = Field(default_factory=list)
+    egress_allowed_hosts: IdList = Field(default_factory=list)
     mcp_config: Path | None = None
     slack_timeout_seconds: float = Field(default=30.0, gt=0)
 
@@ -184,7 +188,14 @@ class Settings(BaseSettings):
         """The escalation chain as (user or group id, seconds that hop waits)."""
         return [(hop.split("=")[0], float(hop.split("=")[1])) for hop in self.escalation_chain]
 
-    @field_validator("approvers", "admins", "http_allow_hosts", "escalation_chain", mode="before")
+    @field_validator(
+        "approvers",
+        "admins",
+        "http_allow_hosts",
+        "egress_allowed_hosts",
+        "escalation_chain",
+        mode="before",
+    )
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -198,6 +209,17 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not Slack user or user-group ids: {', '.join(bad)}")
         return ids
+
+    @field_validator("egress_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        bad = [h for h in hosts if not re.match(_HOST_PATTERN, h.strip().lower().rstrip("."))]
+        if bad:
+            raise ValueError(
+                f"not host names or *.suffix patterns: {', '.join(bad)}"
+                " (a bare * would let any host receive private data)"
+            )
+        return hosts
 
     @property
     def effective_store_url(self) -> str:

@@ -12,13 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jsonschema import Draft202012Validator
 
 from agent_core import telemetry
-from agent_core.approvals import Allowed, Gate
+from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
 from agent_core.audit import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.injection import suspicious
@@ -31,7 +31,7 @@ from agent_core.tools import Tool, ToolContext, ToolRegistry
 if TYPE_CHECKING:  # working memory imports fence from here
     from agent_core.memory.working import WorkingMemory
 
-__all__ = ["Executor", "ExecutorLimits", "fence"]
+__all__ = ["Executor", "ExecutorLimits", "PrivateDataFlag", "fence"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,31 @@ class _SubtaskStop(Exception):
     """Signal: end the subtask as failed with this reason."""
 
 
+class PrivateDataFlag(Protocol):
+    """Whether the run has read private data; kept with the run, so it survives a restart."""
+
+    def is_set(self) -> bool:
+        """True once a tool that reads private data was called in the run."""
+        ...
+
+    async def set(self) -> None:
+        """Record (durably, before the call) that such a tool is being called."""
+        ...
+
+
+@dataclass(kw_only=True)
+class _LocalFlag:
+    """A flag kept only here, starting from the run record (when nobody keeps it for us)."""
+
+    value: bool
+
+    def is_set(self) -> bool:
+        return self.value
+
+    async def set(self) -> None:
+        self.value = True
+
+
 @dataclass(kw_only=True, frozen=True)
 class _Call:
     block: dict[str, Any]
@@ -93,6 +118,18 @@ class Executor:
     """Keeps the conversation under a token budget before each model turn; None keeps all."""
     ownership: Ownership | None = None
     """Checked before every tool call: a worker that lost the run must not run its tools."""
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    """Works out each call's risk (the same computation an approver's edit goes through)."""
+    private_data: PrivateDataFlag | None = None
+    """The run's has-read-private-data flag, shared by its subtasks; None keeps one here."""
+
+    def _flag(self, run: Run) -> PrivateDataFlag:
+        if self.private_data is None:
+            self.private_data = _LocalFlag(value=run.private_data_read)
+        return self.private_data
+
+    def _assess(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> CallRisk:
+        return self.risk.assess(tool, arguments, private_data_read=self._flag(run).is_set())
 
     async def run(
         self,
@@ -176,7 +213,7 @@ class Executor:
         *,
         resumed: bool = False,
     ) -> None:
-        calls = [self._prepare(block, messages) for block in blocks]
+        calls = [self._prepare(run, block, messages) for block in blocks]
         if resumed and self.audit is not None:  # read the trail once for the whole round
             trail = await self.audit.store.list_audit(run.id)
             calls = [replace(c, earlier=[e for e in trail
@@ -185,7 +222,7 @@ class Executor:
         if messages[-1]["role"] == "assistant":
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
-        if all(c.problem is None and c.risk is RiskLevel.LOW for c in calls):
+        if _concurrent(calls):
             try:
                 async with asyncio.TaskGroup() as group:
                     tasks = [group.create_task(self._answer(run, subtask, c)) for c in calls]
@@ -202,7 +239,7 @@ class Executor:
         order = [b["id"] for b in _last_tool_uses(messages)]
         results.sort(key=lambda r: order.index(r["tool_use_id"]))
 
-    def _prepare(self, block: dict[str, Any], messages: Messages) -> _Call:
+    def _prepare(self, run: Run, block: dict[str, Any], messages: Messages) -> _Call:
         name, arguments = block["name"], block.get("input", {})
         tool = self.tools.get(name)
         if tool is None:
@@ -213,19 +250,23 @@ class Executor:
         if errors:
             where = "/".join(str(p) for p in errors[0].absolute_path) or "arguments"
             problem = f"invalid arguments for {name} at {where}: {errors[0].message}"
-            return _Call(block=block, tool=tool, problem=problem, risk=tool.risk)
+            return _Call(block=block, tool=tool, problem=problem, risk=self.risk.base(tool))
         if _times_called(messages, name, arguments) >= self.limits.loop_repeat_limit:
             raise _SubtaskStop(
                 f"loop detected: {name} was called {self.limits.loop_repeat_limit} times"
                 " with the same arguments"
             )
-        return _Call(block=block, tool=tool, problem=None, risk=tool.risk_of(arguments))
+        risk = self._assess(run, tool, arguments).level
+        return _Call(block=block, tool=tool, problem=None, risk=risk)
 
     async def _answer(self, run: Run, subtask: Subtask, call: _Call) -> dict[str, Any]:
         block_id = call.block["id"]
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
         tool, arguments = call.tool, call.block.get("input", {})
+        # Again, now: an earlier call of this round may have read private data.
+        assessed = self._assess(run, tool, arguments)
+        call = replace(call, risk=assessed.level)
         if call.earlier is not None:
             earlier = await self._earlier_attempt(run, call, call.earlier)
             if earlier is not None:
@@ -236,6 +277,8 @@ class Executor:
         verdict = await self.gate.check_tool_call(
             run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
             risk=call.risk, tool_use_id=block_id, preview=preview,
+            grantable=assessed.grantable,
+            risk_of=lambda edited: self._assess(run, tool, edited).level,
         )  # fmt: skip
         if not isinstance(verdict, Allowed):
             await self._audit(run, "tool_refused", tool=tool.name, tool_use_id=block_id,
@@ -272,17 +315,20 @@ class Executor:
         self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, block_id: str
     ) -> dict[str, Any]:
         arguments = verdict.arguments
+        risk = self._assess(run, tool, arguments).level
         edited: dict[str, Any] = {"original_arguments": asked} if asked != arguments else {}
         if self.ownership is not None:
             await self.ownership.check()
             edited["worker"] = self.ownership.owner
+        if tool.reads_private_data:  # kept before the call: a crash must not forget it
+            await self._flag(run).set()
         await self._audit(run, "tool_call", tool=tool.name, tool_use_id=block_id,
                           arguments=arguments, approval_id=verdict.approval_id,
                           approved_by=verdict.approved_by, **edited)  # fmt: skip
         started = time.monotonic()
         result = await telemetry.tool_call(
             lambda: self._run_tool(run, tool, arguments, block_id),
-            run=run, tool=tool, arguments=arguments, call_id=block_id,
+            run=run, tool=tool, risk=risk, call_id=block_id,
             approval_id=verdict.approval_id, approved_by=verdict.approved_by,
         )  # fmt: skip
         flags = suspicious(result["content"])
@@ -349,6 +395,16 @@ def fence(tool: str, output: str, max_chars: int) -> str:
     # Output must not be able to close the fence and pose as our own text.
     output = output.replace("</tool_output", "&lt;/tool_output")
     return f'<tool_output tool="{tool}" untrusted="true">\n{output}\n</tool_output>'
+
+
+def _concurrent(calls: list[_Call]) -> bool:
+    """Whether a round's calls may run at once: all LOW, and none sending data out in a
+    round that reads private data (its risk depends on the read happening first)."""
+    if not all(c.problem is None and c.risk is RiskLevel.LOW for c in calls):
+        return False
+    reads = any(c.tool is not None and c.tool.reads_private_data for c in calls)
+    sends = any(c.tool is not None and c.tool.destinations is not None for c in calls)
+    return not (reads and sends)
 
 
 def _result(tool_use_id: str, content: str, error: bool = False) -> dict[str, Any]:

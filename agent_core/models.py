@@ -225,6 +225,9 @@ class Run(_Record):
     """What earlier attempts used; a retried run's budgets count from its retry."""
     dry_run: bool = False
     error: str | None = None
+    private_data_read: bool = False
+    """A tool that reads private data (workspace files, command output, memory) was called:
+    from then on, outbound calls to hosts not on the egress allow-list need a person."""
     owner: str | None = None
     """The worker that last took the run up (a Redis deployment); None in one process."""
     version: int = Field(default=0, ge=0)
@@ -249,6 +252,8 @@ class ToolCallSubject(_Record):
     preview: str | None = None
     possibly_partial: bool = False
     """Asked again after a restart: an earlier attempt may have started."""
+    original_arguments: dict[str, JsonValue] | None = None
+    """The arguments the model asked for, once an approver has edited them."""
 
 
 Subject: TypeAlias = Annotated[PlanSubject | ToolCallSubject, Field(discriminator="kind")]
@@ -262,6 +267,8 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+    """An approver's edit made the call riskier: it is asked again as a new request."""
 
 
 class DecisionKind(StrEnum):
@@ -281,6 +288,9 @@ class Decision(_Record):
     at: datetime = Field(default_factory=utcnow)
     reason: str | None = None
     edited_arguments: dict[str, JsonValue] | None = None
+    edited_risk: RiskLevel | None = None
+    """The risk of the call with the edited arguments, worked out by the decision path (never
+    taken from the caller); above the request's risk, the edit supersedes the request."""
     as_admin: bool = False
     """The decider acted with admin authority, which settles a quorum alone."""
 
@@ -288,6 +298,8 @@ class Decision(_Record):
     def _edit_has_arguments(self) -> Decision:
         if (self.kind is DecisionKind.EDIT) != (self.edited_arguments is not None):
             raise ValueError("edited_arguments go with an edit decision, and only with one")
+        if self.edited_risk is not None and self.kind is not DecisionKind.EDIT:
+            raise ValueError("edited_risk goes with an edit decision only")
         return self
 
 
@@ -326,6 +338,9 @@ class Approval(_Record):
     """Escalation hops taken so far."""
     precedents: list[Precedent] = Field(default_factory=list)
     """Similar past decisions in the same scope, most similar first (from memory)."""
+    grantable: bool = False
+    """Whether approve-for-this-run may be offered: the tool declares its later calls
+    foreseeable from this one (never for CRITICAL, secrets or egress after a private read)."""
     digest: str = ""
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from agent_core import telemetry
-from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy
+from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy, RiskPolicy
 from agent_core.audit import Audit, AuditedLLM
 from agent_core.budget import BudgetedLLM, BudgetLimits
 from agent_core.channel import (
@@ -72,6 +72,8 @@ class RunPolicy:
     budget: BudgetLimits
     executor: ExecutorLimits
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    """How each tool call's risk is worked out: tool risk overrides, the egress allow-list."""
     run_timeout_seconds: float = 1800.0
     max_plan_retries: int = 2
     max_concurrent_subtasks: int = 4
@@ -97,6 +99,7 @@ class RunPolicy:
                 max_tokens=settings.llm_max_tokens,
             ),
             approvals=ApprovalPolicy.from_settings(settings),
+            risk=RiskPolicy.from_settings(settings),
             run_timeout_seconds=settings.run_timeout_seconds,
             max_plan_retries=settings.max_plan_retries,
             max_concurrent_subtasks=settings.max_concurrent_subtasks,
@@ -259,7 +262,8 @@ class _RunState:
             await self.move(RunStatus.PLANNING)
         if self.run.plan is None:
             with telemetry.plan_span(self.run):
-                planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries)
+                planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries,
+                                  risk=o.policy.risk)  # fmt: skip
                 notes = await self.memory_notes()
                 plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
@@ -314,6 +318,8 @@ class _RunState:
             audit=Audit(store=o.store),
             working=working,
             ownership=self.ownership,
+            risk=o.policy.risk,
+            private_data=_PrivateData(state=self),
         )
 
     async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
@@ -372,6 +378,21 @@ class _RunState:
             BudgetWarning(run=self.run, budget=budget, used=used, limit=limit,  # type: ignore[arg-type]
                           spend=self.budgeted.spend.model_copy())
         )  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class _PrivateData:
+    """The run's has-read-private-data flag, saved with the run record (so it survives a
+    restart) and shared by all its subtasks."""
+
+    state: _RunState
+
+    def is_set(self) -> bool:
+        return self.state.run.private_data_read
+
+    async def set(self) -> None:
+        if not self.state.run.private_data_read:
+            await self.state.save(with_checkpoint=False, private_data_read=True)
 
 
 @dataclass(kw_only=True)

@@ -6,11 +6,12 @@ import graphlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from agent_core.approvals.risk import RiskPolicy
 from agent_core.errors import PlanError
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
@@ -65,11 +66,13 @@ class Planner:
     """Invalid plans sent back with their errors before giving up."""
     max_tokens: int = 4096
     """Token limit of one planning turn."""
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    """Gives each tool's base risk, as the gate applies it (configured overrides included)."""
 
     async def plan(self, *, goal: str, tools: ToolRegistry, memory: Sequence[str] = ()) -> Plan:
         """A valid plan for ``goal``, or :class:`PlanError` with the last errors."""
         messages: list[dict[str, Any]] = [
-            {"role": "user", "content": _request(goal, tools, memory)}
+            {"role": "user", "content": _request(goal, tools, memory, self.risk)}
         ]
         errors: list[str] = []
         for _ in range(self.max_retries + 1):
@@ -81,22 +84,25 @@ class Planner:
                 tool_choice={"type": "tool", "name": "submit_plan"},
                 max_tokens=self.max_tokens,
             )
-            plan, errors = _parse(response, tools)
+            plan, errors = _parse(response, tools, self.risk)
             if plan is not None:
                 return plan
             messages += _repair_turns(response, errors)
         raise PlanError(errors)
 
 
-def _request(goal: str, tools: ToolRegistry, memory: Sequence[str]) -> str:
-    listing = "\n".join(f"- {t.name} ({t.risk}): {t.description}" for t in tools) or "- (none)"
+def _request(goal: str, tools: ToolRegistry, memory: Sequence[str], risk: RiskPolicy) -> str:
+    listing = "\n".join(f"- {t.name} ({risk.base(t)}): {t.description}" for t in tools)
+    listing = listing or "- (none)"
     parts = [f"Goal: {goal}", f"Tools:\n{listing}"]
     if memory:
         parts.append(memory_block(memory))
     return "\n\n".join(parts)
 
 
-def _parse(response: LLMResponse, tools: ToolRegistry) -> tuple[Plan | None, list[str]]:
+def _parse(
+    response: LLMResponse, tools: ToolRegistry, risk: RiskPolicy
+) -> tuple[Plan | None, list[str]]:
     raw = _raw_subtasks(response)
     if raw is None:
         return None, ['no plan: call submit_plan with {"subtasks": [...]}']
@@ -105,7 +111,7 @@ def _parse(response: LLMResponse, tools: ToolRegistry) -> tuple[Plan | None, lis
     except ValidationError as error:
         return None, [_describe(problem) for problem in error.errors()]
     errors = validate_plan(plan, tools)
-    return (None, errors) if errors else (_with_risk_floor(plan, tools), [])
+    return (None, errors) if errors else (_with_risk_floor(plan, tools, risk), [])
 
 
 def _raw_subtasks(response: LLMResponse) -> object | None:
@@ -162,13 +168,15 @@ def _cycles(plan: Plan) -> list[str]:
     return []
 
 
-def _with_risk_floor(plan: Plan, tools: ToolRegistry) -> Plan:
+def _with_risk_floor(plan: Plan, tools: ToolRegistry, risk: RiskPolicy) -> Plan:
     """No subtask is riskier on paper than in fact: its risk is at least its tools' risk."""
     raised = []
     for subtask in plan.subtasks:
-        floor = [t.risk for name in subtask.required_tools if (t := tools.get(name)) is not None]
-        risk = RiskLevel.highest([subtask.risk_level, *floor])
-        raised.append(subtask.model_copy(update={"risk_level": risk}))
+        floor = [
+            risk.base(t) for name in subtask.required_tools if (t := tools.get(name)) is not None
+        ]
+        level = RiskLevel.highest([subtask.risk_level, *floor])
+        raised.append(subtask.model_copy(update={"risk_level": level}))
     return Plan(subtasks=raised)
 
 

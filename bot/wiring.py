@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_core.anthropic_llm import AnthropicLLM
-from agent_core.approvals import ApprovalPolicy, Authority, DecisionService, schema_edit_check
+from agent_core.approvals import (
+    ApprovalPolicy,
+    Authority,
+    DecisionService,
+    RiskPolicy,
+    edit_risk_check,
+    schema_edit_check,
+)
 from agent_core.audit import Audit
 from agent_core.channel import OperatorChannel
 from agent_core.config import Settings
@@ -132,14 +139,16 @@ async def tools(
     report: Callable[[str], None],
     memory: AgentMemory | None = None,
 ) -> ToolRegistry:
-    """Built-in tools (with configured risk overrides), memory tools and the MCP servers' tools."""
+    """Built-in tools, memory tools and the MCP servers' tools.
+
+    Their configured risk overrides are applied where every call's risk is worked out
+    (:class:`RiskPolicy`, through the run policy and the decision path), not here.
+    """
     built = builtin_tools(settings)
     if memory is not None:
         from agent_core.tools.builtins.memory import memory_tools
 
         built += memory_tools(memory.longterm)
-    for tool in built:
-        tool.risk = settings.tool_risks.get(tool.name, tool.risk)
     registry = ToolRegistry(built)
     if settings.mcp_config is not None:
         mcp = McpTools(config=load_mcp_config(settings.mcp_config), registry=registry)
@@ -159,6 +168,7 @@ def decisions(
         authority=Authority.from_settings(settings, members_of=channel.members_of),
         audit=Audit(store=store),
         check_edit=schema_edit_check(registry),
+        edit_risk=edit_risk_check(registry, RiskPolicy.from_settings(settings), store),
     )
 
 

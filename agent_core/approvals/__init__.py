@@ -3,7 +3,13 @@
 from agent_core.approvals.authority import LOCAL_PREFIX, Authority, local_identity
 from agent_core.approvals.gate import Allowed, ApprovalGate, Denied, Gate, Verdict, approval_id
 from agent_core.approvals.policy import ApprovalPolicy
-from agent_core.approvals.service import DecisionService, Refused, schema_edit_check
+from agent_core.approvals.risk import CallRisk, RiskPolicy, RiskReason, contains_secret
+from agent_core.approvals.service import (
+    DecisionService,
+    Refused,
+    edit_risk_check,
+    schema_edit_check,
+)
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -11,12 +17,17 @@ __all__ = [
     "ApprovalGate",
     "ApprovalPolicy",
     "Authority",
+    "CallRisk",
     "DecisionService",
     "Denied",
     "Gate",
     "Refused",
+    "RiskPolicy",
+    "RiskReason",
     "Verdict",
     "approval_id",
+    "contains_secret",
+    "edit_risk_check",
     "local_identity",
     "schema_edit_check",
 ]

@@ -15,7 +15,15 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from agent_core.logs import redact
-from agent_core.models import Approval, PlanSubject, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.models import (
+    Approval,
+    PlanSubject,
+    RiskLevel,
+    Run,
+    RunStatus,
+    Subtask,
+    SubtaskResult,
+)
 from agent_core.stops import AwaitingDecision
 from agent_core.telemetry import _metrics
 
@@ -189,7 +197,7 @@ async def tool_call(
     *,
     run: Run,
     tool: Tool,
-    arguments: dict[str, Any],
+    risk: RiskLevel,
     call_id: str,
     approval_id: str | None = None,
     approved_by: str | None = None,
@@ -203,7 +211,7 @@ async def tool_call(
                 "gen_ai.tool.name": tool.name,
                 "gen_ai.tool.call.id": call_id,
                 "airlock.run.id": run.id,
-                "airlock.tool.risk": tool.risk_of(arguments).value,
+                "airlock.tool.risk": risk.value,
                 "airlock.approval.id": approval_id,
                 "airlock.approver": approved_by,
             }

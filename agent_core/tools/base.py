@@ -10,7 +10,7 @@ from typing import Any
 from agent_core.channel import OperatorChannel
 from agent_core.models import RiskLevel, Run
 
-__all__ = ["Tool", "ToolContext", "ToolHandler"]
+__all__ = ["ArgumentsCheck", "Destinations", "RiskRule", "Tool", "ToolContext", "ToolHandler"]
 
 
 @dataclass(kw_only=True)
@@ -28,6 +28,15 @@ class ToolContext:
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[str]]
 """Runs one call with validated arguments and returns its output as text."""
 
+RiskRule = Callable[[dict[str, Any]], RiskLevel | None]
+"""The risk one call's arguments imply by themselves, or None when they imply nothing more."""
+
+ArgumentsCheck = Callable[[dict[str, Any]], bool]
+"""A yes/no question about one call's arguments."""
+
+Destinations = Callable[[dict[str, Any]], list[str]]
+"""The hosts one call would send data to; ``"*"`` stands for a host that cannot be told."""
+
 
 @dataclass(kw_only=True)
 class Tool:
@@ -40,11 +49,22 @@ class Tool:
     input_schema: dict[str, Any]
     """JSON Schema (an ``object``) that arguments are validated against before any call."""
     risk: RiskLevel
-    """The risk of any call; a call's risk is never lower."""
+    """The base risk of every call (AIRLOCK_TOOL_RISKS may set it); a call's is never lower."""
     handler: ToolHandler
     """The implementation."""
-    risk_for: Callable[[dict[str, Any]], RiskLevel] | None = None
-    """Escalates the risk of one call from its arguments (it can only raise it)."""
+    risk_for: RiskRule | None = None
+    """What one call's arguments imply (``rm -rf`` is CRITICAL): it can only raise the risk
+    above the base, never lower it."""
+    grantable: bool = False
+    """Whether approve-for-this-run may be offered: a person who saw one call could foresee
+    what later calls of this tool do. Off unless the tool says so."""
+    grantable_for: ArgumentsCheck | None = None
+    """Narrows ``grantable`` to some calls (``http_request``: GET only); None: every call."""
+    reads_private_data: bool = False
+    """Its output may hold private data (workspace files, command output, memory): once a run
+    has called it, outbound calls to hosts not allow-listed need a person."""
+    destinations: Destinations | None = None
+    """The hosts a call sends data to, for the egress rule; None for tools that send nothing."""
     preview: Callable[[dict[str, Any]], Awaitable[str]] | None = None
     """A dry run for approvers: what the call would do, without doing it."""
     timeout_seconds: float | None = None
@@ -53,12 +73,6 @@ class Tool:
     """Safe to run twice with the same arguments (after a crash, say)."""
     source: str = field(default="builtin")
     """Where it comes from: ``builtin`` or ``mcp:<server>``."""
-
-    def risk_of(self, arguments: dict[str, Any]) -> RiskLevel:
-        """The risk of a call with ``arguments``: the tool's, or higher if ``risk_for`` says so."""
-        if self.risk_for is None:
-            return self.risk
-        return RiskLevel.highest([self.risk, self.risk_for(arguments)])
 
     def definition(self) -> dict[str, Any]:
         """The tool as the Messages API's ``tools`` parameter wants it."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent_core.errors import ToolError
 from agent_core.models import RiskLevel
-from agent_core.tools.base import Tool, ToolContext
+from agent_core.tools.base import ArgumentsCheck, Destinations, RiskRule, Tool, ToolContext
 
 __all__ = ["ToolFunction", "parse_docstring", "tool"]
 
@@ -40,10 +40,18 @@ def tool(
     name: str | None = None,
     timeout_seconds: float | None = None,
     idempotent: bool = False,
-    risk_for: Callable[[dict[str, Any]], RiskLevel] | None = None,
+    risk_for: RiskRule | None = None,
     preview: Callable[[dict[str, Any]], Awaitable[str]] | None = None,
+    grantable: bool = False,
+    grantable_for: ArgumentsCheck | None = None,
+    reads_private_data: bool = False,
+    destinations: Destinations | None = None,
 ) -> Callable[[ToolFunction], Tool]:
-    """Turn the decorated ``async def`` into a :class:`Tool` with the given risk and limits."""
+    """Turn the decorated ``async def`` into a :class:`Tool` with the given risk and limits.
+
+    ``risk_for``, ``grantable``, ``grantable_for``, ``reads_private_data`` and ``destinations``
+    declare what the risk gate needs to know (see :class:`Tool`).
+    """
 
     def build(function: ToolFunction) -> Tool:
         tool_name = name or function.__name__
@@ -65,6 +73,10 @@ def tool(
             preview=preview,
             timeout_seconds=timeout_seconds,
             idempotent=idempotent,
+            grantable=grantable,
+            grantable_for=grantable_for,
+            reads_private_data=reads_private_data,
+            destinations=destinations,
         )
 
     return build

@@ -8,16 +8,18 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from agent_core.approvals import RiskPolicy
 from agent_core.channel import RunEvent
 from agent_core.config import load_settings
 from agent_core.errors import ToolError, ToolRefused, ToolTimeout
 from agent_core.models import Approval, Decision, RiskLevel, Run
-from agent_core.tools.base import ToolContext
+from agent_core.tools.base import Tool, ToolContext
 from agent_core.tools.builtins import (
     ask_human_tool,
     builtin_tools,
@@ -231,12 +233,17 @@ def test_check_address_knows_every_kind(address: str, kind: str | None) -> None:
     assert check_address(ipaddress.ip_address(address)) == kind
 
 
+def risk_of(tool: Tool, arguments: dict[str, Any]) -> RiskLevel:
+    """The risk the gate applies to a call, in a run that has read nothing private."""
+    return RiskPolicy().assess(tool, arguments, private_data_read=False).level
+
+
 def test_http_request_risk_depends_on_the_method() -> None:
     http = http_request_tool()
-    assert http.risk_of({"method": "GET", "url": "https://example.com"}) is RiskLevel.MEDIUM
-    assert http.risk_of({"method": "HEAD", "url": "https://example.com"}) is RiskLevel.MEDIUM
-    assert http.risk_of({"method": "POST", "url": "https://example.com"}) is RiskLevel.HIGH
-    assert http.risk_of({"method": "DELETE", "url": "https://example.com"}) is RiskLevel.HIGH
+    assert risk_of(http, {"method": "GET", "url": "https://example.com"}) is RiskLevel.MEDIUM
+    assert risk_of(http, {"method": "HEAD", "url": "https://example.com"}) is RiskLevel.MEDIUM
+    assert risk_of(http, {"method": "POST", "url": "https://example.com"}) is RiskLevel.HIGH
+    assert risk_of(http, {"method": "DELETE", "url": "https://example.com"}) is RiskLevel.HIGH
 
 
 # --- run_command ----------------------------------------------------------------------------
@@ -387,7 +394,7 @@ async def test_nothing_started_in_the_background_outlives_the_call(tmp_path: Pat
     ],
 )
 def test_destructive_commands_are_critical(line: str, tmp_path: Path) -> None:
-    assert run_command_tool(workspace=tmp_path).risk_of({"command": line}) is RiskLevel.CRITICAL
+    assert risk_of(run_command_tool(workspace=tmp_path), {"command": line}) is RiskLevel.CRITICAL
 
 
 @pytest.mark.parametrize(
@@ -395,7 +402,7 @@ def test_destructive_commands_are_critical(line: str, tmp_path: Path) -> None:
     ["ls -la", "rm notes.txt", "rm -r build", "grep -rf patterns .", "echo dropped tables"],
 )
 def test_other_commands_are_high(line: str, tmp_path: Path) -> None:
-    assert run_command_tool(workspace=tmp_path).risk_of({"command": line}) is RiskLevel.HIGH
+    assert risk_of(run_command_tool(workspace=tmp_path), {"command": line}) is RiskLevel.HIGH
 
 
 async def test_run_command_preview_shows_command_and_folder(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
+from agent_core.approvals import RiskPolicy
 from agent_core.channel import RunEvent
 from agent_core.errors import ToolError
 from agent_core.models import Approval, Decision, RiskLevel, Run
@@ -157,8 +158,9 @@ async def test_a_tool_without_context_and_with_odd_names(tmp_path: Path) -> None
     assert list(dump.input_schema["properties"]) == ["json", "schema"]
     assert dump.input_schema["properties"]["schema"]["type"] == "boolean"
     assert await dump.handler({"json": "x", "schema": True}, make_context(tmp_path)) == "x:True"
-    assert dump.risk_of({"json": "all"}) is RiskLevel.CRITICAL
-    assert dump.risk_of({"json": "some"}) is RiskLevel.LOW
+    policy = RiskPolicy()
+    assert policy.assess(dump, {"json": "all"}, private_data_read=False).level is RiskLevel.CRITICAL
+    assert policy.assess(dump, {"json": "some"}, private_data_read=False).level is RiskLevel.LOW
 
 
 def test_what_cannot_become_a_tool() -> None:

@@ -40,7 +40,7 @@ def confine(tool_name: str, workspace: Path, path: str) -> Path:
 def read_file_tool(*, max_bytes: int = 20_000) -> Tool:
     """The ``read_file`` tool; files longer than ``max_bytes`` come back truncated."""
 
-    @tool(risk=RiskLevel.LOW, idempotent=True)
+    @tool(risk=RiskLevel.LOW, idempotent=True, grantable=True, reads_private_data=True)
     async def read_file(path: _PathArg, *, context: ToolContext) -> str:
         """Read a text file in the workspace.
 
@@ -68,6 +68,7 @@ def write_file_tool(
             return diff[:max_preview_chars] + f"\n[diff truncated after {max_preview_chars} chars]"
         return diff
 
+    # Not grantable: one approved write says nothing of what the next one writes.
     @tool(risk=RiskLevel.HIGH, idempotent=True, preview=preview)
     async def write_file(path: _PathArg, content: str, *, context: ToolContext) -> str:
         """Create or replace a text file in the workspace, creating folders as needed.

@@ -24,7 +24,15 @@ from agent_core.models import RiskLevel
 from agent_core.tools.base import Tool, ToolContext
 from agent_core.tools.decorator import tool
 
-__all__ = ["HttpMethod", "IPAddress", "Lookup", "check_address", "http_request_tool", "method_risk"]
+__all__ = [
+    "HttpMethod",
+    "IPAddress",
+    "Lookup",
+    "check_address",
+    "http_request_tool",
+    "method_risk",
+    "url_host",
+]
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """The methods ``http_request`` accepts."""
@@ -39,10 +47,25 @@ Lookup: TypeAlias = Callable[[str, int], Awaitable[list[IPAddress]]]
 """Resolves a host name (and port) to its addresses; the system resolver by default."""
 
 
-def method_risk(arguments: dict[str, Any]) -> RiskLevel:
-    """MEDIUM for reads (GET, HEAD), HIGH for anything that may change something."""
+def method_risk(arguments: dict[str, Any]) -> RiskLevel | None:
+    """HIGH for a method that may change something; None for reads (GET, HEAD), which keep
+    the tool's base risk (MEDIUM unless configured otherwise)."""
     method = arguments.get("method", "GET")
-    return RiskLevel.MEDIUM if str(method).upper() in _READ_ONLY else RiskLevel.HIGH
+    return None if str(method).upper() in _READ_ONLY else RiskLevel.HIGH
+
+
+def _is_get(arguments: dict[str, Any]) -> bool:
+    """Approve-for-this-run may cover GETs only: seeing one, a person can foresee the next."""
+    return str(arguments.get("method", "")).upper() == "GET"
+
+
+def url_host(arguments: dict[str, Any]) -> list[str]:
+    """The host the call's URL names (``"*"`` when it cannot be read)."""
+    try:
+        host = URL(str(arguments.get("url", ""))).host
+    except ValueError:
+        host = None
+    return [_normalise_host(host) if host else "*"]
 
 
 def check_address(address: IPAddress) -> str | None:
@@ -69,6 +92,9 @@ def http_request_tool(
     @tool(
         risk=RiskLevel.MEDIUM,
         risk_for=method_risk,
+        grantable=True,
+        grantable_for=_is_get,
+        destinations=url_host,
         preview=_preview,
         # Our own deadline, below, fires first and says what timed out.
         timeout_seconds=timeout_seconds + 1,

@@ -16,7 +16,7 @@ __all__ = ["ask_human_tool"]
 def ask_human_tool(*, timeout_seconds: float | None = None) -> Tool:
     """The ``ask_human`` tool; ``timeout_seconds`` is how long a person may take to answer."""
 
-    @tool(risk=RiskLevel.LOW, timeout_seconds=timeout_seconds)
+    @tool(risk=RiskLevel.LOW, timeout_seconds=timeout_seconds, grantable=True)
     async def ask_human(
         question: Annotated[str, Field(min_length=1)], *, context: ToolContext
     ) -> str:

@@ -20,7 +20,7 @@ def memory_tools(memory: LongTermMemory) -> list[Tool]:
     """The two memory tools, bound to ``memory``; scope always comes from the run."""
 
     # MEDIUM: what is remembered shapes later runs in this channel, so people see it.
-    @tool(risk=RiskLevel.MEDIUM)
+    @tool(risk=RiskLevel.MEDIUM, grantable=True)
     async def remember(
         content: Annotated[str, Field(min_length=1, max_length=1000)],
         kind: Literal["semantic", "procedural"] = "semantic",
@@ -48,7 +48,7 @@ def memory_tools(memory: LongTermMemory) -> list[Tool]:
             return f"remembered as {kept.memory.id}, replacing {old.id}: {old.content}"
         return f"remembered as {kept.memory.id}"
 
-    @tool(risk=RiskLevel.LOW, idempotent=True)
+    @tool(risk=RiskLevel.LOW, idempotent=True, grantable=True, reads_private_data=True)
     async def recall(
         query: Annotated[str, Field(min_length=1, max_length=500)],
         limit: Annotated[int, Field(ge=1, le=20)] = 5,

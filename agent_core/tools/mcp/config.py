@@ -36,6 +36,13 @@ class McpServerConfig(BaseModel):
     """The risk of every tool not named in ``risks``."""
     risks: dict[str, RiskLevel] = Field(default_factory=dict)
     """Risk by the server's own tool name (``read_file``, not ``fs__read_file``)."""
+    grantable: bool = False
+    """Whether approve-for-this-run may be offered for its tools' calls (only when a person
+    who saw one call can foresee what the next ones do)."""
+    reads_private_data: bool = True
+    """Whether its tools' output may hold private data: once a run called one, outbound calls
+    to hosts not on the egress allow-list need a person. Set false only for servers that
+    return nothing private."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     """Deadline of one tool call; on expiry the call fails with ToolTimeout and is cancelled."""
     start_timeout_seconds: float = Field(default=30.0, gt=0)

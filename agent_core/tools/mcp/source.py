@@ -202,6 +202,8 @@ class McpToolSource:
             risk=self.config.risks.get(spec.name, self.config.default_risk),
             handler=self._handler(spec.name, name),
             timeout_seconds=self.config.timeout_seconds,
+            grantable=self.config.grantable,
+            reads_private_data=self.config.reads_private_data,
             source=self.source,
         )
 
