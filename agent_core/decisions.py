@@ -16,6 +16,10 @@ Rules:
 - An edit replaces the arguments, which gives the approval a new digest, and
   counts as the editor's approve of the new arguments; approves given for
   the old arguments no longer count.
+- An edit that makes the call riskier than the request (its ``edited_risk``, worked
+  out by the decision path, is above the approval's risk) approves nothing: it
+  concludes the request as superseded, and the gate asks for the edited call anew,
+  at its own risk and quorum.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def apply_decision(approval: Approval, decision: Decision) -> tuple[Approval, De
         return _conclude(approval, decision, ApprovalStatus.REJECTED)
     if decision.kind is DecisionKind.EDIT:
         approval = _with_edited_arguments(approval, decision)
+        if decision.edited_risk is not None and decision.edited_risk.rank > approval.risk.rank:
+            return _conclude(approval, decision, ApprovalStatus.SUPERSEDED)
     elif decision.by in approvers_of_current_arguments(approval):
         return approval, Duplicate(approval=approval)
     updated = approval.model_copy(update={"decisions": [*approval.decisions, decision]})
@@ -101,6 +107,8 @@ def _with_edited_arguments(approval: Approval, decision: Decision) -> Approval:
     if not isinstance(subject, ToolCallSubject) or decision.edited_arguments is None:
         raise InvalidDecision(approval.id, "only a tool call's arguments can be edited")
     # The preview showed what the original call would do; it says nothing true of the edit.
-    edited = subject.model_copy(update={"arguments": decision.edited_arguments, "preview": None})
+    asked = subject.original_arguments or subject.arguments
+    edited = subject.model_copy(update={"arguments": decision.edited_arguments, "preview": None,
+                                        "original_arguments": asked})  # fmt: skip
     # Re-validating recomputes the digest, so the edit binds the new arguments.
     return Approval.model_validate({**approval.model_dump(), "subject": edited.model_dump()})

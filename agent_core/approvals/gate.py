@@ -5,11 +5,19 @@ to the exact call. Nothing waits for a person here: a new request is persisted, 
 run is parked (:class:`~agent_core.stops.AwaitingDecision`); when a decision arrives the run is
 resumed from its checkpoint, comes back through this gate for the same call, finds the decided
 approval, and consumes it once. The same path serves a restart, in any process.
+
+Each call's requests form a chain of attempts (:func:`approval_id`). The next attempt is asked
+when the last one was consumed (the call started, then the process died) or superseded (an
+approver's edit made the call riskier): then the edited call is asked at its own risk, and
+only its own approval lets it run. An approval is never used for a call riskier than itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
@@ -19,10 +27,13 @@ from agent_core.approvals.service import GRANTS
 from agent_core.audit import Audit
 from agent_core.channel import ApprovalNeeded, OperatorChannel, ToolNotice
 from agent_core.clock import Clock, SystemClock
+from agent_core.decisions import apply_decision
 from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
+    Decision,
+    DecisionKind,
     Plan,
     PlanSubject,
     Precedent,
@@ -46,9 +57,16 @@ __all__ = [
     "DecisionMemory",
     "Denied",
     "Gate",
+    "RiskOf",
     "Verdict",
     "approval_id",
 ]
+
+logger = logging.getLogger(__name__)
+
+RiskOf = Callable[[dict[str, Any]], RiskLevel]
+"""The risk of the gated tool with other arguments (an approver's edit), worked out exactly
+as the call's own was."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -84,6 +102,8 @@ class Gate(Protocol):
         risk: RiskLevel,
         tool_use_id: str | None = None,
         preview: str | None = None,
+        grantable: bool = False,
+        risk_of: RiskOf | None = None,
     ) -> Verdict: ...
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
@@ -132,7 +152,12 @@ class ApprovalGate:
         risk: RiskLevel,
         tool_use_id: str | None = None,
         preview: str | None = None,
+        grantable: bool = False,
+        risk_of: RiskOf | None = None,
     ) -> Verdict:
+        """Whether the call may run. ``grantable``: an approve-for-this-run may cover it (and
+        be offered on it); ``risk_of`` works out the risk of edited arguments (without it,
+        any arguments but these count as CRITICAL)."""
         if risk is RiskLevel.LOW:
             return Allowed(arguments=arguments)
         if risk is RiskLevel.MEDIUM:
@@ -142,30 +167,31 @@ class ApprovalGate:
             return Allowed(arguments=arguments)
         subject = ToolCallSubject(subtask_id=subtask_id, tool=tool, arguments=arguments,
                                   tool_use_id=tool_use_id, preview=preview)  # fmt: skip
-        return await self._gate(run, tool_use_id or subtask_id, subject, risk)
+        rules = _CallRules(arguments=arguments, risk=risk, grantable=grantable, risk_of=risk_of)
+        return await self._gate(run, tool_use_id or subtask_id, subject, risk, rules)
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict:
         if plan.risk.rank < RiskLevel.HIGH.rank:
             return Allowed(arguments={})
-        return await self._gate(run, "plan", PlanSubject(plan=plan), plan.risk)
+        return await self._gate(run, "plan", PlanSubject(plan=plan), plan.risk, None)
 
-    async def _granted(self, run: Run, tool: str, risk: RiskLevel) -> bool:
+    async def _granted(self, run: Run, tool: str, risk: RiskLevel) -> _Grant | None:
+        """The grant that covers a call of ``tool`` at ``risk`` in ``run``, if any."""
         if risk is RiskLevel.CRITICAL:
-            return False
-        granted = (await self.store.get_facts(GRANTS + run.id)).get(tool)
-        return granted is not None and RiskLevel(granted).rank >= risk.rank
+            return None
+        value = (await self.store.get_facts(GRANTS + run.id)).get(tool)
+        grant = _Grant.parse(value) if value is not None else None
+        return grant if grant is not None and grant.risk.rank >= risk.rank else None
 
-    async def _gate(self, run: Run, key: str, subject: Subject, risk: RiskLevel) -> Verdict:
-        latest, attempt = await self._latest(run.id, key)
+    async def _gate(
+        self, run: Run, key: str, subject: Subject, risk: RiskLevel, rules: _CallRules | None
+    ) -> Verdict:
+        latest, attempt = await self._latest(run.id, key, rules)
         if latest is None:
-            if isinstance(subject, ToolCallSubject) and await self._granted(
-                run, subject.tool, risk
-            ):
-                await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
-                                        tool=subject.tool, arguments=subject.arguments)  # fmt: skip
-                return Allowed(arguments=subject.arguments)
-            return await self._ask(run, key, 0, subject, risk)
+            return await self._first(run, key, subject, risk, rules)
         status = latest.status
+        if status is ApprovalStatus.SUPERSEDED or _too_risky(latest, rules):
+            return await self._ask_again(run, key, attempt + 1, latest, rules)
         if status is ApprovalStatus.PENDING:
             if not await self.store.get_facts(_ASKED + latest.id):
                 # The process that created it died before anyone was asked: ask now.
@@ -189,8 +215,24 @@ class ApprovalGate:
         if status is ApprovalStatus.APPROVED:
             # Consumed, yet here again: the process died after the call started. Ask again.
             again = _possibly_partial(latest.subject)
-            return await self._ask(run, key, attempt + 1, again, risk)
+            return await self._ask(run, key, attempt + 1, again, risk, rules)
         return self._closed(latest)
+
+    async def _first(
+        self, run: Run, key: str, subject: Subject, risk: RiskLevel, rules: _CallRules | None
+    ) -> Verdict:
+        """No request yet: a grant of this run may cover the call; otherwise ask."""
+        if not isinstance(subject, ToolCallSubject) or rules is None or not rules.grantable:
+            return await self._ask(run, key, 0, subject, risk, rules)
+        grant = await self._granted(run, subject.tool, risk)
+        if grant is None:
+            return await self._ask(run, key, 0, subject, risk, rules)
+        await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
+                                tool=subject.tool, arguments=subject.arguments,
+                                tool_use_id=subject.tool_use_id, granted_by=grant.by,
+                                approval_id=grant.approval, risk=risk.value)  # fmt: skip
+        return Allowed(arguments=subject.arguments, approval_id=grant.approval,
+                       approved_by=grant.by)  # fmt: skip
 
     def _closed(self, approval: Approval) -> Verdict:
         if approval.status is ApprovalStatus.EXPIRED:
@@ -201,15 +243,18 @@ class ApprovalGate:
         why = f": {last.reason}" if last is not None and last.reason else ""
         return Denied(reason=f"{approval.status} by {approval.decided_by}{why}")
 
-    async def _latest(self, run_id: str, key: str) -> tuple[Approval | None, int]:
+    async def _latest(
+        self, run_id: str, key: str, rules: _CallRules | None
+    ) -> tuple[Approval | None, int]:
         """The newest approval for ``key`` and its attempt number.
 
-        A later attempt exists only once an earlier one was consumed, so the search stops
-        at the first approval that is not.
+        A later attempt exists only once an earlier one was consumed, superseded by a riskier
+        edit, or found to approve less than its call's risk, so the search stops at the first
+        approval that is none of these.
         """
         latest: Approval | None = None
         attempt = 0
-        while latest is None or (latest.status is ApprovalStatus.APPROVED and latest.consumed_at):
+        while latest is None or _followed(latest, rules):
             try:
                 found = await self.store.get_approval(approval_id(run_id, key, attempt))
             except NotFound:
@@ -217,13 +262,76 @@ class ApprovalGate:
             latest, attempt = found, attempt + 1
         return latest, attempt - 1
 
-    async def _ask(
-        self, run: Run, key: str, attempt: int, subject: Subject, risk: RiskLevel
+    async def _ask_again(
+        self, run: Run, key: str, attempt: int, previous: Approval, rules: _CallRules | None
     ) -> Verdict:
+        """Ask for ``previous``'s call anew, at its own risk: an approver's edit made it riskier
+        (the editor's approve counts toward the new request), or the call now carries more
+        risk than ``previous`` approved."""
+        subject = previous.subject
+        if not isinstance(subject, ToolCallSubject):
+            raise AssertionError("only a tool call's request is superseded")
+        subject = subject.model_copy(update={"possibly_partial": False})
+        edit = previous.decisions[-1] if previous.decisions else None
+        risks = [_risk_of(rules, subject.arguments)]
+        seed: Decision | None = None
+        if previous.status is ApprovalStatus.SUPERSEDED and edit is not None:
+            risks.append(edit.edited_risk or RiskLevel.CRITICAL)
+            seed = Decision(kind=DecisionKind.APPROVE, by=edit.by, at=edit.at,
+                            as_admin=edit.as_admin)  # fmt: skip
+        risk = RiskLevel.highest(risks)
+        await self.audit.record(run.id, "approval_reasked", actor="airlock",
+                                approval_id=approval_id(run.id, key, attempt),
+                                supersedes=previous.id, risk=risk.value,
+                                was=previous.risk.value)  # fmt: skip
+        return await self._ask(run, key, attempt, subject, risk, rules, seed=seed)
+
+    async def _ask(
+        self,
+        run: Run,
+        key: str,
+        attempt: int,
+        subject: Subject,
+        risk: RiskLevel,
+        rules: _CallRules | None,
+        *,
+        seed: Decision | None = None,
+    ) -> Verdict:
+        approval = await self._request(run, key, attempt, subject, risk, rules)
+        if seed is not None:  # the editor of the request this one supersedes
+            approval, _ = apply_decision(approval, seed)
+        try:
+            await self.store.create_approval(approval)  # persisted before anyone is asked
+        except AlreadyExists:
+            # Another process asked the same at the same moment (a worker that took the run
+            # over while this one was still at it): that request stands; go by it.
+            return await self._gate(run, key, subject, risk, rules)
+        await self.audit.record(run.id, "approval_requested", actor="airlock",
+                                approval_id=approval.id, risk=approval.risk.value,
+                                subject=subject.model_dump(mode="json"))  # fmt: skip
+        if approval.status is not ApprovalStatus.PENDING:  # decided already (an admin's edit)
+            return await self._gate(run, key, subject, risk, rules)
+        await self._deliver(run, approval)
+        raise AwaitingDecision(approval.id)
+
+    async def _request(
+        self,
+        run: Run,
+        key: str,
+        attempt: int,
+        subject: Subject,
+        risk: RiskLevel,
+        rules: _CallRules | None,
+    ) -> Approval:
+        """The request for ``subject``, at no less than the risk of what it would run."""
         precedents: list[Precedent] = []
-        if self.memory is not None and isinstance(subject, ToolCallSubject):
-            precedents = await self.memory.precedents(run, subject)
-        approval = Approval(
+        grantable = False
+        if isinstance(subject, ToolCallSubject):
+            risk = RiskLevel.highest([risk, _risk_of(rules, subject.arguments)])
+            grantable = rules is not None and rules.grantable_for(subject.arguments, risk)
+            if self.memory is not None:
+                precedents = await self.memory.precedents(run, subject)
+        return Approval(
             id=approval_id(run.id, key, attempt),
             run_id=run.id,
             subject=subject,
@@ -233,18 +341,8 @@ class ApprovalGate:
             deadline=self.policy.deadline(self.clock.now()),
             required_approvals=self.policy.required(risk),
             precedents=precedents,
+            grantable=grantable,
         )
-        try:
-            await self.store.create_approval(approval)  # persisted before anyone is asked
-        except AlreadyExists:
-            # Another process asked the same at the same moment (a worker that took the run
-            # over while this one was still at it): that request stands; go by it.
-            return await self._gate(run, key, subject, risk)
-        await self.audit.record(run.id, "approval_requested", actor="airlock",
-                                approval_id=approval.id, risk=risk.value,
-                                subject=subject.model_dump(mode="json"))  # fmt: skip
-        await self._deliver(run, approval)
-        raise AwaitingDecision(approval.id)
 
     async def _deliver(self, run: Run, approval: Approval) -> None:
         """Ask the approvers, then note that they were asked (a resume asks again if not)."""
@@ -252,6 +350,71 @@ class ApprovalGate:
         await self.channel.request_decision(approval)
         await self.store.set_fact(_ASKED + approval.id, "at", self.clock.now().isoformat(),
                                   ttl_seconds=_ASKED_KEEP_SECONDS)  # fmt: skip
+
+
+@dataclass(kw_only=True, frozen=True)
+class _CallRules:
+    """What the gate knows of a tool call's risk beyond its own arguments."""
+
+    arguments: dict[str, Any]
+    """The arguments the model asked for."""
+    risk: RiskLevel
+    """Their risk."""
+    grantable: bool
+    """Whether a grant may cover (or be offered on) a call with exactly these arguments."""
+    risk_of: RiskOf | None
+    """The risk with other arguments; None: other arguments count as CRITICAL."""
+
+    def assess(self, arguments: dict[str, Any]) -> RiskLevel:
+        if arguments == self.arguments:
+            return self.risk
+        return self.risk_of(arguments) if self.risk_of is not None else RiskLevel.CRITICAL
+
+    def grantable_for(self, arguments: dict[str, Any], risk: RiskLevel) -> bool:
+        return self.grantable and arguments == self.arguments and risk is not RiskLevel.CRITICAL
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Grant:
+    """An approve-for-this-run grant, as stored."""
+
+    risk: RiskLevel
+    by: str
+    approval: str
+
+    @classmethod
+    def parse(cls, value: str) -> _Grant | None:
+        try:
+            data = json.loads(value)
+            return cls(risk=RiskLevel(data["risk"]), by=str(data["by"]),
+                       approval=str(data["approval"]))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            # Unreadable (or written before grants named their granter): it covers nothing.
+            logger.warning("ignoring an unreadable grant", extra={"grant": value[:100]})
+            return None
+
+
+def _risk_of(rules: _CallRules | None, arguments: dict[str, Any]) -> RiskLevel:
+    return rules.assess(arguments) if rules is not None else RiskLevel.CRITICAL
+
+
+def _too_risky(approval: Approval, rules: _CallRules | None) -> bool:
+    """An approved, unused approval for arguments riskier than it approved (settings or the
+    run's state changed since, or it was recorded by an older version): it releases nothing."""
+    subject = approval.subject
+    if approval.status is not ApprovalStatus.APPROVED or approval.consumed_at is not None:
+        return False
+    if not isinstance(subject, ToolCallSubject) or rules is None:
+        return False
+    return rules.assess(subject.arguments).rank > approval.risk.rank
+
+
+def _followed(approval: Approval, rules: _CallRules | None) -> bool:
+    """Whether a later attempt may follow ``approval`` in its chain."""
+    if approval.status is ApprovalStatus.SUPERSEDED:
+        return True
+    consumed = approval.status is ApprovalStatus.APPROVED and approval.consumed_at is not None
+    return consumed or _too_risky(approval, rules)
 
 
 class _Halted(RunStop):

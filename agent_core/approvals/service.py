@@ -7,7 +7,8 @@ refusals included.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,13 @@ from jsonschema import Draft202012Validator
 
 from agent_core import telemetry
 from agent_core.approvals.authority import Authority
+from agent_core.approvals.risk import RiskPolicy
 from agent_core.audit import Audit
 from agent_core.errors import NotFound
 from agent_core.models import (
     Approval,
     ApprovalDecided,
+    ApprovalStatus,
     Concluded,
     Decision,
     DecisionKind,
@@ -30,12 +33,28 @@ from agent_core.models import (
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry
 
-__all__ = ["GRANTS", "DecisionService", "Refused", "schema_edit_check"]
+__all__ = [
+    "GRANTS",
+    "DecisionService",
+    "EditRisk",
+    "Refused",
+    "edit_risk_check",
+    "grant_value",
+    "schema_edit_check",
+]
 
 GRANTS = "grants:"
-"""Session-fact scope prefix for approve-for-this-run grants: tool -> highest risk granted."""
+"""Session-fact scope prefix for approve-for-this-run grants: tool -> JSON of the risk
+granted, who granted it and on which approval (see :func:`grant_value`)."""
 
 EditCheck = Callable[[Approval, dict[str, Any]], str | None]
+EditRisk = Callable[[Approval, dict[str, Any]], Awaitable[RiskLevel]]
+"""The risk of an approval's call with edited arguments."""
+
+
+def grant_value(approval: Approval, by: str) -> str:
+    """What a grant records: the risk it covers, who gave it, and on which request."""
+    return json.dumps({"risk": approval.risk.value, "by": by, "approval": approval.id})
 
 
 def schema_edit_check(tools: ToolRegistry) -> EditCheck:
@@ -55,6 +74,25 @@ def schema_edit_check(tools: ToolRegistry) -> EditCheck:
     return check
 
 
+def edit_risk_check(tools: ToolRegistry, risk: RiskPolicy, store: Store) -> EditRisk:
+    """Edited arguments go through the very risk computation the model's call went through:
+    the tool's base risk, the configured overrides, what the arguments imply, secrets, and
+    egress given what the run has read. Anything unknown counts as the worst case."""
+
+    async def assess(approval: Approval, arguments: dict[str, Any]) -> RiskLevel:
+        subject = approval.subject
+        tool = tools.get(subject.tool) if isinstance(subject, ToolCallSubject) else None
+        if tool is None:
+            return RiskLevel.CRITICAL
+        try:
+            private = (await store.get_run(approval.run_id)).private_data_read
+        except NotFound:
+            private = True
+        return risk.assess(tool, arguments, private_data_read=private).level
+
+    return assess
+
+
 @dataclass(kw_only=True, frozen=True)
 class Refused:
     """The decision was not accepted and changed nothing; ``reason`` is for the person."""
@@ -71,6 +109,8 @@ class DecisionService:
     audit: Audit
     check_edit: EditCheck | None = None
     """Validates edited arguments against the tool's schema; returns the problem, if any."""
+    edit_risk: EditRisk | None = None
+    """Works out the risk of edited arguments; without it an edit counts as CRITICAL."""
     grant_ttl_seconds: float = 86_400.0
     """How long an approve-for-this-run grant lasts at most."""
 
@@ -87,9 +127,12 @@ class DecisionService:
                 approval_id=approval.id, decision=decision.kind.value, reason=refusal,
             )  # fmt: skip
             return Refused(reason=refusal)
-        # Admin authority is ours to establish; whatever the caller claimed is ignored.
+        # Admin authority and an edit's risk are ours to establish; claims are ignored.
         decision = decision.model_copy(
-            update={"as_admin": await self.authority.is_admin(decision.by)}
+            update={
+                "as_admin": await self.authority.is_admin(decision.by),
+                "edited_risk": await self._edited_risk(approval, decision),
+            }
         )
         outcome = await self.store.record_decision(approval.id, decision)
         await self._after(approval, decision, outcome)
@@ -99,11 +142,18 @@ class DecisionService:
         reason = await self.authority.refusal(approval, decision.by)
         if reason is not None:
             return reason
-        if decision.kind is DecisionKind.APPROVE_FOR_RUN and approval.risk is RiskLevel.CRITICAL:
-            return "approve-for-this-run is not offered for CRITICAL actions"
+        if decision.kind is DecisionKind.APPROVE_FOR_RUN:
+            return _grant_refusal(approval)
         if decision.kind is DecisionKind.EDIT:
             return self._edit_problem(approval, decision)
         return None
+
+    async def _edited_risk(self, approval: Approval, decision: Decision) -> RiskLevel | None:
+        if decision.kind is not DecisionKind.EDIT or decision.edited_arguments is None:
+            return None
+        if self.edit_risk is None:
+            return RiskLevel.CRITICAL
+        return await self.edit_risk(approval, decision.edited_arguments)
 
     def _edit_problem(self, approval: Approval, decision: Decision) -> str | None:
         if not isinstance(approval.subject, ToolCallSubject):
@@ -122,8 +172,15 @@ class DecisionService:
                 subject, ToolCallSubject
             ):
                 await self.store.set_fact(
-                    GRANTS + approval.run_id, subject.tool, approval.risk.value,
+                    GRANTS + approval.run_id, subject.tool, grant_value(approval, decision.by),
                     ttl_seconds=self.grant_ttl_seconds,
+                )  # fmt: skip
+            if outcome.approval.status is ApprovalStatus.SUPERSEDED:
+                await self.audit.record(
+                    approval.run_id, "approval_superseded", actor=decision.by,
+                    approval_id=approval.id, risk=approval.risk.value,
+                    edited_risk=str(decision.edited_risk),
+                    edited_arguments=decision.edited_arguments,
                 )  # fmt: skip
             # Wake the run first: the audit line can follow a moment later.
             await self.store.publish(
@@ -134,3 +191,18 @@ class DecisionService:
             decision=decision.kind.value, outcome=outcome.kind, reason=decision.reason,
             edited_arguments=decision.edited_arguments, status=outcome.approval.status.value,
         )  # fmt: skip
+
+
+def _grant_refusal(approval: Approval) -> str | None:
+    """Why approve-for-this-run may not be given on ``approval``; None when it may."""
+    subject = approval.subject
+    if not isinstance(subject, ToolCallSubject):
+        return "approve-for-this-run is only for tool calls"
+    if approval.risk is RiskLevel.CRITICAL:
+        return "approve-for-this-run is not offered for CRITICAL actions"
+    if not approval.grantable:
+        return (
+            f"approve-for-this-run is not offered for this {subject.tool} call: later calls"
+            " of it could do what nobody has seen; approve this one alone"
+        )
+    return None

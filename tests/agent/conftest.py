@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent_core.anthropic_llm import AnthropicLLM
-from agent_core.approvals import Authority, DecisionService, schema_edit_check
+from agent_core.approvals import Authority, DecisionService, edit_risk_check, schema_edit_check
 from agent_core.audit import Audit
 from agent_core.budget import BudgetLimits
 from agent_core.control import RunControl
@@ -207,8 +207,10 @@ async def harness_factory(
         audit = Audit(store=store)
         authority = authority or Authority(approvers=["U0APPROVER"], admins=["U0ADMIN"],
                                            members_of=channel.members_of)  # fmt: skip
-        service = DecisionService(store=store, authority=authority, audit=audit,
-                                  check_edit=schema_edit_check(registry))  # fmt: skip
+        service = DecisionService(
+            store=store, authority=authority, audit=audit, check_edit=schema_edit_check(registry),
+            edit_risk=edit_risk_check(registry, run_policy.risk, store),
+        )  # fmt: skip
         channel.service = service
         runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
                         policy=run_policy.approvals,

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from agent_core.approvals import ApprovalPolicy, Authority, Refused
@@ -215,7 +216,9 @@ async def test_three_calls_in_one_turn_get_three_results_when_one_is_rejected(
 async def test_approve_for_this_run_covers_later_calls_of_the_tool(
     harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
 ) -> None:
-    harness = await harness_factory(channel=RecordingChannel(
+    # Grants are for tools that declare a person can foresee their later calls.
+    registry = ToolRegistry([replace(t, grantable=t.name == "restart") for t in tools.registry])
+    harness = await harness_factory(registry=registry, channel=RecordingChannel(
         decider=lambda a: decision(DecisionKind.APPROVE_FOR_RUN, "U0APPROVER")))  # fmt: skip
     anthropic.enqueue(
         plan(["lookup"]),

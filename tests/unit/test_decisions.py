@@ -114,3 +114,53 @@ def test_recording_the_same_decision_again_reports_its_first_outcome() -> None:
     again, outcome = apply_decision(settled, final)
     assert isinstance(outcome, Concluded)
     assert again is settled and len(again.decisions) == 2
+
+
+def high(required: int = 1) -> Approval:
+    arguments = {"command": "echo harmless"}
+    subject = ToolCallSubject(subtask_id="s1", tool="run_command", arguments=arguments,
+                              preview="$ echo harmless")  # fmt: skip
+    return Approval(
+        run_id="run_a", subject=subject, risk=RiskLevel.HIGH, required_approvals=required
+    )
+
+
+def test_a_riskier_edit_supersedes_the_request_and_approves_nothing() -> None:
+    edit = decide(DecisionKind.EDIT, "U0A", edited_arguments={"command": "rm -rf /srv"},
+                  edited_risk=RiskLevel.CRITICAL)  # fmt: skip
+    approval, outcome = apply_decision(high(), edit)
+    assert isinstance(outcome, Concluded)
+    assert (approval.status, approval.decided_by) == (ApprovalStatus.SUPERSEDED, "U0A")
+    assert isinstance(approval.subject, ToolCallSubject)
+    assert approval.subject.arguments == {"command": "rm -rf /srv"}
+    assert approval.subject.original_arguments == {"command": "echo harmless"}
+    assert approval.subject.preview is None and approval.digest != high().digest
+    again, replayed = apply_decision(approval, edit)
+    assert again is approval and isinstance(replayed, Concluded)
+    late, refused = apply_decision(approval, decide(DecisionKind.APPROVE, "U0B"))
+    assert isinstance(refused, AlreadyDecided) and late.status is ApprovalStatus.SUPERSEDED
+
+
+def test_an_edit_at_the_same_or_a_lower_risk_counts_as_the_editors_approve() -> None:
+    same = decide(DecisionKind.EDIT, "U0A", edited_arguments={"command": "echo other"},
+                  edited_risk=RiskLevel.HIGH)  # fmt: skip
+    approval, outcome = apply_decision(high(), same)
+    assert isinstance(outcome, Concluded) and approval.status is ApprovalStatus.APPROVED
+    lower = decide(DecisionKind.EDIT, "U0A", edited_arguments={"table": "tmp"},
+                   edited_risk=RiskLevel.HIGH)  # fmt: skip
+    approval, outcome = apply_decision(critical(), lower)
+    assert isinstance(outcome, Counted) and outcome.approvals_needed == 1  # the quorum stays
+
+
+def test_edits_keep_the_arguments_the_model_asked_for() -> None:
+    first = decide(DecisionKind.EDIT, "U0A", edited_arguments={"table": "a"})
+    approval, _ = apply_decision(critical(3), first)
+    second = decide(DecisionKind.EDIT, "U0B", edited_arguments={"table": "b"})
+    approval, _ = apply_decision(approval, second)
+    assert isinstance(approval.subject, ToolCallSubject)
+    assert approval.subject.original_arguments == {"table": "users"}
+
+
+def test_an_edited_risk_goes_with_an_edit_only() -> None:
+    with pytest.raises(ValueError, match="edited_risk goes with an edit"):
+        decide(DecisionKind.APPROVE, "U0A", edited_risk=RiskLevel.LOW)
