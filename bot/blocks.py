@@ -23,7 +23,14 @@ from slack_sdk.models.views import View
 
 from agent_core.logs import redact
 from agent_core.memory.notes import describe_age
-from agent_core.models import Approval, ApprovalStatus, PlanSubject, RiskLevel, ToolCallSubject
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    DecisionKind,
+    PlanSubject,
+    RiskLevel,
+    ToolCallSubject,
+)
 
 __all__ = [
     "APPROVE",
@@ -53,7 +60,7 @@ REJECT_WITH_REASON = "airlock_reject_reason"
 EDIT = "airlock_edit"
 """action_id of the Edit button (tool calls only); its value is the approval id."""
 APPROVE_FOR_RUN = "airlock_approve_for_run"
-"""action_id of "Approve for this run" (tool calls below CRITICAL); value: the approval id."""
+"""action_id of "Approve for this run" (grantable tool calls below CRITICAL); value: the id."""
 REJECT_VIEW = "airlock_reject_view"
 """callback_id of the reject-with-reason modal."""
 EDIT_VIEW = "airlock_edit_view"
@@ -68,6 +75,7 @@ RISK_BADGE = {
     RiskLevel.CRITICAL: ":red_circle: CRITICAL",
 }
 _MAX_CODE = 2800  # a section's text holds 3,000 characters
+_MAX_WAS = 600  # the arguments an edit replaced, on a settled request
 
 
 def approval_text(approval: Approval) -> str:
@@ -100,7 +108,7 @@ def _buttons(approval: Approval) -> list[ButtonElement]:
     ]
     if isinstance(approval.subject, ToolCallSubject):
         buttons.append(ButtonElement(text="Edit…", action_id=EDIT, value=approval.id))
-        if approval.risk is not RiskLevel.CRITICAL:
+        if approval.grantable and approval.risk is not RiskLevel.CRITICAL:
             buttons.append(ButtonElement(text=f"Approve {approval.subject.tool} for this run",
                                          action_id=APPROVE_FOR_RUN, value=approval.id))  # fmt: skip
     return buttons
@@ -212,6 +220,7 @@ def _outcome(status: ApprovalStatus) -> str:
         ApprovalStatus.REJECTED: "Rejected",
         ApprovalStatus.EXPIRED: "Expired",
         ApprovalStatus.CANCELLED: "Cancelled",
+        ApprovalStatus.SUPERSEDED: "Superseded",
         ApprovalStatus.PENDING: "Waiting",
     }[status]
 
@@ -240,4 +249,24 @@ def _settled(approval: Approval) -> str:
     last = approval.decisions[-1] if approval.decisions else None
     reason = f": {safe(last.reason)}" if last is not None and last.reason else ""
     when = f" {_when(approval.decided_at)}" if approval.decided_at else ""
-    return f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{when}{reason}"
+    settled = f"`{approval.id}` {_outcome(approval.status).lower()} by {who}{when}{reason}"
+    return settled + _edited(approval)
+
+
+def _edited(approval: Approval) -> str:
+    """Who edited the call and what it was before; for a superseded request, what became of it."""
+    subject = approval.subject
+    edit = next((d for d in reversed(approval.decisions) if d.kind is DecisionKind.EDIT), None)
+    if edit is None or not isinstance(subject, ToolCallSubject):
+        return ""
+    note = f" · edited by {mention(edit.by)}"
+    was = subject.original_arguments
+    if was is not None and was != subject.arguments:
+        shown = safe(json.dumps(was, ensure_ascii=False))
+        if len(shown) > _MAX_WAS:
+            shown = f"{shown[:_MAX_WAS]}… [cut: {len(shown) - _MAX_WAS} more characters]"
+        note += f" (was: `{shown}`)"
+    if approval.status is ApprovalStatus.SUPERSEDED:
+        risk = (edit.edited_risk or RiskLevel.CRITICAL).value
+        note += f"; the edited call is {risk} risk and is asked again as a new request"
+    return note

@@ -345,6 +345,25 @@ def config(env_file: EnvFile = Path(".env")) -> None:
         table.add_row(env_name(field), _shown(value))
     table.add_row("(store in use)", settings.effective_store_url)
     out.print(table)
+    out.print(_tool_risks(settings))
+
+
+def _tool_risks(settings: Settings) -> Table:
+    """Each tool's base risk exactly as the gate and the planner apply it."""
+    from agent_core.approvals import RiskPolicy
+    from agent_core.tools.builtins import builtin_tools
+
+    risk = RiskPolicy.from_settings(settings)
+    table = Table("tool", "base risk", "a call is raised by", title="tool risks, as applied")
+    tools = builtin_tools(settings)
+    for tool in tools:
+        raised = ["what its arguments do"] if tool.risk_for is not None else []
+        raised += ["secrets in its arguments"]
+        raised += ["sending data out"] if tool.destinations is not None else []
+        table.add_row(tool.name, risk.base(tool).value, ", ".join(raised))
+    for name in sorted(set(settings.tool_risks) - {tool.name for tool in tools}):
+        table.add_row(name, settings.tool_risks[name].value, "(memory or MCP tool, as configured)")
+    return table
 
 
 def _shown(value: object) -> str:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from agent_core.approvals import Refused
-from agent_core.models import AlreadyDecided, Counted, DecisionOutcome, Duplicate
+from agent_core.models import (
+    AlreadyDecided,
+    ApprovalStatus,
+    Concluded,
+    Counted,
+    DecisionOutcome,
+    Duplicate,
+)
 from bot.blocks import mention
 
 __all__ = ["decision_reply"]
@@ -20,4 +27,9 @@ def decision_reply(outcome: DecisionOutcome | Refused) -> str | None:
         return f"Counted. {outcome.approvals_needed} more approval(s) needed."
     if isinstance(outcome, Duplicate):
         return "You have approved this already."
+    if isinstance(outcome, Concluded) and outcome.approval.status is ApprovalStatus.SUPERSEDED:
+        return (
+            "Your edit makes the call riskier, so it approves nothing yet: the edited call is"
+            " asked again as a new request, where your approval counts as one."
+        )
     return None

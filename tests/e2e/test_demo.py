@@ -29,7 +29,8 @@ async def test_auto_plays_the_scenario_through(tmp_path: Path) -> None:
     assert "[scripted model] calls run_command './restart-staging.sh web'" in out
     assert "┃ Approval needed: high risk" in out and "┃ *run_command* 🟠 HIGH" in out
     choices = "1) Approve  2) Reject  3) Reject with reason…  4) Edit…  "
-    assert choices + "5) Approve run_command for this run  6) Kill run" in out
+    # run_command is never grantable: one approved command says nothing of the next.
+    assert choices + "5) Kill run" in out and "for this run" not in out
     # The command really ran in the workspace, after the click, and its output reached the model.
     assert out.index("approved by @you") < out.index("restarting web-2 ... ok")
     assert "goal 1 ended: completed" in out

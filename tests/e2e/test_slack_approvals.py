@@ -12,7 +12,13 @@ import pytest
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority, DecisionService, schema_edit_check
+from agent_core.approvals import (
+    Authority,
+    DecisionService,
+    RiskPolicy,
+    edit_risk_check,
+    schema_edit_check,
+)
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.models import Approval, ApprovalStatus, RiskLevel, ToolCallSubject
@@ -51,9 +57,13 @@ async def bot(tmp_path: Path) -> AsyncIterator[tuple[str, Store, SlackStandIn]]:
         settings = Settings(slack_signing_secret=SECRET, approvers=[DM["event"]["user"]])
         app = build_app(settings, client=client)
         channel = SlackChannel(client=client, store=store)
-        service = DecisionService(store=store, audit=Audit(store=store),
-                                  authority=Authority(approvers=settings.approvers),
-                                  check_edit=schema_edit_check(ToolRegistry([DEPLOY])))  # fmt: skip
+        registry = ToolRegistry([DEPLOY])
+        service = DecisionService(
+            store=store, audit=Audit(store=store),
+            authority=Authority(approvers=settings.approvers),
+            check_edit=schema_edit_check(registry),
+            edit_risk=edit_risk_check(registry, RiskPolicy(), store),
+        )  # fmt: skip
         register_approvals(app, service=service, channel=channel)
         runner = web.AppRunner(app.web_app(), access_log=None)
         await runner.setup()
@@ -111,11 +121,11 @@ def submitted(callback_id: str, metadata: str, value: str, user: str) -> dict[st
     return body
 
 
-async def pending_deploy(store: Store) -> Approval:
+async def pending_deploy(store: Store, *, grantable: bool = False) -> Approval:
     subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
-    return await store.create_approval(
-        Approval(run_id="run_modal", subject=subject, risk=RiskLevel.HIGH, requester="W0OTHER")
-    )
+    pending = Approval(run_id="run_modal", subject=subject, risk=RiskLevel.HIGH,
+                       requester="W0OTHER", grantable=grantable)  # fmt: skip
+    return await store.create_approval(pending)
 
 
 async def test_reject_asks_for_a_reason_the_agent_will_read(
@@ -176,13 +186,15 @@ async def test_approve_for_this_run_grants_the_tool_for_the_rest_of_the_run(
     bot: tuple[str, Store, SlackStandIn],
 ) -> None:
     url, store, _ = bot
-    approval, user = await pending_deploy(store), DM["event"]["user"]
+    approval, user = await pending_deploy(store, grantable=True), DM["event"]["user"]
     signer = SlackRequestSigner(SECRET)
     click = pressed("airlock_approve_for_run", approval.id, user)
     assert (await post_to_bot(url, signer.interaction(click)))[0] == 200
 
     async def granted() -> bool:
-        return (await store.get_facts("grants:run_modal")) == {"deploy": "high"}
+        grants = await store.get_facts("grants:run_modal")
+        return "deploy" in grants and json.loads(grants["deploy"]) == {
+            "risk": "high", "by": user, "approval": approval.id}  # fmt: skip
 
     await eventually(granted)
     assert (await store.get_approval(approval.id)).decisions[-1].kind.value == "approve_for_run"

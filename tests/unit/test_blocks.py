@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from agent_core.decisions import apply_decision
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -74,12 +75,20 @@ def test_mentions() -> None:
 
 
 def test_approve_for_this_run_is_offered_below_critical_only() -> None:
-    high = call(command="ls").model_copy(update={"risk": RiskLevel.HIGH, "required_approvals": 1})
+    high = call(command="ls").model_copy(
+        update={"risk": RiskLevel.HIGH, "required_approvals": 1, "grantable": True}
+    )
     ids = [e["action_id"] for b in approval_blocks(high) if b.type == "actions"
            for e in b.to_dict()["elements"]]  # fmt: skip
     assert ids[-1] == "airlock_approve_for_run"
-    critical = [b.to_dict() for b in approval_blocks(call(command="ls")) if b.type == "actions"]
-    assert "airlock_approve_for_run" not in str(critical)
+    critical = call(command="ls").model_copy(update={"grantable": True})
+    assert "airlock_approve_for_run" not in str([b.to_dict() for b in approval_blocks(critical)])
+
+
+def test_approve_for_this_run_is_offered_only_where_the_tool_allows_it() -> None:
+    high = call(command="ls").model_copy(update={"risk": RiskLevel.HIGH, "required_approvals": 1})
+    assert not high.grantable
+    assert "airlock_approve_for_run" not in str([b.to_dict() for b in approval_blocks(high)])
 
 
 def test_precedent_is_shown_on_the_card_and_in_the_terminal() -> None:
@@ -107,3 +116,22 @@ def test_precedent_is_shown_on_the_card_and_in_the_terminal() -> None:
     shown = console.export_text()
     assert "Similar decisions before" in shown and "rejected by U0ANA 3 days ago" in shown
     assert "wrong <!here> env" in shown
+
+
+def test_a_settled_edit_says_who_edited_and_what_it_was() -> None:
+    asked = call(command="echo harmless <!channel>").model_copy(
+        update={"risk": RiskLevel.HIGH, "required_approvals": 1}
+    )
+    edit = Decision(kind=DecisionKind.EDIT, by="U0ALICE", edited_risk=RiskLevel.CRITICAL,
+                    edited_arguments={"command": "rm -rf /srv"})  # fmt: skip
+    superseded, _ = apply_decision(asked, edit)
+    shown = str([b.to_dict() for b in settled_blocks(superseded)])
+    assert "Superseded: high risk" in shown and "edited by <@U0ALICE>" in shown
+    assert 'was: `{"command": "echo harmless &lt;!channel&gt;"}`' in shown
+    assert "the edited call is critical risk and is asked again as a new request" in shown
+    assert "rm -rf /srv" in shown  # the body shows the call as edited
+
+    long = call(command="x" * 5000).model_copy(update={"risk": RiskLevel.HIGH})
+    edited, _ = apply_decision(long, edit.model_copy(update={"edited_risk": RiskLevel.HIGH}))
+    text = str([b.to_dict() for b in settled_blocks(edited)])
+    assert "… [cut: " in text and "more characters]" in text and "x" * 5000 not in text
