@@ -27,9 +27,11 @@ _DECODES = re.compile(
 )
 _RUNS = re.compile(
     r"\b(exec|eval|compile|system|popen|spawn|spawnSync|execSync|execFile|subprocess|Popen"
-    r"|check_output|check_call|run|call|__import__|Invoke-Expression|iex)\b|\bqx\s*\W",
+    r"|check_output|check_call|run|call|execute|getattr|getline|__import__|Invoke-Expression"
+    r"|iex)\b|\bqx\s*\W",
     re.IGNORECASE,
 )
+_PIPED_TO_SHELL = re.compile(r"\|\s*[\"'](?:/bin/)?(sh|bash|zsh|dash|ksh)\b")
 _COMPUTED_CALL = re.compile(r"getattr\s*\(\s*__import__|__import__\s*\(\s*['\"][^'\"]*['\"]\s*\+")
 _LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'|\"((?:\\.|[^\"\\])*)\"")
 
@@ -50,13 +52,15 @@ def code_reason(code: str, shell_line: Judge) -> str | None:
         return "runs code worked out at run time"
     if _COMPUTED_CALL.search(code):
         return "calls functions by computed names"
+    if _PIPED_TO_SHELL.search(code):
+        return "pipes data into a shell"
     runs = _RUNS.search(code)
     if runs and _DECODES.search(code):
         return "decodes data and runs it"
     if runs:
-        # os.system("rm -rf x"), and run(["rm", "-rf", "x"]) read as one line too.
+        # os.system("rm -rf x"), run(["rm", "-rf", "x"]) and system("r" . "m -rf x") too.
         literals = [a or b for a, b in _LITERAL.findall(code)]
-        lines = [*literals, " ".join(literals)]
+        lines = [*literals, " ".join(literals), "".join(literals)]
         reason = first(shell_line(line) for line in lines if line.strip())
         if reason is not None:
             return reason
@@ -91,9 +95,24 @@ def _sql_reason(flat: str) -> str | None:
     if _SQL_OTHER.search(flat):
         return "empties or drops data (TRUNCATE, FLUSHALL, drop())"
     for statement in _SQL_UNBOUNDED.finditer(flat):
-        if not re.search(r"\bwhere\b", statement.group(2)):
-            return "deletes or changes every row (no WHERE)"
+        where = re.search(r"\bwhere\b(.*)", statement.group(2))
+        if where is None or _always_true(where.group(1)):
+            return "deletes or changes every row (no WHERE, or one always true)"
     return None
+
+
+_TAUTOLOGY = r"\(?\s*(true|1|(\w+)\s*=\s*\2)\s*\)?"
+
+
+def _always_true(condition: str) -> bool:
+    """``WHERE 1=1``, ``WHERE true``, ``WHERE x = x``, ``... OR 1=1``; or a condition that
+    could not be read (it starts with a quote, where the statement was cut)."""
+    text = condition.strip()
+    return (
+        not text
+        or re.fullmatch(_TAUTOLOGY, text) is not None
+        or re.search(rf"\bor\s+{_TAUTOLOGY}\s*(\bor\b|\)|$)", text) is not None
+    )
 
 
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^/\s'\"@]*@)?(\[[^\]]+\]|[^/\s'\":?#]+)", re.I)

@@ -9,46 +9,29 @@ destructive; inside the workspace a single file is not.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
+from agent_core.tools.builtins._shell_rule_kit import (
+    Rule,
+    after,
+    always,
+    any_word,
+    computed,
+    destination,
+    device_or_outside,
+    everywhere,
+    first_of,
+    has_flag,
+    outside,
+    paths,
+)
 from agent_core.tools.builtins._shell_words import flags, operands
 
-__all__ = ["DELETERS", "RULES", "Rule", "device_or_outside", "rule_for"]
+__all__ = ["DELETERS", "RULES", "Rule", "device_or_outside", "outside", "rule_for"]
 
-Rule = Callable[[list[str]], str | None]
-"""Why the command with these arguments is destructive, or None."""
 
 DELETERS = frozenset({"rm", "unlink", "shred", "srm", "wipe", "truncate", "rmdir"})
 """Commands that delete what they are given: given a list made at run time (find -exec,
 xargs), nobody can foresee what goes."""
-
-_EVERYTHING = re.compile(r"[./*~]+")
-_HARMLESS = re.compile(r"/dev/(null|zero|stdout|stderr|stdin|tty|fd/\d+)|/tmp(/.*)?")
-_BLOCK_DEVICE = re.compile(
-    r"/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk|mapper/|md|dm-|loop|sr|nbd|mem|kmem|port)"
-)
-_HOME_ROOT = re.compile(r"(~[\w-]*|\$\{?HOME\}?)/?\*?")
-
-
-def _outside(path: str) -> bool:
-    """Outside the workspace: an absolute path (but /tmp), the home folder, or up from it."""
-    if _HARMLESS.fullmatch(path):
-        return False
-    return path.startswith(("/", "../", "~", "$HOME", "${HOME}")) or path == ".."
-
-
-def _everywhere(path: str) -> bool:
-    """``path`` names a folder's whole content or more: ``*``, ``.``, ``/``, ``~``, ``../..``."""
-    return bool(_EVERYTHING.fullmatch(path)) or bool(_HOME_ROOT.fullmatch(path))
-
-
-def device_or_outside(path: str) -> bool:
-    """Writing to ``path`` overwrites a disk or a file outside the workspace."""
-    return bool(_BLOCK_DEVICE.match(path)) or _outside(path)
-
-
-def _computed(path: str) -> bool:
-    return "$" in path or "`" in path
 
 
 def _rm(args: list[str]) -> str | None:
@@ -58,69 +41,39 @@ def _rm(args: list[str]) -> str | None:
     if given & {"r", "R", "--recursive"} and given & {"f", "--force"}:
         return "deletes folder trees without asking (rm -rf)"
     targets = operands(args)
-    if any(_outside(p) or _everywhere(p) for p in targets):
+    if any(outside(p) or everywhere(p) for p in targets):
         return "deletes outside the workspace, the home folder or everything here"
-    if any(_computed(p) for p in targets):
+    if any(computed(p) for p in targets):
         return "deletes paths worked out at run time"
     return None
 
 
-def _paths(reason: str, *, everything: bool = True) -> Rule:
-    """Destructive when any operand is outside the workspace (or, with ``everything``, all
-    of a folder)."""
-
-    def rule(args: list[str]) -> str | None:
-        hit = any(_outside(p) or (everything and _everywhere(p)) for p in operands(args))
-        return reason if hit else None
-
-    return rule
+_KNOWN = frozenset({
+    "sh", "bash", "zsh", "dash", "ksh", "python", "python3", "perl", "ruby", "node", "php",
+    "busybox", "env", "sudo", "xargs", "find", "eval",
+})  # fmt: skip
 
 
-def _destination(reason: str) -> Rule:
-    """Destructive when the last operand (where it writes) is a disk or outside."""
-
-    def rule(args: list[str]) -> str | None:
-        targets = operands(args)
-        return reason if targets and device_or_outside(targets[-1]) else None
-
-    return rule
-
-
-def _always(reason: str) -> Rule:
-    return lambda args: reason
+def _renames(args: list[str]) -> str | None:
+    """A command binary copied, linked or moved under another name hides what runs later."""
+    for path in operands(args)[:-1]:
+        name = path.rsplit("/", 1)[-1].lower()
+        if "/" in path and (name in _KNOWN or name in RULES or name.startswith("mkfs")):
+            return "puts a command under another name, hiding what runs"
+    return None
 
 
-def _any_word(reason: str, *words: str) -> Rule:
-    wanted = {w.lower() for w in words}
-    return lambda args: reason if wanted & {a.lower() for a in args} else None
+_SED_RUNS = re.compile(r"(^|[;\n{])\s*e(\s|$)|^s(.).*\3.*\3[a-z0-9]*e[a-z0-9]*$")
 
 
-def _after(reason: str, first: str, *then: str) -> Rule:
-    """Destructive when ``first`` is among the words and one of ``then`` follows it."""
-
-    def rule(args: list[str]) -> str | None:
-        lowered = [a.lower() for a in args]
-        if first not in lowered:
-            return None
-        rest = lowered[lowered.index(first) + 1 :]
-        return reason if not then or set(then) & set(rest) else None
-
-    return rule
-
-
-def _first(*rules: Rule) -> Rule:
-    def first(args: list[str]) -> str | None:
-        for rule in rules:
-            reason = rule(args)
-            if reason is not None:
-                return reason
-        return None
-
-    return first
-
-
-def _has_flag(reason: str, *options: str) -> Rule:
-    return lambda args: reason if flags(args) & set(options) else None
+def _sed_runs(args: list[str]) -> str | None:
+    """GNU sed runs shell commands with its ``e`` command and the ``s///e`` flag."""
+    scripts = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-e", "--expression")]
+    given = operands(args)
+    scripts += given[:1] if not scripts else []
+    if any(_SED_RUNS.search(text.strip()) for text in scripts):
+        return "runs shell commands from sed (e)"
+    return None
 
 
 def _dd(args: list[str]) -> str | None:
@@ -187,30 +140,36 @@ def _git_discard(args: list[str]) -> str | None:
 
 _GIT: dict[str, Rule] = {
     "push": _git_push,
-    "reset": _has_flag("throws away commits and changes (git reset --hard)", "--hard"),
+    "reset": has_flag("throws away commits and changes (git reset --hard)", "--hard"),
     "clean": _git_clean,
-    "branch": _has_flag("deletes unmerged branches (git branch -D)", "D"),
+    "branch": has_flag("deletes unmerged branches (git branch -D)", "D"),
     "checkout": _git_discard,
     "restore": _git_discard,
-    "filter-branch": _always("rewrites history"),
-    "filter-repo": _always("rewrites history"),
-    "reflog": _any_word("expires the reflog", "expire", "delete"),
-    "update-ref": _has_flag("deletes a ref", "d"),
-    "stash": _any_word("drops stashed changes", "clear", "drop"),
+    "filter-branch": always("rewrites history"),
+    "filter-repo": always("rewrites history"),
+    "reflog": any_word("expires the reflog", "expire", "delete"),
+    "update-ref": has_flag("deletes a ref", "d"),
+    "stash": any_word("drops stashed changes", "clear", "drop"),
+    "rm": _rm,
 }
 
-_DOCKER = _first(
-    _after("prunes containers, images or volumes", "system", "prune"),
-    _after("deletes volumes", "volume", "prune", "rm"),
-    _after("prunes", "container", "prune"),
-    _after("prunes", "network", "prune"),
-    _after("prunes", "builder", "prune"),
+_DOCKER = first_of(
+    after("prunes containers, images or volumes", "system", "prune"),
+    after("deletes volumes", "volume", "prune", "rm"),
+    after("prunes", "container", "prune"),
+    after("prunes", "network", "prune"),
+    after("prunes", "builder", "prune"),
     lambda args: (
         "deletes every unused image" if "prune" in args and flags(args) & {"a", "--all"} else None
     ),
     lambda args: (
         "deletes volumes (down -v)"
         if "down" in args and flags(args) & {"v", "--volumes", "--rmi"}
+        else None
+    ),
+    lambda args: (
+        "removes containers or images listed at run time"
+        if {"rm", "rmi"} & set(args) and any(computed(a) for a in operands(args))
         else None
     ),
 )
@@ -222,7 +181,21 @@ def _aws(args: list[str]) -> str | None:
         return "deletes cloud resources"
     if "s3" in lowered and ("rb" in lowered or ("rm" in lowered and "--recursive" in lowered)):
         return "deletes buckets or their content"
+    if "--delete" in lowered:
+        return "deletes what the source lacks (sync --delete)"
     return None
+
+
+def _kill_all(args: list[str]) -> str | None:
+    """pkill and killall of all of a user's processes, or of any name at all."""
+    if flags(args) & {"u", "--user"} or {".", ".*", "^"} & set(operands(args)):
+        return "kills every process of a user, or of any name"
+    return None
+
+
+def _link_down(args: list[str]) -> str | None:
+    lowered = [a.lower() for a in args]
+    return "takes a network interface down" if "down" in lowered else None
 
 
 def _iptables(args: list[str]) -> str | None:
@@ -239,122 +212,134 @@ _SYSTEMCTL_STOPS = (
     "emergency", "kexec", "soft-reboot", "suspend", "hibernate",
 )  # fmt: skip
 _SQL_DROP = "drops a database"
-_PACKAGES = _any_word("removes packages", "remove", "purge", "autoremove", "erase", "-r", "-rns")
+_PACKAGES = any_word("removes packages", "remove", "purge", "autoremove", "erase", "-r", "-rns")
 
 RULES: dict[str, Rule] = {
     "rm": _rm,
-    "shred": _always("overwrites files beyond recovery (shred)"),
-    "srm": _always("overwrites files beyond recovery"),
-    "wipe": _always("overwrites files beyond recovery"),
-    "wipefs": _always("wipes file-system signatures (wipefs)"),
-    "blkdiscard": _always("discards a whole disk"),
-    "mkswap": _always("formats a disk (mkswap)"),
-    "mke2fs": _always("formats a disk"),
-    "mkdosfs": _always("formats a disk"),
-    "mkntfs": _always("formats a disk"),
-    "fdformat": _always("formats a disk"),
-    "sgdisk": _always("rewrites a partition table"),
+    "shred": always("overwrites files beyond recovery (shred)"),
+    "srm": always("overwrites files beyond recovery"),
+    "wipe": always("overwrites files beyond recovery"),
+    "wipefs": always("wipes file-system signatures (wipefs)"),
+    "blkdiscard": always("discards a whole disk"),
+    "mkswap": always("formats a disk (mkswap)"),
+    "mke2fs": always("formats a disk"),
+    "mkdosfs": always("formats a disk"),
+    "mkntfs": always("formats a disk"),
+    "fdformat": always("formats a disk"),
+    "sgdisk": always("rewrites a partition table"),
     "sfdisk": lambda a: None if flags(a) & {"l", "d", "--list", "--dump"} else "partitions a disk",
     "fdisk": lambda a: None if flags(a) & {"l", "--list"} else "partitions a disk",
     "gdisk": lambda a: None if flags(a) & {"l"} else "partitions a disk",
-    "parted": _any_word("changes partitions", "rm", "mklabel", "mktable", "mkpart", "resizepart"),
-    "cryptsetup": _any_word("destroys encryption keys", "luksformat", "erase", "lukserase"),
-    "lvremove": _always("deletes logical volumes"),
-    "vgremove": _always("deletes volume groups"),
-    "pvremove": _always("deletes physical volumes"),
-    "zpool": _any_word("destroys a pool", "destroy", "labelclear"),
-    "zfs": _any_word("destroys datasets", "destroy"),
-    "btrfs": _after("deletes subvolumes", "subvolume", "delete"),
-    "mdadm": _has_flag("wipes RAID metadata", "--zero-superblock"),
-    "hdparm": _has_flag("erases a disk", "--security-erase", "--security-erase-enhanced"),
-    "nvme": _any_word("erases a disk", "format", "sanitize"),
-    "badblocks": _has_flag("overwrites a disk", "w"),
+    "parted": any_word("changes partitions", "rm", "mklabel", "mktable", "mkpart", "resizepart"),
+    "cryptsetup": any_word("destroys encryption keys", "luksformat", "erase", "lukserase"),
+    "lvremove": always("deletes logical volumes"),
+    "vgremove": always("deletes volume groups"),
+    "pvremove": always("deletes physical volumes"),
+    "zpool": any_word("destroys a pool", "destroy", "labelclear"),
+    "zfs": any_word("destroys datasets", "destroy"),
+    "btrfs": after("deletes subvolumes", "subvolume", "delete"),
+    "mdadm": has_flag("wipes RAID metadata", "--zero-superblock"),
+    "hdparm": has_flag("erases a disk", "--security-erase", "--security-erase-enhanced"),
+    "nvme": any_word("erases a disk", "format", "sanitize"),
+    "badblocks": has_flag("overwrites a disk", "w"),
     "dd": _dd,
     "truncate": _truncate,
     "find": lambda a: "deletes what it finds (find -delete)" if "-delete" in a else None,
-    "chmod": _paths("changes permissions outside the workspace or of everything"),
-    "chown": _paths("changes owners outside the workspace or of everything"),
-    "chgrp": _paths("changes groups outside the workspace or of everything"),
-    "setfacl": _paths("changes permissions outside the workspace or of everything"),
-    "chattr": _paths("changes file attributes outside the workspace"),
-    "mv": lambda a: (
-        "moves files into /dev/null"
-        if "/dev/null" in operands(a)
-        else _paths("moves files outside the workspace or everything")(a)
+    "chmod": paths("changes permissions outside the workspace or of everything"),
+    "chown": paths("changes owners outside the workspace or of everything"),
+    "chgrp": paths("changes groups outside the workspace or of everything"),
+    "setfacl": paths("changes permissions outside the workspace or of everything"),
+    "chattr": paths("changes file attributes outside the workspace"),
+    "mv": first_of(
+        lambda a: "moves files into /dev/null" if "/dev/null" in operands(a) else None,
+        paths("moves files outside the workspace or everything"),
+        lambda a: _renames(a),
     ),
-    "cp": _destination("overwrites files outside the workspace or a disk"),
-    "install": _destination("overwrites files outside the workspace"),
-    "ln": _destination("replaces files outside the workspace"),
-    "tee": _paths("overwrites files outside the workspace or a disk", everything=False),
-    "unlink": _paths("deletes files outside the workspace"),
+    "cp": first_of(
+        destination("overwrites files outside the workspace or a disk"), lambda a: _renames(a)
+    ),
+    "install": first_of(
+        destination("overwrites files outside the workspace"), lambda a: _renames(a)
+    ),
+    "ln": first_of(destination("replaces files outside the workspace"), lambda a: _renames(a)),
+    "tee": paths("overwrites files outside the workspace or a disk", everything=False),
+    "unlink": paths("deletes files outside the workspace"),
     "rsync": lambda a: (
         "deletes what the source lacks (rsync --delete)"
         if any(w.startswith("--delete") for w in a)
-        else _destination("overwrites files outside the workspace")(a)
+        else destination("overwrites files outside the workspace")(a)
     ),
-    "sed": lambda a: (
-        _paths("edits files outside the workspace in place", everything=False)(a)
-        if flags(a) & {"i", "--in-place"}
-        else None
+    "sed": first_of(
+        lambda a: (
+            paths("edits files outside the workspace in place", everything=False)(a)
+            if flags(a) & {"i", "--in-place"}
+            else None
+        ),
+        lambda a: _sed_runs(a),
     ),
     "git": _git,
-    "kubectl": _first(
-        _any_word("deletes cluster resources", "delete", "drain"),
-        _has_flag("prunes cluster resources", "--prune"),
+    "kubectl": first_of(
+        any_word("deletes cluster resources", "delete", "drain"),
+        has_flag("prunes cluster resources", "--prune"),
     ),
-    "oc": _any_word("deletes cluster resources", "delete", "drain"),
-    "helm": _any_word("uninstalls a release", "uninstall", "delete", "del", "un"),
-    "terraform": _first(
-        _any_word("destroys infrastructure", "destroy", "-destroy", "--destroy"),
-        _after("drops resources from state", "state", "rm"),
+    "oc": any_word("deletes cluster resources", "delete", "drain"),
+    "helm": any_word("uninstalls a release", "uninstall", "delete", "del", "un"),
+    "terraform": first_of(
+        any_word("destroys infrastructure", "destroy", "-destroy", "--destroy"),
+        after("drops resources from state", "state", "rm"),
     ),
-    "tofu": _any_word("destroys infrastructure", "destroy", "-destroy"),
-    "terragrunt": _any_word("destroys infrastructure", "destroy", "-destroy"),
-    "pulumi": _first(
-        _any_word("destroys infrastructure", "destroy"), _after("deletes a stack", "stack", "rm")
+    "tofu": any_word("destroys infrastructure", "destroy", "-destroy"),
+    "terragrunt": any_word("destroys infrastructure", "destroy", "-destroy"),
+    "pulumi": first_of(
+        any_word("destroys infrastructure", "destroy"), after("deletes a stack", "stack", "rm")
     ),
-    "cdk": _any_word("destroys a stack", "destroy"),
-    "sls": _any_word("removes a deployment", "remove"),
-    "serverless": _any_word("removes a deployment", "remove"),
+    "cdk": any_word("destroys a stack", "destroy"),
+    "sls": any_word("removes a deployment", "remove"),
+    "serverless": any_word("removes a deployment", "remove"),
     "docker": _DOCKER,
     "podman": _DOCKER,
     "nerdctl": _DOCKER,
     "docker-compose": _DOCKER,
     "aws": _aws,
-    "gcloud": _any_word("deletes cloud resources", "delete"),
-    "az": _any_word("deletes cloud resources", "delete"),
-    "doctl": _any_word("deletes cloud resources", "delete", "rm"),
-    "gsutil": _first(
-        _any_word("deletes buckets", "rb"),
+    "gcloud": any_word("deletes cloud resources", "delete"),
+    "az": any_word("deletes cloud resources", "delete"),
+    "doctl": any_word("deletes cloud resources", "delete", "rm"),
+    "gsutil": first_of(
+        any_word("deletes buckets", "rb"),
         lambda a: (
             "deletes objects recursively" if "rm" in a and flags(a) & {"r", "R", "a"} else None
         ),
     ),
-    "gh": _any_word("deletes on GitHub", "delete"),
-    "redis-cli": _any_word("empties Redis (FLUSHALL)", "flushall", "flushdb"),
-    "dropdb": _always(_SQL_DROP),
-    "dropuser": _always("drops a database role"),
-    "mysqladmin": _any_word(_SQL_DROP, "drop"),
-    "crontab": _has_flag("deletes the crontab (crontab -r)", "r"),
+    "gh": any_word("deletes on GitHub", "delete"),
+    "redis-cli": any_word("empties Redis (FLUSHALL)", "flushall", "flushdb"),
+    "dropdb": always(_SQL_DROP),
+    "dropuser": always("drops a database role"),
+    "mysqladmin": any_word(_SQL_DROP, "drop"),
+    "crontab": has_flag("deletes the crontab (crontab -r)", "r"),
     "iptables": _iptables,
     "ip6tables": _iptables,
     "iptables-legacy": _iptables,
     "iptables-nft": _iptables,
-    "nft": _any_word("flushes the firewall", "flush", "delete"),
-    "ufw": _any_word("turns the firewall off", "disable", "reset"),
-    "systemctl": _any_word("stops services or the machine", *_SYSTEMCTL_STOPS),
+    "nft": any_word("flushes the firewall", "flush", "delete"),
+    "ufw": any_word("turns the firewall off", "disable", "reset"),
+    "systemctl": any_word("stops services or the machine", *_SYSTEMCTL_STOPS),
     "service": lambda a: "stops a service" if len(a) > 1 and a[1].lower() == "stop" else None,
     "kill": _kill,
-    "killall5": _always("kills every process"),
-    "shutdown": _always("shuts the machine down"),
-    "reboot": _always("reboots the machine"),
-    "poweroff": _always("powers the machine off"),
-    "halt": _always("halts the machine"),
-    "init": _any_word("changes the run level", "0", "6", "1", "s"),
-    "telinit": _any_word("changes the run level", "0", "6", "1", "s"),
-    "userdel": _always("deletes users"),
-    "deluser": _always("deletes users"),
-    "groupdel": _always("deletes groups"),
+    "killall5": always("kills every process"),
+    "pkill": _kill_all,
+    "killall": _kill_all,
+    "ip": _link_down,
+    "ifconfig": _link_down,
+    "ifdown": always("takes a network interface down"),
+    "shutdown": always("shuts the machine down"),
+    "reboot": always("reboots the machine"),
+    "poweroff": always("powers the machine off"),
+    "halt": always("halts the machine"),
+    "init": any_word("changes the run level", "0", "6", "1", "s"),
+    "telinit": any_word("changes the run level", "0", "6", "1", "s"),
+    "userdel": always("deletes users"),
+    "deluser": always("deletes users"),
+    "groupdel": always("deletes groups"),
     "apt": _PACKAGES,
     "apt-get": _PACKAGES,
     "yum": _PACKAGES,
@@ -368,5 +353,5 @@ RULES: dict[str, Rule] = {
 def rule_for(name: str) -> Rule | None:
     """The rule for command ``name``; every ``mkfs.*`` formats a disk."""
     if name.startswith("mkfs"):
-        return _always("formats a disk (mkfs)")
+        return always("formats a disk (mkfs)")
     return RULES.get(name)

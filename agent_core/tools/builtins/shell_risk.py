@@ -12,13 +12,26 @@ them, or at all, is CRITICAL too.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 from agent_core.models import RiskLevel
-from agent_core.tools.builtins._shell_data import code_reason, data_reason, destinations, first
-from agent_core.tools.builtins._shell_rules import DELETERS, device_or_outside, rule_for
+from agent_core.tools.builtins._shell_data import code_reason, destinations, first
+from agent_core.tools.builtins._shell_programs import (
+    STDIN,
+    data,
+    decodes_and_runs,
+    fed,
+    files_run,
+    inline,
+    interpreter,
+    name_of,
+    plain,
+    without_prefixes,
+)
+from agent_core.tools.builtins._shell_rules import DELETERS, device_or_outside, outside, rule_for
 from agent_core.tools.builtins._shell_words import (
     PROCESS_SUBSTITUTION,
     Script,
@@ -42,34 +55,25 @@ DESTRUCTIVE_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 """Whole-line patterns, checked before the line is taken apart."""
 
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh",
-                     "rbash", "yash", "posh"})  # fmt: skip
-_CODE_FLAGS = {
-    "python": {"-c"}, "perl": {"-e", "-E"}, "ruby": {"-e"}, "node": {"-e", "--eval", "-p",
-    "--print"}, "php": {"-r"}, "lua": {"-e"}, "pwsh": {"-c", "-command"}, "osascript": {"-e"},
-    "rscript": {"-e"},
-}  # fmt: skip
-_AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 _WRAPPERS = frozenset({
     "sudo", "doas", "env", "nohup", "nice", "ionice", "time", "timeout", "stdbuf", "chrt",
     "taskset", "setsid", "unbuffer", "exec", "command", "builtin", "flock", "chroot", "busybox",
     "strace", "ltrace", "torsocks", "proxychains", "proxychains4", "firejail", "fakeroot",
-    "nsenter", "unshare", "systemd-run", "caffeinate", "sg", "xargs", "parallel",
+    "nsenter", "unshare", "systemd-run", "caffeinate", "sg", "xargs", "parallel", "script",
 })  # fmt: skip
+_DELETING_VERBS = frozenset(
+    {"del", "delete", "unlink", "drop", "destroy", "remove", "rmi", "purge"}
+)
+_EDITORS = frozenset({"vim", "vi", "nvim", "ex", "view", "gvim", "vimdiff"})
+# Options and variables whose value is a command something runs (git -c core.sshCommand=...,
+# ssh -o ProxyCommand=..., tar --to-command=..., GIT_SSH_COMMAND=..., PAGER=...).
+_RUNS_VALUE = re.compile(
+    r"command|cmd|exec|proxy|shell|editor|pager|hook|action|fsmonitor|askpass|^alias\.",
+    re.IGNORECASE,
+)
 _REMOTE_SHELLS = {"ssh": True, "watch": False}
 """Commands that join their remaining words into a shell line: whether a host comes first."""
 _CONTAINERS = frozenset({"docker", "podman", "nerdctl", "kubectl", "oc"})
-_KEYWORDS = frozenset({"{", "}", "!", "if", "then", "elif", "else", "while", "until", "do",
-                       "function", "coproc"})  # fmt: skip
-_STDIN = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
-_DECODERS = {"base64": {"d", "D", "--decode"}, "base32": {"d", "--decode"},
-             "basenc": {"d", "--decode"}, "xxd": {"r", "--revert"}, "uudecode": set(),
-             "openssl": {"d"}, "gpg": {"d", "--decrypt"}, "rev": set()}  # fmt: skip
-_DB_CLIENTS = frozenset({
-    "psql", "mysql", "mariadb", "sqlite3", "sqlcmd", "clickhouse-client", "clickhouse", "cqlsh",
-    "mongo", "mongosh", "redis-cli", "duckdb", "sqlplus", "isql", "bq", "cockroach", "snowsql",
-    "usql", "pgcli", "mycli", "litecli", "trino", "presto", "spark-sql", "beeline", "dbshell",
-})  # fmt: skip
 
 
 def command_risk(arguments: dict[str, Any]) -> RiskLevel | None:
@@ -95,24 +99,10 @@ class _TooComplex(Exception):
     """Signal: the line takes more work to read than anyone should need."""
 
 
-def _name(raw: str) -> str:
-    return raw.rsplit("/", 1)[-1].lower()
-
-
-def _computed_name(raw: str) -> bool:
+def _computedname_of(raw: str) -> bool:
     if raw in ("[", "[["):
         return False
     return any(char in raw for char in "$`*?[{") or raw == PROCESS_SUBSTITUTION
-
-
-def _without_prefixes(words: list[str]) -> list[str]:
-    """The words from the command name on: keywords and ``NAME=value`` assignments skipped."""
-    index = 0
-    while index < len(words) and (
-        words[index] in _KEYWORDS or re.match(r"^[A-Za-z_]\w*=", words[index])
-    ):
-        index += 1
-    return words[index:]
 
 
 def _operand_positions(args: list[str]) -> list[int]:
@@ -129,39 +119,6 @@ def _value_after(args: list[str], options: set[str]) -> str | None:
         if option in options and value:
             return value
     return None
-
-
-def _interpreter(name: str) -> str | None:
-    """The kind of interpreter ``name`` is: "shell", "awk", a key of _CODE_FLAGS, or None."""
-    if name in _SHELLS:
-        return "shell"
-    if name in _AWKS:
-        return "awk"
-    if re.fullmatch(r"(python|pypy)[\d.]*", name):
-        return "python"
-    if name in ("nodejs", "deno", "bun"):
-        return "node"
-    if name == "powershell":
-        return "pwsh"
-    return name if name in _CODE_FLAGS else None
-
-
-def _inline(kind: str | None, args: list[str]) -> str | None:
-    """The program given on the command line (``sh -c``, ``python -c``, ``awk 'prog'``)."""
-    if kind in ("shell", "awk"):
-        given = operands(args)
-        wanted = "c" in flags(args) if kind == "shell" else "f" not in flags(args)
-        return given[0] if wanted and given else None
-    options = _CODE_FLAGS.get(kind or "", set())
-    for index, word in enumerate(args[:-1]):
-        grouped = re.fullmatch(r"-[a-zA-Z]+", word) and f"-{word[-1]}" in options
-        if word.lower() in options or grouped:
-            return args[index + 1]
-    return None
-
-
-def _fed(operator: str, target: str, script: Script) -> str:
-    return target if operator == "<<<" else script.heredocs.get(target, "")
 
 
 @dataclass(kw_only=True)
@@ -184,13 +141,36 @@ class _Reader:
             script = parse(text)
         except ValueError:
             return "cannot be read: its quotes do not close"
+        checks: tuple[Callable[[], str | None], ...] = (
+            lambda: decodes_and_runs(script),
+            lambda: data(script),
+            lambda: self._written_then_run(script, depth),
+        )
         return first(
             chain(
                 (self.line(inner, depth + 1) for inner in script.substitutions),
                 (self._command(command, script, depth) for command in script.commands),
-                (check(script) for check in (_decodes_and_runs, _data)),
+                (check() for check in checks),
             )
         )
+
+    def _written_then_run(self, script: Script, depth: int) -> str | None:
+        """A script the line writes (echo, printf, a here-document) and then runs is judged
+        as what it is: ``echo 'rm -rf /' > x.sh; sh x.sh``."""
+        run = files_run(script)
+        for command in script.commands:
+            targets = {op_target for op, op_target in command.redirects if ">" in op}
+            if command.words and name_of(command.words[0]) == "tee":
+                targets |= set(operands(command.words[1:]))
+            kinds = {run[plain(t)] for t in targets if plain(t) in run}
+            texts = [" ".join(command.words[1:])]
+            texts += [fed(op, t, script) for op, t in command.redirects if "<<" in op]
+            for kind in kinds:
+                judge = self.line if kind == "shell" else self.code
+                reason = first(judge(text, depth + 1) for text in texts if text.strip())
+                if reason is not None:
+                    return reason
+        return None
 
     def code(self, text: str, depth: int) -> str | None:
         """Why inline interpreter code ``text`` is CRITICAL."""
@@ -201,7 +181,22 @@ class _Reader:
         for operator, target in command.redirects:
             if ">" in operator and device_or_outside(target):
                 return "writes over a disk or a file outside the workspace"
-        return self._words(command.words, command, script, depth, exact=True)
+        hidden = self._in_values(command.words, depth)
+        return hidden or self._words(command.words, command, script, depth, exact=True)
+
+    def _in_values(self, words: list[str], depth: int) -> str | None:
+        """Commands given as option or variable values, run later by the program."""
+        for word in words:
+            key, equals, value = word.lstrip("-").partition("=")
+            if not equals or not value:
+                continue
+            if key.upper() in ("LD_PRELOAD", "LD_AUDIT"):
+                return "loads code into every program it starts (LD_PRELOAD)"
+            if _RUNS_VALUE.search(key):
+                reason = self.line(value.removeprefix("exec=").lstrip("!"), depth + 1)
+                if reason is not None:
+                    return reason
+        return None
 
     def _words(
         self, words: list[str], command: SimpleCommand, script: Script, depth: int, *, exact: bool
@@ -209,12 +204,12 @@ class _Reader:
         """Why the command ``words`` is CRITICAL. ``exact``: ``words[0]`` surely is the
         command (not perhaps an option's value after a wrapper), so a computed name counts."""
         self._step(depth)
-        words = _without_prefixes(words)
+        words = without_prefixes(words)
         if not words:
             return None
-        if exact and _computed_name(words[0]):
+        if exact and _computedname_of(words[0]):
             return "runs a command whose name is worked out at run time"
-        name, args = _name(words[0]), words[1:]
+        name, args = name_of(words[0]), words[1:]
         special = self._special(name, args, command, script, depth)
         if special is not None:
             return special
@@ -232,7 +227,7 @@ class _Reader:
             return self._wrapped(name, args, command, script, depth)
         if name == "eval":
             return self.line(" ".join(args), depth + 1)
-        if name in ("source", ".") and (not args or args[0] in {PROCESS_SUBSTITUTION, *_STDIN}):
+        if name in ("source", ".") and (not args or args[0] in {PROCESS_SUBSTITUTION, *STDIN}):
             return "runs a script made at run time (source)"
         if name in ("alias", "trap"):
             bodies = [w.partition("=")[2] for w in args] if name == "alias" else operands(args)[:1]
@@ -243,12 +238,36 @@ class _Reader:
         if name in ("su", "runuser"):
             code = _value_after(args, {"-c", "--command"})
             return self.line(code, depth + 1) if code is not None else None
-        if name in ("at", "batch", "crontab") and (command.piped_in or "-" in args):
-            return "schedules a script read from a pipe, which nobody can read in advance"
-        if _interpreter(name) is not None:
+        if name in ("at", "batch", "crontab"):
+            return self._scheduled(args, command, script, depth)
+        if name in _EDITORS:
+            return self._editor(args, depth)
+        if interpreter(name) is not None:
             return self._interpreted(name, args, command, script, depth)
         if name == "find":
             return self._find_exec(args, command, script, depth)
+        return None
+
+    def _scheduled(
+        self, args: list[str], command: SimpleCommand, script: Script, depth: int
+    ) -> str | None:
+        """``at``, ``batch`` and ``crontab -`` run their input later, as shell."""
+        if command.piped_in or "-" in args:
+            return "schedules a script read from a pipe, which nobody can read in advance"
+        bodies = (fed(op, target, script) for op, target in command.redirects if "<<" in op)
+        return first(self.line(body, depth + 1) for body in bodies)
+
+    def _editor(self, args: list[str], depth: int) -> str | None:
+        """vim -c ':!cmd' and +'!cmd' run shell commands."""
+        given = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--cmd")]
+        given += [a[1:] for a in args if a.startswith("+")]
+        for text in given:
+            if "system(" in text:
+                return "runs shell commands from the editor"
+            if "!" in text:
+                reason = self.line(text.split("!", 1)[1], depth + 1)
+                if reason is not None:
+                    return reason
         return None
 
     def _wrapped(
@@ -256,12 +275,17 @@ class _Reader:
     ) -> str | None:
         """A wrapper runs the command among its arguments: each operand that may be where
         that command starts is judged."""
-        split = _value_after(args, {"-S", "--split-string"}) if name == "env" else None
-        if split is not None:
-            return self.line(split, depth + 1)
+        code = _value_after(args, {"-S", "--split-string"}) if name == "env" else None
+        if name in ("flock", "script"):
+            code = _value_after(args, {"-c", "--command"})
+        if code is not None:
+            return self.line(code, depth + 1)
         starts = _operand_positions(args)
-        if name in ("xargs", "parallel") and any(_name(args[i]) in DELETERS for i in starts):
-            return "deletes files listed at run time (xargs)"
+        listed = {args[i].lower() for i in starts} & _DELETING_VERBS
+        if name in ("xargs", "parallel") and (
+            listed or any(name_of(args[i]) in DELETERS for i in starts)
+        ):
+            return "deletes what is listed at run time (xargs)"
         # Only the first operand with no option before it (which might take it as a value)
         # is surely the command: "sudo -u $USER ls" must not read $USER as one.
         return first(
@@ -273,22 +297,24 @@ class _Reader:
     def _interpreted(
         self, name: str, args: list[str], command: SimpleCommand, script: Script, depth: int
     ) -> str | None:
-        kind = _interpreter(name)
+        kind = interpreter(name)
 
         def judge(code: str) -> str | None:
             return self.line(code, depth + 1) if kind == "shell" else self.code(code, depth + 1)
 
-        code = _inline(kind, args)
+        files = operands(args)
+        if kind != "shell" and "i" in flags(args) and any(outside(f) for f in files):
+            return "edits files outside the workspace in place"
+        code = inline(kind, args)
         if code is not None:
             return judge(code)
-        files = operands(args)
         if files and files[0] == PROCESS_SUBSTITUTION:
             return "runs a script made at run time"
-        if files and not (files[0] in _STDIN or (kind == "shell" and "s" in flags(args))):
+        if files and not (files[0] in STDIN or (kind == "shell" and "s" in flags(args))):
             return None  # a script file of the workspace: the base risk covers it
         if command.piped_in:
             return "runs a script read from a pipe, which nobody can read in advance"
-        bodies = (_fed(op, target, script) for op, target in command.redirects if "<<" in op)
+        bodies = (fed(op, target, script) for op, target in command.redirects if "<<" in op)
         return first(judge(body) for body in bodies)
 
     def _find_exec(
@@ -297,7 +323,7 @@ class _Reader:
         for index, word in enumerate(args[:-1]):
             if word in ("-exec", "-execdir", "-ok", "-okdir"):
                 inner = args[index + 1 :]
-                if _name(inner[0]) in DELETERS:
+                if name_of(inner[0]) in DELETERS:
                     return "deletes what it finds (find -exec rm)"
                 reason = self._words(inner, command, script, depth + 1, exact=True)
                 if reason is not None:
@@ -316,25 +342,3 @@ class _Reader:
         if "--" in rest:
             rest = rest[rest.index("--") + 1 :]
         return self._wrapped("exec", rest, command, script, depth) if rest else None
-
-
-def _decodes_and_runs(script: Script) -> str | None:
-    """Anything decoded (base64 -d, xxd -r...) in a line that also runs code is unforeseeable."""
-    decodes = runs = False
-    for command in script.commands:
-        for index, word in enumerate(command.words):
-            name = _name(word)
-            options = _DECODERS.get(name)
-            if options is not None and (not options or flags(command.words[index + 1 :]) & options):
-                decodes = True
-            runs = runs or name in ("eval", "source", ".") or _interpreter(name) is not None
-    return "decodes data and runs it" if decodes and runs else None
-
-
-def _data(script: Script) -> str | None:
-    """Destructive statements sent to a database client anywhere in the line."""
-    names = {_name(word) for command in script.commands for word in command.words}
-    if not names & _DB_CLIENTS:
-        return None
-    words = " ".join(" ".join(c.words) for c in script.commands)
-    return first(data_reason(text) for text in (script.text, words, *script.heredocs.values()))
