@@ -25,6 +25,7 @@ from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config
+from agent_core.tools.sandbox import CommandSandbox
 
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
     from agent_core.memory.service import AgentMemory
@@ -132,8 +133,15 @@ async def tools(
     report: Callable[[str], None],
     memory: AgentMemory | None = None,
 ) -> ToolRegistry:
-    """Built-in tools (with configured risk overrides), memory tools and the MCP servers' tools."""
-    built = builtin_tools(settings)
+    """Built-in tools (with configured risk overrides), memory tools and the MCP servers' tools.
+
+    The command sandbox is checked here, once: when it cannot start (or is turned off),
+    ``report`` gets one line saying so.
+    """
+    sandbox = CommandSandbox.from_settings(settings)
+    if (line := (await sandbox.check()).startup_line()) is not None:
+        report(line)
+    built = builtin_tools(settings, sandbox=sandbox)
     if memory is not None:
         from agent_core.tools.builtins.memory import memory_tools
 

@@ -84,7 +84,11 @@ class Gate(Protocol):
         risk: RiskLevel,
         tool_use_id: str | None = None,
         preview: str | None = None,
-    ) -> Verdict: ...
+        earlier_copy_ended: bool | None = None,
+    ) -> Verdict:
+        """Whether the call may go ahead; ``earlier_copy_ended`` (a call resumed after a
+        crash) says whether what an earlier attempt started was confirmed ended."""
+        ...
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
 
@@ -132,6 +136,7 @@ class ApprovalGate:
         risk: RiskLevel,
         tool_use_id: str | None = None,
         preview: str | None = None,
+        earlier_copy_ended: bool | None = None,
     ) -> Verdict:
         if risk is RiskLevel.LOW:
             return Allowed(arguments=arguments)
@@ -141,7 +146,8 @@ class ApprovalGate:
             )
             return Allowed(arguments=arguments)
         subject = ToolCallSubject(subtask_id=subtask_id, tool=tool, arguments=arguments,
-                                  tool_use_id=tool_use_id, preview=preview)  # fmt: skip
+                                  tool_use_id=tool_use_id, preview=preview,
+                                  earlier_copy_ended=earlier_copy_ended)  # fmt: skip
         return await self._gate(run, tool_use_id or subtask_id, subject, risk)
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict:
@@ -188,7 +194,7 @@ class ApprovalGate:
             return Allowed(arguments=arguments, approval_id=used.id, approved_by=used.decided_by)
         if status is ApprovalStatus.APPROVED:
             # Consumed, yet here again: the process died after the call started. Ask again.
-            again = _possibly_partial(latest.subject)
+            again = _possibly_partial(latest.subject, subject)
             return await self._ask(run, key, attempt + 1, again, risk)
         return self._closed(latest)
 
@@ -258,7 +264,10 @@ class _Halted(RunStop):
     status = RunStatus.REJECTED
 
 
-def _possibly_partial(subject: Subject) -> Subject:
-    if isinstance(subject, ToolCallSubject):
-        return subject.model_copy(update={"possibly_partial": True})
-    return subject
+def _possibly_partial(earlier: Subject, now: Subject) -> Subject:
+    """The earlier request again, marked possibly partial, with what is known now of the
+    earlier attempt's processes."""
+    if isinstance(earlier, ToolCallSubject):
+        ended = now.earlier_copy_ended if isinstance(now, ToolCallSubject) else None
+        return earlier.model_copy(update={"possibly_partial": True, "earlier_copy_ended": ended})
+    return earlier
