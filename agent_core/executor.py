@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, Gate
@@ -252,11 +253,16 @@ class Executor:
         airlock knows of). Done before anything else happens to the call."""
         if any(e.kind == "tool_result" for e in events):
             return None
-        records = [ProcessRecord.model_validate(e.data["process"])
-                   for e in events if e.kind == _PROCESS_STARTED]  # fmt: skip
-        if not records:
+        started = [e.data.get("process") for e in events if e.kind == _PROCESS_STARTED]
+        if not started:
             return None
-        ended = [await end_leftover(record) for record in records]
+        try:
+            records = [ProcessRecord.model_validate(data) for data in started]
+        except ValidationError:  # an unreadable record: what it started cannot be found
+            logger.warning("unreadable process record", extra={"run_id": run.id})
+            ended = [False]
+        else:
+            ended = [await end_leftover(record) for record in records]
         await self._audit(run, "tool_process_ended", tool=call.block["name"],
                           tool_use_id=call.block["id"], confirmed=all(ended))  # fmt: skip
         return all(ended)

@@ -6,8 +6,8 @@ It runs outside airlock's interpreter, so it imports nothing but a few built-in 
 import costs every command its time: no json, no enum). Three
 processes, each tied to the one before by ``PR_SET_PDEATHSIG``, so that none outlives airlock:
 
-- the *launcher* (airlock's child, the leader of the command's process group) makes new PID
-  and mount namespaces (and a user namespace when it is not root), then waits for
+- the *launcher* (airlock's child, the leader of the command's process group) makes new PID,
+  mount and IPC namespaces (and a user namespace when it is not root), then waits for
 - the *init* (PID 1 of the new PID namespace), which builds the file system view (below),
   starts the command and exits when the command's shell does. The kernel then kills
   everything left in the namespace: background jobs, ``setsid`` and double forks included.
@@ -44,6 +44,7 @@ SETUP_FAILED = 125
 """Exit status of a sandbox that could not be built (the command did not start)."""
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -174,10 +175,10 @@ def _make_mountpoint(target: str, *, folder: bool) -> None:
 class _View:
     """Builds the command's file system view, in the init process's mount namespace."""
 
-    def __init__(self, workspace: str, hidden: Sequence[str], *, root: bool) -> None:
+    def __init__(self, workspace: str, hidden: Sequence[str], *, own_users: bool) -> None:
         self.workspace = workspace
         self.hidden = sorted(set(hidden), key=len)
-        self.root = root
+        self.own_users = own_users
 
     def build(self) -> None:
         _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
@@ -204,7 +205,7 @@ class _View:
                 self._hide(path)
 
     def _proc(self) -> None:
-        if self.root:  # a user namespace may mount proc only beside a fully visible one
+        if not self.own_users:  # a user namespace may mount proc only beside a visible one
             _check(_libc.umount2(b"/proc", _MNT_DETACH), "umount /proc")
         _mount("proc", "/proc", "proc", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
 
@@ -296,14 +297,14 @@ def _command(spec: Spec) -> NoReturn:
         _fail(error)
 
 
-def _init(spec: Spec, launcher_alive: int, *, root: bool) -> NoReturn:
+def _init(spec: Spec, launcher_alive: int, *, own_users: bool) -> NoReturn:
     """PID 1 of the namespace: build the view, run the command, leave when its shell does."""
     try:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
         if select.select([launcher_alive], [], [], 0)[0]:  # the launcher died before that
             os._exit(SETUP_FAILED)
         _prctl(_PR_SET_DUMPABLE, 0, "dumpable")
-        _View(spec.workspace, spec.hidden, root=root).build()
+        _View(spec.workspace, spec.hidden, own_users=own_users).build()
     except (OSError, SetupError) as error:
         _fail(error)
     shell = os.fork()
@@ -319,8 +320,29 @@ def _init(spec: Spec, launcher_alive: int, *, root: bool) -> NoReturn:
             os._exit(_exit_status(status))
 
 
-def _map_user() -> None:
-    uid, gid = os.geteuid(), os.getegid()
+def _unshare() -> bool:
+    """New namespaces for the launcher's children; whether with a user namespace of their own.
+
+    Root gets PID and mount namespaces as it is; where root may not (no CAP_SYS_ADMIN, as in
+    some containers), or airlock is not root, a user namespace that maps only airlock's own
+    user gives the rights to build the sandbox, and nothing outside it.
+    """
+    flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
+    uid, gid = os.geteuid(), os.getegid()  # before: in the new namespace they are unmapped
+    if uid == 0 and _libc.unshare(flags) == 0:
+        return False
+    _check(_libc.unshare(flags | _CLONE_NEWUSER), "unshare")
+    _map_user(uid, gid)
+    return True
+
+
+def _refuse_workspace(workspace: str) -> None:
+    """A workspace is put back, writable, over everything else: it must hold no system folder."""
+    if workspace == "/" or any(_inside(workspace, f) for f in ("/proc", "/sys", "/dev")):
+        raise SetupError(f"{workspace} cannot be a workspace: it holds or is a system folder")
+
+
+def _map_user(uid: int, gid: int) -> None:
     for name, line in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                        ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
         with open(f"/proc/self/{name}", "w") as map_file:
@@ -347,19 +369,16 @@ def main(argv: list[str]) -> NoReturn:
     try:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
         if os.getppid() != spec.parent:  # airlock died before the line above
-            os._exit(SETUP_FAILED)
-        root = os.geteuid() == 0
-        flags = _CLONE_NEWNS | _CLONE_NEWPID | (0 if root else _CLONE_NEWUSER)
-        _check(_libc.unshare(flags), "unshare")
-        if not root:
-            _map_user()
+            raise SetupError("airlock, which started it, is gone")
+        _refuse_workspace(spec.workspace)
+        own_users = _unshare()
     except (OSError, SetupError) as error:
         _fail(error)
     alive_read, alive_write = os.pipe()
     init = os.fork()
     if init == 0:
         os.close(alive_write)
-        _init(spec, alive_read, root=root)
+        _init(spec, alive_read, own_users=own_users)
     os.close(alive_read)
     _ignore_stop_signals()
     while True:

@@ -296,6 +296,12 @@ async def test_run_command_needs_its_workspace_folder(tmp_path: Path) -> None:
         await command.handler({"command": "true"}, make_context(tmp_path / "missing"))
 
 
+async def test_run_command_refuses_a_workspace_that_would_undo_its_sandbox(tmp_path: Path) -> None:
+    command = run_command_tool(workspace=Path("/"))
+    with pytest.raises(ToolError, match="/ cannot be a workspace"):
+        await command.handler({"command": "cat /proc/1/environ"}, make_context(Path("/")))
+
+
 async def test_run_command_caps_its_output(tmp_path: Path) -> None:
     command = run_command_tool(workspace=tmp_path, max_output_bytes=100)
     output = await command.handler(
