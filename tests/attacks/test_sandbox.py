@@ -41,6 +41,8 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.channel import RecordingChannel, approve_all
+from agent_core.testing.redis_server import free_port
+from agent_core.testing.slack_server import SlackStandIn
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.sandbox import HELPER
@@ -48,7 +50,7 @@ from bot import wiring
 from tests.agent.conftest import Harness, policy
 from tests.e2e.test_serve import clean_env
 from tests.processes import marked, marker
-from tests.support import eventually, missing
+from tests.support import airlock_serve, eventually, missing
 
 KEY = "sk-ant-api03-attacktestkey"
 ENV_SECRETS = {
@@ -545,7 +547,8 @@ async def test_where_the_sandbox_cannot_start_run_command_is_refused(
     world = World(base=one_world.base, data=one_world.data, workspace=one_world.workspace,
                   env_file=one_world.env_file, settings=settings)  # fmt: skip
     [answer] = await outputs_of(world, anthropic, [f"cat {one_world.env_file}"])
-    assert answer.startswith("run_command: unavailable") and FILE_SECRET not in answer
+    assert answer.startswith("run_command: unavailable on this machine, nothing was run")
+    assert FILE_SECRET not in answer
 
 
 async def test_airlock_run_says_at_start_that_commands_are_refused(tmp_path: Path) -> None:
@@ -638,3 +641,18 @@ def test_the_approver_is_told_whether_the_earlier_copy_was_confirmed_ended() -> 
     assert "The earlier copy was confirmed ended" in ended
     unknown = subject.model_copy(update={"earlier_copy_ended": False}).partial_note
     assert "could NOT confirm that the earlier copy ended" in unknown
+
+
+async def test_airlock_serve_says_at_start_that_commands_are_refused(tmp_path: Path) -> None:
+    port = free_port()
+    async with SlackStandIn(bot_token="xoxb-attack") as slack:
+        env = clean_env(SLACK_BOT_TOKEN="xoxb-attack", SLACK_SIGNING_SECRET="attack-secret",
+                        SLACK_API_URL=slack.api_url, ANTHROPIC_API_KEY=KEY,
+                        AIRLOCK_DATA_DIR=str(tmp_path / "data"), AIRLOCK_PORT=str(port),
+                        AIRLOCK_COMMAND_SANDBOX_PYTHON=str(failing_launcher(tmp_path)))  # fmt: skip
+        async with airlock_serve(env, tmp_path, port, stderr=asyncio.subprocess.PIPE) as served:
+            served.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                _, err = await served.communicate()
+    said = [line for line in err.decode().splitlines() if "run_command is unavailable" in line]
+    assert len(said) == 1 and "unshare: Operation not permitted" in said[0]

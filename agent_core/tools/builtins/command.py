@@ -32,6 +32,7 @@ __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
 logger = logging.getLogger(__name__)
 
 _NAME = "run_command"
+_WHY = "the sandbox that commands must run in cannot start here"
 _RM_FLAGS = r"\brm\s+(?:-\S+\s+)*"
 
 DESTRUCTIVE_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -99,7 +100,8 @@ def run_command_tool(
         """
         status = await how.check()
         if status.kind == "unavailable":
-            raise ToolError(_NAME, f"unavailable: {status.startup_line()}")
+            raise ToolError(_NAME, f"unavailable on this machine, nothing was run: {_WHY}"
+                                   f" ({status.reason})")  # fmt: skip
         run = _Run(argv=how.argv(command, context.workspace), cwd=context.workspace,
                    env=how.environment(), grace=kill_grace_seconds,
                    sandboxed=status.kind == "ready", on_process=context.on_process)  # fmt: skip
@@ -109,9 +111,8 @@ def run_command_tool(
         return _render(code, output, max_output_bytes)
 
     if how.status is not None and how.status.kind == "unavailable":
-        run_command.description = f"UNAVAILABLE here: {how.status.startup_line()}. " + (
-            run_command.description
-        )
+        run_command.description = (f"UNAVAILABLE on this machine (every call is refused):"
+                                   f" {_WHY}. {run_command.description}")  # fmt: skip
     return run_command
 
 
