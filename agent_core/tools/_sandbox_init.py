@@ -1,18 +1,19 @@
-"""The sandbox a ``run_command`` shell runs in; ``main(["", PARENT_PID, WORKSPACE, COMMAND,
-*HIDDEN_PATHS])`` in a fresh ``python -I -S`` (see ``CommandSandbox.argv``), or this file run
-as a script with those arguments.
+"""The sandbox a ``run_command`` shell runs in.
 
-It runs outside airlock's interpreter, so it imports nothing but a few built-in modules (each
-import costs every command its time: no json, no enum). Three
-processes, each tied to the one before by ``PR_SET_PDEATHSIG``, so that none outlives airlock:
+Started as ``python -I -S -c <import this, call main>`` (see ``CommandSandbox.argv``), or as
+a script, with ``PARENT_PID WORKSPACE COMMAND [HIDDEN_PATH...]``. It runs outside airlock's
+interpreter and imports only a few built-in modules: each import costs every command its
+time (hence no json, typing or enum). Three processes, each tied to the one that started it
+by ``PR_SET_PDEATHSIG``, so that none outlives airlock:
 
 - the *launcher* (airlock's child, the leader of the command's process group) makes new PID,
-  mount and IPC namespaces (and a user namespace when it is not root), then waits for
+  mount and IPC namespaces (in a user namespace of their own when airlock is not root, or
+  root may not make them), then waits for
 - the *init* (PID 1 of the new PID namespace), which builds the file system view (below),
   starts the command and exits when the command's shell does. The kernel then kills
   everything left in the namespace: background jobs, ``setsid`` and double forks included.
-- the *command*: ``/bin/sh -c`` with no capabilities at all (empty bounding set, no
-  ``no_new_privs`` way back, ``SECBIT_NOROOT``), so it cannot undo any of this.
+- the *command*: ``/bin/sh -c`` with no capability at all and no way to get one (an empty
+  bounding set, ``no_new_privs``, ``SECBIT_NOROOT`` locked), so it cannot undo any of this.
 
 The view: every mount read-only, ``nosuid`` and ``nodev``; a fresh read-only ``/proc`` that
 shows only the namespace's processes; a ``/dev`` with only null, zero, full, random, urandom,
@@ -62,8 +63,8 @@ _PR_CAPBSET_DROP = 24
 _PR_SET_SECUREBITS = 28
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
-# noroot, no_setuid_fixup and keep_caps, each set and locked.
-_SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
+# noroot, no_setuid_fixup and no_cap_ambient_raise set, keep_caps clear: each one locked.
+_SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80
 _CAPABILITY_VERSION_3 = 0x20080522
 # open_tree, move_mount and mount_setattr have one number on every architecture but
 # alpha, ia64 and mips (Linux >= 5.12 for all three).
@@ -165,11 +166,9 @@ def _tmpfs(target: str, mode: int, *, size: str = "64k") -> None:
     _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
 
 
-def _make_mountpoint(target: str, *, folder: bool) -> None:
-    if folder:
-        os.makedirs(target, exist_ok=True)
-    elif not os.path.lexists(target):
-        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+def _make_file(target: str) -> None:
+    """An empty file to mount a single file (a device) on."""
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 class _View:
@@ -193,6 +192,7 @@ class _View:
             self._cover(folder, mode, size="50%")
         if resolver is not None:
             os.makedirs(_KEEP_IN_RUN, exist_ok=True)
+            _set_attributes(resolver, _ATTR_RDONLY | _ATTR_NOSUID | _ATTR_NODEV, recursive=True)
             _attach(resolver, _KEEP_IN_RUN)
         outside = [p for p in self.hidden if not _inside(p, self.workspace)]
         for path in outside:
@@ -212,7 +212,7 @@ class _View:
     def _dev(self, devices: dict[str, int]) -> None:
         _mount("tmpfs", "/dev", "tmpfs", _MS_NOSUID | _MS_NOEXEC, "mode=755,size=64k")
         for name, tree in devices.items():
-            _make_mountpoint(f"/dev/{name}", folder=False)
+            _make_file(f"/dev/{name}")
             _attach(tree, f"/dev/{name}")
         for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),

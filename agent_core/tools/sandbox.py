@@ -25,13 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_ENVIRONMENT",
+    "HELPER",
     "SETUP_FAILED",
     "CommandSandbox",
     "SandboxStatus",
     "command_environment",
+    "failure",
+    "hidden_paths",
 ]
 
 HELPER = Path(__file__).with_name("_sandbox_init.py")
+"""The sandbox's own code, run in a fresh interpreter for every command."""
 BASE_ENVIRONMENT = ("PATH", "HOME", "LANG", "TERM", "TZ")
 """What every command gets from airlock's environment (and every ``LC_*``), when set."""
 _BOOT = (
