@@ -32,7 +32,6 @@ __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
 logger = logging.getLogger(__name__)
 
 _NAME = "run_command"
-_WHY = "the sandbox that commands must run in cannot start here"
 _RM_FLAGS = r"\brm\s+(?:-\S+\s+)*"
 
 DESTRUCTIVE_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -57,6 +56,9 @@ def command_risk(arguments: dict[str, Any]) -> RiskLevel:
     if any(pattern.search(command) for pattern in DESTRUCTIVE_PATTERNS):
         return RiskLevel.CRITICAL
     return RiskLevel.HIGH
+
+
+_WHY = "the sandbox that commands must run in cannot start here"
 
 
 def run_command_tool(
