@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from asyncio.subprocess import Process
@@ -45,6 +46,7 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_server import SlackStandIn
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
+from agent_core.tools.processes import ProcessRecord, end_leftover
 from agent_core.tools.sandbox import HELPER
 from bot import wiring
 from tests.agent.conftest import Harness, policy
@@ -656,3 +658,60 @@ async def test_airlock_serve_says_at_start_that_commands_are_refused(tmp_path: P
                 _, err = await served.communicate()
     said = [line for line in err.decode().splitlines() if "run_command is unavailable" in line]
     assert len(said) == 1 and "unshare: Operation not permitted" in said[0]
+
+
+async def test_a_resume_ends_a_copy_that_is_still_running_before_it_asks_again(
+    tmp_path: Path,
+) -> None:
+    """The first airlock is frozen (SIGSTOP), not dead, so its command goes on: the process
+    that resumes the run must end it, then ask again saying so."""
+    seconds = marker()
+    data = tmp_path / "data"
+    command = (f"if [ -f started ]; then echo second attempt; else touch started;"
+               f" {escapes(seconds)}; sleep {seconds}; fi")  # fmt: skip
+    script = [plan(), tool_use_reply("run_command", {"command": command}), text_reply("done")]
+    store: Store | None = None
+    try:
+        async with AnthropicStandIn(api_key=KEY, script=script) as server:
+            env = airlock_env(server, data)
+            async with airlock("run", "migrate", env=env, cwd=tmp_path) as first:
+                store = await opened(data / "airlock.db")
+                await decide("approve", await pending(store), env, tmp_path)  # the plan
+                await decide("approve", await pending(store), env, tmp_path)  # the call
+
+                async def escaped() -> bool:
+                    return len(marked(seconds)) == 4
+
+                await eventually(escaped, timeout=30)
+                first.send_signal(signal.SIGSTOP)
+                [run] = await store.list_runs()
+                async with airlock("run", "--resume", run.id, env=env, cwd=tmp_path) as second:
+                    again = await store.get_approval(await pending(store))
+                    assert marked(seconds) == []  # ended before anyone was asked
+                    assert isinstance(again.subject, ToolCallSubject)
+                    assert again.subject.earlier_copy_ended is True
+                    await decide("approve", again.id, env, tmp_path)
+                    code, output = await finished(second)
+                assert code == 0, output
+    finally:
+        kill_marked(seconds)
+        if store is not None:
+            await store.close()
+
+
+def test_a_record_of_another_process_or_machine_ends_nothing() -> None:
+    """A pid reused by a new process, or a record from another machine, is never signalled."""
+    bystander = subprocess.Popen(["sleep", marker()], start_new_session=True)
+    try:
+        record = ProcessRecord.of(bystander.pid, sandboxed=True)
+        assert record is not None
+        reused = record.model_copy(update={"started": record.started - 1})
+        elsewhere = record.model_copy(update={"host": record.host + "-elsewhere"})
+        assert asyncio.run(end_leftover(reused)) is True  # its group ended long ago
+        assert asyncio.run(end_leftover(elsewhere)) is False  # cannot be checked from here
+        assert bystander.poll() is None  # and the process that has the pid now lives on
+        assert asyncio.run(end_leftover(record)) is True
+        assert bystander.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        bystander.kill()
+        bystander.wait()
