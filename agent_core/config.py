@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_core.errors import ConfigError
@@ -24,6 +32,9 @@ _SLACK_ID = r"^[UWS][A-Z0-9]{2,}$"
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_PATTERN = rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$|^\[?[0-9a-f:.]+\]?$"
 """An exact host (a name or an address) or ``*.`` and a suffix of labels."""
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_OWN_PREFIXES = ("AIRLOCK_", "SLACK_", "ANTHROPIC_", "OTEL_", "REDIS_")
+"""Airlock's own settings: never handed to a command, whatever the allow-list says."""
 
 IdList = Annotated[list[str], NoDecode]
 """Comma-separated in the environment: ``U012AB3CD,S0614TZR7``."""
@@ -63,6 +74,8 @@ class Settings(BaseSettings):
         # "SLACK_APP_TOKEN=" in .env means unset, not an empty token.
         env_ignore_empty=True,
     )
+
+    _settings_file: Path | None = PrivateAttr(default=None)
 
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
@@ -136,6 +149,9 @@ class Settings(BaseSettings):
     http_allow_hosts: IdList = Field(default_factory=list)
     egress_allowed_hosts: IdList = Field(default_factory=list)
     mcp_config: Path | None = None
+    command_sandbox: Literal["required", "off"] = "required"
+    command_sandbox_python: Path | None = None
+    command_env_allow: IdList = Field(default_factory=list)
     slack_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Working memory
@@ -189,13 +205,10 @@ class Settings(BaseSettings):
         return [(hop.split("=")[0], float(hop.split("=")[1])) for hop in self.escalation_chain]
 
     @field_validator(
-        "approvers",
-        "admins",
-        "http_allow_hosts",
-        "egress_allowed_hosts",
-        "escalation_chain",
+        "approvers", "admins", "http_allow_hosts", "egress_allowed_hosts", "escalation_chain",
+        "command_env_allow",
         mode="before",
-    )
+    )  # fmt: skip
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -220,6 +233,22 @@ class Settings(BaseSettings):
                 " (a bare * would let any host receive private data)"
             )
         return hosts
+
+    @field_validator("command_env_allow")
+    @classmethod
+    def _check_env_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not re.match(_ENV_NAME, n)]
+        if bad:
+            raise ValueError(f"not environment variable names: {', '.join(bad)}")
+        own = [n for n in names if n.upper().startswith(_OWN_PREFIXES)]
+        if own:
+            raise ValueError(f"airlock's own settings never reach a command: {', '.join(own)}")
+        return names
+
+    @property
+    def settings_file(self) -> Path | None:
+        """The settings file these settings were read from (None: no file was named)."""
+        return self._settings_file
 
     @property
     def effective_store_url(self) -> str:
@@ -291,6 +320,7 @@ def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Set
         settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as error:
         raise ConfigError([_describe(problem) for problem in error.errors()]) from None
+    settings._settings_file = None if env_file is None else Path(env_file)
     # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
     register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
     return settings

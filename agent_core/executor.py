@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
@@ -27,6 +28,7 @@ from agent_core.memory.notes import memory_block
 from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, canonical_json
 from agent_core.ownership import Ownership
 from agent_core.tools import Tool, ToolContext, ToolRegistry
+from agent_core.tools.processes import ProcessRecord, end_leftover
 
 if TYPE_CHECKING:  # working memory imports fence from here
     from agent_core.memory.working import WorkingMemory
@@ -267,7 +269,9 @@ class Executor:
         # Again, now: an earlier call of this round may have read private data.
         assessed = self._assess(run, tool, arguments)
         call = replace(call, risk=assessed.level)
+        ended: bool | None = None
         if call.earlier is not None:
+            ended = await self._end_leftovers(run, call, call.earlier)
             earlier = await self._earlier_attempt(run, call, call.earlier)
             if earlier is not None:
                 return earlier
@@ -276,7 +280,7 @@ class Executor:
         preview = await self._preview(run, tool, arguments)
         verdict = await self.gate.check_tool_call(
             run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
-            risk=call.risk, tool_use_id=block_id, preview=preview,
+            risk=call.risk, tool_use_id=block_id, preview=preview, earlier_copy_ended=ended,
             grantable=assessed.grantable,
             risk_of=lambda edited: self._assess(run, tool, edited).level,
         )  # fmt: skip
@@ -285,6 +289,26 @@ class Executor:
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
         return await self._execute(run, tool, arguments, verdict, block_id)
+
+    async def _end_leftovers(self, run: Run, call: _Call, events: list[AuditEvent]) -> bool | None:
+        """End what earlier attempts of this call started and left running (the process died
+        during the call); whether all of it was confirmed ended (None: it started nothing
+        airlock knows of). Done before anything else happens to the call."""
+        if any(e.kind == "tool_result" for e in events):
+            return None
+        started = [e.data.get("process") for e in events if e.kind == _PROCESS_STARTED]
+        if not started:
+            return None
+        try:
+            records = [ProcessRecord.model_validate(data) for data in started]
+        except ValidationError:  # an unreadable record: what it started cannot be found
+            logger.warning("unreadable process record", extra={"run_id": run.id})
+            ended = [False]
+        else:
+            ended = [await end_leftover(record) for record in records]
+        await self._audit(run, "tool_process_ended", tool=call.block["name"],
+                          tool_use_id=call.block["id"], confirmed=all(ended))  # fmt: skip
+        return all(ended)
 
     async def _earlier_attempt(
         self, run: Run, call: _Call, events: list[AuditEvent]
@@ -345,9 +369,15 @@ class Executor:
         self, run: Run, tool: Tool, arguments: dict[str, Any], block_id: str
     ) -> dict[str, Any]:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
+
+        async def started(record: ProcessRecord) -> None:
+            await self._audit(run, _PROCESS_STARTED, tool=tool.name, tool_use_id=block_id,
+                              process=record.model_dump(mode="json"))  # fmt: skip
+
+        context = replace(self.context(run), on_process=started)
         try:
             async with asyncio.timeout(timeout):
-                output = await tool.handler(arguments, self.context(run))
+                output = await tool.handler(arguments, context)
         except TimeoutError:
             return _result(block_id, str(ToolTimeout(tool.name, timeout)), error=True)
         except ToolError as error:
@@ -380,6 +410,9 @@ class Executor:
         if self.on_progress is not None:
             await self.on_progress(subtask.id, messages)
 
+
+_PROCESS_STARTED = "tool_process_started"
+"""Audit event: a tool call started a process (what it needs to be found again)."""
 
 _OUTCOME_UNKNOWN = (
     "not run again: an earlier attempt of this call started before the process stopped, and"

@@ -254,6 +254,20 @@ class ToolCallSubject(_Record):
     """Asked again after a restart: an earlier attempt may have started."""
     original_arguments: dict[str, JsonValue] | None = None
     """The arguments the model asked for, once an approver has edited them."""
+    earlier_copy_ended: bool | None = None
+    """With ``possibly_partial``: whether the processes the earlier attempt started were
+    confirmed ended before asking again (None: it started none that airlock knows of)."""
+
+    @property
+    def partial_note(self) -> str:
+        """What an approver is told of an earlier attempt of this call (when possibly partial)."""
+        said = "Asked again: an earlier attempt may have run partly before a restart."
+        if self.earlier_copy_ended is None:
+            return said
+        if self.earlier_copy_ended:
+            return f"{said} The earlier copy was confirmed ended: nothing of it still runs."
+        return (f"{said} airlock could NOT confirm that the earlier copy ended:"
+                " it may still be running.")  # fmt: skip
 
 
 Subject: TypeAlias = Annotated[PlanSubject | ToolCallSubject, Field(discriminator="kind")]

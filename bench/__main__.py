@@ -48,6 +48,7 @@ def benchmarks(quick: bool) -> list[tuple[str, Callable[[], list[Line]]]]:
     return [
         ("slack_ack", lambda: _suite.slack_ack_lines(n)),
         ("executor_step", lambda: _suite.executor_lines(20, 3 if quick else 7)),
+        ("command_sandbox", lambda: _suite.command_sandbox_lines(20 if quick else 50)),
         ("approvals", lambda: _suite.approvals_lines(n)),
         ("store", lambda: _suite.store_lines(n)),
         ("memory", lambda: _suite.memory_lines(1000 if quick else 3000, (10_000, 100_000))),

@@ -16,6 +16,7 @@ import numpy as np
 
 from bench import (
     approvals,
+    command_sandbox,
     executor_step,
     memory,
     memory_recall,
@@ -84,6 +85,13 @@ def executor_lines(steps: int, runs: int) -> list[Line]:
         _latency(bench, "CPU per step, 0 ms model, vs SDK loop", fast["airlock"].cpu_per_step,
                  fast["baseline"].cpu_per_step),
     ]  # fmt: skip
+
+
+def command_sandbox_lines(n: int) -> list[Line]:
+    """``echo hi`` through ``run_command`` in the sandbox, against the same without it."""
+    samples = asyncio.run(command_sandbox.measure(n))
+    return [_latency("command_sandbox", f"run_command 'echo hi', vs no sandbox ({n})",
+                     samples["sandboxed"], samples["plain"])]  # fmt: skip
 
 
 def approvals_lines(n: int) -> list[Line]:

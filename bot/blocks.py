@@ -164,7 +164,7 @@ def _body(approval: Approval) -> list[Block]:
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text=f"*What it would do*\n```{safe(subject.preview)[:_MAX_CODE]}```")))  # fmt: skip
     if subject.possibly_partial:
-        warning = ":warning: Asked again: an earlier attempt may have run partly before a restart."
+        warning = f":warning: {subject.partial_note}"
         blocks.append(SectionBlock(text=MarkdownTextObject(text=warning)))
     if approval.precedents:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_precedents(approval))))

@@ -186,6 +186,8 @@ def approval_panel(approval: Approval) -> Panel:
         body = f"[bold]{subject.tool}[/] {json.dumps(subject.arguments, indent=2)}"
         if subject.preview:
             body += f"\n\n{subject.preview}"
+        if subject.possibly_partial:
+            body += f"\n\n[bold yellow]⚠ {escape(subject.partial_note)}[/]"
         if approval.precedents:
             lines = describe_precedents(approval.precedents, approval.requested_at)
             body += "\n\n[bold]Similar decisions before[/]\n" + "\n".join(

@@ -32,6 +32,7 @@ from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config
+from agent_core.tools.sandbox import CommandSandbox
 
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
     from agent_core.memory.service import AgentMemory
@@ -142,9 +143,14 @@ async def tools(
     """Built-in tools, memory tools and the MCP servers' tools.
 
     Their configured risk overrides are applied where every call's risk is worked out
-    (:class:`RiskPolicy`, through the run policy and the decision path), not here.
+    (:class:`RiskPolicy`, through the run policy and the decision path), not here. The
+    command sandbox is checked here, once: when it cannot start (or is turned off),
+    ``report`` gets one line saying so.
     """
-    built = builtin_tools(settings)
+    sandbox = CommandSandbox.from_settings(settings)
+    if (line := (await sandbox.check()).startup_line()) is not None:
+        report(line)
+    built = builtin_tools(settings, sandbox=sandbox)
     if memory is not None:
         from agent_core.tools.builtins.memory import memory_tools
 

@@ -104,7 +104,11 @@ class Gate(Protocol):
         preview: str | None = None,
         grantable: bool = False,
         risk_of: RiskOf | None = None,
-    ) -> Verdict: ...
+        earlier_copy_ended: bool | None = None,
+    ) -> Verdict:
+        """Whether the call may go ahead; ``earlier_copy_ended`` (a call resumed after a
+        crash) says whether what an earlier attempt started was confirmed ended."""
+        ...
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
 
@@ -154,6 +158,7 @@ class ApprovalGate:
         preview: str | None = None,
         grantable: bool = False,
         risk_of: RiskOf | None = None,
+        earlier_copy_ended: bool | None = None,
     ) -> Verdict:
         """Whether the call may run. ``grantable``: an approve-for-this-run may cover it (and
         be offered on it); ``risk_of`` works out the risk of edited arguments (without it,
@@ -166,7 +171,8 @@ class ApprovalGate:
             )
             return Allowed(arguments=arguments)
         subject = ToolCallSubject(subtask_id=subtask_id, tool=tool, arguments=arguments,
-                                  tool_use_id=tool_use_id, preview=preview)  # fmt: skip
+                                  tool_use_id=tool_use_id, preview=preview,
+                                  earlier_copy_ended=earlier_copy_ended)  # fmt: skip
         rules = _CallRules(arguments=arguments, risk=risk, grantable=grantable, risk_of=risk_of)
         return await self._gate(run, tool_use_id or subtask_id, subject, risk, rules)
 
@@ -214,7 +220,7 @@ class ApprovalGate:
             return Allowed(arguments=arguments, approval_id=used.id, approved_by=used.decided_by)
         if status is ApprovalStatus.APPROVED:
             # Consumed, yet here again: the process died after the call started. Ask again.
-            again = _possibly_partial(latest.subject)
+            again = _possibly_partial(latest.subject, subject)
             return await self._ask(run, key, attempt + 1, again, risk, rules)
         return self._closed(latest)
 
@@ -421,7 +427,10 @@ class _Halted(RunStop):
     status = RunStatus.REJECTED
 
 
-def _possibly_partial(subject: Subject) -> Subject:
-    if isinstance(subject, ToolCallSubject):
-        return subject.model_copy(update={"possibly_partial": True})
-    return subject
+def _possibly_partial(earlier: Subject, now: Subject) -> Subject:
+    """The earlier request again, marked possibly partial, with what is known now of the
+    earlier attempt's processes."""
+    if isinstance(earlier, ToolCallSubject):
+        ended = now.earlier_copy_ended if isinstance(now, ToolCallSubject) else None
+        return earlier.model_copy(update={"possibly_partial": True, "earlier_copy_ended": ended})
+    return earlier

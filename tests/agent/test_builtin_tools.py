@@ -29,6 +29,8 @@ from agent_core.tools.builtins import (
     write_file_tool,
 )
 from agent_core.tools.builtins.http import IPAddress, check_address
+from agent_core.tools.sandbox import CommandSandbox
+from tests.processes import host_pid, marked, marker, process_alive
 from tests.support import eventually
 
 
@@ -249,13 +251,13 @@ def test_http_request_risk_depends_on_the_method() -> None:
 # --- run_command ----------------------------------------------------------------------------
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (dead, waiting to be reaped by init) does not count."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+SANDBOXES = {"sandboxed": CommandSandbox(), "unsandboxed": CommandSandbox(mode="off")}
+"""Process handling holds with the sandbox and without it."""
+
+
+@pytest.fixture(params=list(SANDBOXES))
+def sandbox(request: pytest.FixtureRequest) -> CommandSandbox:
+    return SANDBOXES[request.param]
 
 
 async def test_run_command_returns_output_and_exit_code(tmp_path: Path) -> None:
@@ -269,23 +271,42 @@ async def test_run_command_returns_output_and_exit_code(tmp_path: Path) -> None:
 async def test_run_command_does_not_hand_airlocks_secrets_to_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-do-not-leak")
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-do-not-leak")
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_do_not_leak")
-    monkeypatch.setenv("AIRLOCK_STORE_URL", "redis://:hunter2@cache:6379/0")
-    monkeypatch.setenv("AIRLOCK_TEST_VISIBLE", "no")
+    leaks = {
+        "ANTHROPIC_API_KEY": "sk-ant-do-not-leak", "SLACK_BOT_TOKEN": "xoxb-do-not-leak",
+        "GITHUB_TOKEN": "ghp_do_not_leak", "AIRLOCK_STORE_URL": "redis://:hunter2@cache:6379/0",
+        "AIRLOCK_TEST_VISIBLE": "no", "AWS_ACCESS_KEY_ID": "AKIADONOTLEAK",
+        "STRIPE_KEY": "sk_live_do_not_leak", "DATABASE_URL": "postgres://u:do-not-leak@db/x",
+        "SENTRY_DSN": "https://do-not-leak@sentry.io/1", "DB_PASS": "do-not-leak",
+        "MYSQL_PWD": "do-not-leak", "GH_PAT": "github_pat_do_not_leak",
+    }  # fmt: skip
+    for name, value in leaks.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("LANG_OF_THE_TEAM", "fr")
-    command = run_command_tool(workspace=tmp_path)
+    monkeypatch.setenv("LC_TIME", "fr_FR.UTF-8")
+    # Built from an allow-list: the base set, LC_*, and what the operator names.
+    command = run_command_tool(
+        workspace=tmp_path, sandbox=CommandSandbox(env_allow=("LANG_OF_THE_TEAM",))
+    )
     output = await command.handler({"command": "env"}, make_context(tmp_path))
-    assert "LANG_OF_THE_TEAM=fr" in output and "PATH=" in output  # the rest is there
-    for leaked in ("do-not-leak", "do_not_leak", "hunter2", "AIRLOCK_"):
+    assert "LANG_OF_THE_TEAM=fr" in output and "PATH=" in output and "LC_TIME=fr" in output
+    for leaked in ("do-not-leak", "do_not_leak", "hunter2", "AIRLOCK_", "DONOTLEAK", *leaks):
         assert leaked not in output
+    unlisted = await run_command_tool(workspace=tmp_path).handler(
+        {"command": "env"}, make_context(tmp_path)
+    )
+    assert "LANG_OF_THE_TEAM" not in unlisted
 
 
 async def test_run_command_needs_its_workspace_folder(tmp_path: Path) -> None:
     command = run_command_tool(workspace=tmp_path)
     with pytest.raises(ToolError, match="cannot start in"):
         await command.handler({"command": "true"}, make_context(tmp_path / "missing"))
+
+
+async def test_run_command_refuses_a_workspace_that_would_undo_its_sandbox(tmp_path: Path) -> None:
+    command = run_command_tool(workspace=Path("/"))
+    with pytest.raises(ToolError, match="/ cannot be a workspace"):
+        await command.handler({"command": "cat /proc/1/environ"}, make_context(Path("/")))
 
 
 async def test_run_command_caps_its_output(tmp_path: Path) -> None:
@@ -296,17 +317,28 @@ async def test_run_command_caps_its_output(tmp_path: Path) -> None:
     assert output == "a" * 100 + "\n[output truncated after 100 bytes]\n[exit code 0]"
 
 
-async def test_run_command_times_out_and_stops_the_group(tmp_path: Path) -> None:
-    command = run_command_tool(workspace=tmp_path, timeout_seconds=10)
+async def test_run_command_times_out_and_stops_the_group(
+    tmp_path: Path, sandbox: CommandSandbox
+) -> None:
+    command = run_command_tool(workspace=tmp_path, timeout_seconds=10, sandbox=sandbox)
     started = time.monotonic()
+    call = asyncio.create_task(command.handler(
+        {"command": "echo $$ > shell.tmp; mv shell.tmp shell.pid; sleep 5",
+         "timeout_seconds": 0.5},
+        make_context(tmp_path),
+    ))  # fmt: skip
+    pid_file = tmp_path / "shell.pid"
+
+    async def shell_started() -> bool:
+        return pid_file.exists()
+
+    await eventually(shell_started)
+    shell = host_pid(int(pid_file.read_text()), tmp_path)
     with pytest.raises(ToolTimeout) as caught:
-        await command.handler(
-            {"command": "echo $$ > shell.pid; sleep 5", "timeout_seconds": 0.2},
-            make_context(tmp_path),
-        )
-    assert caught.value.timeout_seconds == 0.2
+        await call
+    assert caught.value.timeout_seconds == 0.5
     assert time.monotonic() - started < 3
-    assert not process_alive(int((tmp_path / "shell.pid").read_text()))
+    assert not process_alive(shell)
 
 
 async def test_run_command_caps_the_asked_timeout(tmp_path: Path) -> None:
@@ -318,8 +350,10 @@ async def test_run_command_caps_the_asked_timeout(tmp_path: Path) -> None:
     assert caught.value.timeout_seconds == 0.2
 
 
-async def test_cancelling_run_command_kills_its_process_group(tmp_path: Path) -> None:
-    command = run_command_tool(workspace=tmp_path, kill_grace_seconds=0.5)
+async def test_cancelling_run_command_kills_its_process_group(
+    tmp_path: Path, sandbox: CommandSandbox
+) -> None:
+    command = run_command_tool(workspace=tmp_path, kill_grace_seconds=0.5, sandbox=sandbox)
     script = "sleep 30 & echo $! > child.tmp; mv child.tmp child.pid; wait"
     call = asyncio.create_task(command.handler({"command": script}, make_context(tmp_path)))
     pid_file = tmp_path / "child.pid"
@@ -328,7 +362,7 @@ async def test_cancelling_run_command_kills_its_process_group(tmp_path: Path) ->
         return pid_file.exists()
 
     await eventually(child_started)
-    child = int(pid_file.read_text())
+    child = host_pid(int(pid_file.read_text()), tmp_path)
     assert process_alive(child)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -340,8 +374,10 @@ async def test_cancelling_run_command_kills_its_process_group(tmp_path: Path) ->
     await eventually(child_gone, timeout=2)
 
 
-async def test_a_group_that_ignores_sigterm_gets_sigkill(tmp_path: Path) -> None:
-    command = run_command_tool(workspace=tmp_path, kill_grace_seconds=0.1)
+async def test_a_group_that_ignores_sigterm_gets_sigkill(
+    tmp_path: Path, sandbox: CommandSandbox
+) -> None:
+    command = run_command_tool(workspace=tmp_path, kill_grace_seconds=0.1, sandbox=sandbox)
     script = "trap '' TERM; sleep 30 & echo $! > child.tmp; mv child.tmp child.pid; wait"
     call = asyncio.create_task(command.handler({"command": script}, make_context(tmp_path)))
     pid_file = tmp_path / "child.pid"
@@ -350,7 +386,7 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill(tmp_path: Path) -> None
         return pid_file.exists()
 
     await eventually(child_started)
-    child = int(pid_file.read_text())
+    child = host_pid(int(pid_file.read_text()), tmp_path)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -361,13 +397,18 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill(tmp_path: Path) -> None
     await eventually(child_gone, timeout=2)
 
 
-async def test_nothing_started_in_the_background_outlives_the_call(tmp_path: Path) -> None:
-    command = run_command_tool(workspace=tmp_path)
-    output = await command.handler({"command": "sleep 30 & echo $!"}, make_context(tmp_path))
-    child = int(output.split("\n")[0])
+async def test_nothing_started_in_the_background_outlives_the_call(
+    tmp_path: Path, sandbox: CommandSandbox
+) -> None:
+    command = run_command_tool(workspace=tmp_path, sandbox=sandbox)
+    seconds = marker()
+    output = await command.handler(
+        {"command": f"sleep {seconds} & echo started"}, make_context(tmp_path)
+    )
+    assert output.startswith("started")
 
     async def child_gone() -> bool:
-        return not process_alive(child)
+        return not marked(seconds)
 
     await eventually(child_gone, timeout=2)
 

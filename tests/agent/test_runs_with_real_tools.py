@@ -23,6 +23,7 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import run_command_tool
 from agent_core.tools.mcp import McpConfig, McpServerConfig, McpTools
 from tests.agent.conftest import Harness
+from tests.processes import host_pid
 from tests.support import eventually
 
 MCP_SERVER = Path(__file__).with_name("mcp_test_server.py")
@@ -50,7 +51,7 @@ async def test_killing_a_run_terminates_its_running_command(
     harness = await harness_factory(registry=registry)
     anthropic.enqueue(
         plan(["run_command"], risk="high"),
-        tool_use_reply("run_command", {"command": "echo $$ > shell.pid; sleep 30"}),
+        tool_use_reply("run_command", {"command": "echo $$ > x.tmp; mv x.tmp shell.pid; sleep 30"}),
     )
     run = await harness.start("wait a while")
     pid_file = tmp_path / "shell.pid"
@@ -59,7 +60,7 @@ async def test_killing_a_run_terminates_its_running_command(
         return pid_file.exists() and pid_file.read_text().strip().isdigit()
 
     await eventually(started, timeout=15)
-    pid = int(pid_file.read_text())
+    pid = host_pid(int(pid_file.read_text()), tmp_path)
     assert not isinstance(await harness.control.kill(run.id, by="U0ADMIN"), Refused)
     assert (await harness.finished(run.id)).status is RunStatus.KILLED
 

@@ -8,6 +8,7 @@ from agent_core.tools.builtins.command import run_command_tool
 from agent_core.tools.builtins.files import read_file_tool, write_file_tool
 from agent_core.tools.builtins.http import http_request_tool
 from agent_core.tools.builtins.human import ask_human_tool
+from agent_core.tools.sandbox import CommandSandbox
 
 __all__ = [
     "ask_human_tool",
@@ -19,8 +20,9 @@ __all__ = [
 ]
 
 
-def builtin_tools(settings: Settings) -> list[Tool]:
-    """Every built-in tool, configured from ``settings``."""
+def builtin_tools(settings: Settings, *, sandbox: CommandSandbox | None = None) -> list[Tool]:
+    """Every built-in tool, configured from ``settings``; ``sandbox`` is the command sandbox
+    (checked already, so that an unavailable one is described as such), else the settings'."""
     workspace = settings.effective_workspace_dir
     timeout = settings.tool_timeout_seconds
     max_output = settings.tool_output_max_chars
@@ -30,7 +32,12 @@ def builtin_tools(settings: Settings) -> list[Tool]:
             timeout_seconds=timeout,
             max_body_bytes=max_output,
         ),
-        run_command_tool(workspace=workspace, timeout_seconds=timeout, max_output_bytes=max_output),
+        run_command_tool(
+            workspace=workspace,
+            timeout_seconds=timeout,
+            max_output_bytes=max_output,
+            sandbox=sandbox or CommandSandbox.from_settings(settings),
+        ),
         read_file_tool(max_bytes=max_output),
         write_file_tool(workspace=workspace, max_preview_chars=max_output),
         ask_human_tool(timeout_seconds=settings.approval_ttl_seconds),

@@ -1,7 +1,8 @@
-"""``run_command``: a shell command in the workspace, in a process group of its own.
+"""``run_command``: a shell command in the workspace, in a sandbox and a process group.
 
-The group is what gets stopped: on a timeout, on cancellation (a killed run) and when the
-shell exits, so nothing the command started in the background outlives the call.
+The sandbox (:mod:`agent_core.tools.sandbox`) hides airlock's process, data and settings
+from the command and ends everything the command started when its shell exits. The group is
+what gets stopped: on a timeout, on cancellation (a killed run) and when the shell exits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +28,8 @@ from agent_core.tools.builtins.shell_risk import (
     command_risk,
 )
 from agent_core.tools.decorator import tool
+from agent_core.tools.processes import ProcessRecord
+from agent_core.tools.sandbox import SETUP_FAILED, CommandSandbox, failure
 
 __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
 
@@ -34,15 +38,24 @@ logger = logging.getLogger(__name__)
 _NAME = "run_command"
 
 
+_WHY = "the sandbox that commands must run in cannot start here"
+
+
 def run_command_tool(
     *,
     workspace: Path,
     timeout_seconds: float = 60.0,
     max_output_bytes: int = 20_000,
     kill_grace_seconds: float = 2.0,
+    sandbox: CommandSandbox | None = None,
 ) -> Tool:
-    """The ``run_command`` tool; ``workspace`` is shown in previews, calls use the context's."""
+    """The ``run_command`` tool; ``workspace`` is shown in previews, calls use the context's.
+
+    ``sandbox`` (default: a sandbox that hides nothing beyond airlock's process) says how
+    the shell starts; when it is known not to start here, the tool says it is unavailable.
+    """
     max_timeout = timeout_seconds
+    how = sandbox or CommandSandbox()
 
     async def preview(arguments: dict[str, Any]) -> str:
         limit = _deadline(arguments.get("timeout_seconds"), max_timeout)
@@ -71,10 +84,21 @@ def run_command_tool(
             command: The command line, run by /bin/sh; stdout and stderr are merged.
             timeout_seconds: Stop it after this many seconds (capped by the configured limit).
         """
-        run = _Run(command=command, cwd=context.workspace, grace=kill_grace_seconds)
+        status = await how.check()
+        if status.kind == "unavailable":
+            raise ToolError(_NAME, f"unavailable on this machine, nothing was run: {_WHY}"
+                                   f" ({status.reason})")  # fmt: skip
+        run = _Run(argv=how.argv(command, context.workspace), cwd=context.workspace,
+                   env=how.environment(), grace=kill_grace_seconds,
+                   sandboxed=status.kind == "ready", on_process=context.on_process)  # fmt: skip
         code, output = await run.execute(_deadline(timeout_seconds, max_timeout), max_output_bytes)
+        if run.sandboxed and code == SETUP_FAILED and output.startswith(b"airlock sandbox: "):
+            raise ToolError(_NAME, f"the command sandbox failed: {failure(code, output)}")
         return _render(code, output, max_output_bytes)
 
+    if how.status is not None and how.status.kind == "unavailable":
+        run_command.description = (f"UNAVAILABLE on this machine (every call is refused):"
+                                   f" {_WHY}. {run_command.description}")  # fmt: skip
     return run_command
 
 
@@ -116,43 +140,33 @@ class _Output(asyncio.SubprocessProtocol):
         self.closed.set()
 
 
-_OURS = ("AIRLOCK_", "SLACK_", "ANTHROPIC_", "OTEL_", "REDIS_")
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIAL", "PRIVATE_KEY")
-
-
-def command_environment() -> dict[str, str]:
-    """This process's environment without airlock's settings and anything named like a secret.
-
-    The command is the model's choice: an injected instruction must not find the bot token
-    or the API key in ``env``.
-    """
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.upper().startswith(_OURS)
-        and not any(word in name.upper() for word in _SECRET_WORDS)
-    }
-
-
 @dataclass(kw_only=True)
 class _Run:
     """One command in its own process group, stopped as a group."""
 
-    command: str
-    """The shell command line."""
+    argv: list[str]
+    """The program that runs the command: the sandbox's launcher, or /bin/sh."""
     cwd: Path
     """Where it runs."""
+    env: dict[str, str]
+    """Its whole environment."""
     grace: float
     """Seconds between SIGTERM and SIGKILL, and for the pipes to close after."""
+    sandboxed: bool
+    """Whether ``argv`` starts the sandbox."""
+    on_process: Callable[[ProcessRecord], Awaitable[None]] | None = None
+    """Told what was started, as soon as it runs (the run's audit trail keeps it)."""
 
     async def execute(self, timeout_seconds: float, max_bytes: int) -> tuple[int, bytes]:
         """Run to the end; the exit code and (up to ``max_bytes`` + 1 of) the output."""
         try:
-            transport, output = await asyncio.get_running_loop().subprocess_shell(
+            # Started from the event loop's thread: the sandbox ties its life to that
+            # thread (PR_SET_PDEATHSIG), which lives as long as airlock does.
+            transport, output = await asyncio.get_running_loop().subprocess_exec(
                 lambda: _Output(max_bytes + 1),
-                self.command,
+                *self.argv,
                 cwd=self.cwd,
-                env=command_environment(),
+                env=self.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -161,6 +175,7 @@ class _Run:
         except OSError as error:  # no workspace folder, or no shell
             raise ToolError(_NAME, f"cannot start in {self.cwd}: {error.strerror}") from None
         try:
+            await self._record(transport.get_pid())
             if not await _within(output.exited, timeout_seconds):
                 raise ToolTimeout(_NAME, timeout_seconds)
         finally:
@@ -168,6 +183,11 @@ class _Run:
             await self._stop_shielded(transport, output)
         code = transport.get_returncode()
         return -1 if code is None else code, bytes(output.data)
+
+    async def _record(self, pid: int) -> None:
+        record = ProcessRecord.of(pid, sandboxed=self.sandboxed)
+        if record is not None and self.on_process is not None:
+            await self.on_process(record)
 
     async def _stop_shielded(self, transport: asyncio.SubprocessTransport, output: _Output) -> None:
         stopping = asyncio.ensure_future(self._stop(transport, output))
