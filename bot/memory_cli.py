@@ -61,7 +61,7 @@ def _with_memory(env_file: Path, work: Callable[[Store, LongTermMemory], Awaitab
         finally:
             await memory.close()
 
-    with_store(env_file, with_memory)
+    with_store(env_file, with_memory, memory=True)
 
 
 @memory_app.command("add")
