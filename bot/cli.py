@@ -45,7 +45,10 @@ def _settings(env_file: Path) -> Settings:
     return load(env_file)
 
 
-Port = Annotated[int | None, typer.Option(help="HTTP port (default: AIRLOCK_PORT or 3000).")]
+Port = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="HTTP port (default: AIRLOCK_PORT or 3000)."),
+]
 
 
 @app.command()

@@ -75,6 +75,9 @@ def add(
 ) -> None:
     """Remember something (workspace-wide unless --scope says where)."""
     where = _checked_scope(scope) or WORKSPACE
+    if not content.strip():
+        err.print("airlock memory: there is nothing to remember (the text is empty)")
+        raise typer.Exit(2)
 
     async def work(store: Store, memory: LongTermMemory) -> int:
         expires = None

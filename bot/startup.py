@@ -27,14 +27,21 @@ CONFIG_EXIT = 2
 """The exit code of a command that could not start because of what it was given."""
 
 T = TypeVar("T")
+_DEFAULT_ENV_FILE = Path(".env")
 
 # soft_wrap: each problem stays on one line, however narrow the terminal.
 err = Console(stderr=True, soft_wrap=True)
 
 
 def load(env_file: Path) -> Settings:
-    """The settings, or exit 2 listing every invalid one."""
+    """The settings, or exit 2 listing every invalid one.
+
+    A missing ``.env`` is fine (the environment may hold everything); a missing file given
+    with ``--env-file`` is a mistake.
+    """
     try:
+        if env_file != _DEFAULT_ENV_FILE and not env_file.exists():
+            raise ConfigError([f"--env-file {env_file}: there is no such file"])
         return load_settings(env_file)
     except ConfigError as error:
         err.print("[bold red]airlock: invalid settings[/]")

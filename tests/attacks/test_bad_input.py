@@ -141,6 +141,27 @@ async def test_an_env_file_that_is_not_text_names_it(tmp_path: Path) -> None:
     assert problem.startswith("--env-file binary.env: cannot be read")
 
 
+async def test_a_missing_env_file_given_on_purpose_names_it(tmp_path: Path) -> None:
+    problem = settings_problem(*await airlock(
+        "approvals", "--env-file", "prod.env", cwd=tmp_path, env=settings(tmp_path / "data")
+    ))  # fmt: skip
+    assert problem == "--env-file prod.env: there is no such file"
+
+
+async def test_remembering_nothing_is_refused(tmp_path: Path) -> None:
+    line = one_line(*await airlock("memory", "add", " ", cwd=tmp_path,
+                                   env=settings(tmp_path / "data")))  # fmt: skip
+    assert line == "airlock memory: there is nothing to remember (the text is empty)"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "-1"])
+async def test_a_port_out_of_range_is_refused(port: str, tmp_path: Path) -> None:
+    code, out, err = await airlock("serve", "--port", port, cwd=tmp_path,
+                                   env=settings(tmp_path / "data"))  # fmt: skip
+    assert code == 2 and "Traceback" not in out + err
+    assert "Invalid value for '--port'" in err
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 async def test_an_unreachable_redis_names_the_url_without_its_password(
     command: str, tmp_path: Path
