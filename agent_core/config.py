@@ -7,10 +7,12 @@ names their own SDKs and docs use; everything else is ``AIRLOCK_*``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv.parser import parse_stream
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -20,7 +22,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from agent_core.errors import ConfigError
 from agent_core.logs import register_secrets
@@ -38,6 +40,9 @@ _OWN_PREFIXES = ("AIRLOCK_", "SLACK_", "ANTHROPIC_", "OTEL_", "REDIS_")
 
 IdList = Annotated[list[str], NoDecode]
 """Comma-separated in the environment: ``U012AB3CD,S0614TZR7``."""
+
+_JSON_SETTINGS = ("prices", "tool_risks")
+"""Settings written as JSON; parsed here so that a typo is a problem naming the setting."""
 
 
 class ModelPrice(BaseModel):
@@ -101,7 +106,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=4, ge=0, le=10)
     llm_max_tokens: int = Field(default=4096, ge=256)
-    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES)
+    )
     cache_write_multiplier: float = Field(default=1.25, ge=0)
     cache_read_multiplier: float = Field(default=0.1, ge=0)
 
@@ -123,7 +130,7 @@ class Settings(BaseSettings):
     group_cache_seconds: float = Field(default=300.0, ge=0)
     operator_id: str | None = None
     approval_channel: str | None = Field(default=None, pattern=r"^[CG][A-Z0-9]+$")
-    tool_risks: dict[str, RiskLevel] = Field(default_factory=dict)
+    tool_risks: Annotated[dict[str, RiskLevel], NoDecode] = Field(default_factory=dict)
 
     # Budgets and timeouts
     max_llm_calls_per_run: int = Field(default=50, ge=1)
@@ -189,6 +196,16 @@ class Settings(BaseSettings):
     memory_dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     memory_ann_threshold: int = Field(default=20_000, ge=100)
     memory_episodic_ttl_days: float = Field(default=90.0, ge=0)
+
+    @field_validator(*_JSON_SETTINGS, mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error.msg} at character {error.pos})") from None
 
     @field_validator("escalation_chain")
     @classmethod
@@ -317,13 +334,37 @@ def env_name(field: str) -> str:
 def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
     """Build :class:`Settings`, or raise :class:`ConfigError` with one line per problem."""
     try:
+        _check_env_file(env_file)
         settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as error:
         raise ConfigError([_describe(problem) for problem in error.errors()]) from None
+    except SettingsError as error:  # a value pydantic-settings could not decode at all
+        raise ConfigError([_undecodable(error)]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"--env-file {env_file}: cannot be read ({error})"]) from None
     settings._settings_file = None if env_file is None else Path(env_file)
     # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
     register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
     return settings
+
+
+def _check_env_file(env_file: Path | str | None) -> None:
+    """ConfigError naming each line of ``env_file`` that python-dotenv would skip unread."""
+    if env_file is None or not Path(env_file).is_file():
+        return
+    with Path(env_file).open(encoding="utf-8") as stream:
+        bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    if bad:
+        lines = ", ".join(str(line) for line in bad)
+        raise ConfigError([f"--env-file {env_file}: cannot parse line {lines} (NAME=value)"])
+
+
+def _undecodable(error: SettingsError) -> str:
+    """``error parsing value for field "x" from source ...`` as a line naming the variable."""
+    found = re.search(r'field "(\w+)"', str(error))
+    field = found.group(1) if found else ""
+    name = env_name(field) if field in Settings.model_fields else "a setting"
+    return f"{name}: cannot be decoded ({error.__cause__ or error})"
 
 
 def _describe(problem: Any) -> str:
@@ -331,5 +372,8 @@ def _describe(problem: Any) -> str:
     name = env_name(field) if field in Settings.model_fields else field
     value = problem.get("input")
     shown = "" if isinstance(value, dict) or "secret" in name.lower() else f" (got {value!r})"
+    if len(shown) > 100:  # a JSON setting can be long; the start says enough
+        shown = shown[:96] + "…)"
+    where = "".join(f"{part}: " for part in problem["loc"][1:])
     message = str(problem["msg"]).removeprefix("Value error, ")
-    return f"{name}: {message}{shown}"
+    return f"{name}: {where}{message}{shown}"

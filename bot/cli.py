@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import errno
+import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from agent_core.approvals import Refused
-from agent_core.config import Settings, env_name, load_settings
+from agent_core.config import Settings, env_name
 from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging
 from agent_core.models import DecisionKind, Run
-from agent_core.store import Store, open_settings_store
+from agent_core.store import Store, open_settings_store, shown_url
+from bot.startup import CONFIG_EXIT, check_folders, fail, load, run_main
 
 if TYPE_CHECKING:
     from bot.operate import Operator
@@ -38,22 +40,15 @@ EnvFile = Annotated[
     typer.Option("--env-file", help="Read settings from this file as well as the environment."),
 ]
 
-CONFIG_EXIT = 2
-
 
 def _settings(env_file: Path) -> Settings:
-    try:
-        settings = load_settings(env_file)
-    except ConfigError as error:
-        err.print("[bold red]airlock: invalid settings[/]")
-        for problem in error.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        err.print("See .env.example for every setting and its format.")
-        raise typer.Exit(CONFIG_EXIT) from None
-    return settings
+    return load(env_file)
 
 
-Port = Annotated[int | None, typer.Option(help="HTTP port (default: AIRLOCK_PORT or 3000).")]
+Port = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="HTTP port (default: AIRLOCK_PORT or 3000)."),
+]
 
 
 @app.command()
@@ -69,7 +64,8 @@ def serve(
     settings = _ready("serve", env_file, settings_missing=lambda s: s.missing_for_serve())
     from bot.server import serve as run_server
 
-    _until_stopped(run_server(settings, port=port or settings.port, worker=not no_worker))
+    port = port or settings.port
+    _listening(port, lambda: run_main(run_server(settings, port=port, worker=not no_worker)))
 
 
 @app.command()
@@ -78,13 +74,25 @@ def worker(port: Port = None, env_file: EnvFile = Path(".env")) -> None:
     settings = _ready("worker", env_file, settings_missing=lambda s: s.missing_for_worker())
     from bot.worker import work
 
-    _until_stopped(work(settings, port=port or settings.port))
+    port = port or settings.port
+    _listening(port, lambda: run_main(work(settings, port=port)))
+
+
+def _listening(port: int, serve: Callable[[], None]) -> None:
+    """``serve()``; a port it cannot listen on exits 2, naming the port."""
+    try:
+        serve()
+    except OSError as error:
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        fail([f"--port / AIRLOCK_PORT {port}: cannot listen there ({os.strerror(error.errno)})"])
 
 
 def _ready(
     command: str, env_file: Path, *, settings_missing: Callable[[Settings], list[str]]
 ) -> Settings:
-    """Valid settings with nothing missing for ``command``, logging configured; else exit 2."""
+    """Valid settings with nothing missing for ``command``, folders usable, logging
+    configured; else exit 2."""
     settings = _settings(env_file)
     missing = settings_missing(settings)
     if missing:
@@ -96,18 +104,16 @@ def _ready(
             "(README: 'Connect to a real Slack workspace')."
         )
         raise typer.Exit(CONFIG_EXIT)
+    _folders(settings, workspace=True, memory=True)
     configure_logging(settings.log_level)
     return settings
 
 
-def _until_stopped(main: Coroutine[Any, Any, None]) -> None:
-    """Run a server until SIGTERM; a setting that turns out wrong on start-up exits 2."""
+def _folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
     try:
-        asyncio.run(main)
+        check_folders(settings, workspace=workspace, memory=memory)
     except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(CONFIG_EXIT) from None
+        fail(error.problems)
 
 
 @app.command()
@@ -120,31 +126,40 @@ def run(
     yes: Annotated[
         bool, typer.Option("--yes", help="Approve every request without asking (scripts).")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --resume: wait while another process holds it.")
+    ] = False,
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Run one goal in the terminal: plan, approvals at the keyboard, result."""
     if (goal is None) == (resume is None):
-        err.print("airlock run: give a goal, or --resume RUN_ID (not both)")
-        raise typer.Exit(CONFIG_EXIT)
+        fail(["airlock run: give a goal, or --resume RUN_ID (not both)"])
+    if goal is not None and not goal.strip():
+        fail(["airlock run: the goal is empty; say what the agent should achieve"])
+    if resume is not None and not resume.strip():
+        fail(["airlock run: --resume needs a run id (run_…)"])
+    settings = _terminal_settings(env_file)
+    from bot.run_goal import exit_code, run_goal
+
+    finished = run_main(
+        run_goal(settings, goal, resume=resume, dry_run=dry_run, auto_approve=yes, console=out,
+                 wait=wait)
+    )  # fmt: skip
+    raise typer.Exit(exit_code(finished))
+
+
+def _terminal_settings(env_file: Path) -> Settings:
+    """Settings for a run in the terminal (a model key, usable folders), quiet logging."""
     settings = _settings(env_file)
     if settings.anthropic_api_key is None:
         err.print("[bold red]airlock run: missing settings[/]")
         err.print("  ANTHROPIC_API_KEY is not set", markup=False, highlight=False)
         err.print("Copy .env.example to .env and fill it in, or export it.")
         raise typer.Exit(CONFIG_EXIT)
+    _folders(settings, workspace=True, memory=True)
     # The terminal is for the run itself; routine INFO lines would only clutter it.
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    from bot.run_goal import exit_code, run_goal
-
-    try:
-        finished = asyncio.run(
-            run_goal(settings, goal, resume=resume, dry_run=dry_run, auto_approve=yes, console=out)
-        )
-    except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(CONFIG_EXIT) from None
-    raise typer.Exit(exit_code(finished))
+    return settings
 
 
 @app.command()
@@ -157,7 +172,7 @@ def demo(
     configure_logging("WARNING")
     from bot.demo import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(auto=auto, console=out)))
+    raise typer.Exit(run_main(run_demo(auto=auto, console=out)))
 
 
 As = Annotated[
@@ -178,12 +193,18 @@ def _operate(
         async with operator(settings, identity) as acting:
             return await work(acting)
 
-    raise typer.Exit(asyncio.run(main()))
+    raise typer.Exit(run_main(main()))
 
 
-def with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
-    """Run ``work`` on the configured store (closed afterwards); exit with what it returns."""
+def with_store(
+    env_file: Path, work: Callable[[Store, Settings], Awaitable[int]], *, memory: bool = False
+) -> None:
+    """Run ``work`` on the configured store (closed afterwards); exit with what it returns.
+
+    ``memory``: ``work`` writes memory indexes, so their folder must be usable.
+    """
     settings = _settings(env_file)
+    _folders(settings, memory=memory)
 
     async def main() -> int:
         store = await open_settings_store(settings)
@@ -192,7 +213,7 @@ def with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]
         finally:
             await store.close()
 
-    raise typer.Exit(asyncio.run(main()))
+    raise typer.Exit(run_main(main()))
 
 
 def _report(result: object) -> int:
@@ -293,6 +314,7 @@ def retry(
     if settings.anthropic_api_key is None:
         err.print("[bold red]airlock retry: ANTHROPIC_API_KEY is not set[/]")
         raise typer.Exit(CONFIG_EXIT)
+    _folders(settings, workspace=True, memory=True)
     try:
         _operate(env_file, identity, work)
     except typer.Exit as queued:
@@ -301,7 +323,7 @@ def retry(
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
     from bot.run_goal import exit_code, run_goal
 
-    finished = asyncio.run(
+    finished = run_main(
         run_goal(settings, None, resume=run_id, dry_run=False, auto_approve=yes, console=out)
     )
     raise typer.Exit(exit_code(finished))
@@ -343,7 +365,7 @@ def config(env_file: EnvFile = Path(".env")) -> None:
     for field in Settings.model_fields:
         value = getattr(settings, field)
         table.add_row(env_name(field), _shown(value))
-    table.add_row("(store in use)", settings.effective_store_url)
+    table.add_row("(store in use)", shown_url(settings.effective_store_url))
     out.print(table)
     out.print(_tool_risks(settings))
 
@@ -371,6 +393,8 @@ def _shown(value: object) -> str:
         return "-"
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, str) and "://" in value:
+        return shown_url(value)  # a URL may carry a password
     return str(value)  # SecretStr prints as '**********'
 
 

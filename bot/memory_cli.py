@@ -61,7 +61,7 @@ def _with_memory(env_file: Path, work: Callable[[Store, LongTermMemory], Awaitab
         finally:
             await memory.close()
 
-    with_store(env_file, with_memory)
+    with_store(env_file, with_memory, memory=True)
 
 
 @memory_app.command("add")
@@ -75,6 +75,9 @@ def add(
 ) -> None:
     """Remember something (workspace-wide unless --scope says where)."""
     where = _checked_scope(scope) or WORKSPACE
+    if not content.strip():
+        err.print("airlock memory: there is nothing to remember (the text is empty)")
+        raise typer.Exit(2)
 
     async def work(store: Store, memory: LongTermMemory) -> int:
         expires = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,7 +11,7 @@ from agent_core.config import Settings
 from agent_core.errors import ConfigError
 from agent_core.store.base import Store, Subscription
 
-__all__ = ["Store", "Subscription", "open_settings_store", "open_store"]
+__all__ = ["Store", "Subscription", "open_settings_store", "open_store", "shown_url"]
 
 
 async def open_store(
@@ -46,9 +47,33 @@ async def open_store(
 
 
 async def open_settings_store(settings: Settings) -> Store:
-    """The store the settings name (``AIRLOCK_STORE_URL``, else SQLite in the data folder)."""
-    return await open_store(
-        settings.effective_store_url,
-        poll_interval=settings.signal_poll_seconds,
-        redis_max_connections=settings.redis_max_connections,
-    )
+    """The store the settings name (``AIRLOCK_STORE_URL``, else SQLite in the data folder).
+
+    A store that cannot be opened is a :class:`ConfigError` naming the setting to fix: a
+    Redis that does not answer or refuses us, a SQLite file or folder that cannot be used.
+    """
+    from redis.exceptions import RedisError
+
+    url = settings.effective_store_url
+    setting = "AIRLOCK_STORE_URL" if settings.store_url else "AIRLOCK_DATA_DIR"
+    try:
+        return await open_store(
+            url,
+            poll_interval=settings.signal_poll_seconds,
+            redis_max_connections=settings.redis_max_connections,
+        )
+    except (RedisError, OSError, sqlite3.Error) as error:
+        what = "Redis" if urlsplit(url).scheme.startswith("redis") else "the SQLite store"
+        reason = str(error) or type(error).__name__
+        problem = f"{setting}: cannot use {what} at {shown_url(url)} ({reason})"
+        raise ConfigError([problem]) from None
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to show: a password in it is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()

@@ -172,6 +172,16 @@ class RedisRunQueue:
         token = await self._redis.get(self._key("lease", run_id))
         return None if token is None else str(token).rpartition("#")[0]
 
+    async def held_for(self, run_id: str) -> tuple[str, float] | None:
+        """Who holds the run's lease and for how many more seconds; None if nobody does."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._key("lease", run_id))
+            pipe.pttl(self._key("lease", run_id))
+            token, left = await pipe.execute()
+        if token is None or left < 0:
+            return None
+        return str(token).rpartition("#")[0], left / 1000
+
     async def finish(self, lease: Lease, *, requeue: bool = False) -> bool:
         """Release ``lease`` and drop its entry; with ``requeue``, queue the run again.
 

@@ -1,16 +1,16 @@
 """``read_file`` and ``write_file``, confined to the workspace.
 
-A path is resolved (symlinks followed) before it is used, and refused unless what it
-resolves to lies inside the resolved workspace: ``../`` tricks, absolute paths and
-symlinks pointing out all end up outside. The file is then opened with ``O_NOFOLLOW`` so
-the last component cannot be swapped for a symlink between the check and the open.
+Paths are walked name by name from the workspace folder's descriptor (see
+:mod:`agent_core.tools.workspace_fs`): ``../`` tricks, absolute paths and symlinks that
+lead outside are refused, and so is anything swapped in under the walk. Only regular files
+with one name are read or written, and the I/O runs in threads of its own, so a call that
+hangs never holds up anything but file tools.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,23 +18,16 @@ from pydantic import Field
 
 from agent_core.errors import ToolError, ToolRefused
 from agent_core.models import RiskLevel
+from agent_core.tools._file_threads import in_file_thread
 from agent_core.tools.base import Tool, ToolContext
 from agent_core.tools.decorator import tool
+from agent_core.tools.workspace_fs import WorkspaceFiles
 
-__all__ = ["confine", "read_file_tool", "write_file_tool"]
+__all__ = ["read_file_tool", "write_file_tool"]
 
 _PathArg = Annotated[str, Field(min_length=1)]
-
-
-def confine(tool_name: str, workspace: Path, path: str) -> Path:
-    """``path`` (relative to ``workspace``) resolved; ToolRefused if it lands outside."""
-    root = workspace.resolve()
-    if "\x00" in path:
-        raise ToolRefused(tool_name, "a path may not contain NUL")
-    resolved = (root / path).resolve()
-    if not resolved.is_relative_to(root):
-        raise ToolRefused(tool_name, f"{path!r} is outside the workspace")
-    return resolved
+_PREVIEW_SECONDS = 10.0
+"""A diff preview that takes longer (a hung mount) is given up; the approver is told."""
 
 
 def read_file_tool(*, max_bytes: int = 20_000) -> Tool:
@@ -47,7 +40,8 @@ def read_file_tool(*, max_bytes: int = 20_000) -> Tool:
         Args:
             path: The file, relative to the workspace folder.
         """
-        data = await asyncio.to_thread(_read_inside, context.workspace, path, max_bytes + 1)
+        files = WorkspaceFiles("read_file", context.workspace)
+        data = await in_file_thread(files.read, path, max_bytes + 1)
         text = data[:max_bytes].decode("utf-8", "replace")
         if len(data) > max_bytes:
             text += f"\n[file truncated after {max_bytes} bytes]"
@@ -63,7 +57,13 @@ def write_file_tool(
 
     async def preview(arguments: dict[str, Any]) -> str:
         path, content = str(arguments.get("path", "")), str(arguments.get("content", ""))
-        diff = await asyncio.to_thread(_diff, workspace, path, content, max_bytes)
+        try:
+            async with asyncio.timeout(_PREVIEW_SECONDS):
+                diff = await in_file_thread(_diff, workspace, path, content, max_bytes)
+        except TimeoutError:
+            raise ToolError(
+                "write_file", f"reading {path!r} took over {_PREVIEW_SECONDS:g} s"
+            ) from None
         if len(diff) > max_preview_chars:
             return diff[:max_preview_chars] + f"\n[diff truncated after {max_preview_chars} chars]"
         return diff
@@ -80,49 +80,17 @@ def write_file_tool(
         data = content.encode()
         if len(data) > max_bytes:
             raise ToolRefused("write_file", f"{len(data)} bytes is over the {max_bytes} limit")
-        await asyncio.to_thread(_write_inside, context.workspace, path, data)
+        await in_file_thread(WorkspaceFiles("write_file", context.workspace).write, path, data)
         return f"wrote {len(data)} bytes to {path}"
 
     return write_file
 
 
-def _read_inside(workspace: Path, path: str, limit: int) -> bytes:
-    return _read("read_file", confine("read_file", workspace, path), limit)
-
-
-def _write_inside(workspace: Path, path: str, data: bytes) -> None:
-    _write(confine("write_file", workspace, path), data)
-
-
-def _read(tool_name: str, target: Path, limit: int) -> bytes:
-    try:
-        descriptor = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        raise ToolError(tool_name, f"no file {target.name!r} there") from None
-    except IsADirectoryError:
-        raise ToolError(tool_name, f"{target.name!r} is a folder") from None
-    except OSError as error:
-        raise ToolError(tool_name, f"cannot open {target.name!r}: {error.strerror}") from None
-    with os.fdopen(descriptor, "rb") as file:
-        return file.read(limit)
-
-
-def _write(target: Path, data: bytes) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        descriptor = os.open(target, flags, 0o644)
-    except OSError as error:
-        raise ToolError("write_file", f"cannot write {target.name!r}: {error.strerror}") from None
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
-
-
 def _diff(workspace: Path, path: str, content: str, max_bytes: int) -> str:
     """A unified diff from the file as it is (or nothing) to ``content``."""
-    target = confine("write_file", workspace, path)
-    exists = target.is_file()
-    current = _read("write_file", target, max_bytes + 1) if exists else b""
+    found = WorkspaceFiles("write_file", workspace).read_current(path, max_bytes + 1)
+    exists = found is not None
+    current = found or b""
     if len(current) > max_bytes:
         return f"replaces {path}, a file of more than {max_bytes} bytes, with new content"
     before = current.decode("utf-8", "replace")

@@ -64,7 +64,7 @@ def load_mcp_config(path: Path) -> McpConfig:
     """Read and validate the JSON file at ``path``; ConfigError has one line per problem."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([f"{path}: cannot read the MCP config: {error}"]) from None
     try:
         return McpConfig.model_validate_json(text)

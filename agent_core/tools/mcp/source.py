@@ -21,11 +21,13 @@ from pydantic import ValidationError
 from agent_core.errors import ToolError, ToolTimeout
 from agent_core.tools.base import Tool, ToolContext, ToolHandler
 from agent_core.tools.mcp._end_watch import EndWatch
+from agent_core.tools.mcp._log_limit import LOG_LIMIT, SERVER
 from agent_core.tools.mcp._results import result_text
 from agent_core.tools.mcp.config import McpServerConfig, public_name
 from agent_core.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
+LOG_LIMIT.install()
 
 _MAX_PAGES = 100
 
@@ -115,12 +117,14 @@ class McpToolSource:
         await asyncio.shield(self._task)
 
     async def _run(self, scope: anyio.CancelScope) -> None:
+        SERVER.set(self.name)  # this task's own context: the SDK's tasks inherit it
         try:
             with scope:
                 await self._serve(scope)
         except Exception as error:
             self._fail(_describe(error))
         finally:
+            LOG_LIMIT.flush(self.name)
             self._session = None
             self._registry.withdraw(self.source)
             if self.state in (McpServerState.STARTING, McpServerState.RUNNING):

@@ -1,0 +1,109 @@
+"""Where a command that cannot start says why: one line per problem, exit code 2.
+
+Every ``airlock`` command loads its settings with :func:`load` and runs its work with
+:func:`run_main`. Whatever turns out wrong on the way in (a setting that does not parse, a
+store that cannot be reached, a folder that cannot be written, an argument that names
+nothing) is a :class:`ConfigError` by the time it gets here, and leaves as lines that name
+the setting or argument to fix, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from agent_core.config import Settings, load_settings
+from agent_core.errors import ConfigError
+
+__all__ = ["CONFIG_EXIT", "check_folders", "fail", "load", "run_main"]
+
+CONFIG_EXIT = 2
+"""The exit code of a command that could not start because of what it was given."""
+
+T = TypeVar("T")
+_DEFAULT_ENV_FILE = Path(".env")
+
+# soft_wrap: each problem stays on one line, however narrow the terminal.
+err = Console(stderr=True, soft_wrap=True)
+
+
+def load(env_file: Path) -> Settings:
+    """The settings, or exit 2 listing every invalid one.
+
+    A missing ``.env`` is fine (the environment may hold everything); a missing file given
+    with ``--env-file`` is a mistake.
+    """
+    try:
+        if env_file != _DEFAULT_ENV_FILE and not env_file.exists():
+            raise ConfigError([f"--env-file {env_file}: there is no such file"])
+        return load_settings(env_file)
+    except ConfigError as error:
+        err.print("[bold red]airlock: invalid settings[/]")
+        for problem in error.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        err.print("See .env.example for every setting and its format.")
+        raise typer.Exit(CONFIG_EXIT) from None
+
+
+def fail(problems: list[str]) -> NoReturn:
+    """Say each problem on a line of its own (``airlock: …`` unless it names its command);
+    exit 2."""
+    for problem in problems:
+        line = problem if problem.startswith("airlock ") else f"airlock: {problem}"
+        err.print(line, markup=False, highlight=False)
+    raise typer.Exit(CONFIG_EXIT)
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to its end; a start-up problem exits 2 through :func:`fail`."""
+    try:
+        return asyncio.run(main)
+    except ConfigError as error:
+        fail(error.problems)
+
+
+def check_folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
+    """Make sure the folders a command will write to can be written (made if missing).
+
+    ConfigError names the setting behind each one that cannot: a path that is a file, lies
+    under a file, or may not be written to.
+    """
+    wanted: list[tuple[Path, str]] = []
+    if workspace:
+        setting = "AIRLOCK_WORKSPACE_DIR" if settings.workspace_dir else "AIRLOCK_DATA_DIR"
+        wanted.append((settings.effective_workspace_dir, setting))
+    if memory and settings.memory_enabled:
+        wanted.append((settings.data_dir / "memory", "AIRLOCK_DATA_DIR"))
+    # One problem for the data folder, rather than one for each folder made in it.
+    in_data = any(folder.is_relative_to(settings.data_dir) for folder, _ in wanted)
+    if in_data and (reason := _unusable(settings.data_dir)) is not None:
+        raise ConfigError([_problem("AIRLOCK_DATA_DIR", settings.data_dir, reason)])
+    problems = [
+        _problem(setting, folder, reason)
+        for folder, setting in wanted
+        if (reason := _unusable(folder)) is not None
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _problem(setting: str, folder: Path, reason: str) -> str:
+    return f"{setting}: {folder} cannot hold airlock's files ({reason})"
+
+
+def _unusable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (made if missing); None when they can."""
+    if folder.exists() and not folder.is_dir():
+        return "it is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".airlock-probe-"):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
