@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +15,7 @@ from rich.table import Table
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import ConfigError
-from agent_core.logs import configure_logging
+from agent_core.logs import configure_logging, redact
 from agent_core.models import DecisionKind, Run
 from agent_core.store import Store, open_settings_store
 
@@ -343,7 +344,7 @@ def config(env_file: EnvFile = Path(".env")) -> None:
     for field in Settings.model_fields:
         value = getattr(settings, field)
         table.add_row(env_name(field), _shown(value))
-    table.add_row("(store in use)", settings.effective_store_url)
+    table.add_row("(store in use)", redact(settings.effective_store_url))
     out.print(table)
 
 
@@ -352,12 +353,17 @@ def _shown(value: object) -> str:
         return "-"
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
-    return str(value)  # SecretStr prints as '**********'
+    return redact(str(value))  # SecretStr prints as '**********'; a URL's password masked
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except Exception as error:  # the last resort: its text may quote anything, so it is masked
+        trace = "".join(traceback.format_exception(error))
+        err.print(redact(trace), markup=False, highlight=False)
+        raise SystemExit(1) from None
 
 
 def _add_command_groups() -> None:

@@ -14,6 +14,7 @@ from agent_core.approvals import (
 )
 from agent_core.config import Settings
 from agent_core.limits import Admission, Limits
+from agent_core.logs import redact
 from agent_core.models import FINAL_STATUSES, Run, RunStatus
 from agent_core.orchestrator import Orchestrator
 from agent_core.runner import Runner
@@ -46,7 +47,8 @@ async def run_goal(
         stack.push_async_callback(store.close)
         halt = await store.get_halt()
         if resume is None and halt is not None and halt.halted:
-            console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
+            reason = redact(halt.reason or "no reason")
+            console.print(f"[red]airlock is halted by {halt.by}: {reason}[/]")
             return None
         if resume is None and (refused := await _refusal(settings, store)) is not None:
             console.print(refused, style="red", markup=False)
@@ -68,7 +70,7 @@ async def run_goal(
             run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run))
         else:
             run = await store.get_run(resume)
-        console.print(f"[dim]run {run.id} · store {settings.effective_store_url}[/]")
+        console.print(f"[dim]run {run.id} · store {redact(settings.effective_store_url)}[/]")
         if isinstance(runner, Worker):
             if not await runner.take(run.id):
                 console.print(f"[red]run {run.id} is being worked on by a worker; not here[/]")
