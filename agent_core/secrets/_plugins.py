@@ -46,10 +46,10 @@ class SpanDetector(RegexBasedDetector):
     secret_type: ClassVar[str] = "airlock"
     denylist: ClassVar[tuple[re.Pattern[str], ...]] = ()
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
-        """``(start, end)`` of every secret in ``text``."""
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of every secret found between ``start`` and ``end`` of ``text``."""
         for pattern in self.denylist:
-            for match in pattern.finditer(text):
+            for match in pattern.finditer(text, start, len(text) if end is None else end):
                 group = 1 if pattern.groups and match.group(1) else 0
                 if self.accept(match.group(group)):
                     yield match.span(group)
@@ -168,11 +168,11 @@ class AuthorizationDetector(SpanDetector):
     secret_type = "Authorization credential"
     denylist = (
         re.compile(
-            r"(?i:(?:proxy-)?authorization)[\"']?\s*[:=]\s*[\"']?"
-            r"(?:(?i:bearer|basic|token|digest|bot|apikey|key)\s+)?([^\s\"',;]{6,})"
+            r"(?i:(?:proxy-)?authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
+            r"(?:(?i:bearer|basic|token|digest|bot|apikey|key)[ \t]+)?([^\s\"',;]{6,})"
         ),
-        re.compile(r"(?i:bearer)\s+([A-Za-z0-9._~+/=-]{8,})"),
-        re.compile(r"(?:^|\s)(?:-u|--user)\s+[\"']?[^\s:\"']+:([^\s\"']+)"),
+        re.compile(r"(?i:bearer)[ \t]+([A-Za-z0-9._~+/=-]{8,})"),
+        re.compile(r"(?<!\S)(?:-u|--user)[ \t]+[\"']?[^\s:\"']+:([^\s\"']+)"),
     )
 
     def accept(self, value: str) -> bool:
@@ -185,6 +185,8 @@ _NAMES = (
     r"|auth[_-]?token|credentials?"
 )
 _PASSWORDS = re.compile(r"(?i)pass|pwd")
+# After a name: maybe its closing quote (escaped, as in JSON inside JSON) or bracket.
+_CLOSE = r"(?:\\{0,3}[\"'])?\]?"
 # A value: in quotes (maybe escaped ones, as in JSON inside JSON), up to the closing quote;
 # else up to a space or a delimiter ("&" only where the next query parameter starts).
 _VALUE = (
@@ -200,13 +202,13 @@ class NamedCredentialDetector(SpanDetector):
 
     secret_type = "Named credential"
     denylist = (
-        re.compile(rf"(?i)({_NAMES})(?![a-z])(?:\\{{0,3}}[\"'])?\]?\s*(?::=|=>|=|:)\s*{_VALUE}"),
-        re.compile(rf"(?i)(?:^|\s)--?({_NAMES})\s+(?!-){_VALUE}"),
+        re.compile(rf"(?i)({_NAMES})(?![a-z]){_CLOSE}[ \t]*(?::=|=>|=|:)[ \t]*{_VALUE}"),
+        re.compile(rf"(?i)(?<!\S)--?({_NAMES})[ \t]+(?!-){_VALUE}"),
     )
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
         for pattern in self.denylist:
-            for match in pattern.finditer(text):
+            for match in pattern.finditer(text, start, len(text) if end is None else end):
                 group = next(g for g in (2, 3, 4) if match.group(g) is not None)
                 value = match.group(group)
                 if _PASSWORDS.search(match.group(1)):
@@ -222,11 +224,9 @@ class AwsSecretKeyDetector(SpanDetector):
     and lower case: git SHAs (lower-case hex) and other 40-character strings stay readable."""
 
     secret_type = "AWS secret access key"
-    denylist = (
-        re.compile(
-            r"(?:(?<![A-Za-z0-9/+])|(?<=\\n)|(?<=\\t)|(?<=\\r))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
-        ),
-    )
+    denylist = (re.compile(r"[A-Za-z0-9/+]{40,}"),)
+    """Runs of the key's alphabet; a run of exactly 40 (after an escape such as ``\\n``) is
+    a candidate. (Simpler than one pattern with look-arounds, and four times faster.)"""
     context = re.compile(
         r"(?i:(?<![a-z])aws|amazon|secret[_ -]?access[_ -]?key)"
         r"|(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[0-9A-Z]{16}"
@@ -234,15 +234,18 @@ class AwsSecretKeyDetector(SpanDetector):
     reach = 300
     """Characters before and after a candidate searched for the context."""
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
-        for match in self.denylist[0].finditer(text):
-            value = match.group(0)
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+        for run in self.denylist[0].finditer(text, start, len(text) if end is None else end):
+            first, last = run.span()
+            if last - first == 41 and text[first] in "ntr" and text[first - 1 : first] == "\\":
+                first += 1  # "\\nKEY" in escaped text: the letter belongs to the escape
+            if last - first != 40 or text[last : last + 1] == "=":
+                continue
+            value = text[first:last]
             if not (any(c.isupper() for c in value) and any(c.islower() for c in value)):
                 continue
-            start, end = match.span()
-            window = text[max(0, start - self.reach) : end + self.reach]
-            if self.context.search(window):
-                yield start, end
+            if self.context.search(text, max(0, first - self.reach), last + self.reach):
+                yield first, last
 
 
 class PrivateKeyBlockDetector(SpanDetector):
@@ -265,11 +268,12 @@ class PrivateKeyBlockDetector(SpanDetector):
         r"|Private-MAC:"
     )
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
-        for header in self.denylist[0].finditer(text):
-            closing = self.end.search(text, header.end())
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+        stop = len(text) if end is None else end
+        for header in self.denylist[0].finditer(text, start, stop):
+            closing = self.end.search(text, header.end())  # beyond the window: keys span lines
             yield header.end(), len(text) if closing is None else closing.start()
-        for mac in self.denylist[1].finditer(text):
+        for mac in self.denylist[1].finditer(text, start, stop):
             yield mac.span(1)
 
 

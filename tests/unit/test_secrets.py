@@ -47,7 +47,10 @@ def corpus() -> list[str]:
     texts = [s.text for s in SAMPLES] + list(ORDINARY)
     texts += [json.dumps({"text": s.text}) for s in SAMPLES] + [repr(s.text) for s in SAMPLES]
     texts += [secret_dense_text(3000), ordinary_text(3000)]
-    return texts + [_noise(seed) for seed in range(30)]
+    # One long line (a JSON document, a minified log): windows end mid-line there.
+    texts += [json.dumps([s.text for s in SAMPLES]), "".join(s.text for s in SAMPLES)]
+    texts += [" ".join(s.text for s in SAMPLES).replace("\n", "\\n") * 3]
+    return texts + [_noise(seed) for seed in range(60)] + [_noise(99, size=40_000)]
 
 
 def test_the_keyword_prefilter_changes_nothing_but_the_time() -> None:
