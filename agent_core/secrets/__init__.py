@@ -27,6 +27,7 @@ __all__ = [
     "redact",
     "redact_value",
     "register_secrets",
+    "secret_name",
 ]
 
 _SECRET_NAME = re.compile(
@@ -67,8 +68,13 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+def secret_name(name: str) -> bool:
+    """Whether a setting, variable or field called ``name`` holds a credential."""
+    return _SECRET_NAME.search(name) is not None
+
+
 def _field(key: str, value: Any) -> Any:
-    if isinstance(value, str) and value and value != MASK and _SECRET_NAME.search(key):
+    if isinstance(value, str) and value and value != MASK and secret_name(key):
         return MASK
     return redact_value(value)
 

@@ -172,6 +172,18 @@ def test_every_secret_setting_is_masked_once_settings_load() -> None:
     assert "Zq8" not in shown, shown
 
 
+def test_an_mcp_servers_credentials_are_masked_once_its_config_loads(tmp_path: Path) -> None:
+    from agent_core.tools.mcp.config import load_mcp_config
+
+    env = {"GITHUB_TOKEN": "plain-looking-value-Zq8", "LOG_LEVEL": "debug-verbose-mode"}
+    config = {"servers": {"github": {"command": "github-mcp-server", "env": env}}}
+    (tmp_path / "mcp.json").write_text(json.dumps(config))
+    load_mcp_config(tmp_path / "mcp.json")
+    assert redact("token plain-looking-value-Zq8 at debug-verbose-mode") == (
+        "token [redacted] at debug-verbose-mode"
+    )
+
+
 # A real run through the Slack bot: every sink
 
 
