@@ -61,6 +61,7 @@ from agent_core.secrets._plugins import (
     SlackWebhookDetector,
     SpanDetector,
     StripeAnyKeyDetector,
+    TruncatedTokenDetector,
     UrlPasswordDetector,
 )
 
@@ -98,6 +99,11 @@ def _telegram(text: str, at: int) -> bool:
 
 
 _TELEGRAM = re.compile(r":[0-9A-Za-z_-]{35}")
+
+
+def _at_the_end(text: str, at: int) -> bool:
+    """Close enough to the end of the text for a token cut there to start here."""
+    return at >= len(text) - 1100
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -229,6 +235,10 @@ def _ours() -> list[Entry]:
         Entry(detector=PrivateKeyBlockDetector(), before=48,
               keywords=("PRIVATE KEY", "PuTTY-User-Key-File", "Private-MAC:")),
         Entry(detector=PrivateKeyBodyDetector(), keywords=key_bodies, after=8192, lines=False),
+        Entry(detector=TruncatedTokenDetector(), after=1100, lines=False, near=_at_the_end,
+              keywords=("xox", "xapp-", "sk-", "k_live_", "k_test_", "ghp_", "gho_", "ghu_",
+                        "ghs_", "ghr_", "github_pat_", "glpat-", "npm_", "AIza", "SG.", "AKIA",
+                        "ASIA")),
     ]  # fmt: skip
 
 

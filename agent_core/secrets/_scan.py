@@ -133,7 +133,8 @@ class _Text:
         found: list[tuple[int, int]] = []
         for start, end in self._windows(entry):
             spans = list(entry.spans(self.text, start, end))
-            if end < len(self.text) and any(e >= end for _, e in spans):
+            cut = end < len(self.text) and not (entry.lines and self.text[end] == "\n")
+            if cut and any(e >= end for _, e in spans):
                 # A match reached the window's edge: follow it to the end of its line.
                 spans = list(entry.spans(self.text, start, self._limit(entry, end)))
             found += spans
@@ -211,7 +212,7 @@ def _secret(text: str, group: list[tuple[int, int, bool]], end: int) -> Secret:
 def mask(text: str) -> str:
     """``text`` with every secret replaced by ``[redacted]`` (a kind's prefix kept)."""
     # Checkpoints, audit events and log lines repeat the same strings again and again. The
-    # caches hold at most 4096 short strings and 128 long ones (16 MB at worst).
+    # caches hold at most 4096 short strings and 128 long ones (24 MB at worst).
     if len(text) <= 1024:
         return _short_cache(text)
     if len(text) <= 65_536:

@@ -143,3 +143,11 @@ def test_airlocks_own_detectors_work_as_detect_secrets_plugins() -> None:
     for plugin in ours:
         found = [v for s in SAMPLES for v in plugin.analyze_string(s.text)]
         assert found, type(plugin).__name__
+
+
+def test_a_token_cut_short_at_the_end_of_a_text_is_masked() -> None:
+    """Audit events and memories are cut to a length; the cut's last token is still a token."""
+    for token in ("ghp_R7nT2kQ9w", "xoxb-2047381925-73", "sk-ant-api03-Rf8k", "AKIAZ7Q4"):
+        assert redact(f"the output was cut here: {token}").endswith("[redacted]"), token
+        assert token[6:] not in redact(f"cut: {token}")
+    assert redact("ghp_R7nT2kQ9w and more") == "ghp_R7nT2kQ9w and more"  # not a token, not cut
