@@ -389,3 +389,24 @@ async def test_the_store_password_is_not_shown_by_airlock_config(tmp_path: Path)
     code, shown = await _airlock(tmp_path, env, "config")
     assert code == 0, shown
     assert "cache.internal" in shown and "Redis-Passw0rd" not in shown
+
+
+async def test_airlock_approvals_shows_no_secret_in_a_waiting_call(tmp_path: Path) -> None:
+    """An approval keeps its call's exact arguments (they are what runs); the list of
+    waiting approvals shows them masked."""
+    from agent_core.models import Approval, RiskLevel, ToolCallSubject
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = await open_store(f"sqlite:///{data / 'airlock.db'}")
+    try:
+        call = ToolCallSubject(subtask_id="s1", tool="run_command",
+                               arguments={"command": f"curl -H 'Authorization: Bearer "
+                                          f"{SAMPLES[0].text}' {SAMPLES[32].text}"})  # fmt: skip
+        await store.create_approval(Approval(run_id="run_x", subject=call, risk=RiskLevel.HIGH))
+    finally:
+        await store.close()
+    env = clean_env(AIRLOCK_DATA_DIR=str(data), COLUMNS="300")
+    code, shown = await _airlock(tmp_path, env, "approvals")
+    assert code == 0 and "run_command" in shown, shown
+    assert leaked(shown) == [], shown
