@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from dotenv.parser import parse_stream
 from pydantic import (
@@ -25,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from agent_core.errors import ConfigError
-from agent_core.logs import register_secrets
+from agent_core.logs import redact, register_secrets
 from agent_core.models import RiskLevel, TimeoutPolicy
 
 __all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "load_settings"]
@@ -283,14 +284,15 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     def secrets(self) -> list[SecretStr]:
-        """The tokens and keys that are set, to be masked wherever text leaves the process."""
-        values = (
-            self.slack_bot_token,
-            self.slack_signing_secret,
-            self.slack_app_token,
-            self.anthropic_api_key,
-        )
-        return [value for value in values if value is not None]
+        """The tokens and keys that are set, to be masked wherever text leaves the process:
+        every ``SecretStr`` setting, and the password of any URL setting (the Redis store's)."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        found = [value for value in values if isinstance(value, SecretStr)]
+        for value in values:
+            password = _url_password(value) if isinstance(value, str) else None
+            if password:
+                found.append(SecretStr(password))
+        return found
 
     def missing_for_worker(self) -> list[str]:
         """The settings ``airlock worker`` needs and does not have (no Slack requests come in)."""
@@ -316,6 +318,17 @@ def _positive_number(text: str) -> bool:
         return float(text) > 0
     except ValueError:
         return False
+
+
+def _url_password(value: str) -> str | None:
+    """The password in ``scheme://user:password@host``, decoded; None when there is none."""
+    if "://" not in value or "@" not in value:
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def _present(value: SecretStr | None) -> bool:
@@ -371,7 +384,9 @@ def _describe(problem: Any) -> str:
     field = str(problem["loc"][0]) if problem["loc"] else "?"
     name = env_name(field) if field in Settings.model_fields else field
     value = problem.get("input")
-    shown = "" if isinstance(value, dict) or "secret" in name.lower() else f" (got {value!r})"
+    hidden = isinstance(value, dict) or re.search(r"(?i)secret|token|key|password", name)
+    # Not registered yet (the settings did not load): a URL's password is masked by pattern.
+    shown = "" if hidden else f" (got {redact(repr(value))})"
     if len(shown) > 100:  # a JSON setting can be long; the start says enough
         shown = shown[:96] + "…)"
     where = "".join(f"{part}: " for part in problem["loc"][1:])

@@ -21,6 +21,7 @@ from bench import (
     memory,
     memory_recall,
     observability,
+    redaction,
     scale,
     slack_ack,
     store,
@@ -158,6 +159,17 @@ def observability_lines(steps: int, runs: int) -> list[Line]:
         _latency("observability", f"wall per step, {variant.name}, vs all off",
                  bench.walls[variant.name], off)
         for variant in observability.VARIANTS[1:]
+    ]  # fmt: skip
+
+
+def redaction_lines(n: int) -> list[Line]:
+    """``redact`` per 10 KB of ordinary and secret-dense text against the old hand-written
+    patterns, the detector with and without its keyword prefilter, a checkpoint masked."""
+    return [
+        Line(benchmark="redaction", what=row.what + (f", vs {row.baseline_name}"
+             if row.baseline_name else ""), median=row.median, p99=row.p99,
+             baseline=row.baseline)
+        for row in redaction.measure(n)
     ]  # fmt: skip
 
 

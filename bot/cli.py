@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,7 @@ from rich.table import Table
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name
 from agent_core.errors import ConfigError
-from agent_core.logs import configure_logging
+from agent_core.logs import configure_logging, redact
 from agent_core.models import DecisionKind, Run
 from agent_core.store import Store, open_settings_store, shown_url
 from bot.startup import CONFIG_EXIT, check_folders, fail, load, run_main
@@ -395,12 +396,17 @@ def _shown(value: object) -> str:
         return ",".join(str(v) for v in value) or "-"
     if isinstance(value, str) and "://" in value:
         return shown_url(value)  # a URL may carry a password
-    return str(value)  # SecretStr prints as '**********'
+    return redact(str(value))  # SecretStr prints as '**********'
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except Exception as error:  # the last resort: its text may quote anything, so it is masked
+        trace = "".join(traceback.format_exception(error))
+        err.print(redact(trace), markup=False, highlight=False)
+        raise SystemExit(1) from None
 
 
 def _add_command_groups() -> None:

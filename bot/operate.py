@@ -16,6 +16,7 @@ from agent_core.approvals import Authority, DecisionService, Refused, local_iden
 from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.control import RunControl
+from agent_core.logs import redact
 from agent_core.models import Decision, DecisionKind, DecisionOutcome, Run, ToolCallSubject
 from agent_core.store import Store, open_settings_store
 
@@ -72,7 +73,7 @@ async def approvals_table(store: Store) -> Table:
     for approval in await store.list_pending_approvals():
         subject = approval.subject
         what = (
-            f"{subject.tool} {subject.arguments}"
+            redact(f"{subject.tool} {subject.arguments}")  # stored exactly: it is what runs
             if isinstance(subject, ToolCallSubject)
             else f"plan of {len(subject.plan.subtasks)} steps"
         )

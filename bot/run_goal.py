@@ -17,6 +17,7 @@ from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import ConfigError, NotFound
 from agent_core.limits import Admission, Limits
+from agent_core.logs import redact
 from agent_core.models import FINAL_STATUSES, Run, RunStatus
 from agent_core.orchestrator import Orchestrator
 from agent_core.runner import Runner
@@ -53,7 +54,8 @@ async def run_goal(
             await _existing(store, resume, settings)
         halt = await store.get_halt()
         if resume is None and halt is not None and halt.halted:
-            console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
+            reason = redact(halt.reason or "no reason")
+            console.print(f"[red]airlock is halted by {halt.by}: {reason}[/]")
             return None
         if resume is None and (refused := await _refusal(settings, store)) is not None:
             console.print(refused, style="red", markup=False)

@@ -29,6 +29,7 @@ from agent_core.channel import (
     StepStarted,
     ToolNotice,
 )
+from agent_core.logs import redact
 from agent_core.memory.notes import describe_precedents
 from agent_core.models import (
     Approval,
@@ -81,9 +82,10 @@ class TerminalChannel:
             self.console.print(f"[bold]▶ step {event.index}/{event.total}[/] {event.subtask_id}")
         elif isinstance(event, StepFinished):
             mark = "[green]✓[/]" if event.status == "completed" else f"[red]✗ {event.status}[/]"
-            self.console.print(f"  {mark} {event.subtask_id}: {_short(event.summary)}")
+            self.console.print(f"  {mark} {event.subtask_id}: {_short(redact(event.summary))}")
         elif isinstance(event, ToolNotice):
-            self.console.print(f"  [yellow]• {event.tool}[/] {_short(json.dumps(event.arguments))}")
+            arguments = redact(json.dumps(event.arguments))
+            self.console.print(f"  [yellow]• {event.tool}[/] {_short(arguments)}")
         elif isinstance(event, ApprovalNeeded):
             self.console.print(approval_panel(event.approval))
         elif isinstance(event, ApprovalSettled):
@@ -142,7 +144,7 @@ class TerminalChannel:
             task.cancel()
 
     async def ask(self, run: Run, question: str) -> str:
-        self.console.print(f"[bold cyan]? {question}[/]")
+        self.console.print(f"[bold cyan]? {redact(question)}[/]")
         return (await self._line("> ")).strip()
 
     async def members_of(self, group: str) -> set[str]:
@@ -171,7 +173,7 @@ def plan_table(plan: Plan) -> Table:
         risk = subtask.risk_level
         table.add_row(
             subtask.id,
-            subtask.description,
+            redact(subtask.description),
             ", ".join(subtask.required_tools) or "-",
             ", ".join(subtask.depends_on) or "-",
             f"[{RISK_STYLE[risk]}]{risk.value}[/]",
@@ -183,15 +185,15 @@ def approval_panel(approval: Approval) -> Panel:
     """What is asked: the tool call with its arguments (and preview), or the plan."""
     subject = approval.subject
     if isinstance(subject, ToolCallSubject):
-        body = f"[bold]{subject.tool}[/] {json.dumps(subject.arguments, indent=2)}"
+        body = f"[bold]{subject.tool}[/] {redact(json.dumps(subject.arguments, indent=2))}"
         if subject.preview:
-            body += f"\n\n{subject.preview}"
+            body += f"\n\n{redact(subject.preview)}"
         if subject.possibly_partial:
             body += f"\n\n[bold yellow]⚠ {escape(subject.partial_note)}[/]"
         if approval.precedents:
             lines = describe_precedents(approval.precedents, approval.requested_at)
             body += "\n\n[bold]Similar decisions before[/]\n" + "\n".join(
-                f"• {escape(line)}" for line in lines
+                f"• {escape(redact(line))}" for line in lines
             )
     elif isinstance(subject, PlanSubject):
         body = f"the plan ({len(subject.plan.subtasks)} steps) before anything runs"
@@ -212,7 +214,7 @@ def finished_panel(run: Run, status: RunStatus, result: str) -> Panel:
         f" ${spend.cost_usd:.4f}"
     )
     return Panel(
-        f"{result}\n\n[dim]{cost}[/]",
+        f"{redact(result)}\n\n[dim]{cost}[/]",
         title=f"[{'green' if good else 'red'}]{status.value}[/] {run.id}",
         title_align="left",
     )

@@ -97,9 +97,11 @@ class SessionFacts:
     ttl_seconds: float
 
     async def keep(self, run: Run, facts: dict[str, str]) -> None:
-        """Remember ``facts`` for the run's session (a fact seen again is refreshed)."""
+        """Remember ``facts`` for the run's session (a fact seen again is refreshed); secrets
+        in a name or a value are masked first."""
         for name, value in facts.items():
-            await self.store.set_fact(session_of(run), name, value, ttl_seconds=self.ttl_seconds)
+            await self.store.set_fact(session_of(run), redact(name), redact(value),
+                                      ttl_seconds=self.ttl_seconds)  # fmt: skip
 
     async def of(self, run: Run) -> dict[str, str]:
         """The unexpired facts of the run's session."""
@@ -126,7 +128,7 @@ class FactExtractor:
         parsed = _parse(response)
         if parsed is None:
             logger.warning("fact extraction returned no usable JSON; nothing stored",
-                           extra={"run_id": run.id, "reply": response[:200]})  # fmt: skip
+                           extra={"run_id": run.id, "reply": redact(response)[:200]})  # fmt: skip
         return parsed
 
     async def llm_call(self, llm: LLM, prompt: str) -> str:

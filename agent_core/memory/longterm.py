@@ -28,6 +28,7 @@ from agent_core.memory.embedder import Embedder
 from agent_core.memory.index import VectorIndex
 from agent_core.memory.records import Memory, MemoryType
 from agent_core.models import JsonValue
+from agent_core.secrets import redact, redact_value
 from agent_core.store import Store
 
 __all__ = ["LongTermMemory", "RecallWeights", "Recalled", "Remembered"]
@@ -114,8 +115,10 @@ class LongTermMemory:
         keeping the higher importance and the access count. Episodic memories are never
         merged: two rejections of the same call are two events, and an approver should
         see both. A ``memory_id`` that exists already returns that memory (recording the
-        same event twice is harmless).
+        same event twice is harmless). Secrets in ``content`` and ``data`` are masked first:
+        a memory is kept for months and recalled into other runs' prompts.
         """
+        content, data = redact(content), redact_value(data or {})
         if memory_id is not None:
             existing = await self._existing(memory_id)
             if existing is not None:

@@ -31,6 +31,7 @@ from agent_core.models import (
     ToolCallSubject,
     canonical_json,
 )
+from agent_core.secrets import redact
 from agent_core.store import Store
 
 __all__ = [
@@ -109,7 +110,7 @@ class AgentMemory:
             if facts:
                 notes.append(
                     "Facts of this conversation: "
-                    + "; ".join(f"{k}: {v}" for k, v in facts.items())
+                    + redact("; ".join(f"{k}: {v}" for k, v in facts.items()))
                 )
             found = await self.longterm.recall(
                 scopes=readable_scopes(scope_of(run)), query=query, k=self.limits.max_recalled
@@ -145,7 +146,8 @@ class AgentMemory:
         """Remember how the run ended, as an episodic memory of its scope."""
         ttl = self.limits.episodic_ttl_days
         expires = None if ttl is None else self.clock.now() + timedelta(days=ttl)
-        content = f"Goal: {run.goal}\nOutcome: {status.value}: {result[:600]}"
+        # Masked before it is cut: a secret cut in two is no longer recognised.
+        content = f"Goal: {redact(run.goal)}\nOutcome: {status.value}: {redact(result)[:600]}"
         importance = 0.5 if status is RunStatus.COMPLETED else 0.7
         try:
             await self.longterm.remember(
@@ -186,7 +188,7 @@ class AgentMemory:
         )  # fmt: skip
         content = f"{precedent.outcome} by {precedent.by or 'nobody'}: {precedent.call}"
         if precedent.reason:
-            content += f" (reason: {precedent.reason})"
+            content += f" (reason: {redact(precedent.reason)})"
         try:
             await self.longterm.remember(
                 scope=scope_of(run), content=content, created_by=precedent.by or "airlock",
@@ -205,15 +207,16 @@ def approval_memory_id(approval_id: str) -> str:
 
 
 def call_text(tool: str, arguments: object) -> str:
-    """A tool call as one line of text, for embedding and for people."""
-    text = f"{tool} {canonical_json(arguments)}"
+    """A tool call as one line of text, for embedding and for people; secrets masked."""
+    text = redact(f"{tool} {canonical_json(arguments)}")
     return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _note(hit: Recalled, now: datetime) -> str:
     memory = hit.memory
     age = describe_age(memory.created_at, now)
-    return f"[{memory.id}, {memory.memory_type.value}, {age}] {memory.content}"
+    # Masked again on the way out: memories written before masking at rest may hold secrets.
+    return f"[{memory.id}, {memory.memory_type.value}, {age}] {redact(memory.content)}"
 
 
 def _outcome(approval: Approval) -> str:

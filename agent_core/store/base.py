@@ -10,12 +10,13 @@ the two cannot drift apart.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -40,6 +41,7 @@ from agent_core.models import (
     Signal,
     is_legal_transition,
 )
+from agent_core.secrets import redact, redact_value
 
 __all__ = [
     "SIGNAL_ADAPTER",
@@ -51,6 +53,9 @@ __all__ = [
     "consumed",
     "dump",
     "escalated",
+    "masked_checkpoint",
+    "masked_error",
+    "masked_run",
     "touched",
     "transitioned",
     "updated_memory",
@@ -63,6 +68,76 @@ SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
 def dump(record: BaseModel) -> str:
     """A record as compact JSON, ``None`` fields left out."""
     return record.model_dump_json(exclude_none=True)
+
+
+# Secrets at rest. A run's record and its checkpoint are masked before they are written, in
+# every backend: the goal, plan, results and error are shown to people (App Home, status,
+# the CLI), and the checkpoint is a copy of the conversation that outlives the run's process.
+# Masked value by value, the checkpoint stays a valid conversation; approvals are not masked
+# here (an approval keeps the exact arguments it lets run and its digest binds).
+
+
+def masked_run(run: Run) -> Run:
+    """``run`` as it is stored: every string in it redacted (the same run when none changed)."""
+    plain = run.model_dump(mode="json")
+    masked = redact_value(plain)
+    return run if masked == plain else Run.model_validate(masked)
+
+
+def masked_checkpoint(data: bytes) -> bytes:
+    """A checkpoint as it is stored: every string in its JSON redacted."""
+    try:
+        plain = json.loads(data)
+    except ValueError:  # not JSON: masked as text, every other byte kept as it was
+        text = data.decode(errors="surrogateescape")
+        masked_text = redact(text)
+        return data if masked_text == text else masked_text.encode(errors="surrogateescape")
+    masked = redact_value(plain)
+    if masked == plain:
+        return data
+    _keep_last_round(plain, masked)
+    return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _keep_last_round(plain: Any, masked: Any) -> None:
+    """Put back the exact arguments of the tool calls still unanswered in each conversation.
+
+    Those calls may still run after a resume, and their risk and approval are worked out
+    from their arguments: masked, a call with a secret in it would come back as a different,
+    harmless-looking call (LOW, run without asking, a rejection bypassed). Answered calls are
+    history and stay masked.
+    """
+    conversations = plain.get("conversations") if isinstance(plain, dict) else None
+    if not isinstance(conversations, dict):
+        return
+    for key, messages in conversations.items():
+        turns = [i for i, m in enumerate(messages or []) if _has_blocks(m, "assistant")]
+        if not turns:
+            continue
+        last = turns[-1]
+        after = messages[last + 1] if last + 1 < len(messages) else None
+        answered = {
+            b.get("tool_use_id") for b in (after["content"] if _has_blocks(after, "user") else [])
+            if isinstance(b, dict) and b.get("type") == "tool_result"
+        }  # fmt: skip
+        shown = masked["conversations"][key][last]["content"]
+        for block, copy in zip(messages[last]["content"], shown, strict=True):
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                if block.get("id") not in answered:
+                    copy["input"] = block.get("input")
+
+
+def _has_blocks(message: Any, role: str) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("role") == role
+        and isinstance(message.get("content"), list)
+    )
+
+
+def masked_error(error: str | None) -> str | None:
+    """A run's error (an exception's text, often) as it is stored."""
+    return None if error is None else redact(error)
 
 
 class Store(Protocol):

@@ -52,6 +52,9 @@ from agent_core.store.base import (
     consumed,
     dump,
     escalated,
+    masked_checkpoint,
+    masked_error,
+    masked_run,
     transitioned,
 )
 
@@ -116,6 +119,7 @@ class RedisStore(RedisMemories):
     # Runs
 
     async def create_run(self, run: Run) -> Run:
+        run = masked_run(run)
         indexes = [self._key("runs"), self._key("runs", run.status)]
         await self._create("run", run.id, dump(run), run.created_at, indexes)
         return run
@@ -144,6 +148,8 @@ class RedisStore(RedisMemories):
         return [Run.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
+        run = masked_run(run)
+        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
         key = self._key("run", run.id)
 
         async def save(pipe: Pipeline) -> Run:
@@ -165,6 +171,7 @@ class RedisStore(RedisMemories):
     async def transition_run(
         self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
     ) -> Run:
+        error = masked_error(error)
         key = self._key("run", run_id)
 
         async def transition(pipe: Pipeline) -> Run:
@@ -193,7 +200,7 @@ class RedisStore(RedisMemories):
         return run
 
     async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._redis.set(self._key("checkpoint", run_id), data.hex())
+        await self._redis.set(self._key("checkpoint", run_id), masked_checkpoint(data).hex())
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         raw = await self._redis.get(self._key("checkpoint", run_id))

@@ -58,6 +58,9 @@ from agent_core.store.base import (
     consumed,
     dump,
     escalated,
+    masked_checkpoint,
+    masked_error,
+    masked_run,
     transitioned,
 )
 
@@ -103,7 +106,8 @@ class SqliteStore(SqliteMemories):
     # Runs
 
     async def create_run(self, run: Run) -> Run:
-        return await self._db.write(lambda conn: insert_run(conn, run))
+        stored = masked_run(run)
+        return await self._db.write(lambda conn: insert_run(conn, stored))
 
     async def get_run(self, run_id: str) -> Run:
         return await self._db.read(lambda conn: load_run(conn, run_id))
@@ -120,6 +124,9 @@ class SqliteStore(SqliteMemories):
         return await self._db.read(select)
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
+        run = masked_run(run)
+        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
+
         def save(conn: sqlite3.Connection) -> Run:
             # Only the columns the checks need: parsing the stored body would cost more.
             row = conn.execute(
@@ -143,6 +150,8 @@ class SqliteStore(SqliteMemories):
     async def transition_run(
         self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
     ) -> Run:
+        error = masked_error(error)
+
         def transition(conn: sqlite3.Connection) -> Run:
             stored = load_run(conn, run_id)
             moved = transitioned(
@@ -153,7 +162,8 @@ class SqliteStore(SqliteMemories):
         return await self._db.write(transition)
 
     async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._db.write(lambda conn: put_checkpoint(conn, run_id, data))
+        stored = masked_checkpoint(data)
+        await self._db.write(lambda conn: put_checkpoint(conn, run_id, stored))
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         def load(conn: sqlite3.Connection) -> bytes | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from datetime import timedelta
 
 import pytest
@@ -167,6 +168,45 @@ async def test_checkpoints_are_replaced_and_binary_safe(store: Store) -> None:
     await store.save_checkpoint("run_x", b"\x00first\xff")
     await store.save_checkpoint("run_x", b"\x00second\xff")
     assert await store.load_checkpoint("run_x") == b"\x00second\xff"
+
+
+async def test_a_run_and_its_checkpoint_rest_with_their_secrets_masked(store: Store) -> None:
+    key = "sk-ant-api03-Rf8kLq2Zt5Wn9Xc3Vb7Nm1Pj4Hs6"
+    run = await store.create_run(Run(goal=f"rotate the key {key}", requester="U0REQUEST"))
+    assert run.goal == "rotate the key sk-ant-[redacted]" == (await store.get_run(run.id)).goal
+    done = SubtaskResult(status="completed", output=f"new key: {key}")
+    answered = {"type": "tool_use", "id": "t1", "name": "vault", "input": {"token": key}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": f"rotated {key}"}
+    waiting = {"type": "tool_use", "id": "t2", "name": "vault", "input": {"token": key}}
+    conversation = [
+        {"role": "user", "content": f"rotate {key}"},
+        {"role": "assistant", "content": [answered]},
+        {"role": "user", "content": [result]},
+        {"role": "assistant", "content": [{"type": "text", "text": key}, waiting]},
+    ]
+    checkpoint = json.dumps({"conversations": {"s1": conversation}})
+    saved = await store.save_run(run.model_copy(update={"results": {"s1": done}}),
+                                 checkpoint=checkpoint.encode())  # fmt: skip
+    assert saved.results["s1"].output == "new key: sk-ant-[redacted]"
+    stored = await store.load_checkpoint(run.id)
+    masked = "sk-ant-[redacted]"
+    # A call still waiting for its result keeps its exact arguments (as its approval does):
+    # it may yet run, and its risk is worked out from them. Everything else is masked.
+    assert stored is not None and json.loads(stored) == {
+        "conversations": {
+            "s1": [
+                {"role": "user", "content": f"rotate {masked}"},
+                {"role": "assistant", "content": [{**answered, "input": {"token": "[redacted]"}}]},
+                {"role": "user", "content": [{**result, "content": f"rotated {masked}"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": masked}, waiting]},
+            ]
+        }
+    }
+    failed = await store.transition_run(
+        run.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED, error=f"{key} expired"
+    )
+    assert failed.error == "sk-ant-[redacted] expired"
+    assert key not in (await store.get_run(run.id)).model_dump_json()
 
 
 # Approvals

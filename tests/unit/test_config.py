@@ -104,3 +104,11 @@ def test_env_example_documents_every_setting_and_loads() -> None:
         if re.match(r"^#? ?[A-Z][A-Z0-9_]+=", line):
             assert lines[index - 1].startswith("# "), f"no comment above {line}"
     load_settings(example)
+
+
+def test_every_setting_named_like_a_secret_is_kept_as_one() -> None:
+    """A SecretStr setting is registered for masking when settings load; a new one typed as a
+    plain string would be printed by `airlock config` and never masked."""
+    for name, field in Settings.model_fields.items():
+        if re.search(r"(^|_)(token|secret|password|passwd|key)$", name):
+            assert "SecretStr" in str(field.annotation), name

@@ -65,3 +65,13 @@ def test_credentials_given_by_name_are_masked_in_any_common_syntax() -> None:
                  "client_secret: hunter2hunter2", "export API_KEY='hunter2hunter2'"):  # fmt: skip
         assert "hunter2" not in redact(text), text
     assert redact("the password policy changed") == "the password policy changed"
+
+
+def test_a_key_given_by_name_is_masked_whole_at_debug() -> None:
+    """Two patterns that each see part of ``"private_key": "-----BEGIN…`` must not leave the
+    body between them: the name's value and the key block are masked together."""
+    service_account = json.dumps({"private_key": PEM + "\n", "client_email": "a@b.iam"})
+    for message in (service_account, repr({"content": service_account})):
+        record = logging.makeLogRecord({"msg": message, "levelno": logging.DEBUG})
+        line = JsonFormatter().format(record)
+        assert "MIIEow" not in line and "7bq" not in line, line

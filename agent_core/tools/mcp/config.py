@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from agent_core.errors import ConfigError
 from agent_core.models import RiskLevel
+from agent_core.secrets import register_secrets, secret_name
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_NAME = 64
@@ -67,9 +68,13 @@ def load_mcp_config(path: Path) -> McpConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([f"{path}: cannot read the MCP config: {error}"]) from None
     try:
-        return McpConfig.model_validate_json(text)
+        config = McpConfig.model_validate_json(text)
     except ValidationError as error:
         raise ConfigError([_problem(path, problem) for problem in error.errors()]) from None
+    # A server's credentials (GITHUB_TOKEN in its env) are airlock's secrets too.
+    register_secrets(*(value for server in config.servers.values()
+                       for name, value in server.env.items() if secret_name(name)))  # fmt: skip
+    return config
 
 
 def _problem(path: Path, problem: Any) -> str:

@@ -1,0 +1,85 @@
+"""One detector for secrets, applied on the way into every sink.
+
+What counts as a secret: whatever detect-secrets' plugins (Yelp's, used as a library) find,
+what airlock's own detectors in the same plugin shape find where those miss (Slack session
+and app tokens, Anthropic and current OpenAI keys, Google keys, credentials given by name,
+Authorization headers, URL passwords, bare AWS secret keys near an AWS word or key id, and
+private keys whole), and the configured secrets (:func:`register_secrets`), matched exactly.
+A keyword prefilter decides which detectors a text needs, so ordinary text costs little.
+
+The sinks that call :func:`redact` or :func:`redact_value`: the audit trail, log lines, Slack
+messages, the terminal, span attributes, the stored run and its checkpoint, session facts and
+long-term memory. ``agent_core.logs`` re-exports these names for older callers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agent_core.secrets._scan import MASK, Secret, find, mask, register
+
+__all__ = [
+    "MASK",
+    "Secret",
+    "contains_secret",
+    "find_secrets",
+    "redact",
+    "redact_value",
+    "register_secrets",
+    "secret_name",
+]
+
+_SECRET_NAME = re.compile(
+    r"(?i)(?:^|[^a-z])(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|private[_-]?key|signing[_-]?key|authorization|cookie|credentials?)$"
+)
+"""A mapping key whose string value is a secret whatever it looks like (``"password"``,
+``"GITHUB_TOKEN"``, ``"x-api-key"``, ``"Authorization"``); ``max_tokens`` is not one."""
+
+
+def find_secrets(text: str, *, prefilter: bool = True) -> list[Secret]:
+    """Where the secrets in ``text`` are, in order, overlapping finds merged."""
+    return find(text, prefilter=prefilter)
+
+
+def contains_secret(text: str) -> bool:
+    """Whether ``text`` holds anything :func:`redact` would mask."""
+    return bool(find(text))
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret replaced by ``[redacted]``; a token's kind prefix
+    (``xoxb-``, ``sk-ant-``, ``ghp_``, ``AKIA``…) is kept, a configured value masked whole,
+    a private key masked from its header to its END line (or the end, if cut short)."""
+    return mask(text)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string redacted; the string
+    value of a key that names a credential (``password``, ``api_key``, ``Authorization``…)
+    is masked whole."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _field(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def secret_name(name: str) -> bool:
+    """Whether a setting, variable or field called ``name`` holds a credential."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def _field(key: str, value: Any) -> Any:
+    if isinstance(value, str) and value and value != MASK and secret_name(key):
+        return MASK
+    return redact_value(value)
+
+
+def register_secrets(*values: str | None) -> None:
+    """Also mask these exact values wherever they appear (the configured tokens and keys);
+    values shorter than 8 characters are ignored."""
+    register(*values)
