@@ -122,9 +122,12 @@ def _keep_last_round(plain: Any, masked: Any) -> None:
         }  # fmt: skip
         shown = masked["conversations"][key][last]["content"]
         for block, copy in zip(messages[last]["content"], shown, strict=True):
-            if isinstance(block, dict) and block.get("type") == "tool_use":
-                if block.get("id") not in answered:
-                    copy["input"] = block.get("input")
+            if _is_call(block) and block.get("id") not in answered:
+                copy["input"] = block.get("input")
+
+
+def _is_call(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "tool_use"
 
 
 def _has_blocks(message: Any, role: str) -> bool:
