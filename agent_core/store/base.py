@@ -115,7 +115,7 @@ def _keep_last_round(plain: Any, masked: Any) -> None:
         if not turns:
             continue
         last = turns[-1]
-        after = messages[last + 1] if last + 1 < len(messages) else None
+        after: Any = messages[last + 1] if last + 1 < len(messages) else {}
         answered = {
             b.get("tool_use_id") for b in (after["content"] if _has_blocks(after, "user") else [])
             if isinstance(b, dict) and b.get("type") == "tool_result"
