@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from agent_core.audit_chain import AuditKey
 from agent_core.models import (
     Approval,
     ApprovalDecided,
@@ -90,6 +91,8 @@ async def decision_latency(store: Store, n: int) -> list[float]:
 
 
 _TRAILS = 20
+_AUDIT_KEY = AuditKey.generate()
+"""Audit events are sealed with a key, as in production (the key is this run's own)."""
 
 
 async def audit_latency(store: Store, n: int) -> list[float]:
@@ -137,8 +140,8 @@ async def park(store: Store, n: int) -> None:
 async def bench_sqlite(n: int, folder: Path) -> list[Row]:
     url = f"sqlite:///{folder / 'bench.db'}"
     store, other = (
-        await open_store(url, poll_interval=0.01),
-        await open_store(url, poll_interval=0.01),
+        await open_store(url, poll_interval=0.01, audit_key=_AUDIT_KEY),
+        await open_store(url, poll_interval=0.01, audit_key=_AUDIT_KEY),
     )
     try:
         decisions = await decision_latency(store, n)
@@ -195,7 +198,8 @@ def sqlite_bytes(path: Path) -> int:
 
 async def bench_redis(n: int) -> list[Row]:
     with RedisServer() as server:
-        store, other = await open_store(server.url), await open_store(server.url)
+        store = await open_store(server.url, audit_key=_AUDIT_KEY)
+        other = await open_store(server.url, audit_key=_AUDIT_KEY)
         raw = Redis.from_url(server.url)
         try:
             decisions = await decision_latency(store, n)

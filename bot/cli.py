@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -95,6 +95,10 @@ def _ready(
             "Copy .env.example to .env and fill them in, or export them "
             "(README: 'Connect to a real Slack workspace')."
         )
+        if "AIRLOCK_AUDIT_KEY" in missing:
+            err.print(
+                "`airlock audit keygen` makes an AIRLOCK_AUDIT_KEY; keep it out of the data folder."
+            )
         raise typer.Exit(CONFIG_EXIT)
     configure_logging(settings.log_level)
     return settings
@@ -178,21 +182,40 @@ def _operate(
         async with operator(settings, identity) as acting:
             return await work(acting)
 
-    raise typer.Exit(asyncio.run(main()))
+    raise typer.Exit(_configured(main()))
 
 
-def with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
-    """Run ``work`` on the configured store (closed afterwards); exit with what it returns."""
+def with_store(
+    env_file: Path,
+    work: Callable[[Store, Settings], Awaitable[int]],
+    *,
+    audit: Literal["write", "read"] = "write",
+) -> None:
+    """Run ``work`` on the configured store (closed afterwards); exit with what it returns.
+
+    ``audit="read"`` for commands that never write the audit trail (see
+    :func:`~agent_core.store.open_settings_store`).
+    """
     settings = _settings(env_file)
 
     async def main() -> int:
-        store = await open_settings_store(settings)
+        store = await open_settings_store(settings, audit=audit)
         try:
             return await work(store, settings)
         finally:
             await store.close()
 
-    raise typer.Exit(asyncio.run(main()))
+    raise typer.Exit(_configured(main()))
+
+
+def _configured(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; a setting found wrong on the way (the audit key) exits 2."""
+    try:
+        return asyncio.run(main)
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        return CONFIG_EXIT
 
 
 def _report(result: object) -> int:

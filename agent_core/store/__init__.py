@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from agent_core.audit_chain import UNKEYED, AuditKey, trusted
 from agent_core.clock import Clock
 from agent_core.config import Settings
-from agent_core.errors import ConfigError
+from agent_core.errors import AuditTampered, ConfigError
 from agent_core.store.base import Store, Subscription
 
 __all__ = ["Store", "Subscription", "open_settings_store", "open_store"]
+
+logger = logging.getLogger(__name__)
 
 
 async def open_store(
@@ -19,13 +24,18 @@ async def open_store(
     clock: Clock | None = None,
     poll_interval: float = 0.1,
     redis_max_connections: int = 64,
+    audit_key: AuditKey | str | None = None,
 ) -> Store:
     """Open the store that ``url`` names.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` for the
     embedded store; ``redis://host:port/db`` (``rediss://`` for TLS) for the
     shared one, with an optional ``?prefix=`` for its keys (default ``airlock:``).
+    ``audit_key`` (an :class:`AuditKey`, or the text of ``AIRLOCK_AUDIT_KEY``) seals
+    the audit trail; without one the store seals it unkeyed, which proves nothing
+    against someone who can write the store (tests and throwaway stores).
     """
+    key = AuditKey.from_text(audit_key) if isinstance(audit_key, str) else audit_key or UNKEYED
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from agent_core.store.sqlite import SqliteStore
@@ -33,22 +43,61 @@ async def open_store(
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise ConfigError([f"AIRLOCK_STORE_URL: no file path in {url!r}"])
-        return await SqliteStore.open(Path(path), clock=clock, poll_interval=poll_interval)
+        return await SqliteStore.open(
+            Path(path), clock=clock, poll_interval=poll_interval, audit_key=key
+        )
     if parts.scheme in ("redis", "rediss"):
         from agent_core.store.redis import RedisStore
 
         prefix = parse_qs(parts.query).get("prefix", ["airlock:"])[0]
         base_url = parts._replace(query="").geturl()
         return await RedisStore.open(
-            base_url, prefix=prefix, clock=clock, max_connections=redis_max_connections
-        )
+            base_url, prefix=prefix, clock=clock, max_connections=redis_max_connections,
+            audit_key=key,
+        )  # fmt: skip
     raise ConfigError([f"AIRLOCK_STORE_URL: unsupported scheme {parts.scheme!r} in {url!r}"])
 
 
-async def open_settings_store(settings: Settings) -> Store:
-    """The store the settings name (``AIRLOCK_STORE_URL``, else SQLite in the data folder)."""
-    return await open_store(
+async def open_settings_store(
+    settings: Settings, *, audit: Literal["write", "read"] = "write"
+) -> Store:
+    """The store the settings name (``AIRLOCK_STORE_URL``, else SQLite in the data folder).
+
+    Its audit trail is sealed with ``AIRLOCK_AUDIT_KEY``. A command that may write the
+    trail opens it for ``"write"``, which checks the key against the trail's anchor, so
+    that a process with another key, or none while the trail is sealed, fails at start
+    (:class:`AuditKeyError`) instead of in the middle of what it does. Without a key, an
+    unsealed store is written unkeyed (``serve`` and ``worker`` require the key).
+    ``"read"`` (showing and verifying the trail) checks nothing.
+    """
+    key = settings.audit_chain_key
+    store = await open_store(
         settings.effective_store_url,
         poll_interval=settings.signal_poll_seconds,
         redis_max_connections=settings.redis_max_connections,
+        audit_key=key,
     )
+    if audit == "write":
+        try:
+            await _check_anchor(store, key or UNKEYED)
+        except ConfigError:
+            await store.close()
+            raise
+    return store
+
+
+async def _check_anchor(store: Store, key: AuditKey) -> None:
+    anchor = await store.audit_anchor()
+    if anchor is None or (not key.keyed and not anchor.key_id):
+        if not key.keyed:
+            logger.warning(
+                "AIRLOCK_AUDIT_KEY is not set: the audit trail is written unkeyed,"
+                " which proves nothing against someone who can write the store"
+            )
+        return
+    try:
+        trusted(anchor, key, trail="the anchor")
+    except AuditTampered:
+        raise ConfigError(["AIRLOCK_AUDIT_KEY: the audit anchor does not match its seal under"
+                           " this key: it was written without the key"
+                           " (`airlock audit verify` shows what else was)"]) from None  # fmt: skip
