@@ -221,6 +221,13 @@ class HeadCache:
         self._heads: OrderedDict[str, tuple[str, AuditHead]] = OrderedDict()
         self._size = size
 
+    def last(self, run_id: str) -> tuple[str, AuditHead] | None:
+        """The text and head this store last wrote or checked for the trail, if any.
+
+        To write over it only if it is still stored exactly so (a compare-and-set).
+        """
+        return self._heads.get(run_id)
+
     def known(self, run_id: str, text: str | bytes) -> AuditHead | None:
         """The head stored as ``text``, if this store wrote or checked exactly that."""
         entry = self._heads.get(run_id)

@@ -86,6 +86,7 @@ class RedisStore(RedisMemories, RedisAudit):
         self._create_script = redis.register_script(CREATE)
         self._add_spend_script = redis.register_script(ADD_SPEND)
         self._memory_scripts()
+        self._audit_scripts()
 
     @classmethod
     async def open(
