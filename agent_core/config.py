@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 from dotenv.parser import parse_stream
@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from agent_core.audit_chain import MIN_KEY_CHARS, AuditKey
 from agent_core.errors import ConfigError
 from agent_core.logs import redact, register_secrets
 from agent_core.models import RiskLevel, TimeoutPolicy
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     # Audit
+    audit_key: SecretStr | None = None
     audit_retention_days: float = Field(default=365.0, ge=0)
 
     # Memory: session facts and long-term memory
@@ -216,6 +218,15 @@ class Settings(BaseSettings):
             if not re.match(_SLACK_ID, who) or not _positive_number(seconds):
                 raise ValueError(f"{hop!r} is not ID=SECONDS (e.g. S0614TZR7=600)")
         return hops
+
+    @field_validator("audit_key")
+    @classmethod
+    def _check_audit_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().strip()) < MIN_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_KEY_CHARS} characters (`airlock audit keygen` makes one)"
+            )
+        return key
 
     @property
     def escalation_hops(self) -> list[tuple[str, float]]:
@@ -279,6 +290,13 @@ class Settings(BaseSettings):
         return self.workspace_dir or self.data_dir / "workspace"
 
     @property
+    def audit_chain_key(self) -> AuditKey | None:
+        """The key that seals the audit trail, or None when ``AIRLOCK_AUDIT_KEY`` is unset."""
+        if self.audit_key is None:
+            return None
+        return AuditKey.from_text(self.audit_key.get_secret_value())
+
+    @property
     def socket_mode(self) -> bool:
         """Socket Mode when an app-level token is set, HTTP otherwise."""
         return self.slack_app_token is not None
@@ -299,6 +317,7 @@ class Settings(BaseSettings):
         required = {
             "SLACK_BOT_TOKEN": self.slack_bot_token,
             "ANTHROPIC_API_KEY": self.anthropic_api_key,
+            "AIRLOCK_AUDIT_KEY": self.audit_key,
         }
         return [name for name, value in required.items() if not _present(value)]
 
@@ -310,6 +329,7 @@ class Settings(BaseSettings):
         }
         if not self.socket_mode:
             required["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
+        required["AIRLOCK_AUDIT_KEY"] = self.audit_key
         return [name for name, value in required.items() if not _present(value)]
 
 
@@ -333,6 +353,11 @@ def _url_password(value: str) -> str | None:
 
 def _present(value: SecretStr | None) -> bool:
     return value is not None and bool(value.get_secret_value().strip())
+
+
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is not None and SecretStr in (get_args(info.annotation) or (info.annotation,))
 
 
 def env_name(field: str) -> str:
@@ -384,7 +409,11 @@ def _describe(problem: Any) -> str:
     field = str(problem["loc"][0]) if problem["loc"] else "?"
     name = env_name(field) if field in Settings.model_fields else field
     value = problem.get("input")
-    hidden = isinstance(value, dict) or re.search(r"(?i)secret|token|key|password", name)
+    hidden = (
+        isinstance(value, dict)
+        or re.search(r"(?i)secret|token|key|password", name)
+        or _is_secret(field)
+    )
     # Not registered yet (the settings did not load): a URL's password is masked by pattern.
     shown = "" if hidden else f" (got {redact(repr(value))})"
     if len(shown) > 100:  # a JSON setting can be long; the start says enough

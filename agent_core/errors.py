@@ -4,7 +4,9 @@ Every error derives from :class:`AirlockError`::
 
     AirlockError
     ├── ConfigError                 settings missing or invalid
+    │   └── AuditKeyError           no audit key, or not the one the trail is sealed with
     ├── StoreError                  the Store could not do what was asked
+    │   ├── AuditTampered           a trail's head or the anchor fails its seal: nothing appended
     │   ├── NotFound                no record with that id
     │   ├── AlreadyExists           a record with that id exists already
     │   ├── IllegalTransition       a run status change the state machine forbids
@@ -32,6 +34,8 @@ __all__ = [
     "AlreadyExists",
     "ApprovalError",
     "ApprovalNotUsable",
+    "AuditKeyError",
+    "AuditTampered",
     "ConfigError",
     "IllegalTransition",
     "IndexCorrupt",
@@ -62,8 +66,31 @@ class ConfigError(AirlockError):
         super().__init__("; ".join(problems))
 
 
+class AuditKeyError(ConfigError):
+    """The store cannot seal the audit trail: it has no key, or not the key the trail has.
+
+    ``key_id`` is the id of the key the trail is sealed with (never the key itself).
+    """
+
+    def __init__(self, problem: str, *, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__([problem])
+
+
 class StoreError(AirlockError):
     """The Store could not do what was asked."""
+
+
+class AuditTampered(StoreError):
+    """The head of ``trail`` (or the anchor) does not match its seal: written without the key.
+
+    Nothing is appended over it, so the evidence stays for ``airlock audit verify``.
+    """
+
+    def __init__(self, trail: str, why: str) -> None:
+        self.trail = trail
+        self.why = why
+        super().__init__(f"audit trail {trail}: {why}")
 
 
 class NotFound(StoreError):

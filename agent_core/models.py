@@ -470,9 +470,11 @@ Signal: TypeAlias = Annotated[
 
 
 class AuditEvent(_Record):
-    """One entry of a run's append-only, hash-chained audit trail.
+    """One entry of a run's append-only, chained audit trail.
 
-    ``seq``, ``prev_hash`` and ``hash`` are set by the Store when it appends.
+    ``seq``, ``prev_hash``, ``hash`` and ``key_id`` are set by the Store when it appends:
+    ``hash`` is an HMAC-SHA256 under the audit key named by ``key_id``
+    (:mod:`agent_core.audit_chain`), or plain SHA-256 when ``key_id`` is empty.
     """
 
     id: str = Field(default_factory=lambda: new_id("evt"))
@@ -484,10 +486,15 @@ class AuditEvent(_Record):
     seq: int = 0
     prev_hash: str = ""
     hash: str = ""
+    key_id: str = ""
 
     def chained(self, *, seq: int, prev_hash: str) -> AuditEvent:
-        """This event as the ``seq``-th of its run, after the one hashed ``prev_hash``."""
-        event = self.model_copy(update={"seq": seq, "prev_hash": prev_hash, "hash": ""})
-        body = event.model_dump(mode="json", exclude={"hash"})
+        """This event as the ``seq``-th of its run, after the one hashed ``prev_hash``,
+        unkeyed: SHA-256 over everything but the hash (how trails were written before
+        they were keyed, and how a store without a key writes them).
+        """
+        update = {"seq": seq, "prev_hash": prev_hash, "hash": "", "key_id": ""}
+        event = self.model_copy(update=update)
+        body = event.model_dump(mode="json", exclude={"hash", "key_id"})
         event.hash = hashlib.sha256(canonical_json(body).encode()).hexdigest()
         return event

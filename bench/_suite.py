@@ -120,7 +120,8 @@ def store_lines(n: int) -> list[Line]:
     """Store operations against a bare ``INSERT``+``COMMIT`` (SQLite) or ``SET`` (Redis)."""
     return [
         Line(benchmark="store", what=f"{row.backend}: {row.what}", median=row.median,
-             p99=None if row.unit == "B" else row.p99, baseline=row.baseline, unit=row.unit)
+             p99=None if row.unit in ("B", "/s") else row.p99, baseline=row.baseline,
+             unit=row.unit)
         for row in asyncio.run(_store_rows(n))
     ]  # fmt: skip
 

@@ -48,6 +48,7 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
+from agent_core.audit_chain import AuditKey
 from agent_core.models import Run
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (
@@ -65,6 +66,8 @@ REPO = Path(__file__).resolve().parents[1]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-airlock-bench"
 KEY = "sk-ant-bench"
+AUDIT_KEY = AuditKey.generate()
+"""This run's audit key: every process of the cluster seals the trail with it."""
 MENTION: dict[str, Any] = load_json_payload("app_mention.json")
 CLICK: dict[str, Any] = load_json_payload("block_actions.json")
 APPROVER: str = CLICK["user"]["id"]
@@ -191,7 +194,7 @@ class Cluster:
             "AIRLOCK_RUNS_PER_USER_PER_HOUR": "0", "AIRLOCK_DAILY_BUDGET_USD": "0",
             "AIRLOCK_USER_DAILY_BUDGET_USD": "0",
             "AIRLOCK_TOOL_RISKS": json.dumps({"write_file": "low"}),
-            "AIRLOCK_PORT": str(port),
+            "AIRLOCK_PORT": str(port), "AIRLOCK_AUDIT_KEY": AUDIT_KEY,
         }  # fmt: skip
 
     async def spawn(self, name: str, *args: str) -> Node:
@@ -359,7 +362,7 @@ async def throughput(
     with RedisServer() as redis:
         cluster = Cluster(redis_url=redis.url, slack_url=urls[0], model_url=urls[1],
                           folder=folder, slots=slots, config=f"{workers}w")  # fmt: skip
-        store = await open_store(redis.url)
+        store = await open_store(redis.url, audit_key=AUDIT_KEY)
         try:
             front = await asyncio.gather(
                 *(cluster.spawn(f"front-end-{i}", "serve", "--no-worker")
@@ -436,7 +439,7 @@ async def approvals(
     samples: dict[str, list[float]] = {}
     stops: list[Stopped] = []
     with RedisServer() as redis:
-        store = await open_store(redis.url)
+        store = await open_store(redis.url, audit_key=AUDIT_KEY)
         try:
             for config in ("front end + worker", "one serve"):
                 name = "resume-split" if config == "front end + worker" else "resume-one"

@@ -5,7 +5,8 @@
 Each backend is compared with a baseline measured in the same run on the same server or file:
 a bare ``SET`` round trip for Redis, a bare ``INSERT`` + ``COMMIT`` (same pragmas) for SQLite.
 A "parked run" is what a run waiting on a human leaves in the store: the run record, its
-pending approval and a small checkpoint.
+pending approval and a small checkpoint. Audit appends are tool-call events spread over
+twenty trails, one at a time, as a run's steps append them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from agent_core.audit_chain import AuditKey
 from agent_core.models import (
     Approval,
     ApprovalDecided,
+    AuditEvent,
     Decision,
     DecisionKind,
     RiskLevel,
@@ -87,6 +90,35 @@ async def decision_latency(store: Store, n: int) -> list[float]:
     return await timed(n, decide)
 
 
+_TRAILS = 20
+_AUDIT_KEY = AuditKey.generate()
+"""Audit events are sealed with a key, as in production (the key is this run's own)."""
+
+
+async def audit_latency(store: Store, n: int) -> list[float]:
+    data = {
+        "tool": "run_command", "arguments": {"cmd": "systemctl restart web", "host": "web-3"},
+        "approved_by": "U0APPROVER", "approval_id": "apr_0123456789ab", "worker": "worker-1",
+    }  # fmt: skip
+
+    async def append(i: int) -> object:
+        event = AuditEvent(run_id=f"run_bench_{i % _TRAILS}", kind="tool_call", actor="airlock",
+                           data=data)  # fmt: skip
+        return await store.append_audit(event)
+
+    return await timed(n, append)
+
+
+def append_rows(backend: str, samples: list[float], baseline: list[float]) -> list[Row]:
+    per_second = 1000 * len(samples) / sum(samples)
+    return [
+        Row(backend=backend, what="audit append", median=statistics.median(samples),
+            p99=percentile(samples, 0.99), baseline=statistics.median(baseline)),
+        Row(backend=backend, what="audit appends per second, one at a time", median=per_second,
+            p99=per_second, unit="/s"),
+    ]  # fmt: skip
+
+
 async def signal_latency(publisher: Store, listener: Store, n: int) -> list[float]:
     async with listener.subscribe() as signals:
 
@@ -108,11 +140,12 @@ async def park(store: Store, n: int) -> None:
 async def bench_sqlite(n: int, folder: Path) -> list[Row]:
     url = f"sqlite:///{folder / 'bench.db'}"
     store, other = (
-        await open_store(url, poll_interval=0.01),
-        await open_store(url, poll_interval=0.01),
+        await open_store(url, poll_interval=0.01, audit_key=_AUDIT_KEY),
+        await open_store(url, poll_interval=0.01, audit_key=_AUDIT_KEY),
     )
     try:
         decisions = await decision_latency(store, n)
+        appends = await audit_latency(store, n)
         local = await signal_latency(store, store, n)
         remote = await signal_latency(store, other, min(n, 200))
     finally:
@@ -132,6 +165,7 @@ async def bench_sqlite(n: int, folder: Path) -> list[Row]:
         Row(backend="sqlite", what="signal, other store (10 ms poll)",
             median=statistics.median(remote), p99=percentile(remote, 0.99)),
         Row(backend="sqlite", what="bytes per parked run", median=size / n, p99=size / n, unit="B"),
+        *append_rows("sqlite", appends, baseline),
     ]  # fmt: skip
 
 
@@ -164,10 +198,12 @@ def sqlite_bytes(path: Path) -> int:
 
 async def bench_redis(n: int) -> list[Row]:
     with RedisServer() as server:
-        store, other = await open_store(server.url), await open_store(server.url)
+        store = await open_store(server.url, audit_key=_AUDIT_KEY)
+        other = await open_store(server.url, audit_key=_AUDIT_KEY)
         raw = Redis.from_url(server.url)
         try:
             decisions = await decision_latency(store, n)
+            appends = await audit_latency(store, n)
             local = await signal_latency(store, store, n)
             remote = await signal_latency(store, other, n)
             baseline = await timed(n, lambda i: raw.set(f"baseline:{i}", "x" * 400))
@@ -190,6 +226,7 @@ async def bench_redis(n: int) -> list[Row]:
             p99=percentile(remote, 0.99), baseline=statistics.median(baseline)),
         Row(backend="redis", what="bytes per parked run (server memory)", median=per_run,
             p99=per_run, unit="B"),
+        *append_rows("redis", appends, baseline),
     ]  # fmt: skip
 
 
@@ -198,7 +235,7 @@ def render(rows: list[Row], n: int) -> Table:
     for column in ("backend", "what", "median", "p99", "baseline median", "ratio"):
         table.add_column(column, justify="left" if column in ("backend", "what") else "right")
     for row in rows:
-        fmt = "{:.3f} ms" if row.unit == "ms" else "{:.0f} B"
+        fmt = {"ms": "{:.3f} ms", "B": "{:.0f} B", "/s": "{:,.0f}/s"}[row.unit]
         baseline = "-" if row.baseline is None else fmt.format(row.baseline)
         ratio = "-" if row.baseline is None else f"{row.median / row.baseline:.1f}x"
         table.add_row(

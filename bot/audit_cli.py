@@ -1,7 +1,8 @@
-"""``airlock audit show|export|verify|purge``: the audit trail from the terminal."""
+"""``airlock audit show|export|verify|purge|keygen``: the audit trail from the terminal."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,23 +13,33 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent_core.audit import GLOBAL, verify_chain
+from agent_core.audit import GLOBAL, StoreReport, verify_store
+from agent_core.audit_chain import AuditKey, AuditTrail
+from agent_core.audit_verify import check_trail
 from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import NotFound
 from agent_core.models import AuditEvent, JsonValue, canonical_json
 from agent_core.store import Store
 
-__all__ = ["audit_app", "describe"]
+__all__ = ["audit_app", "describe", "inert"]
 
 
-def _on_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]) -> None:
+def _on_store(
+    env_file: Path,
+    work: Callable[[Store, Settings], Awaitable[int]],
+    *,
+    writes: bool = False,
+) -> None:
     from bot.cli import with_store  # imported late: bot.cli adds this module's commands
 
-    with_store(env_file, work)
+    with_store(env_file, work, audit="write" if writes else "read")
 
 
-audit_app = typer.Typer(help="The audit trail: show, export, verify, purge.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit trail: show, export, verify, purge; keygen for a new key.",
+    no_args_is_help=True,
+)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -41,16 +52,17 @@ def show(run_id: RunId, env_file: EnvFile = Path(".env")) -> None:
     """A run's timeline: every model call, tool call, decision and stop, in order."""
 
     async def work(store: Store, settings: Settings) -> int:
-        events = await store.list_audit(run_id)
-        if not events:
+        trail = await store.read_audit(run_id)
+        if not trail.events:
             err.print(f"airlock audit: no audit trail for {run_id}")
             return 1
         table = Table("#", "time (UTC)", "who", "what", "detail", title=f"audit of {run_id}")
-        for event in events:
-            table.add_row(str(event.seq), event.at.strftime("%Y-%m-%d %H:%M:%S"),
-                          escape(event.actor), event.kind, escape(describe(event)))  # fmt: skip
+        for event in trail.events:
+            when = event.at.strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(str(event.seq), when, inert(event.actor), inert(event.kind),
+                          inert(describe(event)))  # fmt: skip
         out.print(table)
-        out.print(_totals(events))
+        out.print(_totals(trail, settings.audit_chain_key))
         return 0
 
     _on_store(env_file, work)
@@ -80,19 +92,52 @@ def verify(
     ] = None,
     env_file: EnvFile = Path(".env"),
 ) -> None:
-    """Check the hash chains; name every edited or deleted event. Exit 1 if any."""
+    """Check every seal, head and count; name each event edited, moved or deleted. Exit 1 if any.
+
+    With no run, every trail is checked, and so is the store as a whole: trails deleted
+    with their head, run records deleted, the anchor. Exit 2 for a run that does not exist.
+    """
 
     async def work(store: Store, settings: Settings) -> int:
-        trails = run_ids or await store.audit_runs()
-        problems = [p for trail in trails for p in verify_chain(await store.list_audit(trail))]
-        for problem in problems:
-            out.print(f"[red]✗[/] {escape(problem)}")
-        if problems:
-            return 1
-        out.print(f"[green]✓[/] {len(trails)} trail(s) intact")
-        return 0
+        key = settings.audit_chain_key
+        if key is None:
+            err.print("airlock audit verify: AIRLOCK_AUDIT_KEY is not set; verifying needs the"
+                      " key the trail is sealed with", markup=False, highlight=False)  # fmt: skip
+            return 2
+        try:
+            report = await verify_store(store, key, run_ids or ())
+        except NotFound as missing:
+            err.print(f"airlock audit verify: no run or audit trail {inert(missing.key)}",
+                      highlight=False)  # fmt: skip
+            return 2
+        for line in report.lines():
+            out.print(inert(line), highlight=False)
+        out.print(_summary(report, whole=not run_ids), highlight=False)
+        return 1 if report.broken else 0
 
     _on_store(env_file, work)
+
+
+def _summary(report: StoreReport, *, whole: bool) -> str:
+    trails = report.trails
+    events = sum(trail.events for trail in trails)
+    notes = [f"{events} events"]
+    notes += [f"{n} purged" for n in [sum(1 for t in trails if t.head and t.head.purged)] if n]
+    notes += [f"{n} unkeyed" for n in [sum(1 for t in trails if t.unkeyed)] if n]
+    if report.broken:
+        broken = sum(1 for trail in trails if trail.broken)
+        line = f"[red]✗[/] {broken} of {len(trails)} trail(s) broken"
+        if store_wide := sum(1 for finding in report.findings if finding.problem):
+            line += f", and {store_wide} problem(s) with the store as a whole"
+        line += f" ({', '.join(notes)})"
+    else:
+        line = f"[green]✓[/] {len(trails)} trail(s) intact ({', '.join(notes)})"
+    anchor = report.anchor
+    if whole and anchor is not None:
+        line += (f"\nanchor: {anchor.trails} trail(s) started since"
+                 f" {anchor.since:%Y-%m-%d %H:%M:%S} UTC, sealed with key"
+                 f" {anchor.key_id or '(none)'}")  # fmt: skip
+    return line
 
 
 @audit_app.command("purge")
@@ -114,12 +159,20 @@ def purge(
         purged = 0
         for trail in await store.audit_runs():
             if trail != GLOBAL and await _expired(store, trail, cutoff):
-                purged += await store.delete_audit(trail)
-                out.print(f"purged {trail}")
+                count = await store.delete_audit(trail)
+                if count:
+                    out.print(f"purged {trail} ({count} events; its sealed head stays)")
+                purged += count
         out.print(f"{purged} event(s) older than {days:g} days purged")
         return 0
 
-    _on_store(env_file, work)
+    _on_store(env_file, work, writes=True)
+
+
+@audit_app.command("keygen")
+def keygen() -> None:
+    """Print a new random AIRLOCK_AUDIT_KEY (store it as a secret, not in the data folder)."""
+    print(f"AIRLOCK_AUDIT_KEY={AuditKey.generate()}")
 
 
 async def _expired(store: Store, trail: str, cutoff: datetime) -> bool:
@@ -156,18 +209,31 @@ def describe(event: AuditEvent) -> str:
     return _short({k: v for k, v in d.items() if k not in ("subject", "plan", "content")})
 
 
+def inert(text: str) -> str:
+    """``text`` safe to print: no Rich markup, and control, invisible and direction-changing
+    characters shown as escapes (what the store holds may have been written by anyone)."""
+    shown = "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
+        for c in text
+    )
+    return escape(shown)
+
+
 def _short(value: JsonValue, limit: int = 120) -> str:
     text = value if isinstance(value, str) else canonical_json(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _totals(events: list[AuditEvent]) -> str:
+def _totals(trail: AuditTrail, key: AuditKey | None) -> str:
+    events = trail.events
     calls = [e for e in events if e.kind == "llm_call"]
     tools = [e for e in events if e.kind == "tool_call"]
     tokens = sum((e.data.get("usage") or {}).get("input_tokens", 0)
                  + (e.data.get("usage") or {}).get("output_tokens", 0) for e in calls)  # fmt: skip
     cost = sum(float(e.data.get("cost_usd", 0)) for e in calls)
+    chain = "broken" if check_trail(trail, key).broken else "intact"
+    if key is None:
+        chain += " (seals not checked: AIRLOCK_AUDIT_KEY is not set)"
     return (f"{len(calls)} model call(s), {tokens} tokens (in + out), ${cost:.4f};"
-            f" {len(tools)} tool call(s); {len(events)} events, chain"
-            f" {'broken' if verify_chain(events) else 'intact'}")  # fmt: skip
+            f" {len(tools)} tool call(s); {len(events)} events, chain {chain}")  # fmt: skip

@@ -7,7 +7,7 @@ import os
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -104,6 +104,10 @@ def _ready(
             "Copy .env.example to .env and fill them in, or export them "
             "(README: 'Connect to a real Slack workspace')."
         )
+        if "AIRLOCK_AUDIT_KEY" in missing:
+            err.print(
+                "`airlock audit keygen` makes an AIRLOCK_AUDIT_KEY; keep it out of the data folder."
+            )
         raise typer.Exit(CONFIG_EXIT)
     _folders(settings, workspace=True, memory=True)
     configure_logging(settings.log_level)
@@ -198,17 +202,23 @@ def _operate(
 
 
 def with_store(
-    env_file: Path, work: Callable[[Store, Settings], Awaitable[int]], *, memory: bool = False
+    env_file: Path,
+    work: Callable[[Store, Settings], Awaitable[int]],
+    *,
+    memory: bool = False,
+    audit: Literal["write", "read"] = "write",
 ) -> None:
     """Run ``work`` on the configured store (closed afterwards); exit with what it returns.
 
     ``memory``: ``work`` writes memory indexes, so their folder must be usable.
+    ``audit="read"`` for commands that never write the audit trail (see
+    :func:`~agent_core.store.open_settings_store`).
     """
     settings = _settings(env_file)
     _folders(settings, memory=memory)
 
     async def main() -> int:
-        store = await open_settings_store(settings)
+        store = await open_settings_store(settings, audit=audit)
         try:
             return await work(store, settings)
         finally:

@@ -28,6 +28,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.prompt import Confirm, Prompt
 
+from agent_core.audit_chain import AuditKey
 from agent_core.config import Settings, load_settings
 from agent_core.errors import AirlockError
 from agent_core.runner import Runner
@@ -249,6 +250,8 @@ def _settings(slack: SlackStandIn, anthropic: AnthropicStandIn, folder: Path) ->
         store_url=None, workspace_dir=None, mcp_config=None, approval_channel=None,
         approvers=[_YOU], admins=[_YOU], escalation_chain=[], tool_risks={},
         memory_enabled=True, memory_extract=True, otel_exporter_otlp_endpoint=None,
+        # The demo's store is thrown away with its folder, so its audit key is too.
+        audit_key=AuditKey.generate(),
     )  # fmt: skip
 
 

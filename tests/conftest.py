@@ -13,10 +13,17 @@ import pytest
 from agent_core.errors import StandInError
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
-from tests.support import missing
+from tests.support import TEST_AUDIT_KEY, missing
 
 if TYPE_CHECKING:
     from agent_core.memory.embedder import Embedder
+
+
+@pytest.fixture(autouse=True)
+def audit_key_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AIRLOCK_AUDIT_KEY`` as in production, the key the tests' stores are opened with,
+    so the CLI run in a test checks the seals those stores made."""
+    monkeypatch.setenv("AIRLOCK_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +68,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
     """An open store on each backend, closed after the test."""
-    opened = await open_store(store_url, poll_interval=0.02)
+    opened = await open_store(store_url, poll_interval=0.02, audit_key=TEST_AUDIT_KEY)
     try:
         yield opened
     finally:

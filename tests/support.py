@@ -58,3 +58,7 @@ async def airlock_serve(
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+TEST_AUDIT_KEY = "airlock-tests-audit-key-not-a-secret-0123456789"
+"""The audit key (``AIRLOCK_AUDIT_KEY``) of the stores the tests open and the CLI they run."""

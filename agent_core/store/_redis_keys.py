@@ -7,7 +7,8 @@ Every key starts with the store's prefix (``airlock:`` by default)::
     approvals:pending           sorted set of pending approval ids, scored by request time
     checkpoint:<run id>         the run's checkpoint, hex-encoded
     audit:<run id>              list of the run's audit events, as JSON, oldest first
-    audits                      set of the run ids that have an audit trail
+    audithead:<run id>          the trail's sealed head; auditanchor: the trail count
+                                (see ``_redis_audit``)
     idem:<key>                  a claimed idempotency key, until it expires
     rate:<key>:<window>         hits in one rate-limit window, until it expires
     spend:<key>                 a running total of dollars, until it expires

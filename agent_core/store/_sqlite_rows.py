@@ -1,8 +1,9 @@
 """The SQLite store's tables, and how runs, checkpoints and approvals map to their rows.
 
-Runs, approvals and audit events are kept whole as JSON in ``body``; the other
-columns of their rows hold only what a query filters or sorts on, or what a
-check compares, so that neither has to parse the body. The functions here run
+Runs, approvals, audit events and audit heads are kept whole as JSON in ``body``;
+the other columns of their rows hold only what a query filters or sorts on, or what
+a check compares, so that neither has to parse the body (audit trails are read and
+written by ``_sqlite_audit``). The functions here run
 inside a transaction their caller opened (see ``_sqlite_conn``); they raise
 :class:`AlreadyExists` for a taken id and :class:`NotFound` for a missing row.
 """
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS kv (
     PRIMARY KEY (ns, key));
 CREATE TABLE IF NOT EXISTS audit (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS audit_heads (run_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 
 

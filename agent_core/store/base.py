@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
+from agent_core.audit_chain import AuditAnchor, AuditTrail
 from agent_core.errors import (
     ApprovalNotUsable,
     IllegalTransition,
@@ -257,19 +258,39 @@ class Store(Protocol):
     async def get_halt(self) -> HaltState | None:
         """The global halt, or None if it was never set."""
 
-    # Audit
+    # Audit (sealing and heads: agent_core.audit_chain)
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
-        """Append to the run's hash chain; returns the event with seq and hashes."""
+        """Append to the run's sealed chain; returns the event with seq and seals.
+
+        The trail's head is read and rewritten in the same atomic write as the event (a
+        trail's first append also counts it in the anchor). Appending an event that is the
+        trail's newest already returns it unchanged. :class:`AuditTampered` when the head
+        or anchor fails its seal, :class:`AuditKeyError` when it is sealed with a key this
+        store does not hold; either way nothing is written.
+        """
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         """The run's audit events in order."""
 
+    async def read_audit(self, run_id: str) -> AuditTrail:
+        """The run's head and events as stored, read in one atomic read."""
+
+    async def audit_anchor(self) -> AuditAnchor | None:
+        """The count of trails ever started, sealed; None before the first.
+
+        :class:`AuditTampered` when what is stored is not an anchor.
+        """
+
     async def audit_runs(self) -> list[str]:
-        """The ids of every trail (run ids, and the global trail's), sorted."""
+        """The ids of every trail with events or a head (runs, and ``_global``), sorted."""
 
     async def delete_audit(self, run_id: str) -> int:
-        """Delete a whole trail (retention); how many events it held."""
+        """Purge a whole trail (retention); how many events it held.
+
+        Its head stays, sealed as a tombstone that says how many events were purged and
+        when, so a purge is told from a deletion.
+        """
 
     # Long-term memory: the records; their vectors live in per-scope indexes beside
 

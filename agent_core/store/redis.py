@@ -8,8 +8,8 @@ travel over Redis pub/sub; the listener re-subscribes after a lost connection.
 
 This module maps each Store operation to Redis commands. The key layout and the
 script that creates a record are in ``_redis_keys``, the connection pool and the
-retried transactions in ``_redis_client``, and the signal listener in
-``_redis_signals``.
+retried transactions in ``_redis_client``, the signal listener in
+``_redis_signals``, and the audit trails in ``_redis_audit``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from agent_core.audit_chain import UNKEYED, AuditKey, HeadCache
 from agent_core.clock import Clock, SystemClock
 from agent_core.decisions import apply_decision
 from agent_core.errors import AlreadyExists, NotFound
@@ -30,7 +31,6 @@ from agent_core.models import (
     AlreadyDecided,
     Approval,
     ApprovalStatus,
-    AuditEvent,
     Concluded,
     Decision,
     DecisionOutcome,
@@ -39,6 +39,7 @@ from agent_core.models import (
     RunStatus,
     Signal,
 )
+from agent_core.store._redis_audit import RedisAudit
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
@@ -63,8 +64,12 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore(RedisMemories):
-    """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes."""
+class RedisStore(RedisMemories, RedisAudit):
+    """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes.
+
+    ``audit_key`` seals the audit trail (:mod:`agent_core.audit_chain`); it stays in this
+    process, never in Redis. Without one, trails are sealed unkeyed.
+    """
 
     def __init__(
         self,
@@ -72,15 +77,19 @@ class RedisStore(RedisMemories):
         *,
         prefix: str = "airlock:",
         clock: Clock | None = None,
+        audit_key: AuditKey = UNKEYED,
     ) -> None:
         self._redis = redis
         self._key = KeyLayout(prefix)
         self._clock = clock or SystemClock()
+        self._audit_key = audit_key
+        self._audit_heads = HeadCache()
         self._hub = SignalHub()
         self._listener = SignalListener(redis, self._key("signals"), self._hub)
         self._create_script = redis.register_script(CREATE)
         self._add_spend_script = redis.register_script(ADD_SPEND)
         self._memory_scripts()
+        self._audit_scripts()
 
     @classmethod
     async def open(
@@ -91,6 +100,7 @@ class RedisStore(RedisMemories):
         clock: Clock | None = None,
         max_connections: int = 64,
         connect_timeout: float = 5.0,
+        audit_key: AuditKey = UNKEYED,
     ) -> RedisStore:
         """Connect to the Redis server at ``url``.
 
@@ -98,7 +108,7 @@ class RedisStore(RedisMemories):
         are busy instead of failing at once, which redis-py 8's default pool does.
         """
         redis = connect(url, max_connections=max_connections, connect_timeout=connect_timeout)
-        store = cls(redis, prefix=prefix, clock=clock)
+        store = cls(redis, prefix=prefix, clock=clock, audit_key=audit_key)
         await store.ping()
         return store
 
@@ -359,39 +369,3 @@ class RedisStore(RedisMemories):
     async def get_halt(self) -> HaltState | None:
         raw = await self._redis.get(self._key("halt"))
         return None if raw is None else HaltState.model_validate_json(raw)
-
-    # Audit
-
-    async def append_audit(self, event: AuditEvent) -> AuditEvent:
-        key = self._key("audit", event.run_id)
-
-        async def append(pipe: Pipeline) -> AuditEvent:
-            last = await pipe.lindex(key, -1)
-            previous = None if last is None else AuditEvent.model_validate_json(last)
-            if previous is not None and previous.id == event.id:
-                return previous  # a retried append whose first try took effect
-            chained = event.chained(
-                seq=1 if previous is None else previous.seq + 1,
-                prev_hash="" if previous is None else previous.hash,
-            )
-            pipe.multi()
-            pipe.rpush(key, dump(chained))
-            pipe.sadd(self._key("audits"), event.run_id)
-            return chained
-
-        return await transaction(self._redis, append, key)
-
-    async def list_audit(self, run_id: str) -> list[AuditEvent]:
-        raws = texts(await self._redis.lrange(self._key("audit", run_id), 0, -1))
-        return [AuditEvent.model_validate_json(raw) for raw in raws]
-
-    async def audit_runs(self) -> list[str]:
-        return sorted(texts(await self._redis.smembers(self._key("audits"))))
-
-    async def delete_audit(self, run_id: str) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.llen(self._key("audit", run_id))
-            pipe.delete(self._key("audit", run_id))
-            pipe.srem(self._key("audits"), run_id)
-            count, _, _ = await pipe.execute()
-        return int(count)

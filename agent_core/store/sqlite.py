@@ -9,8 +9,9 @@ only through a crash. Signals from other processes arrive by polling a table.
 
 This module maps each Store operation to one transaction. The connection and
 its thread are in ``_sqlite_conn``, the tables and how runs, checkpoints and
-approvals map to rows in ``_sqlite_rows``, and the signals table (written on
-publish, polled for other processes' signals) in ``_sqlite_signals``.
+approvals map to rows in ``_sqlite_rows``, the signals table (written on
+publish, polled for other processes' signals) in ``_sqlite_signals``, and the
+audit trails in ``_sqlite_audit``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
+from agent_core.audit_chain import UNKEYED, AuditKey, HeadCache
 from agent_core.clock import Clock, SystemClock
 from agent_core.decisions import apply_decision
 from agent_core.errors import NotFound
@@ -29,7 +31,6 @@ from agent_core.models import (
     AlreadyDecided,
     Approval,
     ApprovalStatus,
-    AuditEvent,
     Concluded,
     Decision,
     DecisionOutcome,
@@ -38,6 +39,7 @@ from agent_core.models import (
     RunStatus,
     Signal,
 )
+from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
 from agent_core.store._sqlite_memories import SqliteMemories
 from agent_core.store._sqlite_rows import (
@@ -67,8 +69,12 @@ from agent_core.store.base import (
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteMemories):
-    """A :class:`~agent_core.store.base.Store` in one SQLite file."""
+class SqliteStore(SqliteMemories, SqliteAudit):
+    """A :class:`~agent_core.store.base.Store` in one SQLite file.
+
+    ``audit_key`` seals the audit trail (:mod:`agent_core.audit_chain`); without one,
+    trails are sealed unkeyed.
+    """
 
     def __init__(
         self,
@@ -77,19 +83,27 @@ class SqliteStore(SqliteMemories):
         clock: Clock | None = None,
         poll_interval: float = 0.1,
         busy_timeout: float = 10.0,
+        audit_key: AuditKey = UNKEYED,
     ) -> None:
         self.path = Path(path)
         self._clock = clock or SystemClock()
+        self._audit_key = audit_key
+        self._audit_heads = HeadCache()
         self._db = ThreadedConnection(self.path, busy_timeout=busy_timeout)
         self._hub = SignalHub()
         self._poller = SignalPoller(self._db, self._hub, poll_interval=poll_interval)
 
     @classmethod
     async def open(
-        cls, path: Path | str, *, clock: Clock | None = None, poll_interval: float = 0.1
+        cls,
+        path: Path | str,
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 0.1,
+        audit_key: AuditKey = UNKEYED,
     ) -> SqliteStore:
         """Open (creating if needed) the store at ``path``."""
-        store = cls(path, clock=clock, poll_interval=poll_interval)
+        store = cls(path, clock=clock, poll_interval=poll_interval, audit_key=audit_key)
         await store._db.open()
         return store
 
@@ -343,48 +357,6 @@ class SqliteStore(SqliteMemories):
             return None if row is None else HaltState.model_validate_json(row[0])
 
         return await self._db.read(select)
-
-    # Audit
-
-    async def append_audit(self, event: AuditEvent) -> AuditEvent:
-        def append(conn: sqlite3.Connection) -> AuditEvent:
-            last = conn.execute(
-                "SELECT body FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
-                (event.run_id,),
-            ).fetchone()
-            previous = None if last is None else AuditEvent.model_validate_json(last[0])
-            if previous is not None and previous.id == event.id:
-                return previous  # appended already: appending is idempotent
-            chained = event.chained(
-                seq=1 if previous is None else previous.seq + 1,
-                prev_hash="" if previous is None else previous.hash,
-            )
-            conn.execute(
-                "INSERT INTO audit (run_id, seq, body) VALUES (?, ?, ?)",
-                (chained.run_id, chained.seq, dump(chained)),
-            )
-            return chained
-
-        return await self._db.write(append)
-
-    async def list_audit(self, run_id: str) -> list[AuditEvent]:
-        def select(conn: sqlite3.Connection) -> list[AuditEvent]:
-            rows = conn.execute("SELECT body FROM audit WHERE run_id = ? ORDER BY seq", (run_id,))
-            return [AuditEvent.model_validate_json(row[0]) for row in rows]
-
-        return await self._db.read(select)
-
-    async def audit_runs(self) -> list[str]:
-        def select(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute("SELECT DISTINCT run_id FROM audit ORDER BY 1")]
-
-        return await self._db.read(select)
-
-    async def delete_audit(self, run_id: str) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM audit WHERE run_id = ?", (run_id,)).rowcount
-
-        return await self._db.write(delete)
 
 
 def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: float) -> float:

@@ -25,6 +25,7 @@ from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.tools import Tool, ToolContext, ToolRegistry
+from tests.support import TEST_AUDIT_KEY
 
 API_KEY = "sk-ant-test-key"
 
@@ -54,7 +55,7 @@ async def llm(anthropic: AnthropicStandIn) -> AsyncIterator[AnthropicLLM]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'airlock.db'}")
+    opened = await open_store(f"sqlite:///{tmp_path / 'airlock.db'}", audit_key=TEST_AUDIT_KEY)
     try:
         yield opened
     finally:

@@ -165,7 +165,7 @@ def test_every_secret_setting_is_masked_once_settings_load() -> None:
     values: dict[str, Any] = {}
     for name, field in Settings.model_fields.items():
         if "SecretStr" in str(field.annotation):
-            values[name] = f"configured-{name}-value-Zq8"
+            values[name] = f"configured-{name}-value-long-enough-for-any-key-Zq8"
     values["store_url"] = "redis://airlock:Redis-Passw0rd-Zq8@cache.internal:6379/0"
     values["anthropic_base_url"] = "https://gateway:Gateway-Passw0rd-Zq8@llm.internal/"
     load_settings(None, **values)

@@ -9,10 +9,14 @@ from datetime import timedelta
 
 import pytest
 
+from agent_core.audit_chain import AuditKey, sealed_at
+from agent_core.audit_verify import check_trail
 from agent_core.clock import utcnow
 from agent_core.errors import (
     AlreadyExists,
     ApprovalNotUsable,
+    AuditKeyError,
+    AuditTampered,
     IllegalTransition,
     NotFound,
     StatusConflict,
@@ -43,7 +47,12 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.store import Store, open_store
-from tests.support import eventually
+from agent_core.store.base import dump
+from tests.attacks.tamper import open_raw, rechain
+from tests.support import TEST_AUDIT_KEY, eventually
+
+KEY = AuditKey.from_text(TEST_AUDIT_KEY)
+"""The key the ``store`` fixture seals the audit trail with."""
 
 
 def a_run(**fields: object) -> Run:
@@ -461,8 +470,8 @@ async def test_audit_events_are_appended_in_order_and_chained(store: Store) -> N
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert events[0].prev_hash == ""
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
-    recomputed = [e.chained(seq=e.seq, prev_hash=e.prev_hash).hash for e in events]
-    assert recomputed == [e.hash for e in events]
+    assert all(e.key_id == KEY.id and sealed_at(e, e.seq, KEY) for e in events)
+    assert not any(sealed_at(e, e.seq, AuditKey.from_text("another key, " * 4)) for e in events)
     assert [e.seq for e in await store.list_audit("run_b")] == [1]
 
 
@@ -523,7 +532,158 @@ async def test_audit_trails_are_listed_and_deleted_whole(store: Store) -> None:
     assert await store.delete_audit("run_a") == 2
     assert await store.delete_audit("run_a") == 0
     assert await store.list_audit("run_a") == []
-    assert await store.audit_runs() == ["run_b"]
+    # The purged trail's head stays, sealed as a tombstone: a purge is not a deletion.
+    assert await store.audit_runs() == ["run_a", "run_b"]
+    trail = await store.read_audit("run_a")
+    assert trail.head is not None and (trail.head.count, trail.head.purged) == (2, 2)
+    assert trail.head.purged_at is not None and not check_trail(trail, KEY).findings
+
+
+async def test_an_append_after_a_purge_follows_the_purged_events(store: Store) -> None:
+    for kind in ("llm_call", "run_finished"):
+        await store.append_audit(AuditEvent(run_id="run_a", kind=kind, actor="airlock"))
+    await store.delete_audit("run_a")
+    late = await store.append_audit(AuditEvent(run_id="run_a", kind="kill_refused", actor="U0X"))
+    trail = await store.read_audit("run_a")
+    assert late.seq == 3 and [e.id for e in trail.events] == [late.id]
+    assert not check_trail(trail, KEY).findings
+
+
+async def test_each_append_moves_the_head_in_the_same_atomic_write(store_url: str) -> None:
+    """Two stores append to one trail while a third reads: every read sees head and events
+    agree, as they would not if the head were written apart from the event."""
+    stores = [await open_store(store_url, poll_interval=0.02, audit_key=KEY) for _ in range(3)]
+    writers, reader = stores[:2], stores[2]
+    done = asyncio.Event()
+
+    async def write(store: Store, who: str) -> None:
+        for i in range(25):
+            event = AuditEvent(run_id="run_a", kind="tool_call", actor=f"{who}{i}")
+            await store.append_audit(event)
+
+    async def read() -> int:
+        seen = 0
+        while not done.is_set():
+            trail = await reader.read_audit("run_a")
+            if trail.head is not None:
+                assert trail.head.count == len(trail.events) == trail.events[-1].seq
+                assert trail.head.last_hash == trail.events[-1].hash
+                seen += 1
+            await asyncio.sleep(0)
+        return seen
+
+    try:
+        reading = asyncio.create_task(read())
+        await asyncio.gather(*(write(store, f"w{n}-") for n, store in enumerate(writers)))
+        done.set()
+        assert await reading > 0
+        trail = await reader.read_audit("run_a")
+        assert trail.head is not None and trail.head.count == 50
+        assert not check_trail(trail, KEY).findings
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_trails_are_numbered_once_each_even_when_they_start_at_once(store_url: str) -> None:
+    stores = [await open_store(store_url, poll_interval=0.02, audit_key=KEY) for _ in range(2)]
+    try:
+        await asyncio.gather(*(
+            stores[i % 2].append_audit(AuditEvent(run_id=f"run_{i}", kind="llm_call", actor="a"))
+            for i in range(12)
+        ))  # fmt: skip
+        anchor = await stores[0].audit_anchor()
+        heads = [(await stores[0].read_audit(f"run_{i}")).head for i in range(12)]
+        assert anchor is not None and anchor.trails == 12
+        assert sorted(head.ordinal for head in heads if head is not None) == list(range(1, 13))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_an_append_over_a_forged_head_writes_nothing(store: Store, store_url: str) -> None:
+    for kind in ("llm_call", "tool_call", "run_finished"):
+        await store.append_audit(AuditEvent(run_id="run_a", kind=kind, actor="airlock"))
+    raw = open_raw(store_url)
+    try:
+        events = await raw.events("run_a")
+        head = await raw.head("run_a")
+        assert head is not None
+        await raw.replace("run_a", events[:-1])  # the tail cut, the head set to match
+        forged = {**head, "count": 2, "last_id": events[1]["id"], "last_hash": events[1]["hash"]}
+        await raw.put_head("run_a", forged)
+        with pytest.raises(AuditTampered):
+            await store.append_audit(AuditEvent(run_id="run_a", kind="llm_call", actor="airlock"))
+        assert await raw.events("run_a") == events[:-1] and await raw.head("run_a") == forged
+        await raw.put_head("run_a", None)  # the head deleted: sealed events are not adopted
+        with pytest.raises(AuditTampered):
+            await store.append_audit(AuditEvent(run_id="run_a", kind="llm_call", actor="airlock"))
+        assert await raw.head("run_a") is None
+    finally:
+        await raw.close()
+
+
+async def test_only_the_key_a_trail_is_sealed_with_appends_to_it(store_url: str) -> None:
+    keyed = await open_store(store_url, audit_key=KEY)
+    other = await open_store(store_url, audit_key="a different key, long enough to be one")
+    keyless = await open_store(store_url)
+    try:
+        first = await keyed.append_audit(AuditEvent(run_id="run_a", kind="llm_call", actor="a"))
+        for store in (other, keyless):
+            for run_id in ("run_a", "run_b"):  # an existing trail, and a new one (the anchor)
+                with pytest.raises(AuditKeyError):
+                    await store.append_audit(AuditEvent(run_id=run_id, kind="x", actor="a"))
+        assert [e.id for e in await keyed.list_audit("run_a")] == [first.id]
+        assert await keyed.audit_runs() == ["run_a"]
+    finally:
+        for store in (keyed, other, keyless):
+            await store.close()
+
+
+async def test_a_trail_from_before_keys_is_continued_sealed(store: Store, store_url: str) -> None:
+    legacy = [AuditEvent(run_id="run_old", kind=kind, actor="airlock") for kind in ("a", "b")]
+    legacy = [legacy[0].chained(seq=1, prev_hash="")]
+    legacy.append(AuditEvent(run_id="run_old", kind="b", actor="x").chained(
+        seq=2, prev_hash=legacy[0].hash))  # fmt: skip
+    raw = open_raw(store_url)
+    try:
+        await raw.replace("run_old", [json.loads(dump(event)) for event in legacy])
+    finally:
+        await raw.close()
+    headless = check_trail(await store.read_audit("run_old"), KEY)
+    assert headless.unkeyed and not headless.broken
+    later = await store.append_audit(AuditEvent(run_id="run_old", kind="c", actor="airlock"))
+    trail = await store.read_audit("run_old")
+    assert (later.seq, later.prev_hash, later.key_id) == (3, legacy[1].hash, KEY.id)
+    assert trail.head is not None and (trail.head.legacy, trail.head.count) == (2, 3)
+    assert not check_trail(trail, KEY).broken
+
+
+TAMPERING = {
+    "the last event deleted": lambda bodies: bodies[:-1],
+    "a middle event deleted": lambda bodies: bodies[:1] + bodies[2:],
+    "a middle event deleted, the rest renumbered": lambda bodies: bodies[:1] + [
+        {**body, "seq": body["seq"] - 1} for body in bodies[2:]],
+    "an event edited and the chain rewritten": lambda bodies: rechain(
+        [bodies[0], {**bodies[1], "actor": "U0MALLORY"}, *bodies[2:]], start=1),
+    "two events swapped": lambda bodies: [bodies[0], bodies[2], bodies[1], bodies[3]],
+    "every event deleted": lambda bodies: [],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tampering", TAMPERING)
+async def test_tampering_written_straight_into_the_backend_is_found(
+    store: Store, store_url: str, tampering: str
+) -> None:
+    for kind in ("llm_call", "tool_call", "tool_result", "run_finished"):
+        await store.append_audit(AuditEvent(run_id="run_a", kind=kind, actor="airlock"))
+    assert not check_trail(await store.read_audit("run_a"), KEY).findings
+    raw = open_raw(store_url)
+    try:
+        await raw.replace("run_a", TAMPERING[tampering](await raw.events("run_a")))
+    finally:
+        await raw.close()
+    assert check_trail(await store.read_audit("run_a"), KEY).broken
 
 
 # Long-term memory records
@@ -631,3 +791,34 @@ async def test_a_spend_total_expires_from_its_first_addition(store: Store) -> No
 
     await eventually(expired)
     assert await store.add_spend(["day"], 0.75, ttl_seconds=60) == [0.75]
+
+
+async def test_a_store_from_before_its_key_is_taken_over_by_the_key(store_url: str) -> None:
+    keyless = await open_store(store_url)
+    keyed = await open_store(store_url, audit_key=KEY)
+    try:
+        await keyless.append_audit(AuditEvent(run_id="run_old", kind="llm_call", actor="a"))
+        await keyed.append_audit(AuditEvent(run_id="run_old", kind="run_finished", actor="a"))
+        taken = await keyed.audit_anchor()  # sealed as soon as the key writes to the store
+        assert taken is not None and (taken.key_id, taken.trails, taken.keyed_from) == (
+            KEY.id,
+            1,
+            2,
+        )
+        await keyed.append_audit(AuditEvent(run_id="run_new", kind="llm_call", actor="a"))
+        old, new = await keyed.read_audit("run_old"), await keyed.read_audit("run_new")
+        anchor = await keyed.audit_anchor()
+        assert anchor is not None and (anchor.key_id, anchor.trails, anchor.keyed_from) == (
+            KEY.id,
+            2,
+            2,
+        )
+        assert old.head is not None and (old.head.legacy, old.head.key_id) == (1, KEY.id)
+        assert [e.key_id for e in old.events] == ["", KEY.id]
+        assert not check_trail(old, KEY, anchor=anchor).broken
+        assert not check_trail(new, KEY, anchor=anchor).findings
+        with pytest.raises(AuditKeyError):  # a sealed trail is not written without the key
+            await keyless.append_audit(AuditEvent(run_id="run_old", kind="x", actor="a"))
+    finally:
+        await keyless.close()
+        await keyed.close()

@@ -21,7 +21,7 @@ from agent_core.testing.slack_requests import (
     post_to_bot,
 )
 from agent_core.testing.slack_server import SlackStandIn
-from tests.support import airlock_serve
+from tests.support import TEST_AUDIT_KEY, airlock_serve
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -42,7 +42,9 @@ def clean_env(**settings: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
     # The checkout under test, whether or not it is installed in this interpreter.
     # Memory loads the embedding model in every process; tests of memory turn it on.
-    return base | {"PYTHONPATH": str(REPO), "AIRLOCK_MEMORY_ENABLED": "false"} | settings
+    ours = {"PYTHONPATH": str(REPO), "AIRLOCK_MEMORY_ENABLED": "false",
+            "AIRLOCK_AUDIT_KEY": TEST_AUDIT_KEY}  # fmt: skip
+    return base | ours | settings
 
 
 async def airlock(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:

@@ -72,10 +72,12 @@ def test_serve_needs_slack_and_anthropic_credentials(monkeypatch: pytest.MonkeyP
         "SLACK_BOT_TOKEN",
         "ANTHROPIC_API_KEY",
         "SLACK_SIGNING_SECRET",
+        "AIRLOCK_AUDIT_KEY",
     ]
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-1")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    monkeypatch.setenv("AIRLOCK_AUDIT_KEY", "0123456789abcdef" * 4)
     settings = load_settings(None)
     assert settings.socket_mode
     assert settings.missing_for_serve() == []

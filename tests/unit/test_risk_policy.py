@@ -56,7 +56,7 @@ def test_a_secret_in_any_argument_makes_a_call_at_least_high(tools: dict[str, To
     )  # fmt: skip
     assert risk.level is RiskLevel.HIGH and RiskReason.SECRET in risk.reasons
     headers = {"method": "GET", "url": "https://example.com/",
-               "headers": {"Authorization": "Bearer abcdefghijklmnop"}}  # fmt: skip
+               "headers": {"Authorization": "Bearer Zk4Xm8Nq2Pw6Rt0Vy3Bs7Dh1"}}  # fmt: skip
     secret_get = RiskPolicy().assess(tools["http_request"], headers, private_data_read=False)
     assert secret_get.level is RiskLevel.HIGH and not secret_get.grantable
     assert contains_secret("password=hunter2hunter2") and not contains_secret("just words")
