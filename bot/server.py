@@ -90,7 +90,7 @@ async def serve(
                                " with SQLite nothing else would work on the runs"])  # fmt: skip
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = build_client(settings, session=session)
-        app = build_app(settings, client=client)
+        app = build_app(settings, client=client, store=store)
         runs = await _agent(settings, store, client, app, stack, worker=worker)
         site = web.AppRunner(build_web_app(settings, app, store))
         await site.setup()
@@ -142,7 +142,8 @@ async def _agent(
                           queue=agent.queue)  # fmt: skip
     register_goals(app, intake, admin, curate)
     register_home(app, store=store, control=control)
-    register_approvals(app, service=service, channel=channel, intake=intake)
+    register_approvals(app, service=service, channel=channel, intake=intake,
+                       approvers_answer=settings.approvers_answer_questions)  # fmt: skip
     return runs
 
 
