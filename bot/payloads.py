@@ -1,14 +1,19 @@
-"""The parts of Slack's payloads the approval listeners read, parsed and checked.
+"""The parts of Slack's payloads airlock reads, parsed and checked.
 
-A button or a modal naming anything but an approval id, or lacking who clicked, fails here
-with a ``pydantic.ValidationError`` before anything is looked up or changed.
+Two layers. At the door (:func:`payload_problem`, run by a middleware before any listener)
+every signed payload of a kind airlock handles must have the shape Slack gives it: an event
+its id, type and, for the events listened to, who and where; a command its user and channel;
+a click its user and actions; a modal submission its view. Then each listener parses what it
+uses (:class:`ApprovalClick`, :class:`ViewSubmission`), so a button or a modal naming
+anything but an approval id fails before anything is looked up or changed. Either way the
+request costs one log line (see :mod:`bot.app`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 __all__ = [
     "APPROVAL_ID",
@@ -16,12 +21,14 @@ __all__ = [
     "ButtonClick",
     "ModalPlace",
     "ViewSubmission",
+    "payload_problem",
 ]
 
 APPROVAL_ID = r"^apr_[0-9a-f]{12}$"
 """What an approval id looks like; a button or a modal naming anything else is malformed."""
 
 _Id = Annotated[str, Field(min_length=1, max_length=255)]
+_Text = Annotated[str, Field(max_length=100_000)]
 
 
 class _Wire(BaseModel):
@@ -126,3 +133,103 @@ class ViewSubmission(_Wire):
     def value(self, block: str) -> str | None:
         """What was typed in the input ``block`` (whose action id is the same)."""
         return self.view.state.values.get(block, {}).get(block, _Input()).value
+
+
+# --- the door: the shape of each kind of payload airlock handles ----------------------------
+
+
+class _Mention(_Wire):
+    user: _Id
+    channel: _Id
+    ts: _Id
+    text: _Text | None = None
+    thread_ts: _Id | None = None
+
+
+class _Message(_Wire):
+    channel: _Id
+    user: _Id | None = None
+    ts: _Id | None = None
+    text: _Text | None = None
+    thread_ts: _Id | None = None
+    subtype: _Id | None = None
+    bot_id: _Id | None = None
+    channel_type: _Id | None = None
+    client_msg_id: _Id | None = None
+
+
+class _HomeOpened(_Wire):
+    user: _Id
+    tab: _Id | None = None
+
+
+_EVENTS: dict[str, type[_Wire]] = {
+    "app_mention": _Mention,
+    "message": _Message,
+    "app_home_opened": _HomeOpened,
+}
+
+
+class _Event(_Wire):
+    type: _Id
+
+
+class _EventCallback(_Wire):
+    type: Literal["event_callback"]
+    event_id: _Id
+    team_id: _Id | None = None
+    api_app_id: _Id | None = None
+    event: _Event
+    authorizations: list[dict[str, Any]] | None = None
+
+
+class _Command(_Wire):
+    command: _Id
+    user_id: _Id
+    channel_id: _Id
+    text: _Text = ""
+    trigger_id: _Id | None = None
+
+
+class _BlockActions(_Wire):
+    user: _User
+    actions: list[_Action] = Field(min_length=1)
+    container: dict[str, Any] | None = None
+    channel: _Channel | None = None
+    trigger_id: _Id | None = None
+
+
+class _AnyView(_Wire):
+    callback_id: _Id
+    private_metadata: str = Field(default="", max_length=3000)
+    state: _State
+
+
+class _ViewSubmitted(_Wire):
+    user: _User
+    view: _AnyView
+
+
+_KINDS: dict[str, type[_Wire]] = {
+    "event_callback": _EventCallback,
+    "block_actions": _BlockActions,
+    "view_submission": _ViewSubmitted,
+}
+
+
+def payload_problem(body: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of ``body`` for airlock; None when it is fine, or of a
+    kind airlock does not handle (which is acknowledged and left alone)."""
+    kind = body.get("type")
+    model = _Command if kind is None and "command" in body else _KINDS.get(str(kind))
+    try:
+        if model is not None:
+            model.model_validate(body)
+        event = body.get("event")
+        if model is _EventCallback and isinstance(event, dict) and event.get("type") in _EVENTS:
+            _EVENTS[event["type"]].model_validate(event)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        return f"{kind or 'command'}: {where}: {first['msg']}"[:200]
+    return None
