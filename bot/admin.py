@@ -125,31 +125,35 @@ class AdminCommands:
                      lambda run: f":skull: Run `{run.id}` is {run.status.value}.")  # fmt: skip
 
     async def _status(self, user: str) -> str:
+        """Admins: every run in flight, the approvals waiting and the day's spend. Anyone
+        else: their own runs in flight. Everyone: the halt and how busy the queue is."""
         admin = await self.control.authority.is_admin(user)
-        lines = []
-        halt = await self.store.get_halt()
-        if halt is not None and halt.halted:
-            lines.append(f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
-                         f"{safe(halt.reason or 'no reason given')}")  # fmt: skip
         runs = await self._active(None if admin else user)
-        if admin:
-            pending = await self.store.list_pending_approvals()
-            # The day's ledger: every model call of today, whenever its run was created.
-            spend = await SpendLedger(store=self.store).today()
-            lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
-                         f"${spend:.2f} spent today.")  # fmt: skip
-            if self.queue is not None:
-                waiting, working = await self.queue.depth()
-                lines.append(f"Queue: {waiting} run(s) waiting for a worker, "
-                             f"{working} held by one.")  # fmt: skip
-        else:
-            lines.append(f"{len(runs)} active run(s) of yours.")
+        lines = await self._halted()
+        lines += await self._overview(runs) if admin else [f"{len(runs)} active run(s) of yours."]
+        if self.queue is not None:
+            waiting, working = await self.queue.depth()
+            lines.append(f"Queue: {waiting} run(s) waiting for a worker, {working} held by one.")
         lines += [
             f"• `{r.id}` {r.status.value}{_by(r)} {mention(r.requester)}: "
             f"{goal_seen_by(r, user, limit=80)}"
             for r in runs[:_LISTED]
         ]
         return "\n".join(lines)
+
+    async def _halted(self) -> list[str]:
+        halt = await self.store.get_halt()
+        if halt is None or not halt.halted:
+            return []
+        return [f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
+                f"{safe(halt.reason or 'no reason given')}"]  # fmt: skip
+
+    async def _overview(self, runs: list[Run]) -> list[str]:
+        pending = await self.store.list_pending_approvals()
+        # The day's ledger: every model call of today, whenever its run was created.
+        spend = await SpendLedger(store=self.store).today()
+        return [f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
+                f"${spend:.2f} spent today."]  # fmt: skip
 
     async def _active(self, requester: str | None) -> list[Run]:
         """Runs not over, each once (one may move between statuses while they are listed);
