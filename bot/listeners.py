@@ -3,8 +3,7 @@
 Every path ends in the same DecisionService call as the CLI's, so a click is checked, recorded
 atomically and audited exactly like any other decision. Bolt acknowledges first; the work
 happens after, well inside Slack's three seconds. What the bot answers a decision goes to
-the person who made it alone, so nobody can make it talk in a thread; a modal opens only
-for someone who may decide.
+the person who made it alone, so nobody can make it talk in a thread.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import DecisionService, Refused
-from agent_core.errors import NotFound
-from agent_core.models import AlreadyDecided, Approval, ApprovalStatus, Decision, DecisionKind
+from agent_core.models import Decision, DecisionKind
 from bot.blocks import (
     APPROVE,
     APPROVE_FOR_RUN,
@@ -93,18 +91,15 @@ def register_approvals(
     async def on_reason_wanted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         answer = _from_button(body)
-        if await _may_decide(service, client, answer, DecisionKind.REJECT) is not None:
-            await client.views_open(trigger_id=body["trigger_id"],
-                                    view=reject_modal(_metadata(answer)))  # fmt: skip
+        await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(_metadata(answer)))
 
     @app.action(EDIT)
     async def on_edit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         answer = _from_button(body)
-        approval = await _may_decide(service, client, answer, DecisionKind.EDIT)
-        if approval is not None:
-            view = edit_modal(approval, _metadata(answer))
-            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        approval = await service.store.get_approval(answer.approval_id)
+        view = edit_modal(approval, _metadata(answer))
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(REJECT_VIEW)
     async def on_reason(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -186,29 +181,6 @@ def _from_view(body: dict[str, Any], kind: DecisionKind) -> _Answer:
     where = submitted.view.private_metadata
     return _Answer(user=submitted.user.id, approval_id=where.approval, channel=where.channel,
                    thread_ts=where.thread, kind=kind, reason=submitted.value(FIELD))  # fmt: skip
-
-
-async def _may_decide(
-    service: DecisionService, client: AsyncWebClient, answer: _Answer, kind: DecisionKind
-) -> Approval | None:
-    """The approval ``answer`` names if its author may still decide it; else they are told
-    why (privately), and a refusal is audited as any other."""
-    try:
-        approval = await service.store.get_approval(answer.approval_id)
-    except NotFound:
-        await _tell(client, answer, decision_reply(Refused(reason="this request is gone")))
-        return None
-    if approval.status is not ApprovalStatus.PENDING:
-        await _tell(client, answer, decision_reply(AlreadyDecided(approval=approval)))
-        return None
-    refusal = await service.authority.refusal(approval, answer.user)
-    if refusal is None:
-        return approval
-    await service.audit.record(approval.run_id, "decision_refused", actor=answer.user,
-                               approval_id=approval.id, decision=kind.value,
-                               reason=refusal)  # fmt: skip
-    await _tell(client, answer, decision_reply(Refused(reason=refusal)))
-    return None
 
 
 async def _decide(service: DecisionService, client: AsyncWebClient, answer: _Answer) -> None:
