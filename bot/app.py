@@ -85,14 +85,16 @@ def build_app(
 async def refuse_malformed(
     body: dict[str, Any], next: Callable[[], Awaitable[None]]
 ) -> BoltResponse | None:
-    """Answer 400, before any listener, a payload without the shape Slack gives its kind."""
+    """Refuse, before any listener, a payload without the shape Slack gives its kind: 400,
+    or for an event 200 (Slack retries an event that is not acknowledged, and a malformed
+    one stays malformed)."""
     problem = payload_problem(body)
     if problem is None:
         await next()
         return None
     REJECTED.labels(reason="malformed payload").inc()
     rejections().log(logging.WARNING, "slack payload refused", problem=problem)
-    return BoltResponse(status=400, body="")
+    return BoltResponse(status=200 if body.get("type") == "event_callback" else 400, body="")
 
 
 async def ack_button_clicks_first(

@@ -200,7 +200,7 @@ class _BlockActions(_Wire):
 
 
 class _AnyView(_Wire):
-    callback_id: _Id
+    callback_id: str = Field(max_length=255)
     private_metadata: str = Field(default="", max_length=3000)
     state: _State
 
