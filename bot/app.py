@@ -93,7 +93,7 @@ async def refuse_malformed(
         await next()
         return None
     REJECTED.labels(reason="malformed payload").inc()
-    rejections().log(logging.WARNING, "slack payload refused", problem=problem)
+    rejections(signed=True).log(logging.WARNING, "slack payload refused", problem=problem)
     return BoltResponse(status=200 if body.get("type") == "event_callback" else 400, body="")
 
 
@@ -129,8 +129,9 @@ def drop_replays(store: Store) -> Callable[..., Awaitable[BoltResponse | None]]:
             await next()
             return None
         REJECTED.labels(reason="delivered again").inc()
-        rejections().log(logging.INFO, "slack delivery repeated; dropped", kind=body.get("type"),
-                         retry=req.headers.get("x-slack-retry-num", [None])[0])  # fmt: skip
+        retry = req.headers.get("x-slack-retry-num", [None])[0]
+        rejections(signed=True).log(logging.INFO, "slack delivery repeated; dropped",
+                                    kind=body.get("type"), retry=retry)  # fmt: skip
         return BoltResponse(status=200, body="")
 
     return drop_replay
@@ -156,13 +157,14 @@ async def answer_errors(
     kind = body.get("type") if isinstance(body, dict) else None
     if isinstance(error, BoltUnhandledRequestError):
         REJECTED.labels(reason="unhandled").inc()
-        rejections().log(logging.INFO, "slack request not handled", kind=kind)
+        rejections(signed=True).log(logging.INFO, "slack request not handled", kind=kind)
         return BoltResponse(status=200, body="")
     malformed = isinstance(error, _MALFORMED)
     REJECTED.labels(reason="malformed payload" if malformed else "listener failed").inc()
-    rejections().log(logging.WARNING if malformed else logging.ERROR, "slack request failed",
-                     kind=kind, error=type(error).__name__, detail=_detail(error),
-                     at=_where(error))  # fmt: skip
+    level = logging.WARNING if malformed else logging.ERROR
+    rejections(signed=True).log(level, "slack request failed", kind=kind,
+                                error=type(error).__name__, detail=_detail(error),
+                                at=_where(error))  # fmt: skip
     if response is None:
         return None  # acknowledged already: Slack has its answer
     return BoltResponse(status=400 if malformed else 500, body="")

@@ -62,12 +62,15 @@ class SampledLog:
         self.logger.log(level, message, extra=fields)
 
 
-_REQUESTS = SampledLog(logger=logging.getLogger(__name__))
+_UNSIGNED = SampledLog(logger=logging.getLogger(__name__))
+_SIGNED = SampledLog(logger=logging.getLogger(__name__))
 
 
-def rejections() -> SampledLog:
-    """The process's one log of refused requests, shared by every layer that refuses."""
-    return _REQUESTS
+def rejections(*, signed: bool = False) -> SampledLog:
+    """The process's log of refused requests: one for what anyone can send (unsigned, not
+    even HTTP), one for what came signed, so a flood of the first hides nothing of the
+    second."""
+    return _SIGNED if signed else _UNSIGNED
 
 
 class OneLineErrors(logging.Filter):
@@ -85,6 +88,7 @@ class OneLineErrors(logging.Filter):
         error = record.exc_info[1]
         record.exc_info, record.exc_text = None, None
         record.error = type(error).__name__ if error is not None else "unknown"
+        record.detail = str(error)[:200]
         left_out = self._sampled.admit()
         if left_out:
             record.left_out = left_out

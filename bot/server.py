@@ -161,12 +161,12 @@ async def _agent(
 
 def _socket_mode_logger() -> logging.Logger:
     """The Socket Mode client's logger: an envelope it cannot read costs one line."""
-    return _one_line_errors(logging.getLogger("bot.socket_mode"))
+    return _one_line_errors(logging.getLogger("bot.socket_mode"), signed=True)
 
 
-def _one_line_errors(target: logging.Logger) -> logging.Logger:
+def _one_line_errors(target: logging.Logger, *, signed: bool = False) -> logging.Logger:
     if not any(isinstance(f, OneLineErrors) for f in target.filters):
-        target.addFilter(OneLineErrors(rejections()))
+        target.addFilter(OneLineErrors(rejections(signed=signed)))
     return target
 
 
