@@ -135,8 +135,9 @@ class Served:
         since = len(self.slack.calls)
         form = self.command_form(text, user=user, channel=channel)
         assert await self.send(self.signer.command(form)) == 200
-        reply = await self.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
-        assert reply.args["user"] == user
+        reply = await self.slack.wait_for_call(
+            "chat.postEphemeral", lambda c: c.args["user"] == user, since=since, timeout=30
+        )
         return str(reply.args["text"])
 
     def click_body(self, action_id: str, value: str, *, user: str, channel: str = CHANNEL,
