@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     approvers: IdList = Field(default_factory=list)
     admins: IdList = Field(default_factory=list)
     allow_self_approval: bool = False
+    approvers_answer_questions: bool = False
     approval_quorum: int = Field(default=2, ge=1)
     approval_ttl_seconds: float = Field(default=3600.0, gt=0)
     approval_timeout_high: TimeoutPolicy = TimeoutPolicy.REJECT

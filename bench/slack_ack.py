@@ -32,7 +32,7 @@ from agent_core.audit import Audit
 from agent_core.config import Settings
 from agent_core.control import RunControl
 from agent_core.limits import Admission, Limits
-from agent_core.models import Approval, RiskLevel, ToolCallSubject
+from agent_core.models import Approval, RiskLevel, ToolCallSubject, new_id
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload
 from agent_core.testing.slack_server import SlackStandIn
@@ -143,11 +143,10 @@ async def measure(n: int) -> list[tuple[str, list[float], list[float]]]:
                 rows.append((name, await timed(http, url, mentions[20:]),
                              await timed(http, url, clicks)))  # fmt: skip
                 await runner.cleanup()
-                for approval in approvals:  # the next app gets fresh approvals to click
-                    await store.create_approval(
-                        approval.model_copy(update={"id": approval.id + "x"})
-                    )
-                approvals = [a.model_copy(update={"id": a.id + "x"}) for a in approvals]
+                # The next app gets fresh approvals to click (ids of the real form).
+                approvals = [a.model_copy(update={"id": new_id("apr")}) for a in approvals]
+                for approval in approvals:
+                    await store.create_approval(approval)
         await store.close()
     return rows
 

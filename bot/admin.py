@@ -1,7 +1,9 @@
 """Admin subcommands of `/agent`: kill, halt, resume and status, answered privately.
 
 They go through the same kill switch as the CLI, with the same authority rules: an admin
-may do anything; the person who asked for a run may kill that run.
+may do anything; the person who asked for a run may kill, retry and audit that run, and
+sees it in `/agent status`, which shows admins every run and everyone else only their own.
+A goal asked in a direct message is shown to its requester alone.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from agent_core.limits import SpendLedger
 from agent_core.models import Decision, DecisionKind, Run
 from agent_core.store import Store
 from agent_core.store._redis_queue import RedisRunQueue
-from bot.blocks import mention
+from bot.blocks import mention, safe
 from bot.replies import decision_reply
+from bot.visibility import goal_seen_by
 
 __all__ = ["ADMIN_VERBS", "AdminCommands"]
 
 T = TypeVar("T")
+
+_LISTED = 50  # runs `/agent status` lists, and looks at per status for an admin
 
 ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit", "approve", "reject", "retry"})
 """First words of `/agent` text that are commands, not goals."""
@@ -60,7 +65,7 @@ class AdminCommands:
             return await self._audit(user, rest)
         if verb in ("approve", "reject"):
             return await self._decide(user, verb, rest)
-        return await self._status()
+        return await self._status(user)
 
     async def _decide(self, user: str, verb: str, rest: str) -> str:
         approval_id, _, reason = rest.partition(" ")
@@ -119,28 +124,48 @@ class AdminCommands:
         return _said(await self.control.kill(target, by=user, reason=reason or None),
                      lambda run: f":skull: Run `{run.id}` is {run.status.value}.")  # fmt: skip
 
-    async def _status(self) -> str:
-        halt = await self.store.get_halt()
-        lines = []
-        if halt is not None and halt.halted:
-            lines.append(f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
-                         f"{halt.reason or 'no reason given'}")  # fmt: skip
-        runs: list[Run] = []
-        for status in ACTIVE:
-            runs += await self.store.list_runs(status=status, limit=50)
-        pending = await self.store.list_pending_approvals()
-        # The day's ledger: every model call of today, whenever its run was created.
-        spend = await SpendLedger(store=self.store).today()
-        lines.append(f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
-                     f"${spend:.2f} spent today.")  # fmt: skip
+    async def _status(self, user: str) -> str:
+        """Admins: every run in flight, the approvals waiting and the day's spend. Anyone
+        else: their own runs in flight. Everyone: the halt and how busy the queue is."""
+        admin = await self.control.authority.is_admin(user)
+        runs = await self._active(None if admin else user)
+        lines = await self._halted()
+        lines += await self._overview(runs) if admin else [f"{len(runs)} active run(s) of yours."]
         if self.queue is not None:
             waiting, working = await self.queue.depth()
             lines.append(f"Queue: {waiting} run(s) waiting for a worker, {working} held by one.")
         lines += [
-            f"• `{r.id}` {r.status.value}{_by(r)} {mention(r.requester)}: {r.goal[:80]}"
-            for r in runs
+            f"• `{r.id}` {r.status.value}{_by(r)} {mention(r.requester)}: "
+            f"{goal_seen_by(r, user, limit=80)}"
+            for r in runs[:_LISTED]
         ]
         return "\n".join(lines)
+
+    async def _halted(self) -> list[str]:
+        halt = await self.store.get_halt()
+        if halt is None or not halt.halted:
+            return []
+        return [f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
+                f"{safe(halt.reason or 'no reason given')}"]  # fmt: skip
+
+    async def _overview(self, runs: list[Run]) -> list[str]:
+        pending = await self.store.list_pending_approvals()
+        # The day's ledger: every model call of today, whenever its run was created.
+        spend = await SpendLedger(store=self.store).today()
+        return [f"{len(runs)} active run(s), {len(pending)} approval(s) waiting, "
+                f"${spend:.2f} spent today."]  # fmt: skip
+
+    async def _active(self, requester: str | None) -> list[Run]:
+        """Runs not over, each once (one may move between statuses while they are listed);
+        only ``requester``'s unless None."""
+        # The store cannot filter by requester: someone's runs are looked for among all.
+        limit = _LISTED if requester is None else 100_000
+        runs: dict[str, Run] = {}
+        for status in ACTIVE:
+            for run in await self.store.list_runs(status=status, limit=limit):
+                if requester is None or run.requester == requester:
+                    runs.setdefault(run.id, run)
+        return list(runs.values())
 
 
 def _by(run: Run) -> str:

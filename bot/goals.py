@@ -22,6 +22,7 @@ from agent_core.store import Store
 from bot.admin import ADMIN_VERBS, AdminCommands
 from bot.blocks import mention, safe
 from bot.memory_commands import MEMORY_VERBS, MemoryCommands
+from bot.privately import reply_privately
 
 __all__ = ["GoalIntake", "register_goals"]
 
@@ -30,12 +31,13 @@ _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hou
 HELP = (
     "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
     "`/agent plan <goal>` only plans. "
-    "`/agent audit <run>` shows what a run did; `/agent approve <id>` and "
-    "`/agent reject <id> [reason]` decide; `/agent retry <run>` retries a failed run. "
+    "`/agent status` shows your runs in flight; `/agent audit <run>` shows what one did, "
+    "`/agent kill <run> [reason]` stops it and `/agent retry <run>` retries it if it failed. "
+    "`/agent approve <id>` and `/agent reject <id> [reason]` decide. "
     "`/agent remember <fact>`, `/agent memories <query>` and `/agent forget <id>` curate what "
     "I remember in this channel. "
-    "Admins: `/agent status`, `/agent kill <run> [reason]`, `/agent kill all`, "
-    "`/agent halt [reason]`, `/agent resume`."
+    "Admins: `/agent status` shows every run, and `/agent kill all`, `/agent halt [reason]` "
+    "and `/agent resume` are theirs."
 )
 
 
@@ -56,9 +58,7 @@ class GoalIntake:
         delivery: str | None, dry_run: bool = False,
     ) -> Run | None:  # fmt: skip
         """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started."""
-        if delivery and not await self.store.claim_idempotency_key(
-            f"slack-delivery:{delivery}", ttl_seconds=_DELIVERY_TTL_SECONDS
-        ):
+        if delivery and not await self.first_delivery(delivery):
             return None  # a retry of a delivery already handled
         goal = goal.strip()
         say = _sayer(client, channel, thread_ts)
@@ -67,7 +67,7 @@ class GoalIntake:
             return None
         halt = await self.store.get_halt()
         if halt is not None and halt.halted:
-            why = halt.reason or "no reason given"
+            why = safe(halt.reason or "no reason given")
             await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
             return None
         refused = await self.admission.admit(user)
@@ -81,6 +81,11 @@ class GoalIntake:
         await self.remember_status(run, posted["channel"], posted["ts"])
         await self.submit(run.id)
         return run
+
+    async def first_delivery(self, delivery: str) -> bool:
+        """Whether this is the first time Slack delivered ``delivery`` (an event or trigger id)."""
+        key = f"slack-delivery:{delivery}"
+        return await self.store.claim_idempotency_key(key, ttl_seconds=_DELIVERY_TTL_SECONDS)
 
 
 def register_goals(
@@ -107,19 +112,24 @@ def register_goals(
         user, channel = command["user_id"], command["channel_id"]
         if memory is not None and verb in MEMORY_VERBS:
             reply = await memory.answer(user, channel, goal)
-            await client.chat_postEphemeral(channel=channel, user=user, text=reply)
+            await reply_privately(client, user=user, channel=channel, text=reply)
             return
         if not goal or verb == "help" or verb in ADMIN_VERBS:
             reply = await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP
-            await client.chat_postEphemeral(channel=channel, user=user, text=reply)
+            await reply_privately(client, user=user, channel=channel, text=reply)
             return
+        trigger = command.get("trigger_id")
+        if trigger and not await intake.first_delivery(trigger):
+            return  # the same command delivered again: it was answered the first time
         dry_run = verb == "plan"
         goal = rest.strip() if dry_run else goal
-        asked = f"{mention(command['user_id'])} asked: {safe(goal)}"
-        top = await client.chat_postMessage(channel=command["channel_id"], text=asked)
-        await intake.start(client, goal=goal, user=command["user_id"], channel=top["channel"],
-                           thread_ts=top["ts"], delivery=command.get("trigger_id"),
-                           dry_run=dry_run)  # fmt: skip
+        if not goal:
+            await reply_privately(client, user=user, channel=channel, text=HELP)
+            return
+        asked = f"{mention(user)} asked: {safe(goal)}"
+        top = await client.chat_postMessage(channel=channel, text=asked)
+        await intake.start(client, goal=goal, user=user, channel=top["channel"],
+                           thread_ts=top["ts"], delivery=None, dry_run=dry_run)  # fmt: skip
 
 
 def direct_goal(event: dict[str, Any]) -> bool:

@@ -27,6 +27,7 @@ from agent_core.limits import SpendLedger
 from agent_core.models import Run
 from agent_core.store import Store
 from bot.blocks import approval_blocks, mention, safe
+from bot.visibility import goal_seen_by
 
 __all__ = ["KILL", "home_view", "register_home"]
 
@@ -53,7 +54,7 @@ async def home_view(store: Store, authority: Authority, user: str) -> View:
         blocks.append(_note("Nothing to decide."))
     if await authority.is_admin(user):
         blocks += [DividerBlock(), HeaderBlock(text="In flight (admin)")]
-        blocks += _admin(runs, await SpendLedger(store=store).today())
+        blocks += _admin(runs, await SpendLedger(store=store).today(), viewer=user)
     return View(type="home", blocks=blocks)
 
 
@@ -66,14 +67,14 @@ def _note(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
-def _admin(runs: list[Run], spend: float) -> list[Block]:
+def _admin(runs: list[Run], spend: float, *, viewer: str) -> list[Block]:
     active = [r for r in runs if r.status in ACTIVE][-_MAX_RUNS:]
     blocks: list[Block] = [_note(f"Spend today: ${spend:.2f} · {len(active)} run(s) in flight")]
     for run in active:
         blocks.append(SectionBlock(
             text=MarkdownTextObject(
                 text=f"`{run.id}` *{run.status.value}* {mention(run.requester)}: "
-                     f"{safe(run.goal)[:150]}"),
+                     f"{goal_seen_by(run, viewer, limit=150)}"),
             accessory=ButtonElement(text="Kill", action_id=KILL, value=run.id, style="danger"),
         ))  # fmt: skip
     return blocks

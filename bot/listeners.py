@@ -2,7 +2,8 @@
 
 Every path ends in the same DecisionService call as the CLI's, so a click is checked, recorded
 atomically and audited exactly like any other decision. Bolt acknowledges first; the work
-happens after, well inside Slack's three seconds.
+happens after, well inside Slack's three seconds. What the bot answers a decision goes to
+the person who made it alone, so nobody can make it talk in a thread.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import DecisionService, Refused
-from agent_core.models import (
-    Decision,
-    DecisionKind,
-)
+from agent_core.models import Decision, DecisionKind
 from bot.blocks import (
     APPROVE,
     APPROVE_FOR_RUN,
@@ -30,10 +28,12 @@ from bot.blocks import (
     REJECT_VIEW,
     REJECT_WITH_REASON,
     edit_modal,
-    mention,
     reject_modal,
 )
 from bot.goals import GoalIntake, direct_goal
+from bot.payloads import ApprovalClick, ViewSubmission
+from bot.privately import reply_privately
+from bot.questions import ThreadReplies
 from bot.replies import decision_reply
 from bot.slack_channel import SlackChannel
 
@@ -67,15 +67,20 @@ def register_approvals(
     service: DecisionService,
     channel: SlackChannel,
     intake: GoalIntake | None = None,
+    approvers_answer: bool = False,
 ) -> None:
-    """Wire the approval buttons and typed decisions of ``app`` to ``service``.
+    """Wire the approval buttons and typed decisions of ``app`` to ``service``, and replies in
+    threads to the questions ``channel`` asked.
 
     With ``intake``, a direct message that is not a decision or an answer starts a run.
+    ``approvers_answer`` lets approvers and admins answer a run's questions too.
     """
+    replies = ThreadReplies(channel=channel, store=service.store, authority=service.authority,
+                            approvers_answer=approvers_answer)  # fmt: skip
 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await _decide(service, client, _from_button(body), ephemeral=True)
+        await _decide(service, client, _from_button(body))
 
     app.action(APPROVE)(on_button)
     app.action(APPROVE_FOR_RUN)(on_button)
@@ -98,9 +103,9 @@ def register_approvals(
 
     @app.view(REJECT_VIEW)
     async def on_reason(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
         answer = _from_view(body, DecisionKind.REJECT)
-        await _decide(service, client, answer, ephemeral=True)
+        await ack()
+        await _decide(service, client, answer)
 
     @app.view(EDIT_VIEW)
     async def on_edited(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -119,7 +124,7 @@ def register_approvals(
             await ack(response_action="errors", errors={FIELD: outcome.reason})
             return
         await ack()
-        await _tell(client, answer, decision_reply(outcome), ephemeral=True)
+        await _tell(client, answer, decision_reply(outcome))
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -128,10 +133,10 @@ def register_approvals(
         text = event.get("text") or ""
         answer = _from_text(event, text)
         if answer is not None:
-            await _decide(service, client, answer, ephemeral=False)
+            await _decide(service, client, answer)
         elif event.get("thread_ts"):
-            if not channel.answered(event["channel"], event["thread_ts"], text):
-                await channel.relay(event["channel"], event["thread_ts"], text)
+            await replies.reply(client, channel=event["channel"], thread_ts=event["thread_ts"],
+                                user=event["user"], text=text)  # fmt: skip
         elif intake is not None and direct_goal(event):
             await intake.start(client, goal=text, user=event["user"], channel=event["channel"],
                                thread_ts=event["ts"], delivery=event.get("client_msg_id")
@@ -139,15 +144,14 @@ def register_approvals(
 
 
 def _from_button(body: dict[str, Any]) -> _Answer:
-    action = body["actions"][0]
-    container = body.get("container") or {}
+    click = ApprovalClick.parse(body)
     return _Answer(
-        user=body["user"]["id"],
-        approval_id=action["value"],
+        user=click.user.id,
+        approval_id=click.approval_id,
         # A button in App Home has no channel: answers then go to the person directly.
-        channel=container.get("channel_id") or (body.get("channel") or {}).get("id"),
-        thread_ts=container.get("thread_ts"),
-        kind=_BUTTON_KINDS.get(action["action_id"], DecisionKind.REJECT),
+        channel=click.where,
+        thread_ts=click.container.thread_ts,
+        kind=_BUTTON_KINDS.get(click.action.action_id, DecisionKind.REJECT),
     )
 
 
@@ -173,31 +177,19 @@ def _metadata(answer: _Answer) -> str:
 
 
 def _from_view(body: dict[str, Any], kind: DecisionKind) -> _Answer:
-    view = body["view"]
-    where = json.loads(view["private_metadata"])
-    text = view["state"]["values"][FIELD][FIELD].get("value")
-    return _Answer(user=body["user"]["id"], approval_id=where["approval"], channel=where["channel"],
-                   thread_ts=where["thread"], kind=kind, reason=text)  # fmt: skip
+    submitted = ViewSubmission.parse(body)
+    where = submitted.view.private_metadata
+    return _Answer(user=submitted.user.id, approval_id=where.approval, channel=where.channel,
+                   thread_ts=where.thread, kind=kind, reason=submitted.value(FIELD))  # fmt: skip
 
 
-async def _decide(
-    service: DecisionService, client: AsyncWebClient, answer: _Answer, *, ephemeral: bool
-) -> None:
+async def _decide(service: DecisionService, client: AsyncWebClient, answer: _Answer) -> None:
     decision = Decision(kind=answer.kind, by=answer.user, reason=answer.reason)
-    await _tell(client, answer, decision_reply(await service.decide(answer.approval_id, decision)),
-                ephemeral=ephemeral)  # fmt: skip
+    await _tell(client, answer, decision_reply(await service.decide(answer.approval_id, decision)))
 
 
-async def _tell(
-    client: AsyncWebClient, answer: _Answer, reply: str | None, *, ephemeral: bool
-) -> None:
+async def _tell(client: AsyncWebClient, answer: _Answer, reply: str | None) -> None:
     if reply is None:
         return  # settled: the request message itself is updated with the outcome
-    if answer.channel is None:
-        await client.chat_postMessage(channel=answer.user, text=reply)  # a DM
-    elif ephemeral:
-        await client.chat_postEphemeral(channel=answer.channel, user=answer.user, text=reply,
-                                        thread_ts=answer.thread_ts)  # fmt: skip
-    else:
-        await client.chat_postMessage(channel=answer.channel, thread_ts=answer.thread_ts,
-                                      text=f"{mention(answer.user)} {reply}")  # fmt: skip
+    await reply_privately(client, user=answer.user, channel=answer.channel, text=reply,
+                          thread_ts=answer.thread_ts)  # fmt: skip

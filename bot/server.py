@@ -35,8 +35,10 @@ from bot.admin import AdminCommands
 from bot.app import build_app, build_client
 from bot.goals import GoalIntake, register_goals
 from bot.home import register_home
+from bot.http_guard import slack_request_guard
 from bot.listeners import register_approvals
 from bot.memory_commands import MemoryCommands
+from bot.request_log import OneLineErrors, rejections
 from bot.slack_channel import SlackChannel
 
 __all__ = ["build_web_app", "serve", "stop_on_signals"]
@@ -52,6 +54,10 @@ def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web
         web_app = web.Application()
     else:
         web_app = app.web_app(path=SLACK_EVENTS_PATH)
+        if settings.slack_signing_secret is not None:
+            secret = settings.slack_signing_secret.get_secret_value()
+            guard = slack_request_guard(path=SLACK_EVENTS_PATH, signing_secret=secret)
+            web_app.middlewares.append(guard)
 
     async def healthz(_: web.Request) -> web.Response:
         try:
@@ -90,14 +96,20 @@ async def serve(
                                " with SQLite nothing else would work on the runs"])  # fmt: skip
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = build_client(settings, session=session)
-        app = build_app(settings, client=client)
+        app = build_app(settings, client=client, store=store)
         runs = await _agent(settings, store, client, app, stack, worker=worker)
-        site = web.AppRunner(build_web_app(settings, app, store))
+        # No access log: one line per request would let anyone fill the log at will; refused
+        # requests are logged (sampled) and counted where they are refused, and what aiohttp
+        # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
+        _one_line_errors(logging.getLogger("aiohttp.server"))
+        site = web.AppRunner(build_web_app(settings, app, store), access_log=None)
         await site.setup()
         stack.push_async_callback(site.cleanup)
         await web.TCPSite(site, host, port).start()
         if settings.socket_mode and settings.slack_app_token is not None:
-            socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            socket_mode = AsyncSocketModeHandler(
+                app, settings.slack_app_token.get_secret_value(), logger=_socket_mode_logger()
+            )
             await socket_mode.connect_async()
             stack.push_async_callback(socket_mode.close_async)
         if runs is not None:
@@ -142,8 +154,20 @@ async def _agent(
                           queue=agent.queue)  # fmt: skip
     register_goals(app, intake, admin, curate)
     register_home(app, store=store, control=control)
-    register_approvals(app, service=service, channel=channel, intake=intake)
+    register_approvals(app, service=service, channel=channel, intake=intake,
+                       approvers_answer=settings.approvers_answer_questions)  # fmt: skip
     return runs
+
+
+def _socket_mode_logger() -> logging.Logger:
+    """The Socket Mode client's logger: an envelope it cannot read costs one line."""
+    return _one_line_errors(logging.getLogger("bot.socket_mode"), signed=True)
+
+
+def _one_line_errors(target: logging.Logger, *, signed: bool = False) -> logging.Logger:
+    if not any(isinstance(f, OneLineErrors) for f in target.filters):
+        target.addFilter(OneLineErrors(rejections(signed=signed)))
+    return target
 
 
 def _submitter(runs: Runner) -> Callable[[str], Awaitable[None]]:

@@ -40,6 +40,7 @@ from bot.blocks import (
     safe,
     settled_blocks,
 )
+from bot.visibility import in_direct_message, private_request_notice
 
 __all__ = ["SlackChannel", "status_line"]
 
@@ -161,6 +162,10 @@ class SlackChannel:
         )  # fmt: skip
         await self._remember(approval, "at", posted)
         if self.approval_channel and approval.risk.rank >= RiskLevel.HIGH.rank:
+            if in_direct_message(run):  # what a DM says stays out of a shared channel
+                notice = private_request_notice(approval)
+                await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
+                return
             link = await self.client.chat_getPermalink(channel=posted["channel"],
                                                        message_ts=posted["ts"])  # fmt: skip
             copy = await self.client.chat_postMessage(
@@ -213,6 +218,10 @@ class SlackChannel:
             return False
         waiting.set_result(text)
         return True
+
+    async def question_in(self, channel: str, thread_ts: str) -> str | None:
+        """The run whose question waits for an answer in this thread (asked by any process)."""
+        return (await self.store.get_facts(_QUESTION + f"{channel} {thread_ts}")).get("run") or None
 
     async def relay(self, channel: str, thread_ts: str, text: str) -> bool:
         """A reply in a thread to a question another process asked: pass it on; True if so."""

@@ -60,6 +60,10 @@ class Authority:
         """Whether ``user`` has admin authority."""
         return user.startswith(LOCAL_PREFIX) or await self._listed(user, self.admins)
 
+    async def is_approver(self, user: str) -> bool:
+        """Whether ``user`` is one of the configured approvers, or an admin."""
+        return await self.is_admin(user) or await self._listed(user, self.approvers)
+
     async def refusal(self, approval: Approval, user: str) -> str | None:
         """Why ``user`` may not decide ``approval``; None when they may."""
         admin = await self.is_admin(user)

@@ -302,6 +302,12 @@ class SlackStandIn:
             await self._changed.wait_for(lambda: bool(self._sockets))
         await self._sockets[-1].send_json(envelope)
 
+    async def send_text(self, text: str, *, timeout: float = 10.0) -> None:
+        """Deliver a raw text frame on Socket Mode (garbage, to test the client's resilience)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: bool(self._sockets))
+        await self._sockets[-1].send_str(text)
+
     async def wait_for_ack(self, envelope_id: str, *, timeout: float = 10.0) -> JsonDict:
         """The client's acknowledgement of ``envelope_id``."""
 

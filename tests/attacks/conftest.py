@@ -1,17 +1,20 @@
-"""Shared by the attack tests: the agent harness (a real runner, orchestrator, gate and store
-against the Anthropic stand-in, as in tests/agent) and an attacker's collecting server."""
+"""Shared by the attack tests: `airlock serve` with default settings, the agent harness (a
+real runner, orchestrator, gate and store against the Anthropic stand-in, as in tests/agent)
+and an attacker's collecting server."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from agent_core.tools.builtins.http import IPAddress
 from tests.agent.conftest import anthropic, harness_factory, llm, store, tools
+from tests.attacks.harness import Served, serve_bot
 
 __all__ = [
     "Collector",
@@ -56,3 +59,10 @@ async def collector() -> AsyncIterator[Collector]:
 async def loopback(host: str, port: int) -> list[IPAddress]:
     """Every host name resolves to this machine (where the collector listens)."""
     return [ipaddress.ip_address("127.0.0.1")]
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Served]:
+    """`airlock serve` over HTTP with SQLite; an admin, an approver, nothing else set."""
+    async with serve_bot(tmp_path) as served:
+        yield served

@@ -100,7 +100,9 @@ async def test_typed_approve_and_a_late_reject(bot: tuple[str, Store, SlackStand
     late = typed(f"reject {approval.id} too risky")
     late["event_id"] = "Ev222"  # type: ignore[index]
     assert (await post_to_bot(url, signer.event(late)))[0] == 200
-    reply = await slack.wait_for_call("chat.postMessage", since=since, timeout=10)
+    # Told privately: a typed command never makes the bot talk in the thread.
+    reply = await slack.wait_for_call("chat.postEphemeral", since=since, timeout=10)
+    assert reply.args["user"] == DM["event"]["user"]
     assert f"Already approved by <@{DM['event']['user']}>" in reply.args["text"]
     assert len((await store.get_approval(approval.id)).decisions) == 1
 

@@ -505,15 +505,17 @@ class Cluster:
         )
         return status
 
-    async def reply_in_thread(self, front_end: int, thread_ts: str, text: str) -> int:
-        """The requester replies ``text`` in a goal's thread, through ``front_end``; the HTTP
-        status. Built from the shared app_mention delivery, as a plain ``message`` event."""
+    async def reply_in_thread(
+        self, front_end: int, thread_ts: str, text: str, *, user: str = REQUESTER
+    ) -> int:
+        """``user`` (the requester) replies ``text`` in a goal's thread, through ``front_end``;
+        the HTTP status. Built from the shared app_mention delivery, as a plain ``message``."""
         serial = next(self._serial)
         body = copy.deepcopy(MENTION)
         ts = f"{_BASE_TS + serial}.{serial:06d}"
         body.update(event_id=f"EvREPLY{serial:06d}", event_time=int(time.time()))
         event = body["event"]
-        event.update(type="message", text=text, ts=ts, event_ts=ts, thread_ts=thread_ts,
+        event.update(type="message", text=text, ts=ts, event_ts=ts, thread_ts=thread_ts, user=user,
                      client_msg_id=str(uuid.uuid4()), channel_type="channel")  # fmt: skip
         event.pop("blocks", None)  # the mention's rich text would still say the old text
         status, _ = await post_to_bot(
