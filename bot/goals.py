@@ -67,7 +67,7 @@ class GoalIntake:
             return None
         halt = await self.store.get_halt()
         if halt is not None and halt.halted:
-            why = halt.reason or "no reason given"
+            why = safe(halt.reason or "no reason given")
             await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
             return None
         refused = await self.admission.admit(user)
