@@ -9,7 +9,6 @@ too large for Slack.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +51,7 @@ from bot.fit import (
     size,
     split,
 )
-from bot.render import BACKTICK, code_block, inert, inert_code, mention
+from bot.render import BACKTICK, code_block, inert, inert_code, json_text, mention
 
 __all__ = [
     "APPROVE",
@@ -261,7 +260,7 @@ def _body(approval: Approval) -> list[Block]:
     if isinstance(subject, PlanSubject):
         return _plan(subject.plan, approval)
     title = f"*{cut(inert(subject.tool), 200)}* {RISK_BADGE[approval.risk]}"
-    arguments = inert_code(json.dumps(subject.arguments, indent=2, ensure_ascii=False))
+    arguments = inert_code(json_text(subject.arguments, indent=2))
     blocks = _code(title, arguments, _CALL_HEAD, _CALL_TAIL, approval)
     if subject.preview:
         blocks += _code("*What it would do*", inert_code(subject.preview), _PREVIEW_HEAD,
@@ -345,7 +344,7 @@ def _precedents(approval: Approval) -> str:
 def _what(approval: Approval) -> str:
     subject = approval.subject
     if isinstance(subject, ToolCallSubject):
-        call = inert(json.dumps(subject.arguments, ensure_ascii=False))
+        call = inert(json_text(subject.arguments))
         return f"{cut(inert(subject.tool), 80)} {cut(call, 200)}"
     return f"a plan of {len(subject.plan.subtasks)} steps"
 

@@ -8,7 +8,6 @@ sections within Slack's limits, with Next and Previous buttons that update it in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +24,7 @@ from agent_core.models import Approval, PlanSubject
 from agent_core.store import Store
 from bot.blocks import RISK_BADGE, VIEW_FULL, mrkdwn, plan_lines, section
 from bot.fit import SECTION_TEXT, cut, pack, split
-from bot.render import code_block, inert, inert_code
+from bot.render import code_block, inert, inert_code, json_text
 
 __all__ = ["VIEW_PAGE", "full_view", "register_full_call"]
 
@@ -71,7 +70,7 @@ def _sections(approval: Approval) -> list[str]:
         head = f"*The plan* ({len(subject.plan.subtasks)} steps) {badge} · `{approval.id}`"
         return [head, *pack(plan_lines(subject.plan), _PIECE)]
     texts = [f"*{cut(inert(subject.tool), 1000)}* {badge} · `{approval.id}`\n*Arguments*"]
-    texts += _code(json.dumps(subject.arguments, indent=2, ensure_ascii=False))
+    texts += _code(json_text(subject.arguments, indent=2))
     if subject.preview:
         texts += ["*What it would do*", *_code(subject.preview)]
     return texts

@@ -19,8 +19,10 @@ never hide it or reach past a block. Mentions airlock itself means are built by
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from typing import Any
 
 from agent_core.logs import redact
 
@@ -30,6 +32,7 @@ __all__ = [
     "escape",
     "inert",
     "inert_code",
+    "json_text",
     "mention",
     "visible",
 ]
@@ -46,6 +49,7 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 # grapheme joiner, which attaches to nothing visible.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
 _KEPT = frozenset("\n\t")
+_JSON_ESCAPE = re.compile(r"\\\\|\\u([0-9a-fA-F]{4})")
 _USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 _GROUP = re.compile(r"S[A-Z0-9]{2,20}")
 
@@ -65,6 +69,19 @@ def visible(text: str) -> str:
     if text.isprintable() and not any(c in _BLANK for c in text):
         return text  # the common case: nothing to show
     return "".join(f"⟨U+{ord(c):04X}⟩" if hidden(c) else c for c in text)
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as JSON for people to read: control characters JSON would write as ``\\u0000``
+    are shown as ``⟨U+0000⟩``, like every other hidden character (not yet escaped for Slack)."""
+
+    def shown(found: re.Match[str]) -> str:
+        code = found.group(1)
+        if code is None or not hidden(chr(int(code, 16))):
+            return found.group(0)  # an escaped backslash, or a character that shows itself
+        return f"⟨U+{int(code, 16):04X}⟩"
+
+    return _JSON_ESCAPE.sub(shown, json.dumps(value, indent=indent, ensure_ascii=False))
 
 
 def escape(text: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -61,7 +60,7 @@ from bot.blocks import (
     settled_fallback_blocks,
 )
 from bot.fit import MESSAGE_TEXT, cut, cut_middle, marker, shown_length, split
-from bot.render import code_block, inert, inert_code, mention, visible
+from bot.render import code_block, inert, inert_code, json_text, mention, visible
 
 __all__ = ["SlackChannel", "status_line"]
 
@@ -84,6 +83,8 @@ _ASSISTANT_STATUS = {
 _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
 _NOTICE_HEAD, _NOTICE_TAIL = 2400, 1000
 _UNDELIVERABLE = "approval_undeliverable"
+_QUIET: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
+"""No previews of links a model wrote: an unfurl under a card could say anything."""
 
 
 def status_line(event: RunEvent) -> str | None:
@@ -216,7 +217,7 @@ class SlackChannel:
             blocks = approval_blocks(approval) if refused is None else fallback_blocks(
                 approval, refused)  # fmt: skip
             return await self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=text, blocks=_checked(blocks)
+                channel=channel, thread_ts=thread_ts, text=text, blocks=_checked(blocks), **_QUIET
             )
         except SlackApiError as error:
             why = str(error.response.get("error"))
@@ -312,7 +313,7 @@ class SlackChannel:
             return
         try:
             await self.client.chat_postMessage(channel=run.channel, thread_ts=run.thread_ts,
-                                               text=cut(text, MESSAGE_TEXT))  # fmt: skip
+                                               text=cut(text, MESSAGE_TEXT), **_QUIET)  # fmt: skip
         except SlackApiError as error:  # progress is best effort; the run itself goes on
             logger.warning("slack post failed", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
@@ -392,7 +393,7 @@ def tool_notice(event: ToolNotice) -> str:
     """The MEDIUM notice: the whole call, or its head and tail and what was cut between."""
     tool = cut(inert_code(event.tool), 200)
     title = f":information_source: running `{tool}` ({event.risk.value})"
-    call = inert_code(json.dumps(event.arguments, ensure_ascii=False))
+    call = inert_code(json_text(event.arguments))
     parts = cut_middle(call, _NOTICE_HEAD, _NOTICE_TAIL)
     if parts is None:
         return f"{title}\n{code_block(call)}"

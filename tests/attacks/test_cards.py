@@ -420,6 +420,8 @@ async def test_model_text_is_inert_on_every_surface_of_a_run(bot: Bot) -> None:
     everything = shown(bot.slack.calls)
     assert_inert(everything)
     assert "⟨U+0000⟩" in everything and "⟨U+200B⟩" in everything
+    carrying = [c for c in bot.slack.calls_to("chat.postMessage") if "good.example" in shown([c])]
+    assert carrying and all(c.args.get("unfurl_links") is False for c in carrying)  # no previews
     assert everything.count("```") % 2 == 0  # no code block left open or closed early
 
     home = await open_home(bot, ADMIN, 1)

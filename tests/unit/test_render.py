@@ -87,3 +87,11 @@ def test_sizes_count_as_slack_counts() -> None:
     assert size("abc") == 3 and size("😀") == 2 and size("é") == 1
     assert marker(2214) == "… 2,214 more characters"
     assert size(cut("😀" * 100, 50)) <= 50
+
+
+def test_json_shows_control_characters_like_every_hidden_character() -> None:
+    from bot.render import json_text
+
+    shown = json_text({"a": "x\x00y\x1b[31m\\u0000\n\u202e"})
+    assert shown == '{"a": "x⟨U+0000⟩y⟨U+001B⟩[31m\\\\u0000\\n\u202e"}'
+    assert "⟨U+202E⟩" in inert(shown)
