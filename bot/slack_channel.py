@@ -55,14 +55,14 @@ from bot.blocks import (
     approval_blocks,
     approval_text,
     fallback_blocks,
-    plan_lines,
     settled_blocks,
     settled_fallback_blocks,
 )
-from bot.fit import MESSAGE_TEXT, cut, cut_middle, marker, shown_length, split
-from bot.render import code_block, inert, inert_code, json_text, mention, visible
+from bot.fit import MESSAGE_TEXT, cut, marker, shown_length, split
+from bot.progress import plan_messages, status_line, tool_notice
+from bot.render import inert, inert_code, mention, visible
 
-__all__ = ["SlackChannel", "status_line"]
+__all__ = ["SlackChannel", "status_line"]  # status_line: from bot.progress, for its callers
 
 logger = logging.getLogger(__name__)
 
@@ -81,40 +81,9 @@ _ASSISTANT_STATUS = {
     "approval_needed": "is waiting for an approval…",
 }
 _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
-_NOTICE_HEAD, _NOTICE_TAIL = 2400, 1000
 _UNDELIVERABLE = "approval_undeliverable"
 _QUIET: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 """No previews of links a model wrote: an unfurl under a card could say anything."""
-
-
-def status_line(event: RunEvent) -> str | None:
-    """The run's status after ``event``, for the message edited in place; None: unchanged."""
-    run = event.run
-    line = _status_line(event)
-    if line is not None and run.attempt > 1:
-        line += f" (attempt {run.attempt})"
-    return line
-
-
-def _status_line(event: RunEvent) -> str | None:
-    run = f"`{inert_code(event.run.id)}`"
-    if isinstance(event, RunQueued):
-        if event.position == 0:
-            return f":arrow_forward: {run} starting…"
-        return f":busstop: {run} waiting for a free slot: number {event.position} in line"
-    if isinstance(event, PlanReady):
-        return f":clipboard: {run} planned {len(event.plan.subtasks)} step(s)"
-    if isinstance(event, StepStarted):
-        step = cut(inert_code(event.subtask_id), 200)
-        return f":gear: {run} step {event.index} of {event.total}: `{step}`"
-    if isinstance(event, ApprovalNeeded):
-        named = event.approval.approvers or []
-        who = ", ".join(mention(i) for i in named[:20]) or "an approver"
-        return f":hourglass_flowing_sand: {run} waiting for approval from {who}"
-    if isinstance(event, RunFinished):
-        mark = ":white_check_mark:" if event.status is RunStatus.COMPLETED else ":no_entry:"
-        return f"{mark} {run} {event.status.value}"
-    return None
 
 
 @dataclass(kw_only=True)
@@ -163,8 +132,7 @@ class SlackChannel:
 
     async def _plan(self, run: Run, plan: Plan) -> None:
         """The whole plan in the thread, over as many messages as it needs."""
-        numbered = [f"{i}. {line[2:]}" for i, line in enumerate(plan_lines(plan), start=1)]
-        for piece in split("*Plan*\n" + "\n".join(numbered), _MAX_REPLY):
+        for piece in plan_messages(plan):
             await self._say(run, piece)
 
     def _shown(self, approval: Approval) -> Approval:
@@ -387,18 +355,6 @@ class SlackChannel:
                 except (SlackApiError, SlackObjectFormationError) as error:
                     logger.warning("slack update failed", extra={"approval_id": approval.id,
                                    "error": str(error)[:200]})  # fmt: skip
-
-
-def tool_notice(event: ToolNotice) -> str:
-    """The MEDIUM notice: the whole call, or its head and tail and what was cut between."""
-    tool = cut(inert_code(event.tool), 200)
-    title = f":information_source: running `{tool}` ({event.risk.value})"
-    call = inert_code(json_text(event.arguments))
-    parts = cut_middle(call, _NOTICE_HEAD, _NOTICE_TAIL)
-    if parts is None:
-        return f"{title}\n{code_block(call)}"
-    head, hidden, tail = parts
-    return f"{title}\n{code_block(head)}\n_{marker(hidden)} not shown_\n{code_block(tail)}"
 
 
 def _checked(blocks: list[Block]) -> list[dict[str, Any]]:
