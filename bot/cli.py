@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name, load_settings
@@ -17,6 +18,7 @@ from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging
 from agent_core.models import DecisionKind, Run
 from agent_core.store import Store, open_settings_store
+from bot.render import visible
 
 if TYPE_CHECKING:
     from bot.operate import Operator
@@ -197,7 +199,7 @@ def with_store(env_file: Path, work: Callable[[Store, Settings], Awaitable[int]]
 
 def _report(result: object) -> int:
     if isinstance(result, Refused):
-        err.print(f"[red]refused:[/] {result.reason}")
+        err.print(Text.assemble(("refused:", "red"), f" {visible(result.reason)}"))
         return 1
     if isinstance(result, list):
         out.print(f"{len(result)} run(s) killed")

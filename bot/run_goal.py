@@ -21,6 +21,7 @@ from agent_core.store import Store, open_settings_store
 from agent_core.telemetry import configure_tracing
 from agent_core.worker import Worker, worker_name
 from bot import wiring
+from bot.render import visible
 from bot.terminal import TerminalChannel
 
 __all__ = ["exit_code", "run_goal"]
@@ -46,7 +47,8 @@ async def run_goal(
         stack.push_async_callback(store.close)
         halt = await store.get_halt()
         if resume is None and halt is not None and halt.halted:
-            console.print(f"[red]airlock is halted by {halt.by}: {halt.reason or 'no reason'}[/]")
+            why = visible(f"airlock is halted by {halt.by}: {halt.reason or 'no reason'}")
+            console.print(why, style="red", markup=False)
             return None
         if resume is None and (refused := await _refusal(settings, store)) is not None:
             console.print(refused, style="red", markup=False)

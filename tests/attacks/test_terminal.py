@@ -9,9 +9,11 @@ from rich.console import Console
 
 from agent_core.channel import StepFinished, ToolNotice
 from agent_core.models import Approval, Plan, RiskLevel, Run, Subtask, ToolCallSubject
+from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from bot.terminal import TerminalChannel, approval_panel, plan_table
 from tests.e2e.test_run_cli import KEY, airlock_run
+from tests.e2e.test_serve import airlock, clean_env
 
 MARKUP = "[/] [conceal]SECRET-A[/conceal] [black on black]SECRET-B[/] [link=https://evil]x[/link]"
 HIDDEN = "\u202eLTR\u202c \x1b[2Jcleared \x00nul \u200bzw"
@@ -66,3 +68,17 @@ async def test_step_lines_and_notices_mark_what_they_cut() -> None:
     shown = console.export_text()
     assert "[conceal]SECRET-A[/conceal]" in shown and "more characters" in shown
     assert "[/]" in shown and "\u202e" not in shown
+
+
+async def test_airlock_approvals_lists_a_hostile_call_as_written(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = await open_store(f"sqlite:///{data / 'airlock.db'}")
+    subject = ToolCallSubject(subtask_id="s1", tool="run_command",
+                              arguments={"command": f"{MARKUP} {HIDDEN}"})  # fmt: skip
+    await store.create_approval(Approval(run_id="run_x", subject=subject, risk=RiskLevel.HIGH))
+    await store.close()
+    env = clean_env(AIRLOCK_DATA_DIR=str(data), COLUMNS="400")
+    code, out, err = await airlock("approvals", cwd=tmp_path, env=env)
+    assert code == 0, err  # a stray [/] in a pending call no longer breaks the listing
+    assert "[conceal]SECRET-A[/conceal]" in out and "⟨U+202E⟩" in out and "\u202e" not in out
