@@ -18,6 +18,7 @@ from agent_core.config import Settings
 from agent_core.errors import NotFound
 from agent_core.models import AuditEvent, JsonValue, canonical_json
 from agent_core.store import Store
+from bot.render import visible
 
 __all__ = ["audit_app", "describe"]
 
@@ -48,7 +49,8 @@ def show(run_id: RunId, env_file: EnvFile = Path(".env")) -> None:
         table = Table("#", "time (UTC)", "who", "what", "detail", title=f"audit of {run_id}")
         for event in events:
             table.add_row(str(event.seq), event.at.strftime("%Y-%m-%d %H:%M:%S"),
-                          escape(event.actor), event.kind, escape(describe(event)))  # fmt: skip
+                          escape(visible(event.actor)), event.kind,
+                          escape(visible(describe(event))))  # fmt: skip
         out.print(table)
         out.print(_totals(events))
         return 0
