@@ -1,5 +1,8 @@
 """How `airlock demo` shows Slack in the terminal: what the Slack stand-in received from the
 bot, rendered as a person in the channel would see it, with the demo's own notes in between.
+
+Nothing is printed as rich markup (``markup=False``); hidden characters are shown as
+``⟨U+…⟩``, and the bot's own cut markers (``… 2,214 more characters``) come through as sent.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any, NamedTuple
 from rich.console import Console
 
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from bot.render import BACKTICK, visible
 
 __all__ = ["Button", "Transcript", "buttons", "final_status", "has_buttons"]
 
@@ -79,7 +83,7 @@ class Transcript:
     def _print_notes(self, position: int) -> None:
         while self._notes and self._notes[0][0] <= position:
             _, text, style = self._notes.pop(0)
-            self.console.print(text, style=style, markup=False)
+            self.console.print(visible(text), style=style, markup=False)
 
     def _print(self, call: SlackCall) -> None:
         args = call.args
@@ -124,7 +128,7 @@ class Transcript:
         self._lines("", f"  └ [{_text(view.get('submit'))}]  [{_text(view.get('close'))}]")
 
     def _lines(self, prefix: str, text: str, *, style: str = "") -> None:
-        for line in self._plain(text).replace("```", "").splitlines() or [""]:
+        for line in self._plain(text).replace("```", "").split("\n"):
             self.console.print(prefix + line, style=style, markup=False)
 
     def _plain(self, text: str) -> str:
@@ -133,7 +137,8 @@ class Transcript:
         for code, emoji in _EMOJI.items():
             text = text.replace(code, emoji)
         text = _USER.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
-        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        return visible(text.replace(BACKTICK, "`"))
 
 
 def _blocks(call: SlackCall) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ from agent_core.limits import SpendLedger
 from agent_core.models import Decision, DecisionKind, Run
 from agent_core.store import Store
 from agent_core.store._redis_queue import RedisRunQueue
-from bot.blocks import mention, safe
+from bot.fit import cut
+from bot.render import inert, inert_code, mention
 from bot.replies import decision_reply
 from bot.visibility import goal_seen_by
 
@@ -84,7 +85,7 @@ class AdminCommands:
             return "Usage: `/agent retry <run id>` (a failed, timed-out or budget-stopped run)"
         retried = await self.control.retry(run_id, by=user)
         if isinstance(retried, Refused):
-            return f"Not allowed: {retried.reason}."
+            return f"Not allowed: {cut(inert(retried.reason), 500)}."
         await self.submit(retried.id)
         return (f":repeat: Run `{retried.id}` is retrying as attempt {retried.attempt}; steps"
                 " that completed and tool calls already made are not done again.")  # fmt: skip
@@ -95,7 +96,7 @@ class AdminCommands:
         try:
             run = await self.store.get_run(run_id)
         except NotFound:
-            return f"Not allowed: there is no run {run_id}."
+            return f"Not allowed: there is no run {cut(inert(run_id), 100)}."
         if not (user == run.requester or await self.control.authority.is_admin(user)):
             return (
                 "Not allowed: only an admin or the person who asked for the run may see its audit."
@@ -103,16 +104,17 @@ class AdminCommands:
         events = await self.store.list_audit(run.id)
         tools = [e.data.get("tool") for e in events if e.kind == "tool_call"]
         decided = [e for e in events if e.kind == "approval_decided"]
+        called = cut(inert(", ".join(str(t) for t in tools)), 1000) or "none"
         lines = [
-            f"*Run `{run.id}`* {run.status.value} · asked by {mention(run.requester)}",
+            f"*Run `{inert_code(run.id)}`* {run.status.value} · asked by {mention(run.requester)}",
             f"{run.spend.llm_calls} model calls, ${run.spend.cost_usd:.4f} · "
-            f"{len(tools)} tool call(s): {', '.join(str(t) for t in tools) or 'none'}",
+            f"{len(tools)} tool call(s): {called}",
         ]
-        lines += [f"• {mention(e.actor)} {e.data.get('decision')} `{e.data.get('approval_id')}`"
-                  for e in decided]  # fmt: skip
+        lines += [f"• {mention(e.actor)} {inert(str(e.data.get('decision')))} "
+                  f"`{inert_code(str(e.data.get('approval_id')))}`" for e in decided]  # fmt: skip
         lines += [f"• {e.kind.replace('_', ' ')} by {mention(e.actor)}" for e in events
                   if e.kind in ("run_killed", "decision_refused", "kill_refused")]  # fmt: skip
-        return "\n".join(lines)
+        return cut("\n".join(lines), 3900)
 
     async def _kill(self, user: str, rest: str) -> str:
         target, _, reason = rest.partition(" ")
@@ -135,18 +137,18 @@ class AdminCommands:
             waiting, working = await self.queue.depth()
             lines.append(f"Queue: {waiting} run(s) waiting for a worker, {working} held by one.")
         lines += [
-            f"• `{r.id}` {r.status.value}{_by(r)} {mention(r.requester)}: "
+            f"• `{inert_code(r.id)}` {r.status.value}{_by(r)} {mention(r.requester)}: "
             f"{goal_seen_by(r, user, limit=80)}"
             for r in runs[:_LISTED]
         ]
-        return "\n".join(lines)
+        return cut("\n".join(lines), 3900)
 
     async def _halted(self) -> list[str]:
         halt = await self.store.get_halt()
         if halt is None or not halt.halted:
             return []
         return [f":octagonal_sign: Halted by {mention(halt.by or 'an admin')}: "
-                f"{safe(halt.reason or 'no reason given')}"]  # fmt: skip
+                f"{cut(inert(halt.reason or 'no reason given'), 500)}"]  # fmt: skip
 
     async def _overview(self, runs: list[Run]) -> list[str]:
         pending = await self.store.list_pending_approvals()
@@ -170,10 +172,10 @@ class AdminCommands:
 
 def _by(run: Run) -> str:
     """Which worker has a live run, when workers share the work."""
-    return f" on `{run.owner}`" if run.owner and not run.status.is_final else ""
+    return f" on `{inert_code(run.owner)}`" if run.owner and not run.status.is_final else ""
 
 
 def _said(result: T | Refused, success: Callable[[T], str]) -> str:
     if isinstance(result, Refused):
-        return f"Not allowed: {result.reason}."
+        return f"Not allowed: {cut(inert(result.reason), 500)}."
     return success(result)

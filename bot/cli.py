@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agent_core.approvals import Refused
 from agent_core.config import Settings, env_name
@@ -19,6 +20,7 @@ from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging, redact
 from agent_core.models import DecisionKind, Run
 from agent_core.store import Store, open_settings_store, shown_url
+from bot.render import visible
 from bot.startup import CONFIG_EXIT, check_folders, fail, load, run_main
 
 if TYPE_CHECKING:
@@ -229,7 +231,7 @@ def with_store(
 
 def _report(result: object) -> int:
     if isinstance(result, Refused):
-        err.print(f"[red]refused:[/] {result.reason}")
+        err.print(Text.assemble(("refused:", "red"), f" {visible(result.reason)}"))
         return 1
     if isinstance(result, list):
         out.print(f"{len(result)} run(s) killed")

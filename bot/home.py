@@ -2,20 +2,26 @@
 
 The approval cards are the same as in threads, buttons included, so a decision can be made
 from Home; admins get a kill button per run and today's spend.
+
+Home opens whatever the store holds: every item is fitted on its own, one that still cannot
+be shown becomes a plain line naming it, and items past the view's block and size limits are
+counted instead of shown.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 from slack_sdk.models.views import View
@@ -24,17 +30,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_core.approvals import Authority
 from agent_core.control import ACTIVE, RunControl
 from agent_core.limits import SpendLedger
-from agent_core.models import Run
+from agent_core.models import Approval, Run
 from agent_core.store import Store
-from bot.blocks import approval_blocks, mention, safe
+from bot.blocks import approval_blocks, mrkdwn
+from bot.fit import VIEW_BLOCKS, VIEW_BYTES, cut
+from bot.render import inert, inert_code, mention
 from bot.visibility import goal_seen_by
 
 __all__ = ["KILL", "home_view", "register_home"]
 
+logger = logging.getLogger(__name__)
+
 KILL = "airlock_kill"
 """action_id of a Home kill button; its value is the run id."""
-_MAX_APPROVALS = 8  # a Home view holds 100 blocks; each card takes up to seven
+_MAX_APPROVALS = 8
 _MAX_RUNS = 10
+_ADMIN_BLOCKS = _MAX_RUNS + 3  # kept free for the admin's part of the view
+_VIEW_REFUSED = frozenset({"invalid_arguments", "invalid_blocks", "view_too_large"})
+"""Slack's answers to a view it will not show (views.publish); a plainer one may pass."""
 
 
 async def home_view(store: Store, authority: Authority, user: str) -> View:
@@ -46,10 +59,9 @@ async def home_view(store: Store, authority: Authority, user: str) -> View:
         _note("No runs yet: mention me with a goal.")
     ]
     waiting = [a for a in await store.list_pending_approvals()
-               if await authority.refusal(a, user) is None][:_MAX_APPROVALS]  # fmt: skip
+               if await authority.refusal(a, user) is None]  # fmt: skip
     blocks += [DividerBlock(), HeaderBlock(text="Waiting for you")]
-    for approval in waiting:
-        blocks += approval_blocks(approval)[1:]  # the header is implied by this section's
+    blocks += _cards(waiting, room=VIEW_BLOCKS - len(blocks) - _ADMIN_BLOCKS - 1)
     if not waiting:
         blocks.append(_note("Nothing to decide."))
     if await authority.is_admin(user):
@@ -58,13 +70,51 @@ async def home_view(store: Store, authority: Authority, user: str) -> View:
     return View(type="home", blocks=blocks)
 
 
+def _cards(waiting: list[Approval], *, room: int) -> list[Block]:
+    """The cards of ``waiting``, each on its own, as many as fit in ``room`` blocks and the
+    view's size; a card that cannot be built is a plain line; the rest are counted."""
+    blocks: list[Block] = []
+    text = 0
+    for shown, approval in enumerate(waiting):
+        card = _card(approval)
+        length = sum(len(json.dumps(b.to_dict())) for b in card)
+        if shown == _MAX_APPROVALS or len(blocks) + len(card) > room or text + length > VIEW_BYTES:
+            more = len(waiting) - shown
+            blocks.append(_note(f"… and {more} more waiting: find them in their threads."))
+            break
+        blocks += card
+        text += length
+    return blocks
+
+
+def _card(approval: Approval) -> list[Block]:
+    """The request's card without its header (this section's says it), or a plain line."""
+    try:
+        card = approval_blocks(approval)[1:]
+        for block in card:
+            block.to_dict()  # validated now, so one bad record cannot break the whole view
+        return card
+    except (SlackObjectFormationError, ValueError, KeyError) as error:
+        logger.warning("approval not shown in Home", extra={"approval_id": approval.id,
+                       "error": type(error).__name__})  # fmt: skip
+        return [_note(f"`{inert_code(approval.id)}` ({approval.risk.value}) could not be shown "
+                      "here; find it in its thread.")]  # fmt: skip
+
+
+def _plain_home(error: SlackApiError) -> View:
+    why = cut(inert_code(str(error.response.get("error"))), 100)
+    text = (f"Slack would not show this Home in full (`{why}`). Your runs and the approvals "
+            "waiting for you are in their threads.")  # fmt: skip
+    return View(type="home", blocks=[HeaderBlock(text="airlock"), _note(text)])
+
+
 def _run_line(run: Run) -> SectionBlock:
-    text = f"`{run.id}` *{run.status.value}* {safe(run.goal)[:200]}"
-    return SectionBlock(text=MarkdownTextObject(text=text))
+    text = f"`{inert_code(run.id)}` *{run.status.value}* {cut(inert(run.goal), 200)}"
+    return SectionBlock(text=mrkdwn(text))
 
 
 def _note(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+    return ContextBlock(elements=[mrkdwn(cut(text, 3000))])
 
 
 def _admin(runs: list[Run], spend: float, *, viewer: str) -> list[Block]:
@@ -72,10 +122,10 @@ def _admin(runs: list[Run], spend: float, *, viewer: str) -> list[Block]:
     blocks: list[Block] = [_note(f"Spend today: ${spend:.2f} · {len(active)} run(s) in flight")]
     for run in active:
         blocks.append(SectionBlock(
-            text=MarkdownTextObject(
-                text=f"`{run.id}` *{run.status.value}* {mention(run.requester)}: "
-                     f"{goal_seen_by(run, viewer, limit=150)}"),
-            accessory=ButtonElement(text="Kill", action_id=KILL, value=run.id, style="danger"),
+            text=mrkdwn(f"`{inert_code(run.id)}` *{run.status.value}* {mention(run.requester)}: "
+                        f"{goal_seen_by(run, viewer, limit=150)}"),
+            accessory=ButtonElement(text="Kill", action_id=KILL, value=run.id[:2000],
+                                    style="danger"),
         ))  # fmt: skip
     return blocks
 
@@ -85,7 +135,14 @@ def register_home(app: AsyncApp, *, store: Store, control: RunControl) -> None:
 
     async def publish(client: AsyncWebClient, user: str) -> None:
         view = await home_view(store, control.authority, user)
-        await client.views_publish(user_id=user, view=view)
+        try:
+            await client.views_publish(user_id=user, view=view)
+        except SlackApiError as error:
+            if error.response.get("error") not in _VIEW_REFUSED:
+                raise
+            # Home must open: a plain view that says so rather than nothing.
+            logger.warning("home refused", extra={"error": error.response.get("error")})
+            await client.views_publish(user_id=user, view=_plain_home(error))
 
     @app.event("app_home_opened")
     async def on_open(event: dict[str, Any], client: AsyncWebClient) -> None:

@@ -30,6 +30,8 @@ from bot.blocks import (
     edit_modal,
     reject_modal,
 )
+from bot.editing import read_edit
+from bot.full_call import register_full_call
 from bot.goals import GoalIntake, direct_goal
 from bot.payloads import ApprovalClick, ViewSubmission
 from bot.privately import reply_privately
@@ -86,6 +88,8 @@ def register_approvals(
     app.action(APPROVE_FOR_RUN)(on_button)
 
     app.action(REJECT)(on_button)  # the button's confirm dialog came first
+    register_full_call(app, store=service.store, authority=service.authority,
+                       shown_at=channel.shown_at)  # fmt: skip
 
     @app.action(REJECT_WITH_REASON)
     async def on_reason_wanted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -110,13 +114,10 @@ def register_approvals(
     @app.view(EDIT_VIEW)
     async def on_edited(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         answer = _from_view(body, DecisionKind.EDIT)
-        try:
-            arguments = json.loads(answer.reason or "")
-        except json.JSONDecodeError as error:
-            await ack(response_action="errors", errors={FIELD: f"Not valid JSON: {error.msg}"})
-            return
-        if not isinstance(arguments, dict):
-            await ack(response_action="errors", errors={FIELD: "The arguments are a JSON object."})
+        # Masked secrets left as shown keep their values: an unchanged form is the same call.
+        arguments = await read_edit(service.store, answer.approval_id, answer.reason or "")
+        if isinstance(arguments, str):
+            await ack(response_action="errors", errors={FIELD: arguments})
             return
         decision = Decision(kind=DecisionKind.EDIT, by=answer.user, edited_arguments=arguments)
         outcome = await service.decide(answer.approval_id, decision)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agent_core.approvals import local_identity
 from agent_core.audit import GLOBAL, Audit
@@ -22,6 +23,8 @@ from agent_core.config import Settings
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, MemoryType
 from agent_core.store import Store
+from bot.fit import cut
+from bot.render import visible
 
 if TYPE_CHECKING:  # loads FAISS: only the memory commands pay for it
     from agent_core.memory.longterm import LongTermMemory
@@ -121,7 +124,7 @@ def search(
         for hit in found:
             m = hit.memory
             table.add_row(m.id, m.scope, m.memory_type.value, describe_age(m.created_at, now),
-                          f"{hit.score:.2f}", m.content)  # fmt: skip
+                          f"{hit.score:.2f}", Text(visible(m.content)))  # fmt: skip
         out.print(table if found else "nothing relevant remembered")
         return 0
 
@@ -142,7 +145,7 @@ def forget(
             return 1
         await Audit(store=store).record(GLOBAL, "memory_forgotten", actor=local_identity(),
                                         memory_id=memory_id, scope=gone.scope)  # fmt: skip
-        out.print(f"forgot {memory_id} ({gone.scope}): {gone.content[:120]}")
+        out.print(Text(f"forgot {memory_id} ({gone.scope}): {visible(_short(gone.content))}"))
         return 0
 
     _with_memory(env_file, work)
@@ -184,3 +187,8 @@ def rebuild(scope: Scope = None, env_file: EnvFile = Path(".env")) -> None:
         return 0
 
     _with_memory(env_file, work)
+
+
+def _short(text: str) -> str:
+    """A memory's text on one line, cut with a marker of how much was cut."""
+    return cut(text.replace("\n", " "), 160)

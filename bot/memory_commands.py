@@ -18,6 +18,7 @@ from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, readable_scopes, scope_of_place
 from agent_core.store import Store
 from bot.blocks import safe
+from bot.fit import cut
 
 if TYPE_CHECKING:  # importing it loads FAISS; serve without memory need not
     from agent_core.memory.longterm import LongTermMemory
@@ -69,7 +70,7 @@ class MemoryCommands:
         if kept.replaced is not None:
             return (
                 f"Updated what I knew: `{kept.replaced.id}` "
-                f"({safe(kept.replaced.content[:200])}) is now `{kept.memory.id}`."
+                f"({cut(safe(kept.replaced.content), 200)}) is now `{kept.memory.id}`."
             )
         where = "workspace-wide" if scope == WORKSPACE else "here"
         return f"Remembered {where} as `{kept.memory.id}`."
@@ -88,7 +89,7 @@ class MemoryCommands:
         await memory.forget(memory_id)
         await self.audit.record(GLOBAL, "memory_forgotten", actor=user, memory_id=memory_id,
                                 scope=found.scope)  # fmt: skip
-        return f"Forgot `{memory_id}`: {safe(found.content[:200])}"
+        return f"Forgot `{safe(memory_id)}`: {cut(safe(found.content), 200)}"
 
     async def _search(self, memory: LongTermMemory, scope: str, query: str) -> str:
         if not query:
@@ -101,6 +102,6 @@ class MemoryCommands:
             f"• `{hit.memory.id}` {hit.memory.memory_type.value}, "
             f"{describe_age(hit.memory.created_at, now)}"
             f"{' (workspace)' if hit.memory.scope == WORKSPACE else ''}: "
-            f"{safe(hit.memory.content[:300])}"
+            f"{cut(safe(hit.memory.content), 300)}"
             for hit in found
         )

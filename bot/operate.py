@@ -6,11 +6,13 @@ switch as Slack, so a decision made here wakes the run wherever it waits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from rich.table import Table
+from rich.text import Text
 
 from agent_core.approvals import Authority, DecisionService, Refused, local_identity
 from agent_core.audit import Audit
@@ -19,6 +21,7 @@ from agent_core.control import RunControl
 from agent_core.logs import redact
 from agent_core.models import Decision, DecisionKind, DecisionOutcome, Run, ToolCallSubject
 from agent_core.store import Store, open_settings_store
+from bot.render import visible
 
 __all__ = ["Operator", "approvals_table", "operator"]
 
@@ -73,11 +76,14 @@ async def approvals_table(store: Store) -> Table:
     for approval in await store.list_pending_approvals():
         subject = approval.subject
         what = (
-            redact(f"{subject.tool} {subject.arguments}")  # stored exactly: it is what runs
+            # Stored exactly (it is what runs); masked here.
+            redact(f"{subject.tool} {json.dumps(subject.arguments, ensure_ascii=False)}")
             if isinstance(subject, ToolCallSubject)
             else f"plan of {len(subject.plan.subtasks)} steps"
         )
         deadline = approval.deadline.isoformat(timespec="seconds") if approval.deadline else "-"
-        table.add_row(approval.id, approval.run_id, approval.risk.value, what,
-                      approval.requester or "-", deadline)  # fmt: skip
+        # Text cells: what a model wrote is shown as written, never as rich markup.
+        table.add_row(*(Text(visible(cell)) for cell in (
+            approval.id, approval.run_id, approval.risk.value, what, approval.requester or "-",
+            deadline)))  # fmt: skip
     return table

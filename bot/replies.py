@@ -11,15 +11,19 @@ from agent_core.models import (
     DecisionOutcome,
     Duplicate,
 )
-from bot.blocks import mention
+from bot.fit import cut
+from bot.render import inert, mention
 
 __all__ = ["decision_reply"]
 
 
 def decision_reply(outcome: DecisionOutcome | Refused) -> str | None:
-    """A short reply, or None when the request message's own update says it all."""
+    """A short reply, or None when the request message's own update says it all.
+
+    A refusal's reason may quote what was submitted (an edited value), so it is shown inert.
+    """
     if isinstance(outcome, Refused):
-        return f"Not accepted: {outcome.reason}."
+        return f"Not accepted: {cut(inert(outcome.reason), 2000)}."
     if isinstance(outcome, AlreadyDecided):
         who = mention(outcome.approval.decided_by or "airlock")
         return f"Already {outcome.approval.status.value} by {who}."

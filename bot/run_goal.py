@@ -25,6 +25,7 @@ from agent_core.store import Store, open_settings_store, shown_url
 from agent_core.telemetry import configure_tracing
 from agent_core.worker import Worker, worker_name
 from bot import wiring
+from bot.render import visible
 from bot.terminal import TerminalChannel
 
 __all__ = ["exit_code", "run_goal"]
@@ -55,7 +56,8 @@ async def run_goal(
         halt = await store.get_halt()
         if resume is None and halt is not None and halt.halted:
             reason = redact(halt.reason or "no reason")
-            console.print(f"[red]airlock is halted by {halt.by}: {reason}[/]")
+            why = visible(f"airlock is halted by {halt.by}: {reason}")
+            console.print(why, style="red", markup=False)
             return None
         if resume is None and (refused := await _refusal(settings, store)) is not None:
             console.print(refused, style="red", markup=False)

@@ -2,6 +2,12 @@
 
 Approval messages are remembered in the store (channel and ts, by approval id), so whichever
 process settles an approval, after any restart, can turn its buttons into the outcome.
+
+Everything a model, a tool or a person wrote is shown through :mod:`bot.render` and fitted by
+:mod:`bot.fit`. A card Slack refuses is posted again in a plain form (the buttons, and the
+whole call one click away); if Slack refuses that too, the thread is told, the approval is
+closed as cancelled and the run goes on without that call, never waiting for a request nobody
+can see.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent_core.audit import Audit
 from agent_core.channel import (
     ApprovalEscalated,
     ApprovalNeeded,
@@ -29,20 +37,33 @@ from agent_core.channel import (
     StepStarted,
     ToolNotice,
 )
+from agent_core.clock import utcnow
 from agent_core.logs import redact
-from agent_core.models import Approval, QuestionAnswered, RiskLevel, Run, RunStatus
+from agent_core.models import (
+    Approval,
+    ApprovalDecided,
+    ApprovalStatus,
+    Concluded,
+    Plan,
+    QuestionAnswered,
+    RiskLevel,
+    Run,
+    RunStatus,
+)
 from agent_core.store import Store, Subscription
 from bot.blocks import (
-    RISK_BADGE,
     approval_blocks,
     approval_text,
-    mention,
-    safe,
+    fallback_blocks,
     settled_blocks,
+    settled_fallback_blocks,
 )
+from bot.fit import MESSAGE_TEXT, cut, marker, shown_length, split
+from bot.progress import plan_messages, status_line, tool_notice
+from bot.render import inert, inert_code, mention, visible
 from bot.visibility import in_direct_message, private_request_notice
 
-__all__ = ["SlackChannel", "status_line"]
+__all__ = ["SlackChannel", "status_line"]  # status_line: from bot.progress, for its callers
 
 logger = logging.getLogger(__name__)
 
@@ -61,34 +82,9 @@ _ASSISTANT_STATUS = {
     "approval_needed": "is waiting for an approval…",
 }
 _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
-
-
-def status_line(event: RunEvent) -> str | None:
-    """The run's status after ``event``, for the message edited in place; None: unchanged."""
-    run = event.run
-    line = _status_line(event)
-    if line is not None and run.attempt > 1:
-        line += f" (attempt {run.attempt})"
-    return line
-
-
-def _status_line(event: RunEvent) -> str | None:
-    run = event.run
-    if isinstance(event, RunQueued):
-        if event.position == 0:
-            return f":arrow_forward: `{run.id}` starting…"
-        return f":busstop: `{run.id}` waiting for a free slot: number {event.position} in line"
-    if isinstance(event, PlanReady):
-        return f":clipboard: `{run.id}` planned {len(event.plan.subtasks)} step(s)"
-    if isinstance(event, StepStarted):
-        return f":gear: `{run.id}` step {event.index} of {event.total}: `{event.subtask_id}`"
-    if isinstance(event, ApprovalNeeded):
-        who = ", ".join(mention(i) for i in event.approval.approvers or []) or "an approver"
-        return f":hourglass_flowing_sand: `{run.id}` waiting for approval from {who}"
-    if isinstance(event, RunFinished):
-        mark = ":white_check_mark:" if event.status is RunStatus.COMPLETED else ":no_entry:"
-        return f"{mark} `{run.id}` {event.status.value}"
-    return None
+_UNDELIVERABLE = "approval_undeliverable"
+_QUIET: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
+"""No previews of links a model wrote: an unfurl under a card could say anything."""
 
 
 @dataclass(kw_only=True)
@@ -109,29 +105,23 @@ class SlackChannel:
             return
         await self._update_status(event)
         if isinstance(event, PlanReady):
-            steps = "\n".join(
-                f"{i}. {safe(s.description)} ({RISK_BADGE[s.risk_level]})"
-                for i, s in enumerate(event.plan.subtasks, start=1)
-            )
-            await self._say(run, f"*Plan*\n{steps}")
+            await self._plan(run, event.plan)
         elif isinstance(event, RunQueued | StepStarted | ApprovalNeeded):
             return  # the status message says it; the request message has the details
         elif isinstance(event, StepFinished):
             mark = ":white_check_mark:" if event.status == "completed" else ":x:"
-            await self._say(run, f"{mark} `{event.subtask_id}` {safe(event.summary)[:2000]}")
+            step = cut(inert_code(event.subtask_id), 200)
+            await self._say(run, f"{mark} `{step}` {cut(inert(event.summary), 3000)}")
         elif isinstance(event, ToolNotice):
-            await self._say(
-                run, f":information_source: running `{event.tool}` ({event.risk.value})"
-            )
+            await self._say(run, tool_notice(event))
         elif isinstance(event, ApprovalSettled):
             await self._settle(event.approval)
         elif isinstance(event, ApprovalReminder):
-            await self._say(
-                run, f":alarm_clock: `{event.approval.id}` is still waiting for a decision"
-            )
+            apr = inert_code(event.approval.id)
+            await self._say(run, f":alarm_clock: `{apr}` is still waiting for a decision")
         elif isinstance(event, ApprovalEscalated):
-            to = ", ".join(mention(i) for i in event.approval.approvers or [])
-            await self._say(run, f":arrow_up: `{event.approval.id}` escalated to {to}")
+            to = ", ".join(mention(i) for i in (event.approval.approvers or [])[:20])
+            await self._say(run, f":arrow_up: `{inert_code(event.approval.id)}` escalated to {to}")
         elif isinstance(event, BudgetWarning):
             await self._say(
                 run, f":warning: {event.budget} budget: {event.used:g} of {event.limit:g}"
@@ -140,6 +130,11 @@ class SlackChannel:
             await self._finished(run, event.status, event.result)
         else:
             assert_never(event)
+
+    async def _plan(self, run: Run, plan: Plan) -> None:
+        """The whole plan in the thread, over as many messages as it needs."""
+        for piece in plan_messages(plan):
+            await self._say(run, piece)
 
     def _shown(self, approval: Approval) -> Approval:
         """``approval`` as people should read it: naming who may decide.
@@ -156,24 +151,76 @@ class SlackChannel:
         if run.channel is None:
             return
         approval = self._shown(approval)
-        posted = await self.client.chat_postMessage(
-            channel=run.channel, thread_ts=run.thread_ts, text=approval_text(approval),
-            blocks=approval_blocks(approval),
-        )  # fmt: skip
+        posted = await self._card(approval, channel=run.channel, thread_ts=run.thread_ts)
+        if isinstance(posted, str):
+            await self._undeliverable(run, approval, posted)
+            return
         await self._remember(approval, "at", posted)
         if self.approval_channel and approval.risk.rank >= RiskLevel.HIGH.rank:
             if in_direct_message(run):  # what a DM says stays out of a shared channel
                 notice = private_request_notice(approval)
                 await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
                 return
-            link = await self.client.chat_getPermalink(channel=posted["channel"],
-                                                       message_ts=posted["ts"])  # fmt: skip
-            copy = await self.client.chat_postMessage(
-                channel=self.approval_channel,
-                text=f"{approval_text(approval)} (<{link['permalink']}|thread>)",
-                blocks=approval_blocks(approval),
+            try:
+                link = await self.client.chat_getPermalink(channel=posted["channel"],
+                                                           message_ts=posted["ts"])  # fmt: skip
+                suffix = f" (<{link['permalink']}|thread>)"
+            except SlackApiError:
+                suffix = ""
+            copy = await self._card(approval, channel=self.approval_channel, suffix=suffix)
+            if not isinstance(copy, str):
+                await self._remember(approval, "also", copy)
+
+    async def _card(
+        self, approval: Approval, *, channel: str, thread_ts: str | None = None, suffix: str = ""
+    ) -> Any:
+        """Post the request card; if Slack refuses it, a plain one. Slack's error if neither."""
+        text = cut(approval_text(approval), MESSAGE_TEXT - len(suffix)) + suffix
+        posted = await self._post_card(approval, channel, thread_ts, text, None)
+        if isinstance(posted, str):
+            posted = await self._post_card(approval, channel, thread_ts, text, posted)
+        return posted
+
+    async def _post_card(
+        self, approval: Approval, channel: str, thread_ts: str | None, text: str,
+        refused: str | None,
+    ) -> Any:  # fmt: skip
+        """The full card (``refused`` None) or the plain one; Slack's error if it refuses."""
+        try:
+            blocks = approval_blocks(approval) if refused is None else fallback_blocks(
+                approval, refused)  # fmt: skip
+            return await self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text, blocks=_checked(blocks), **_QUIET
             )
-            await self._remember(approval, "also", copy)
+        except SlackApiError as error:
+            why = str(error.response.get("error"))
+        except (SlackObjectFormationError, ValueError) as error:
+            why = f"the card could not be built: {type(error).__name__}"
+        logger.warning("approval card refused", extra={"approval_id": approval.id, "error": why})
+        return why
+
+    async def _undeliverable(self, run: Run, approval: Approval, error: str) -> None:
+        """Nobody can be asked: say so in the thread, close the request, let the run go on.
+
+        The run is parked on this approval; cancelling it and signalling the decision resumes
+        the run, and the gate tells the model the call was not approved.
+        """
+        why = f"Slack refused it ({cut(error, 200)})"
+        await self._say(run, f":warning: The approval request `{inert_code(approval.id)}` could "
+                        f"not be posted: {inert(why)}. It is cancelled; the agent is told the "
+                        "call was not approved.")  # fmt: skip
+        outcome = await self.store.close_approval(
+            approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=utcnow()
+        )
+        if isinstance(outcome, Concluded):
+            await Audit(store=self.store).record(run.id, _UNDELIVERABLE, actor="airlock",
+                                                 approval_id=approval.id, reason=why)  # fmt: skip
+            await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=run.id))
+
+    async def shown_at(self, approval_id: str) -> set[tuple[str, str]]:
+        """Where the request messages of ``approval_id`` are: (channel, ts) pairs."""
+        found = (await self.store.get_facts(_MESSAGE + approval_id)).values()
+        return {(where.split(" ", 1)[0], where.split(" ", 1)[-1]) for where in found}
 
     async def _remember(self, approval: Approval, key: str, posted: Any) -> None:
         where = f"{posted['channel']} {posted['ts']}"
@@ -195,8 +242,9 @@ class SlackChannel:
         try:
             async with self.store.subscribe() as signals:
                 await self.store.set_fact(scope, "run", run.id, ttl_seconds=_KEEP_SECONDS)
+                asked = cut(inert(question), _MAX_REPLY)
                 await self._say(
-                    run, f":question: {mention(run.requester)} {question}\n_(reply in this thread)_"
+                    run, f":question: {mention(run.requester)} {asked}\n_(reply in this thread)_"
                 )
                 elsewhere = asyncio.create_task(_reply_from(signals, where))
                 try:
@@ -242,28 +290,31 @@ class SlackChannel:
             return
         try:
             await self.client.chat_postMessage(channel=run.channel, thread_ts=run.thread_ts,
-                                               text=text)  # fmt: skip
+                                               text=cut(text, MESSAGE_TEXT), **_QUIET)  # fmt: skip
         except SlackApiError as error:  # progress is best effort; the run itself goes on
             logger.warning("slack post failed", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
 
     async def _finished(self, run: Run, status: RunStatus, result: str) -> None:
         mark = ":tada:" if status is RunStatus.COMPLETED else ":no_entry:"
-        text = safe(result)
+        text = inert(result)
         if len(text) <= _MAX_REPLY:
             await self._say(run, f"{mark} *{status.value}*\n{text}")
             return
         # Too long for a message: the start here, the whole of it as a file in the thread.
-        cut = text[:_MAX_REPLY].rsplit("\n", 1)[0]
-        await self._say(run, f"{mark} *{status.value}*\n{cut}\n_… the full result is attached._")
+        head = split(text, _MAX_REPLY)[0]
+        more = marker(shown_length(text) - shown_length(head))
+        await self._say(run, f"{mark} *{status.value}*\n{head}\n_{more}; the full result is "
+                        "attached._")  # fmt: skip
         try:
             await self.client.files_upload_v2(
-                channel=run.channel, thread_ts=run.thread_ts, content=redact(result),
+                channel=run.channel, thread_ts=run.thread_ts, content=visible(redact(result)),
                 filename=f"{run.id}-result.txt", title=f"Result of {run.id}",
             )  # fmt: skip
         except SlackApiError as error:
             logger.warning("slack upload failed", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
+            await self._say(run, "_The full result could not be attached._")
 
     async def remember_status(self, run: Run, channel: str, ts: str) -> None:
         """The message to keep editing with ``run``'s status."""
@@ -302,14 +353,22 @@ class SlackChannel:
                          "error": error.response.get("error")})  # fmt: skip
 
     async def _settle(self, approval: Approval) -> None:
-        for where in (await self.store.get_facts(_MESSAGE + approval.id)).values():
-            channel, ts = where.split(" ", 1)
-            try:
-                await self.client.chat_update(channel=channel, ts=ts, text=approval_text(approval),
-                                              blocks=settled_blocks(approval))  # fmt: skip
-            except SlackApiError as error:
-                logger.warning("slack update failed", extra={"approval_id": approval.id,
-                               "error": error.response.get("error")})  # fmt: skip
+        text = cut(approval_text(approval), MESSAGE_TEXT)
+        for channel, ts in await self.shown_at(approval.id):
+            # The buttons must go whatever happens: a plain outcome if the card is refused.
+            for build in (settled_blocks, settled_fallback_blocks):
+                try:
+                    blocks = _checked(build(approval))
+                    await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                    break
+                except (SlackApiError, SlackObjectFormationError) as error:
+                    logger.warning("slack update failed", extra={"approval_id": approval.id,
+                                   "error": str(error)[:200]})  # fmt: skip
+
+
+def _checked(blocks: list[Block]) -> list[dict[str, Any]]:
+    """``blocks`` as Slack gets them, each checked against slack_sdk's models first."""
+    return [block.to_dict() for block in blocks]
 
 
 async def _reply_from(signals: Subscription, where: tuple[str, str]) -> str:

@@ -1,4 +1,10 @@
-"""The terminal as an OperatorChannel: `airlock run` shows the run and asks at the keyboard."""
+"""The terminal as an OperatorChannel: `airlock run` shows the run and asks at the keyboard.
+
+Text a model, a tool or a person wrote is shown as rich ``Text`` (never parsed as markup, so
+``[conceal]`` hides nothing and a stray ``[/]`` breaks nothing), with invisible and
+direction-changing characters and terminal escapes shown as ``⟨U+…⟩``, and every cut marked
+with how much was cut.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agent_core.approvals import Refused
 from agent_core.channel import (
@@ -42,8 +48,10 @@ from agent_core.models import (
     RunStatus,
     ToolCallSubject,
 )
+from bot.fit import marker
+from bot.render import visible
 
-__all__ = ["TerminalChannel"]
+__all__ = ["TerminalChannel", "approval_panel", "finished_panel", "plan_table"]
 
 RISK_STYLE = {
     RiskLevel.LOW: "green",
@@ -73,36 +81,38 @@ class TerminalChannel:
     _reader: asyncio.StreamReader | None = None
 
     async def notify(self, event: RunEvent) -> None:
+        out = self.console.print
         if isinstance(event, RunQueued):
             if event.position:
-                self.console.print(f"[yellow]⏳ number {event.position} in line for a free slot[/]")
+                out(f"[yellow]⏳ number {event.position} in line for a free slot[/]")
         elif isinstance(event, PlanReady):
-            self.console.print(plan_table(event.plan))
+            out(plan_table(event.plan))
         elif isinstance(event, StepStarted):
-            self.console.print(f"[bold]▶ step {event.index}/{event.total}[/] {event.subtask_id}")
+            out(Text.assemble((f"▶ step {event.index}/{event.total} ", "bold"),
+                              _text(event.subtask_id)))  # fmt: skip
         elif isinstance(event, StepFinished):
-            mark = "[green]✓[/]" if event.status == "completed" else f"[red]✗ {event.status}[/]"
-            self.console.print(f"  {mark} {event.subtask_id}: {_short(redact(event.summary))}")
+            mark = ("✓", "green") if event.status == "completed" else (f"✗ {event.status}", "red")
+            out(Text.assemble("  ", mark, " ", _text(event.subtask_id), ": ",
+                              _text(_short(event.summary))))  # fmt: skip
         elif isinstance(event, ToolNotice):
-            arguments = redact(json.dumps(event.arguments))
-            self.console.print(f"  [yellow]• {event.tool}[/] {_short(arguments)}")
+            call = _short(json.dumps(event.arguments, ensure_ascii=False), 2000)
+            out(Text.assemble(("  • ", "yellow"), (visible(event.tool), "yellow"), " ",
+                              _text(call)))  # fmt: skip
         elif isinstance(event, ApprovalNeeded):
-            self.console.print(approval_panel(event.approval))
+            out(approval_panel(event.approval))
         elif isinstance(event, ApprovalSettled):
             self._withdraw(event.approval.id)
             who = event.approval.decided_by or "nobody"
-            self.console.print(f"  approval {event.approval.id}: {event.approval.status} by {who}")
+            out(Text(f"  approval {event.approval.id}: {event.approval.status} by {visible(who)}"))
         elif isinstance(event, ApprovalReminder):
-            self.console.print(f"[yellow]⏰ approval {event.approval.id} is still waiting[/]")
+            out(f"[yellow]⏰ approval {event.approval.id} is still waiting[/]")
         elif isinstance(event, ApprovalEscalated):
-            to = ", ".join(event.approval.approvers or [])
-            self.console.print(f"[yellow]↑ approval {event.approval.id} escalated to {to}[/]")
+            to = visible(", ".join(event.approval.approvers or []))
+            out(Text(f"↑ approval {event.approval.id} escalated to {to}", style="yellow"))
         elif isinstance(event, BudgetWarning):
-            self.console.print(
-                f"[yellow]⚠ {event.budget} budget: {event.used:g} of {event.limit:g} used[/]"
-            )
+            out(f"[yellow]⚠ {event.budget} budget: {event.used:g} of {event.limit:g} used[/]")
         elif isinstance(event, RunFinished):
-            self.console.print(finished_panel(event.run, event.status, event.result))
+            out(finished_panel(event.run, event.status, event.result))
         else:
             assert_never(event)
 
@@ -123,7 +133,7 @@ class TerminalChannel:
                 raise RuntimeError("TerminalChannel.decide is not connected")
             outcome = await self.decide(approval.id, decision)
             if isinstance(outcome, Refused):
-                self.console.print(f"[red]not accepted: {outcome.reason}[/]")
+                self.console.print(Text(f"not accepted: {visible(outcome.reason)}", style="red"))
         finally:
             self._prompts.pop(approval.id, None)
 
@@ -144,7 +154,7 @@ class TerminalChannel:
             task.cancel()
 
     async def ask(self, run: Run, question: str) -> str:
-        self.console.print(f"[bold cyan]? {redact(question)}[/]")
+        self.console.print(Text(f"? {visible(redact(question))}", style="bold cyan"))
         return (await self._line("> ")).strip()
 
     async def members_of(self, group: str) -> set[str]:
@@ -172,11 +182,11 @@ def plan_table(plan: Plan) -> Table:
     for subtask in plan.subtasks:
         risk = subtask.risk_level
         table.add_row(
-            subtask.id,
-            redact(subtask.description),
-            ", ".join(subtask.required_tools) or "-",
-            ", ".join(subtask.depends_on) or "-",
-            f"[{RISK_STYLE[risk]}]{risk.value}[/]",
+            _text(subtask.id),
+            _text(subtask.description),
+            _text(", ".join(subtask.required_tools) or "-"),
+            _text(", ".join(subtask.depends_on) or "-"),
+            Text(risk.value, style=RISK_STYLE[risk]),
         )
     return table
 
@@ -185,18 +195,18 @@ def approval_panel(approval: Approval) -> Panel:
     """What is asked: the tool call with its arguments (and preview), or the plan."""
     subject = approval.subject
     if isinstance(subject, ToolCallSubject):
-        body = f"[bold]{subject.tool}[/] {redact(json.dumps(subject.arguments, indent=2))}"
+        arguments = json.dumps(subject.arguments, indent=2, ensure_ascii=False)
+        body = Text.assemble((visible(subject.tool), "bold"), " ", _text(arguments))
         if subject.preview:
-            body += f"\n\n{redact(subject.preview)}"
+            body.append_text(Text.assemble("\n\n", _text(subject.preview)))
         if subject.possibly_partial:
-            body += f"\n\n[bold yellow]⚠ {escape(subject.partial_note)}[/]"
+            body.append(f"\n\n⚠ {subject.partial_note}", style="bold yellow")
         if approval.precedents:
             lines = describe_precedents(approval.precedents, approval.requested_at)
-            body += "\n\n[bold]Similar decisions before[/]\n" + "\n".join(
-                f"• {escape(redact(line))}" for line in lines
-            )
+            body.append("\n\nSimilar decisions before", style="bold")
+            body.append_text(_text("".join(f"\n• {line}" for line in lines)))
     elif isinstance(subject, PlanSubject):
-        body = f"the plan ({len(subject.plan.subtasks)} steps) before anything runs"
+        body = Text(f"the plan ({len(subject.plan.subtasks)} steps) before anything runs")
     else:
         assert_never(subject)
     style = RISK_STYLE[approval.risk]
@@ -214,12 +224,22 @@ def finished_panel(run: Run, status: RunStatus, result: str) -> Panel:
         f" ${spend.cost_usd:.4f}"
     )
     return Panel(
-        f"{redact(result)}\n\n[dim]{cost}[/]",
+        Text.assemble(_text(result), "\n\n", (cost, "dim")),
         title=f"[{'green' if good else 'red'}]{status.value}[/] {run.id}",
         title_align="left",
     )
 
 
+def _text(text: str) -> Text:
+    """Untrusted ``text`` for the terminal: no markup, secrets masked, every hidden character
+    shown."""
+    return Text(visible(redact(text)))
+
+
 def _short(text: str, limit: int = 160) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """``text`` on one line, cut to ``limit`` with a marker of how much was cut."""
+    line = text.replace("\n", " ")
+    if len(line) <= limit:
+        return line
+    note = f" {marker(len(line) - limit)}"
+    return line[: max(limit - len(note), 0)] + note

@@ -8,7 +8,8 @@ a placeholder instead.
 from __future__ import annotations
 
 from agent_core.models import Approval, Run
-from bot.blocks import safe
+from bot.fit import cut
+from bot.render import inert
 
 __all__ = ["PRIVATE_GOAL", "goal_seen_by", "in_direct_message", "private_request_notice"]
 
@@ -26,7 +27,7 @@ def goal_seen_by(run: Run, viewer: str, *, limit: int) -> str:
     or :data:`PRIVATE_GOAL` when it was said in someone else's direct message."""
     if in_direct_message(run) and viewer != run.requester:
         return PRIVATE_GOAL
-    return safe(run.goal)[:limit]
+    return cut(inert(run.goal), limit)
 
 
 def private_request_notice(approval: Approval) -> str:

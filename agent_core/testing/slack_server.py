@@ -57,6 +57,8 @@ class _Fault:
     status: int
     body: JsonDict
     retry_after: int | None
+    when: Callable[[JsonDict], bool] | None = None
+    """Only calls whose arguments it accepts fail; None: the next call, whatever it is."""
 
 
 class SlackStandIn:
@@ -179,12 +181,14 @@ class SlackStandIn:
         retry_after: int = 1,
         times: int = 1,
         fields: Mapping[str, Any] | None = None,
+        when: Callable[[JsonDict], bool] | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}``.
 
         ``status`` defaults to 429 for ``ratelimited`` (sent with ``Retry-After:
         retry_after``) and to 200 otherwise, as Slack does. ``fields`` adds body
         fields, e.g. ``{"needed": "chat:write", "provided": "..."}`` for ``missing_scope``.
+        ``when`` picks which calls fail by their arguments (say, only messages with blocks).
         """
         code = status if status is not None else (429 if error == "ratelimited" else 200)
         for _ in range(times):
@@ -193,6 +197,7 @@ class SlackStandIn:
                     status=code,
                     body={"ok": False, "error": error, **(fields or {})},
                     retry_after=retry_after if code == 429 else None,
+                    when=when,
                 )
             )
 
@@ -225,8 +230,8 @@ class SlackStandIn:
         args: JsonDict,
         bearer: str | None,
     ) -> tuple[int, JsonDict, dict[str, str]]:
-        if self._faults.get(method):
-            fault = self._faults[method].popleft()
+        fault = self._take_fault(method, args)
+        if fault is not None:
             retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return fault.status, fault.body, retry
         token = bearer or args.get("token")
@@ -242,6 +247,13 @@ class SlackStandIn:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         return 200, self.workspace.handle(method, args), {}
 
+    def _take_fault(self, method: str, args: JsonDict) -> _Fault | None:
+        faults = self._faults.get(method)
+        found = next((f for f in faults or () if f.when is None or f.when(args)), None)
+        if faults is not None and found is not None:
+            faults.remove(found)
+        return found
+
     def _connections_open(self, token: str | None) -> JsonDict:
         if self.app_token is None or token != self.app_token:
             return {"ok": False, "error": "invalid_auth" if token else "not_authed"}
@@ -250,6 +262,10 @@ class SlackStandIn:
     def _files(self, method: str, args: JsonDict) -> JsonDict:
         """The two Web API halves of files_upload_v2; the bytes go to :meth:`_upload`."""
         if method == "files.getUploadURLExternal":
+            if not args.get("filename") or not str(args.get("length", "")).isdigit():
+                missing = "[ERROR] missing required field: filename or length"
+                return {"ok": False, "error": "invalid_arguments",
+                        "response_metadata": {"messages": [missing]}}  # fmt: skip
             file_id = f"F{len(self.uploads) + len(self.shared_files) + 1:08d}"
             self.uploads.setdefault(file_id, b"")
             url = f"http://127.0.0.1:{self._port}/upload/{file_id}"

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent_core.testing.slack_limits import message_error, view_error
+
 __all__ = ["SlackIdentity", "SlackWorkspace"]
 
 JsonDict = dict[str, Any]
@@ -189,6 +191,7 @@ class SlackWorkspace:
     def _bot_message(self, args: JsonDict) -> JsonDict:
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise _SlackError("no_text")
+        _refuse(message_error(args))
         ident = self.identity
         message: JsonDict = {
             "type": "message",
@@ -207,6 +210,7 @@ class SlackWorkspace:
         spec = _require(args, "view")
         if not isinstance(spec, dict) or "type" not in spec:
             raise _SlackError("invalid_arguments")
+        _refuse(view_error(spec))
         ident = self.identity
         view: JsonDict = {
             "id": view_id,
@@ -254,6 +258,7 @@ class SlackWorkspace:
         message = self._find(channel, _require(args, "ts"))
         if message.get("user") != self.identity.bot_user_id:
             raise _SlackError("cant_update_message")
+        _refuse(message_error(args))
         message.update({k: args[k] for k in ("text", "blocks", "attachments") if k in args})
         message["edited"] = {"user": self.identity.bot_user_id, "ts": self._ts()}
         return {
@@ -370,6 +375,13 @@ _HANDLERS: dict[str, Callable[[SlackWorkspace, JsonDict], JsonDict]] = {
     "conversations.replies": SlackWorkspace._replies,
     "assistant.threads.setStatus": SlackWorkspace._set_status,
 }
+
+
+def _refuse(answer: JsonDict | None) -> None:
+    """Raise Slack's refusal (from :mod:`~agent_core.testing.slack_limits`), if there is one."""
+    if answer is not None:
+        fields = {k: v for k, v in answer.items() if k not in ("ok", "error")}
+        raise _SlackError(answer["error"], **fields)
 
 
 def _require(args: JsonDict, name: str) -> Any:

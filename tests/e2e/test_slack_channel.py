@@ -112,3 +112,23 @@ async def test_a_request_names_the_configured_approvers_when_it_has_none_of_its_
     [status] = slack.calls_to("chat.update")
     assert "waiting for approval from <!subteam^S0ONCALL>, <@U0ANA>" in status.args["text"]
     assert (await store.get_approval(approval.id)).approvers is None  # decided against settings
+
+
+async def test_a_settled_card_slack_refuses_still_loses_its_buttons(
+    parts: tuple[Store, SlackStandIn, AsyncWebClient],
+) -> None:
+    store, slack, client = parts
+    channel = SlackChannel(client=client, store=store)
+    thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    approval = await store.create_approval(
+        Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=run.requester)
+    )
+    await channel.request_decision(approval)
+    slack.fail_next("chat.update", error="invalid_blocks")
+    settled = approval.model_copy(update={"status": ApprovalStatus.REJECTED, "decided_by": "U0BOB"})
+    await channel.notify(ApprovalSettled(run=run, approval=settled))
+    refused, plain = slack.calls_to("chat.update")
+    assert not refused.response["ok"] and plain.response["ok"]
+    assert "actions" not in str(plain.args["blocks"]) and "rejected by <@U0BOB>" in str(plain.args)

@@ -118,3 +118,19 @@ async def test_home_shows_what_waits_and_lets_an_admin_kill(
         return any(e.kind == "run_killed" for e in await store.list_audit(run.id))
 
     await eventually(audited)
+
+
+async def test_home_opens_plainly_when_slack_refuses_it(
+    home: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, _, slack = home
+    slack.workspace.add_user(APPROVER, name="ana")
+    slack.fail_next("views.publish", error="invalid_arguments")
+    assert (await post_to_bot(url, SlackRequestSigner(SECRET).event(opened(APPROVER, 3))))[0] == 200
+
+    async def published() -> bool:
+        return any(c.response["ok"] for c in slack.calls_to("views.publish"))
+
+    await eventually(published)
+    refused, plain = slack.calls_to("views.publish")
+    assert not refused.response["ok"] and "would not show this Home" in str(plain.args["view"])

@@ -337,3 +337,91 @@ async def test_form_bodies_with_token_param_and_get(slack: SlackStandIn) -> None
 async def test_api_url_needs_a_started_server() -> None:
     with pytest.raises(StandInError):
         _ = SlackStandIn().api_url
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+async def test_messages_slack_refuses_are_refused_with_slacks_answer(
+    client: AsyncWebClient, mention: dict[str, Any]
+) -> None:
+    channel = mention["channel"]
+    long = await api_error(
+        client.chat_postMessage(channel=channel, text="t", blocks=[_section("x" * 3001)])
+    )
+    assert long["error"] == "invalid_blocks"
+    assert long["response_metadata"]["messages"] == [
+        "[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"
+    ]
+    emoji = await api_error(
+        client.chat_postMessage(channel=channel, text="t", blocks=[_section("😀" * 1501)])
+    )
+    assert emoji["error"] == "invalid_blocks"  # counted as Slack's clients count: UTF-16
+    button = {"type": "actions", "elements": [{"type": "button", "action_id": "a",
+              "text": {"type": "plain_text", "text": "b" * 76}, "value": "v" * 2001}]}  # fmt: skip
+    refused = await api_error(client.chat_postMessage(channel=channel, text="t", blocks=[button]))
+    assert sorted(refused["errors"]) == [
+        "must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]",
+        "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]",
+    ]
+    many = [_section("y")] * 51
+    assert (await api_error(client.chat_postMessage(channel=channel, text="t", blocks=many)))[
+        "error"
+    ] == "invalid_blocks"
+    heavy = [_section("z" * 2900)] * 5  # each fits; together more than a message holds
+    assert (await api_error(client.chat_postMessage(channel=channel, text="t", blocks=heavy)))[
+        "error"
+    ] == "msg_blocks_too_long"
+    text = await api_error(client.chat_postMessage(channel=channel, text="t" * 40_001))
+    assert text["error"] == "msg_too_long"
+    context = {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}
+    assert (await api_error(client.chat_postMessage(channel=channel, text="t", blocks=[context])))[
+        "error"
+    ] == "invalid_blocks"
+    posted = await client.chat_postMessage(channel=channel, text="ok", blocks=[_section("fine")])
+    update = client.chat_update(
+        channel=channel, ts=posted["ts"], text="t", blocks=[_section("u" * 3001)]
+    )
+    assert (await api_error(update))["error"] == "invalid_blocks"
+
+
+async def test_views_slack_refuses_are_refused(client: AsyncWebClient) -> None:
+    field = {"type": "input", "block_id": "f", "label": {"type": "plain_text", "text": "F"},
+             "element": {"type": "plain_text_input", "action_id": "f",
+                         "initial_value": "i" * 3001}}  # fmt: skip
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "A title too long to fit"},
+            "submit": {"type": "plain_text", "text": "Go"}, "blocks": [field]}  # fmt: skip
+    refused = await api_error(client.views_open(trigger_id="1.2.x", view=view))
+    assert refused["error"] == "invalid_arguments"
+    assert sorted(refused["response_metadata"]["messages"]) == [
+        "[ERROR] must be less than 3001 characters [json-pointer:/view/blocks/0/element/"
+        "initial_value]",
+    ]
+    view["title"] = {"type": "plain_text", "text": "x" * 25}
+    field["element"]["initial_value"] = "ok"
+    assert "[json-pointer:/view/title/text]" in str(
+        await api_error(client.views_open(trigger_id="1.2.x", view=view))
+    )
+    del view["submit"]
+    view["title"]["text"] = "Fine"
+    assert "/view/submit" in str(await api_error(client.views_open(trigger_id="1.2.x", view=view)))
+    home = {"type": "home", "blocks": [_section("h")] * 101}
+    assert (await api_error(client.views_publish(user_id="W222", view=home)))[
+        "error"
+    ] == "invalid_arguments"
+    huge = {"type": "home", "blocks": [_section("a" * 2900)] * 90}
+    assert (await api_error(client.views_publish(user_id="W222", view=huge)))[
+        "error"
+    ] == "view_too_large"
+
+
+async def test_a_failure_can_pick_its_call(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    slack.fail_next("chat.postMessage", error="invalid_blocks",
+                    when=lambda args: bool(args.get("blocks")))  # fmt: skip
+    await client.chat_postMessage(channel="C111", text="plain text goes through")
+    refused = await api_error(
+        client.chat_postMessage(channel="C111", text="t", blocks=[_section("b")])
+    )
+    assert refused["error"] == "invalid_blocks"
+    await client.chat_postMessage(channel="C111", text="t", blocks=[_section("b")])  # only once

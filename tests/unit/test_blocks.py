@@ -134,4 +134,142 @@ def test_a_settled_edit_says_who_edited_and_what_it_was() -> None:
     long = call(command="x" * 5000).model_copy(update={"risk": RiskLevel.HIGH})
     edited, _ = apply_decision(long, edit.model_copy(update={"edited_risk": RiskLevel.HIGH}))
     text = str([b.to_dict() for b in settled_blocks(edited)])
-    assert "… [cut: " in text and "more characters]" in text and "x" * 5000 not in text
+    assert "more characters" in text and "x" * 5000 not in text
+
+
+# -- no card can be unbuildable, none lets markup through ------------------------------------
+
+from typing import Any  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from agent_core.models import Precedent  # noqa: E402
+from agent_core.testing.slack_limits import message_error, view_error  # noqa: E402
+from bot.blocks import (  # noqa: E402
+    approval_text,
+    edit_modal,
+    fallback_blocks,
+    settled_fallback_blocks,
+)
+from bot.full_call import full_view  # noqa: E402
+from bot.render import hidden  # noqa: E402
+from tests.unit.test_render import MARKUP, hostile  # noqa: E402
+
+long_hostile = st.tuples(hostile, st.sampled_from([1, 1, 3, 40, 400])).map(lambda t: t[0] * t[1])
+risks = st.sampled_from(list(RiskLevel))
+
+
+def texts(value: Any) -> list[str]:
+    """The strings of a block's JSON, but the Edit box's: it holds exact JSON, not mrkdwn."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k != "initial_value" for s in (k, *texts(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in texts(v)]
+    return []
+
+
+def assert_accepted(text: str, blocks: list[Any]) -> None:
+    """slack_sdk's models accept every block and Slack (the stand-in's limits) the message."""
+    dicts = [b.to_dict() for b in blocks]
+    assert message_error({"text": text, "blocks": dicts}) is None, message_error(
+        {"text": text, "blocks": dicts}
+    )
+    assert_inert(dicts)
+
+
+def assert_inert(value: Any) -> None:
+    for string in texts(value):
+        assert not any(m in string for m in MARKUP), string
+        assert not any(hidden(c) for c in string), string
+        assert string.count("```") % 2 == 0, string
+
+
+def assert_view(view: Any) -> None:
+    shown = view.to_dict()
+    assert view_error(shown) is None, view_error(shown)
+    assert_inert(shown.get("blocks"))
+
+
+@st.composite
+def approvals(draw: st.DrawFn) -> Approval:
+    if draw(st.booleans()):
+        steps = [Subtask(id=draw(hostile.filter(lambda t: 0 < len(t) <= 64)) or f"s{i}",
+                         description=draw(long_hostile) or "x", risk_level=draw(risks))
+                 for i in range(draw(st.integers(1, 70)))]  # fmt: skip
+        subject: Any = PlanSubject(plan=Plan(subtasks=steps))
+    else:
+        arguments = draw(st.dictionaries(hostile, long_hostile, max_size=4))
+        subject = ToolCallSubject(subtask_id=draw(hostile), tool=draw(long_hostile) or "t",
+                                  arguments=arguments, preview=draw(st.none() | long_hostile),
+                                  possibly_partial=draw(st.booleans()))  # fmt: skip
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    precedents = [Precedent(outcome=draw(hostile), tool="t", call=draw(long_hostile),
+                            by=draw(st.none() | hostile), at=at, reason=draw(long_hostile))
+                  for _ in range(draw(st.integers(0, 3)))]  # fmt: skip
+    return Approval(run_id=draw(hostile) or "run", subject=subject, risk=draw(risks),
+                    requester=draw(hostile), requested_at=at, deadline=at,
+                    approvers=draw(st.none() | st.lists(hostile, max_size=40)),
+                    required_approvals=draw(st.integers(1, 3)), precedents=precedents)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(approval=approvals(), reason=long_hostile, status=st.sampled_from(list(ApprovalStatus)))
+def test_every_card_and_view_from_hostile_text_is_one_slack_accepts(
+    approval: Approval, reason: str, status: ApprovalStatus
+) -> None:
+    text = approval_text(approval)
+    assert_accepted(text, approval_blocks(approval))
+    assert_accepted(text, fallback_blocks(approval, reason))
+    settled = approval.model_copy(update={
+        "status": status, "decided_by": reason or None, "decided_at": approval.requested_at,
+        "decisions": [Decision(kind=DecisionKind.REJECT, by="U0BOB", reason=reason or None)],
+    })  # fmt: skip
+    assert_accepted(text, settled_blocks(settled))
+    assert_accepted(text, settled_fallback_blocks(settled))
+    assert_view(edit_modal(approval, '{"approval": "x"}'))
+    first = full_view(approval, 0)
+    pages = int(str(first.blocks[-1 if first.blocks[-1].type == "context" else -2].to_dict())
+                .split(" of ")[1].split("'")[0])  # fmt: skip
+    for page in range(pages):
+        assert_view(full_view(approval, page))
+
+
+def test_a_sixty_step_plan_of_long_steps_fits_one_card_and_all_of_it_the_modal() -> None:
+    steps = [Subtask(id=f"s{i}", description=f"step {i} " + "x" * 170 + f" END{i:02d}",
+                     risk_level=RiskLevel.HIGH) for i in range(60)]  # fmt: skip
+    approval = Approval(run_id="run_a", subject=PlanSubject(plan=Plan(subtasks=steps)),
+                        risk=RiskLevel.HIGH)  # fmt: skip
+    blocks = approval_blocks(approval)
+    assert_accepted(approval_text(approval), blocks)
+    assert "more steps are not shown here" in str([b.to_dict() for b in blocks])
+    whole = "".join(str(full_view(approval, p).to_dict()) for p in range(3))
+    assert all(f"END{i:02d}" in whole for i in range(60))
+
+
+def test_a_64_character_tool_fits_its_button_and_the_confirm_names_it() -> None:
+    tool = "deployments_and_releases_prod__deploy_the_web_tier_to_pro_1a2b3c4d"
+    high = call(command="ls").model_copy(update={
+        "risk": RiskLevel.HIGH, "grantable": True,
+        "subject": ToolCallSubject(subtask_id="s1", tool=tool,
+                                                            arguments={"a": 1})})  # fmt: skip
+    actions = next(b.to_dict() for b in approval_blocks(high) if b.type == "actions")
+    grant = actions["elements"][-1]
+    assert len(grant["text"]["text"]) <= 75 and grant["text"]["text"].endswith("… for this run")
+    assert tool in grant["confirm"]["text"]["text"]
+    critical = next(b.to_dict() for b in approval_blocks(call(command="rm -rf /"))
+                    if b.type == "actions")  # fmt: skip
+    assert "run_command" in critical["elements"][0]["confirm"]["text"]["text"]
+
+
+def test_200_kb_of_arguments_show_head_tail_and_how_much_was_cut() -> None:
+    blob = "".join(f"line {i:06d}\n" for i in range(20_000)) + "THE-END"
+    approval = call(content=blob)
+    blocks = approval_blocks(approval)
+    assert_accepted(approval_text(approval), blocks)
+    shown = str([b.to_dict() for b in blocks])
+    assert "line 000000" in shown and "THE-END" in shown and "more characters" in shown
+    assert "View full call" in shown
+    assert "too large to edit" in str(edit_modal(approval, "{}").to_dict())
