@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from agent_core.audit_chain import MIN_KEY_CHARS, AuditKey
+from agent_core.audit.chain import MIN_KEY_CHARS, AuditKey
 from agent_core.errors import ConfigError
 from agent_core.logs import redact, register_secrets
 from agent_core.models import RiskLevel, TimeoutPolicy

@@ -474,7 +474,7 @@ class AuditEvent(_Record):
 
     ``seq``, ``prev_hash``, ``hash`` and ``key_id`` are set by the Store when it appends:
     ``hash`` is an HMAC-SHA256 under the audit key named by ``key_id``
-    (:mod:`agent_core.audit_chain`), or plain SHA-256 when ``key_id`` is empty.
+    (:mod:`agent_core.audit.chain`), or plain SHA-256 when ``key_id`` is empty.
     """
 
     id: str = Field(default_factory=lambda: new_id("evt"))

@@ -29,13 +29,11 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import ApprovalPolicy, Authority, DecisionService
-from agent_core.audit import Audit
-from agent_core.budget import BudgetLimits
+from agent_core.audit.trail import Audit
 from agent_core.channel import RunEvent
-from agent_core.control import RunControl
-from agent_core.executor import ExecutorLimits
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import (
     FINAL_STATUSES,
     Approval,
@@ -48,8 +46,10 @@ from agent_core.models import (
     RunStatus,
     Subtask,
 )
-from agent_core.orchestrator import Orchestrator, RunPolicy
-from agent_core.runner import Runner
+from agent_core.runs.control import RunControl
+from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.orchestrator import Orchestrator, RunPolicy
+from agent_core.runs.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
 from agent_core.tools import Tool, ToolContext, ToolRegistry

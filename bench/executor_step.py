@@ -27,11 +27,11 @@ import anthropic
 from rich.console import Console
 from rich.table import Table
 
-from agent_core.anthropic_llm import AnthropicLLM
-from agent_core.budget import BudgetLimits
-from agent_core.executor import ExecutorLimits
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import Plan, RiskLevel, Run, RunStatus, Subtask
-from agent_core.orchestrator import Orchestrator, RunPolicy
+from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.orchestrator import Orchestrator, RunPolicy
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,

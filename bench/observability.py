@@ -47,13 +47,13 @@ from rich.console import Console
 from rich.table import Table
 
 from agent_core import telemetry
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import ApprovalGate, ApprovalPolicy
-from agent_core.audit import Audit, AuditedLLM
-from agent_core.budget import BudgetedLLM, BudgetLimits
-from agent_core.executor import Executor, ExecutorLimits
+from agent_core.audit.trail import Audit, AuditedLLM
 from agent_core.llm import LLM, LLMResponse, ModelTier, Usage
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetedLLM, BudgetLimits
 from agent_core.models import Plan, Run, Subtask
+from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.store import Store, open_store
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._spans import span

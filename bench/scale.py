@@ -48,7 +48,7 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
-from agent_core.audit_chain import AuditKey
+from agent_core.audit.chain import AuditKey
 from agent_core.models import Run
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (

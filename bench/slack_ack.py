@@ -28,19 +28,19 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import Authority, DecisionService
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.config import Settings
-from agent_core.control import RunControl
-from agent_core.limits import Admission, Limits
 from agent_core.models import Approval, RiskLevel, ToolCallSubject, new_id
+from agent_core.runs.control import RunControl
+from agent_core.runs.limits import Admission, Limits
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload
 from agent_core.testing.slack_server import SlackStandIn
-from bot.admin import AdminCommands
-from bot.app import build_app
-from bot.goals import GoalIntake, register_goals
-from bot.listeners import register_approvals
-from bot.slack_channel import SlackChannel
+from bot.slack.admin import AdminCommands
+from bot.slack.app import build_app
+from bot.slack.channel import SlackChannel
+from bot.slack.goals import GoalIntake, register_goals
+from bot.slack.listeners import register_approvals
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from agent_core.audit_chain import AuditKey
+from agent_core.audit.chain import AuditKey
 from agent_core.models import (
     Approval,
     ApprovalDecided,

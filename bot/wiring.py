@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import (
     ApprovalPolicy,
     Authority,
@@ -18,15 +17,16 @@ from agent_core.approvals import (
     edit_risk_check,
     schema_edit_check,
 )
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.channel import OperatorChannel
 from agent_core.config import Settings
 from agent_core.errors import AirlockError
-from agent_core.limits import SpendLedger
 from agent_core.llm import LLM
-from agent_core.orchestrator import Orchestrator, RunPolicy
-from agent_core.run_queue import RunQueue
-from agent_core.runner import Runner
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.runs.limits import SpendLedger
+from agent_core.runs.orchestrator import Orchestrator, RunPolicy
+from agent_core.runs.runner import Runner
+from agent_core.runs.slots import RunQueue
 from agent_core.store import Store
 from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.tools import ToolRegistry
@@ -71,7 +71,7 @@ class Agent:
             limit = RunQueue(limit=settings.max_concurrent_runs)
             return Runner(store=self.store, orchestrator=self.orchestrator, channel=self.channel,
                           policy=policy, queue=limit)  # fmt: skip
-        from agent_core.worker import Worker
+        from agent_core.runs.worker import Worker
 
         return Worker(
             store=self.store, orchestrator=self.orchestrator, channel=self.channel, policy=policy,

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from agent_core import telemetry
 from agent_core.approvals.authority import Authority
 from agent_core.approvals.risk import RiskPolicy
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.errors import NotFound
 from agent_core.models import (
     Approval,

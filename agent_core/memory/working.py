@@ -19,7 +19,6 @@ from typing import Any, Literal, assert_never
 
 from agent_core.config import Settings
 from agent_core.errors import ConfigError, LLMError
-from agent_core.executor import fence
 from agent_core.llm import LLM, CountsTokens, ModelTier
 from agent_core.memory.tokens import (
     CHARS_PER_TOKEN,
@@ -28,6 +27,7 @@ from agent_core.memory.tokens import (
     TokenCounter,
     estimate_text_tokens,
 )
+from agent_core.runs.executor import fence
 
 __all__ = ["SUMMARY_SYSTEM", "SUMMARY_TAG", "WorkingMemory", "summary_of", "token_counter"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-from agent_core.audit_chain import UNKEYED, AuditKey, trusted
+from agent_core.audit.chain import UNKEYED, AuditKey, trusted
 from agent_core.clock import Clock
 from agent_core.config import Settings
 from agent_core.errors import AuditTampered, ConfigError

@@ -11,7 +11,7 @@ the new head only if the head is still the one the append was built on, so both 
 neither does, and a lost race is read again and retried. A trail's first append also
 compares and rewrites the anchor, so two trails starting at once get different numbers.
 The seals need the key, which never reaches Redis, so they are made here, before the
-script, by :mod:`agent_core.audit_chain` (the same functions the SQLite store uses).
+script, by :mod:`agent_core.audit.chain` (the same functions the SQLite store uses).
 A store appending to a trail whose head it wrote last sends the script alone: one round
 trip. A purge is a WATCH/MULTI transaction.
 """
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from agent_core.audit_chain import (
+from agent_core.audit.chain import (
     AuditAnchor,
     AuditHead,
     AuditKey,
@@ -219,7 +219,7 @@ return 1
 
 @dataclass(kw_only=True, frozen=True)
 class _Read:
-    """What a write to a trail builds on (see :func:`agent_core.audit_chain.appended`),
+    """What a write to a trail builds on (see :func:`agent_core.audit.chain.appended`),
     and the stored text of each part, for the compare-and-set."""
 
     head: AuditHead | None = None

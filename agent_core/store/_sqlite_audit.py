@@ -4,7 +4,7 @@
 and ``kv`` (namespace ``audit``, key ``anchor``) the anchor. An append reads the head (not
 the last event), and writes the event and the new head in one ``BEGIN IMMEDIATE``
 transaction; only a trail's first append also reads and writes the anchor. What is
-written is decided by :mod:`agent_core.audit_chain`, the same as for Redis.
+written is decided by :mod:`agent_core.audit.chain`, the same as for Redis.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from agent_core.audit_chain import (
+from agent_core.audit.chain import (
     AuditAnchor,
     AuditHead,
     AuditKey,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
-from agent_core.audit_chain import AuditAnchor, AuditTrail
+from agent_core.audit.chain import AuditAnchor, AuditTrail
 from agent_core.errors import (
     ApprovalNotUsable,
     IllegalTransition,
@@ -258,7 +258,7 @@ class Store(Protocol):
     async def get_halt(self) -> HaltState | None:
         """The global halt, or None if it was never set."""
 
-    # Audit (sealing and heads: agent_core.audit_chain)
+    # Audit (sealing and heads: agent_core.audit.chain)
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
         """Append to the run's sealed chain; returns the event with seq and seals.

@@ -23,9 +23,9 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from agent_core.audit_chain import UNKEYED, AuditKey, HeadCache
+from agent_core.approvals.rule import apply_decision
+from agent_core.audit.chain import UNKEYED, AuditKey, HeadCache
 from agent_core.clock import Clock, SystemClock
-from agent_core.decisions import apply_decision
 from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     AlreadyDecided,
@@ -67,7 +67,7 @@ T = TypeVar("T")
 class RedisStore(RedisMemories, RedisAudit):
     """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes.
 
-    ``audit_key`` seals the audit trail (:mod:`agent_core.audit_chain`); it stays in this
+    ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); it stays in this
     process, never in Redis. Without one, trails are sealed unkeyed.
     """
 

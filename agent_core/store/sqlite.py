@@ -23,9 +23,9 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from agent_core.audit_chain import UNKEYED, AuditKey, HeadCache
+from agent_core.approvals.rule import apply_decision
+from agent_core.audit.chain import UNKEYED, AuditKey, HeadCache
 from agent_core.clock import Clock, SystemClock
-from agent_core.decisions import apply_decision
 from agent_core.errors import NotFound
 from agent_core.models import (
     AlreadyDecided,
@@ -72,7 +72,7 @@ __all__ = ["SqliteStore"]
 class SqliteStore(SqliteMemories, SqliteAudit):
     """A :class:`~agent_core.store.base.Store` in one SQLite file.
 
-    ``audit_key`` seals the audit trail (:mod:`agent_core.audit_chain`); without one,
+    ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); without one,
     trails are sealed unkeyed.
     """
 

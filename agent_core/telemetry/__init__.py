@@ -3,7 +3,7 @@
 Spans (tracer ``airlock``): ``airlock.run`` holds ``airlock.plan`` and ``airlock.subtask``;
 under them are ``chat {model}`` (one model call, with the GenAI semantic-convention
 attributes), ``execute_tool {tool}`` and ``airlock.approval_wait``. Each call of
-:meth:`~agent_core.orchestrator.Orchestrator.execute` is one run span, so a parked run that is
+:meth:`~agent_core.runs.orchestrator.Orchestrator.execute` is one run span, so a parked run that is
 resumed, in this process or another, starts a new one (``airlock.run.resumed``). An approval
 wait spans a park and a resume, so its span is drawn afterwards, from the approval's own
 request and decision times.

@@ -24,7 +24,7 @@ from agent_core.models import (
     Subtask,
     SubtaskResult,
 )
-from agent_core.stops import AwaitingDecision
+from agent_core.runs.stops import AwaitingDecision
 from agent_core.telemetry import _metrics
 
 if TYPE_CHECKING:

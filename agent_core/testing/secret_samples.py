@@ -189,7 +189,8 @@ ORDINARY: tuple[str, ...] = (
     "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQG\n"
     "-----END CERTIFICATE-----",
     "10.0.0.12:8080 and [2001:db8::1]:443 answered in 12 ms at 2026-11-26T10:15:00Z",
-    '{"level": "INFO", "logger": "agent_core.runner", "message": "run finished", "cost": 0.0123}',
+    '{"level": "INFO", "logger": "agent_core.runs.runner", "message": "run finished",'
+    ' "cost": 0.0123}',
     "PuTTY is installed; AccountName=acme; the signature sig is checked",
     "--token-file /etc/airlock/token --password-file /etc/airlock/pw",
     "Uploaded 4 files (1.2 MB); 3 tests passed, 0 failed",

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import Authority, DecisionService, edit_risk_check, schema_edit_check
-from agent_core.audit import Audit
-from agent_core.budget import BudgetLimits
-from agent_core.control import RunControl
+from agent_core.audit.trail import Audit
 from agent_core.errors import ToolError
-from agent_core.executor import ExecutorLimits
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import FINAL_STATUSES, RiskLevel, Run, RunStatus
-from agent_core.orchestrator import Orchestrator, RunPolicy
-from agent_core.run_queue import RunQueue
-from agent_core.runner import Runner
+from agent_core.runs.control import RunControl
+from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.orchestrator import Orchestrator, RunPolicy
+from agent_core.runs.runner import Runner
+from agent_core.runs.slots import RunQueue
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
 from agent_core.testing.channel import RecordingChannel, approve_all

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent_core.anthropic_llm import AnthropicLLM, price_for
 from agent_core.config import ModelPrice, Settings
 from agent_core.errors import ConfigError, LLMError
 from agent_core.llm import ModelTier
+from agent_core.llm.anthropic import AnthropicLLM, price_for
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     StopReason,
@@ -191,7 +191,7 @@ async def test_persistent_overload_falls_back_once(
 ) -> None:
     server.enqueue(fault(529, retry_after=0.01), fault(529, retry_after=0.01), text_reply("hi"))
     async with make_llm(server, max_retries=1, fallback_model=FALLBACK) as llm:
-        with caplog.at_level(logging.WARNING, logger="agent_core.anthropic_llm"):
+        with caplog.at_level(logging.WARNING, logger="agent_core.llm.anthropic"):
             response = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
     assert (response.model, response.text) == (FALLBACK, "hi")
     assert sent_models(server) == [EXECUTOR, EXECUTOR, FALLBACK]

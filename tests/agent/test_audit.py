@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from agent_core.audit import verify_chain
+from agent_core.audit.trail import verify_chain
 from agent_core.models import AuditEvent, RiskLevel, RunStatus
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
@@ -86,7 +86,7 @@ async def test_an_edited_and_a_deleted_event_are_both_named_by_verify(
         db.execute("UPDATE audit SET body = ? WHERE run_id = ? AND seq = ?",
                    (json.dumps(body), run.id, edited.seq))  # fmt: skip
         db.execute("DELETE FROM audit WHERE run_id = ? AND seq = ?", (run.id, deleted.seq))
-    from bot.cli import app
+    from bot.cli.main import app
 
     monkeypatch.setenv("AIRLOCK_STORE_URL", f"sqlite:///{tmp_path / 'airlock.db'}")
     result = await cli(app, "verify", run.id)

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_core.channel import RunEvent, RunFinished, RunQueued
-from agent_core.limits import SpendLedger
 from agent_core.models import Decision, DecisionKind, Run, RunStatus
+from agent_core.runs.limits import SpendLedger
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel
 from tests.agent.conftest import Harness

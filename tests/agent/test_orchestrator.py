@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_core.approvals import Refused
-from agent_core.budget import BudgetLimits
-from agent_core.executor import ExecutorLimits
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import ApprovalStatus, RiskLevel, RunStatus, ToolCallSubject
+from agent_core.runs.executor import ExecutorLimits
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     RecordedRequest,

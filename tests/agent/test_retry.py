@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_core.approvals import Refused
-from agent_core.budget import BudgetLimits
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import RunStatus
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,

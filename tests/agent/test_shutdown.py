@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_core.models import RiskLevel, Run, RunStatus
-from agent_core.orchestrator import Checkpoint
+from agent_core.runs.orchestrator import Checkpoint
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness

@@ -18,10 +18,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_core import telemetry
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import Refused
 from agent_core.config import load_settings
 from agent_core.errors import ConfigError
+from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import RiskLevel, RunStatus
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import Authority, DecisionService
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
+from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import (
     FINAL_STATUSES,
     Decision,
@@ -26,7 +26,8 @@ from agent_core.models import (
     Run,
     RunStatus,
 )
-from agent_core.orchestrator import Orchestrator
+from agent_core.runs.orchestrator import Orchestrator
+from agent_core.runs.worker import Worker
 from agent_core.store import Store, open_store
 from agent_core.store.redis import RedisStore
 from agent_core.testing.anthropic_server import (
@@ -37,8 +38,7 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.channel import RecordingChannel
-from agent_core.worker import Worker
-from bot.audit_cli import describe
+from bot.cli.audit import describe
 from tests.agent.conftest import Tools, policy
 from tests.support import eventually
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import ApprovalGate, ApprovalPolicy
-from agent_core.audit import Audit
-from agent_core.budget import BudgetedLLM, BudgetLimits
+from agent_core.audit.trail import Audit
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
-from agent_core.executor import SYSTEM, Executor, ExecutorLimits, fence
 from agent_core.llm import LLM, LLMResponse, ModelTier
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetedLLM, BudgetLimits
 from agent_core.memory.tokens import ApiTokenCounter, EstimatedTokenCounter
 from agent_core.memory.working import SUMMARY_SYSTEM, SUMMARY_TAG, WorkingMemory, summary_of
 from agent_core.models import RiskLevel, Run, Subtask
+from agent_core.runs.executor import SYSTEM, Executor, ExecutorLimits, fence
 from agent_core.store import Store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 
-from agent_core.audit import GLOBAL
+from agent_core.audit.trail import GLOBAL
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, tool_use_reply
 from agent_core.testing.redis_server import free_port

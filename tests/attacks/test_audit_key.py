@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent_core.audit_chain import MIN_KEY_CHARS, AuditKey
+from agent_core.audit.chain import MIN_KEY_CHARS, AuditKey
 from agent_core.config import load_settings
 from agent_core.errors import ConfigError
 from agent_core.models import AuditEvent, Run, RunStatus
 from agent_core.store import open_store
 from agent_core.testing.redis_server import free_port
-from bot.cli import app
+from bot.cli.main import app
 from tests.e2e.test_serve import clean_env
 from tests.support import TEST_AUDIT_KEY
 

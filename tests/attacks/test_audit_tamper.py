@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from agent_core.errors import AuditTampered
 from agent_core.models import AuditEvent, Run, RunStatus
 from agent_core.store import Store, open_store
-from bot.cli import app
+from bot.cli.main import app
 from tests.attacks.tamper import Raw, open_raw, rechain, unkeyed_head
 from tests.support import TEST_AUDIT_KEY
 

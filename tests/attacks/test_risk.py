@@ -37,7 +37,7 @@ from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payl
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import http_request_tool, read_file_tool, run_command_tool
-from bot.blocks import approval_blocks
+from bot.slack.blocks import approval_blocks
 from tests.agent.conftest import Harness, text_tool
 from tests.attacks.conftest import Collector, loopback
 from tests.e2e.test_serve import clean_env

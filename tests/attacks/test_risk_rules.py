@@ -23,8 +23,8 @@ from agent_core.models import (
     RunStatus,
     ToolCallSubject,
 )
-from agent_core.orchestrator import Orchestrator
-from agent_core.runner import Runner
+from agent_core.runs.orchestrator import Orchestrator
+from agent_core.runs.runner import Runner
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     reply,

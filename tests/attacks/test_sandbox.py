@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.approvals import Authority, DecisionService, Refused, schema_edit_check
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.config import Settings, load_settings
-from agent_core.executor import ExecutorLimits
+from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import ApprovalStatus, Run, RunStatus, ToolCallSubject
-from agent_core.orchestrator import Orchestrator
-from agent_core.runner import Runner
+from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.orchestrator import Orchestrator
+from agent_core.runs.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -148,7 +148,7 @@ async def harness(world: World, anthropic: AnthropicStandIn) -> AsyncIterator[Ha
     channel.service = service
     runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
                     policy=run_policy.approvals)  # fmt: skip
-    from agent_core.control import RunControl
+    from agent_core.runs.control import RunControl
 
     control = RunControl(store=store, authority=authority, audit=Audit(store=store))
     async with llm:

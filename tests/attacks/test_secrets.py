@@ -29,9 +29,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agent_core import telemetry
-from agent_core.anthropic_llm import AnthropicLLM
 from agent_core.config import Settings, load_settings
 from agent_core.llm import ModelTier
+from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.logs import JsonFormatter, contains_secret, redact
 from agent_core.memory.facts import session_of
 from agent_core.models import FINAL_STATUSES, ApprovalStatus, Run, RunStatus
@@ -45,9 +45,9 @@ from agent_core.testing.anthropic_server import (
 from agent_core.testing.secret_samples import ORDINARY, SAMPLES
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
-from bot.app import build_app, build_client
-from bot.audit_cli import describe
-from bot.server import _agent
+from bot.cli.audit import describe
+from bot.slack.app import build_app, build_client
+from bot.slack.server import _agent
 from tests.e2e.test_serve import clean_env
 from tests.e2e.test_slack_approvals import pressed
 from tests.support import eventually

@@ -11,7 +11,7 @@ from agent_core.channel import StepFinished, ToolNotice
 from agent_core.models import Approval, Plan, RiskLevel, Run, Subtask, ToolCallSubject
 from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
-from bot.terminal import TerminalChannel, approval_panel, plan_table
+from bot.cli.terminal import TerminalChannel, approval_panel, plan_table
 from tests.e2e.test_run_cli import KEY, airlock_run
 from tests.e2e.test_serve import airlock, clean_env
 

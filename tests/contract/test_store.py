@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from agent_core.audit_chain import AuditKey, sealed_at
-from agent_core.audit_verify import check_trail
+from agent_core.audit.chain import AuditKey, sealed_at
+from agent_core.audit.verify import check_trail
 from agent_core.clock import utcnow
 from agent_core.errors import (
     AlreadyExists,

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from agent_core.audit import GLOBAL
-from agent_core.limits import SpendLedger
+from agent_core.audit.trail import GLOBAL
+from agent_core.runs.limits import SpendLedger
 from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.redis_server import free_port

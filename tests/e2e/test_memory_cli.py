@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from agent_core.config import Settings, env_name
 from agent_core.memory.embedder import Embedder
-from bot.cli import app
+from bot.cli.main import app
 
 
 @pytest.fixture

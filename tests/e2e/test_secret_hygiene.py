@@ -24,8 +24,8 @@ from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
-from bot.app import build_app, build_client
-from bot.server import _agent
+from bot.slack.app import build_app, build_client
+from bot.slack.server import _agent
 from tests.support import eventually
 
 SIGNING = "hygiene-signing-secret-0123"

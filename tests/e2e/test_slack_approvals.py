@@ -19,16 +19,16 @@ from agent_core.approvals import (
     edit_risk_check,
     schema_edit_check,
 )
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.config import Settings
 from agent_core.models import Approval, ApprovalStatus, RiskLevel, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
 from agent_core.tools import Tool, ToolRegistry
-from bot.app import build_app
-from bot.listeners import register_approvals
-from bot.slack_channel import SlackChannel
+from bot.slack.app import build_app
+from bot.slack.channel import SlackChannel
+from bot.slack.listeners import register_approvals
 from tests.support import eventually
 
 SECRET = "typed-decisions-secret"

@@ -22,7 +22,7 @@ from agent_core.models import (
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import load_json_payload
 from agent_core.testing.slack_server import SlackStandIn
-from bot.slack_channel import SlackChannel
+from bot.slack.channel import SlackChannel
 
 MENTION = load_json_payload("app_mention.json")["event"]
 

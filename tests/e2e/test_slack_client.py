@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_core.config import Settings
 from agent_core.testing.slack_server import SlackStandIn
-from bot.app import build_client
+from bot.slack.app import build_client
 
 
 async def test_a_rate_limited_post_is_retried_after_retry_after() -> None:

@@ -12,19 +12,19 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import Authority, DecisionService
-from agent_core.audit import Audit
+from agent_core.audit.trail import Audit
 from agent_core.config import Settings
-from agent_core.control import RunControl
-from agent_core.limits import SpendLedger
 from agent_core.models import Approval, ApprovalStatus, RiskLevel, Run, RunStatus, ToolCallSubject
+from agent_core.runs.control import RunControl
+from agent_core.runs.limits import SpendLedger
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
-from bot.admin import AdminCommands
-from bot.app import build_app
-from bot.home import register_home
-from bot.listeners import register_approvals
-from bot.slack_channel import SlackChannel
+from bot.slack.admin import AdminCommands
+from bot.slack.app import build_app
+from bot.slack.channel import SlackChannel
+from bot.slack.home import register_home
+from bot.slack.listeners import register_approvals
 from tests.support import eventually
 
 SECRET = "home-secret"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent_core.decisions import apply_decision
+from agent_core.approvals.rule import apply_decision
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -16,7 +16,7 @@ from agent_core.models import (
     Subtask,
     ToolCallSubject,
 )
-from bot.blocks import approval_blocks, mention, safe, settled_blocks
+from bot.slack.blocks import approval_blocks, mention, safe, settled_blocks
 
 
 def call(**arguments: object) -> Approval:
@@ -97,7 +97,7 @@ def test_precedent_is_shown_on_the_card_and_in_the_terminal() -> None:
     from rich.console import Console
 
     from agent_core.models import Precedent
-    from bot.terminal import approval_panel
+    from bot.cli.terminal import approval_panel
 
     approval = call(command="kubectl rollout restart deploy/web --context prod")
     approval.precedents = [
@@ -146,14 +146,14 @@ from hypothesis import strategies as st  # noqa: E402
 
 from agent_core.models import Precedent  # noqa: E402
 from agent_core.testing.slack_limits import message_error, view_error  # noqa: E402
-from bot.blocks import (  # noqa: E402
+from bot.slack.blocks import (  # noqa: E402
     approval_text,
     edit_modal,
     fallback_blocks,
     settled_fallback_blocks,
 )
-from bot.full_call import full_view  # noqa: E402
-from bot.render import hidden  # noqa: E402
+from bot.slack.full_call import full_view  # noqa: E402
+from bot.slack.render import hidden  # noqa: E402
 from tests.unit.test_render import MARKUP, hostile  # noqa: E402
 
 long_hostile = st.tuples(hostile, st.sampled_from([1, 1, 3, 40, 400])).map(lambda t: t[0] * t[1])

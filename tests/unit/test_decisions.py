@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_core.decisions import apply_decision, approvers_of_current_arguments
+from agent_core.approvals.rule import apply_decision, approvers_of_current_arguments
 from agent_core.errors import InvalidDecision
 from agent_core.models import (
     AlreadyDecided,

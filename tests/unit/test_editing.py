@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from agent_core.logs import redact
 from agent_core.models import Approval, RiskLevel, ToolCallSubject
-from bot.editing import editable, edited
-from bot.render import hidden
+from bot.slack.editing import editable, edited
+from bot.slack.render import hidden
 from tests.unit.test_render import FRAGMENTS
 
 SECRETS = ["xoxb-1234-5678-abcdefgh", "sk-ant-api03-abcdefghij", "AKIAABCDEFGHIJKLMNOP",

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agent_core.audit import GLOBAL
+from agent_core.audit.trail import GLOBAL
 from agent_core.clock import ManualClock
-from agent_core.limits import Admission, LimitReached, Limits, SpendLedger
+from agent_core.runs.limits import Admission, LimitReached, Limits, SpendLedger
 from agent_core.store import Store, open_store
 
 EVENING = datetime(2026, 3, 10, 20, 48, tzinfo=UTC)

@@ -9,8 +9,8 @@ import typer.main
 from typer.core import TyperGroup
 
 from agent_core.config import Settings, env_name
-from bot.cli import app
-from bot.readme import render_settings_table, settings_section
+from bot.cli.main import app
+from bot.cli.readme import render_settings_table, settings_section
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,7 +26,7 @@ def test_the_configuration_table_is_generated_from_settings() -> None:
     expected = render_settings_table()
     assert settings_section(README.read_text()) == expected, (
         "README.md's configuration table differs from Settings and .env.example: "
-        "run `python -m bot.readme` to update it"
+        "run `python -m bot.cli.readme` to update it"
     )
 
 

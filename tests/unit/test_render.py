@@ -7,8 +7,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.fit import cut, cut_middle, marker, shorten, size, split
-from bot.render import BACKTICK, escape, hidden, inert, inert_code, mention, visible
+from bot.slack.fit import cut, cut_middle, marker, shorten, size, split
+from bot.slack.render import BACKTICK, escape, hidden, inert, inert_code, mention, visible
 
 HIDDEN = (
     [chr(c) for c in range(0x20) if chr(c) not in "\n\t"]
@@ -90,7 +90,7 @@ def test_sizes_count_as_slack_counts() -> None:
 
 
 def test_json_shows_control_characters_like_every_hidden_character() -> None:
-    from bot.render import json_text
+    from bot.slack.render import json_text
 
     shown = json_text({"a": "x\x00y\x1b[31m\\u0000\n\u202e"})
     assert shown == '{"a": "x⟨U+0000⟩y⟨U+001B⟩[31m\\\\u0000\\n\u202e"}'

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.request_log import OneLineErrors, SampledLog
+from bot.slack.request_log import OneLineErrors, SampledLog
 
 
 class Clock:

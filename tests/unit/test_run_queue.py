@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_core.run_queue import RunQueue
+from agent_core.runs.slots import RunQueue
 
 
 async def test_runs_beyond_the_limit_wait_in_order() -> None:

@@ -1,0 +1,150 @@
+"""The LLM seam: what the planner and executor ask of a model, and what they get back.
+
+Messages and content blocks use the Anthropic Messages API shapes (the SDK's own
+TypedDicts), since that is what is sent back to the model turn after turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from agent_core.errors import LLMError
+
+__all__ = [
+    "LLM",
+    "CountsTokens",
+    "LLMResponse",
+    "ModelTier",
+    "NamesModels",
+    "Usage",
+    "count_through",
+]
+
+
+class ModelTier(StrEnum):
+    """Which model of the three configured ones a call uses."""
+
+    PLANNER = "planner"
+    EXECUTOR = "executor"
+    FAST = "fast"
+
+
+@dataclass(kw_only=True, frozen=True)
+class Usage:
+    """Tokens one call used, by kind, and what they cost."""
+
+    input_tokens: int = 0
+    """Uncached input tokens."""
+    output_tokens: int = 0
+    """Generated tokens."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the prompt cache (billed at 1.25x input by default)."""
+    cache_read_tokens: int = 0
+    """Input tokens read from the prompt cache (billed at 0.1x input by default)."""
+    cost_usd: float = 0.0
+    """Price of the call from the configured price table."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        """Every token of the call, cached or not."""
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
+
+@dataclass(kw_only=True, frozen=True)
+class LLMResponse:
+    """One model turn."""
+
+    content: list[dict[str, Any]]
+    """The assistant's content blocks as the API returned them (``text``, ``tool_use``, ...)."""
+    stop_reason: str
+    """Why the turn ended: end_turn, tool_use, max_tokens, stop_sequence, refusal, pause_turn."""
+    model: str
+    """The model that answered (the fallback one if the primary stayed overloaded)."""
+    usage: Usage = field(default_factory=Usage)
+    """Tokens and cost of this call."""
+
+    @property
+    def text(self) -> str:
+        """The text blocks joined."""
+        return "".join(b.get("text", "") for b in self.content if b.get("type") == "text")
+
+    @property
+    def tool_uses(self) -> list[dict[str, Any]]:
+        """The ``tool_use`` blocks, in order."""
+        return [b for b in self.content if b.get("type") == "tool_use"]
+
+
+class LLM(Protocol):
+    """A model the agent can call; :class:`~agent_core.llm.anthropic.AnthropicLLM` in production."""
+
+    async def complete(
+        self,
+        *,
+        tier: ModelTier,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: dict[str, Any] | None = None,
+        max_tokens: int = 4096,
+    ) -> LLMResponse:
+        """One Messages API call.
+
+        ``system`` and ``tools`` are marked for prompt caching by the implementation.
+        Raises :class:`~agent_core.errors.LLMError` when the call fails for good.
+        """
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A model client that can count a request's input tokens without running it."""
+
+    async def count_tokens(
+        self,
+        *,
+        tier: ModelTier,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Input tokens of the request on ``tier``'s model; raises :class:`LLMError` on failure."""
+        ...
+
+
+@runtime_checkable
+class NamesModels(Protocol):
+    """A model client that can say which model a tier's calls go to (for traces and metrics)."""
+
+    def model_for(self, tier: ModelTier) -> str:
+        """The model ``tier``'s calls ask for first (a fallback may answer instead)."""
+        ...
+
+
+async def count_through(
+    llm: object,
+    *,
+    tier: ModelTier,
+    system: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+) -> int:
+    """``llm``'s own count, for a wrapper to pass on; :class:`LLMError` if it cannot count."""
+    if not isinstance(llm, CountsTokens):
+        raise LLMError(tier.value, f"{type(llm).__name__} cannot count tokens")
+    return await llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)

@@ -1,0 +1,519 @@
+"""A run from queue to final status: plan, gate, execute in dependency order, checkpoint.
+
+Every status change goes through the Store (compare-and-set on the run's version), and a
+checkpoint is written after every model turn and tool round, so another process can pick
+the run up where it stopped. Budgets, the run's wall-clock limit and kills all end the run
+with their own status and a reason people can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import graphlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from agent_core import telemetry
+from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy, RiskPolicy
+from agent_core.audit.trail import Audit, AuditedLLM
+from agent_core.channel import (
+    BudgetWarning,
+    OperatorChannel,
+    PlanReady,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+)
+from agent_core.clock import Clock, SystemClock
+from agent_core.config import Settings
+from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
+from agent_core.llm import LLM, Usage
+from agent_core.llm.budget import BudgetedLLM, BudgetLimits
+from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.runs.executor import Executor, ExecutorLimits
+from agent_core.runs.limits import SpendLedger
+from agent_core.runs.ownership import Ownership
+from agent_core.runs.planner import Planner
+from agent_core.runs.stops import AwaitingDecision, RunStop
+from agent_core.store import Store
+from agent_core.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
+    from agent_core.memory.service import AgentMemory
+
+__all__ = ["LEASE_LOST", "SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
+
+SHUTDOWN = "airlock: process shutting down"
+"""Cancel message of a run task stopped because its process stops: the run is not killed."""
+LEASE_LOST = "airlock: another worker took the run over"
+"""Cancel message of a run task whose worker lost its lease: the run goes on elsewhere."""
+_QUIET = (SHUTDOWN, LEASE_LOST)
+"""Cancel messages that leave the run as it is, for whoever resumes it."""
+
+logger = logging.getLogger(__name__)
+
+_AUDITED_CHARS = 4000
+"""Longest result text kept in an audit event (the whole result is on the run record)."""
+
+
+class Checkpoint(BaseModel):
+    """What a run needs, besides its record, to resume: each unfinished subtask's conversation."""
+
+    conversations: dict[str, list[dict[str, Any]]] = {}
+
+
+@dataclass(kw_only=True, frozen=True)
+class RunPolicy:
+    """The limits and knobs of one run, taken from settings."""
+
+    budget: BudgetLimits
+    executor: ExecutorLimits
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    """How each tool call's risk is worked out: tool risk overrides, the egress allow-list."""
+    run_timeout_seconds: float = 1800.0
+    max_plan_retries: int = 2
+    max_concurrent_subtasks: int = 4
+    working_memory_tokens: int | None = None
+    """Token budget of a subtask's conversation (older turns summarised); None: no limit."""
+    token_counting: Literal["estimate", "api"] = "estimate"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunPolicy:
+        """The policy the settings describe."""
+        return cls(
+            budget=BudgetLimits(
+                llm_calls=settings.max_llm_calls_per_run,
+                tokens=settings.run_token_budget,
+                usd=settings.run_budget_usd,
+                warning_fraction=settings.budget_warning_fraction,
+            ),
+            executor=ExecutorLimits(
+                max_iterations=settings.max_iterations_per_subtask,
+                loop_repeat_limit=settings.loop_repeat_limit,
+                output_max_chars=settings.tool_output_max_chars,
+                tool_timeout_seconds=settings.tool_timeout_seconds,
+                max_tokens=settings.llm_max_tokens,
+            ),
+            approvals=ApprovalPolicy.from_settings(settings),
+            risk=RiskPolicy.from_settings(settings),
+            run_timeout_seconds=settings.run_timeout_seconds,
+            max_plan_retries=settings.max_plan_retries,
+            max_concurrent_subtasks=settings.max_concurrent_subtasks,
+            working_memory_tokens=settings.working_memory_tokens,
+            token_counting=settings.token_counting,
+        )
+
+
+@dataclass(kw_only=True)
+class Orchestrator:
+    """Drives runs; one instance serves many runs, each :meth:`execute` call one run."""
+
+    store: Store
+    llm: LLM
+    tools: ToolRegistry
+    channel: OperatorChannel
+    policy: RunPolicy
+    workspace: Any
+    """Folder for file and command tools (a ``Path``)."""
+    clock: Clock = field(default_factory=SystemClock)
+    memory: AgentMemory | None = None
+    """Session facts and long-term memory; None runs without memory."""
+    ledger: SpendLedger | None = None
+    """Daily spend totals (workspace, requester), charged per model call; None counts none."""
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process is shutting down: each run stops at its next checkpoint."""
+
+    async def execute(self, run_id: str, *, ownership: Ownership | None = None) -> Run:
+        """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
+
+        A parked run ends this call with status ``awaiting_approval``; calling it again after
+        the decision resumes the run from its checkpoint. Cancelling the task that awaits this
+        ends the run as ``killed``. If another process finished the run meanwhile (a kill),
+        this returns the run as that process left it.
+
+        ``ownership`` is a worker's lease on the run: it is written on the run first (so a
+        worker that lost the run can no longer save it) and checked before every tool call.
+        Raises :class:`OwnershipLost` when another worker has taken the run over.
+        """
+        state = _RunState(
+            orchestrator=self, run=await self.store.get_run(run_id), ownership=ownership
+        )
+        if state.run.status.is_final:
+            return state.run
+        with telemetry.run_span(state.run, latest=lambda: state.run):
+            await self._work_on(state)
+        return state.run
+
+    async def _work_on(self, state: _RunState) -> None:
+        try:
+            await state.claim()
+            await state.load_checkpoint()  # after the claim: no earlier owner writes after it
+            await self._drive(state)
+        except _StoppedElsewhere:
+            await self.channel.notify(
+                RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
+            )
+
+    async def _drive(self, state: _RunState) -> None:
+        deadline = asyncio.timeout(self.policy.run_timeout_seconds)
+        try:
+            async with deadline:
+                result = await state.drive()
+        except asyncio.CancelledError as cancelled:
+            if any(quiet in cancelled.args for quiet in _QUIET):
+                raise  # the run stays as it is, to be resumed from its checkpoint
+            try:
+                await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
+            except _StoppedElsewhere:
+                finished = RunFinished(run=state.run, status=state.run.status, result="killed")
+                await asyncio.shield(self.channel.notify(finished))
+            raise
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            limit = self.policy.run_timeout_seconds
+            await state.finish(RunStatus.TIMED_OUT, f"the run took longer than {limit:g} s")
+        except AwaitingDecision:
+            await state.move(RunStatus.AWAITING_APPROVAL)
+        except _Drained:
+            # Left as it is, just checkpointed: the next process to start resumes it there.
+            logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
+        except RunStop as stop:
+            await state.finish(stop.status, stop.reason)
+        except PlanError as error:
+            await state.finish(RunStatus.FAILED, "no valid plan: " + "; ".join(error.errors))
+        except LLMError as error:
+            await state.finish(RunStatus.FAILED, f"the model call failed: {error}")
+        else:
+            await state.finish(result[0], result[1])
+
+
+class _StoppedElsewhere(Exception):
+    """Signal: another process ended the run (a kill); stop without writing."""
+
+
+class _Drained(Exception):
+    """Signal: the process is shutting down and the run just wrote a checkpoint; stop here."""
+
+
+@dataclass(kw_only=True)
+class _RunState:
+    """One run in flight: its latest record, conversations, and the helpers bound to it."""
+
+    orchestrator: Orchestrator
+    run: Run
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    llm: BudgetedLLM | None = None
+    notes: list[str] | None = None
+    ownership: Ownership | None = None
+
+    def __post_init__(self) -> None:
+        o = self.orchestrator
+        observed = telemetry.ObservedLLM(llm=o.llm)
+        self.llm = BudgetedLLM(
+            llm=AuditedLLM(llm=observed, audit=Audit(store=o.store), run_id=self.run.id),
+            limits=o.policy.budget,
+            spend=self.run.spend.model_copy(),
+            baseline=self.run.spent_before,
+            on_warning=self._budget_warning,
+            on_usage=self._charge,
+        )
+
+    @property
+    def budgeted(self) -> BudgetedLLM:
+        assert self.llm is not None
+        return self.llm
+
+    async def load_checkpoint(self) -> None:
+        raw = await self.orchestrator.store.load_checkpoint(self.run.id)
+        if raw:
+            self.checkpoint = Checkpoint.model_validate_json(raw)
+
+    async def claim(self) -> None:
+        """Take the run up: a worker writes its name on it, and a parked run goes back to work.
+
+        Both are compare-and-sets on the run's version. A worker that holds the lease but
+        loses the write saw an earlier owner's last save land first: it reads the run again
+        and claims once more; after its claim no earlier owner can save the run.
+        """
+        ownership = self.ownership
+        while ownership is not None:
+            await ownership.check()
+            try:
+                await self.save(owner=ownership.owner, with_checkpoint=False)
+            except OwnershipLost:
+                continue
+            await Audit(store=self.orchestrator.store).record(
+                self.run.id, "run_claimed", actor="airlock", worker=ownership.owner,
+                status=self.run.status.value, attempt=self.run.attempt,
+            )  # fmt: skip
+            break
+        if self.run.status is RunStatus.AWAITING_APPROVAL:
+            await self.move(RunStatus.RUNNING)
+
+    async def drive(self) -> tuple[RunStatus, str]:
+        o = self.orchestrator
+        if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
+            await self.move(RunStatus.PLANNING)
+        if self.run.plan is None:
+            with telemetry.plan_span(self.run):
+                planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries,
+                                  risk=o.policy.risk)  # fmt: skip
+                notes = await self.memory_notes()
+                plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
+            await self.save(plan=plan)
+            await Audit(store=o.store).record(self.run.id, "plan_created", actor="airlock",
+                                              plan=plan.model_dump(mode="json"))  # fmt: skip
+            await o.channel.notify(PlanReady(run=self.run, plan=plan))
+        assert self.run.plan is not None
+        if self.run.dry_run:
+            count = len(self.run.plan.subtasks)
+            return RunStatus.COMPLETED, f"dry run: {count} subtasks planned, none run"
+        verdict = await self.gate().check_plan(run=self.run, plan=self.run.plan)
+        if not isinstance(verdict, Allowed):
+            return RunStatus.REJECTED, f"plan {verdict.reason}"
+        await self.move(RunStatus.RUNNING)
+        return await _Schedule(state=self, plan=self.run.plan).run()
+
+    def gate(self) -> ApprovalGate:
+        o = self.orchestrator
+        return ApprovalGate(
+            store=o.store,
+            channel=o.channel,
+            policy=o.policy.approvals,
+            audit=Audit(store=o.store),
+            clock=o.clock,
+            memory=o.memory,
+        )
+
+    async def memory_notes(self) -> list[str]:
+        """Facts and memories for this run's prompts, looked up once per process."""
+        memory = self.orchestrator.memory
+        if self.notes is None:
+            self.notes = [] if memory is None else await memory.context(self.run, self.run.goal)
+        return self.notes
+
+    def executor(self) -> Executor:
+        o = self.orchestrator
+        working = None
+        if o.policy.working_memory_tokens is not None:
+            from agent_core.memory.working import WorkingMemory, token_counter
+
+            # The run's own budgeted model: summaries count against the run's budget.
+            counter = token_counter(o.policy.token_counting, self.budgeted)
+            working = WorkingMemory(llm=self.budgeted, counter=counter,
+                                    budget_tokens=o.policy.working_memory_tokens)  # fmt: skip
+        return Executor(
+            llm=self.budgeted,
+            tools=o.tools,
+            gate=self.gate(),
+            limits=o.policy.executor,
+            context=lambda run: ToolContext(run=run, workspace=o.workspace, channel=o.channel),
+            on_progress=self.progress,
+            audit=Audit(store=o.store),
+            working=working,
+            ownership=self.ownership,
+            risk=o.policy.risk,
+            private_data=_PrivateData(state=self),
+        )
+
+    async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
+        """Checkpoint after a model turn or tool round."""
+        self.checkpoint.conversations[subtask_id] = messages
+        await self.save()
+        if self.orchestrator.draining.is_set():
+            raise _Drained
+
+    async def save(self, *, with_checkpoint: bool = True, **changes: Any) -> None:
+        """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
+        async with self.lock:
+            updated = self.run.model_copy(
+                update={"spend": self.budgeted.spend.model_copy(), **changes}
+            )
+            checkpoint = self.checkpoint.model_dump_json().encode() if with_checkpoint else None
+            try:
+                self.run = await self.orchestrator.store.save_run(updated, checkpoint=checkpoint)
+            except VersionConflict:
+                self.run = await self.orchestrator.store.get_run(self.run.id)
+                if self.run.status.is_final:
+                    raise _StoppedElsewhere from None
+                # Someone else saved a live run: it is theirs now (a worker that took it over).
+                raise OwnershipLost(self.run.id, "saved by another process") from None
+
+    async def move(self, status: RunStatus) -> None:
+        if self.run.status is not status:
+            # A status move changes no conversation: the last checkpoint still holds.
+            await self.save(status=status, with_checkpoint=False)
+
+    async def finish(self, status: RunStatus, result: str) -> None:
+        if self.run.status.is_final:
+            return
+        error = None if status is RunStatus.COMPLETED else result
+        await self.save(status=status, error=error)
+        telemetry.run_finished(status)
+        await Audit(store=self.orchestrator.store).record(
+            self.run.id, "run_finished", actor="airlock", status=status.value,
+            result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
+        )  # fmt: skip
+        await self.orchestrator.channel.notify(
+            RunFinished(run=self.run, status=status, result=result)
+        )
+        logger.info("run finished", extra={"run_id": self.run.id, "status": status.value})
+        if self.orchestrator.memory is not None:
+            await self.orchestrator.memory.learn_from_run(self.run, status=status, result=result)
+
+    async def _charge(self, usage: Usage) -> None:
+        """Count a model call's cost in today's workspace and requester totals."""
+        ledger = self.orchestrator.ledger
+        if ledger is not None:
+            await ledger.charge(self.run.requester, usage.cost_usd)
+
+    async def _budget_warning(self, budget: str, used: float, limit: float) -> None:
+        await self.orchestrator.channel.notify(
+            BudgetWarning(run=self.run, budget=budget, used=used, limit=limit,  # type: ignore[arg-type]
+                          spend=self.budgeted.spend.model_copy())
+        )  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class _PrivateData:
+    """The run's has-read-private-data flag, saved with the run record (so it survives a
+    restart) and shared by all its subtasks."""
+
+    state: _RunState
+
+    def is_set(self) -> bool:
+        return self.state.run.private_data_read
+
+    async def set(self) -> None:
+        if not self.state.run.private_data_read:
+            await self.state.save(with_checkpoint=False, private_data_read=True)
+
+
+@dataclass(kw_only=True)
+class _Schedule:
+    """Runs a plan's subtasks in dependency order, independent ones at the same time."""
+
+    state: _RunState
+    plan: Plan
+    running: dict[asyncio.Task[SubtaskResult], str] = field(default_factory=dict)
+    parked: AwaitingDecision | _Drained | None = None
+    """Why the schedule stops early: a decision to wait for, or a shutdown."""
+
+    async def run(self) -> tuple[RunStatus, str]:
+        sorter = graphlib.TopologicalSorter({s.id: set(s.depends_on) for s in self.plan.subtasks})
+        sorter.prepare()
+        ready: list[str] = []
+        try:
+            while sorter.is_active() and self.parked is None:
+                ready += sorter.get_ready()
+                ready = await self._start(ready, sorter)
+                if self.running:
+                    await self._collect(sorter)
+            # A parked or drained subtask stops new ones; those already running reach their
+            # own checkpoint or end first.
+            while self.running:
+                await self._collect(sorter)
+        finally:
+            await self._cancel_all()
+        if self.parked is not None:
+            raise self.parked
+        return self._outcome()
+
+    async def _start(self, ready: list[str], sorter: graphlib.TopologicalSorter[str]) -> list[str]:
+        waiting = []
+        for subtask_id in ready:
+            results = self.state.run.results
+            if subtask_id in results or self._blocked(subtask_id):
+                if subtask_id not in results:
+                    await self._record(
+                        subtask_id,
+                        SubtaskResult(status="skipped", error="a dependency did not complete"),
+                    )
+                sorter.done(subtask_id)
+            elif len(self.running) < self.state.orchestrator.policy.max_concurrent_subtasks:
+                self.running[asyncio.create_task(self._one(subtask_id))] = subtask_id
+            else:
+                waiting.append(subtask_id)
+        return waiting
+
+    def _blocked(self, subtask_id: str) -> bool:
+        subtask = self._subtask(subtask_id)
+        results = self.state.run.results
+        return any(results[d].status != "completed" for d in subtask.depends_on if d in results)
+
+    async def _collect(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+        done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            subtask_id = self.running.pop(task)
+            try:
+                result = task.result()
+            except (AwaitingDecision, _Drained) as parked:
+                # Waiting for a person says more than shutting down: it wins.
+                if not isinstance(self.parked, AwaitingDecision):
+                    self.parked = parked
+                continue
+            await self._record(subtask_id, result)
+            sorter.done(subtask_id)
+
+    async def _one(self, subtask_id: str) -> SubtaskResult:
+        state, subtask = self.state, self._subtask(subtask_id)
+        index = [s.id for s in self.plan.subtasks].index(subtask_id) + 1
+        await state.orchestrator.channel.notify(
+            StepStarted(
+                run=state.run, subtask_id=subtask_id, index=index, total=len(self.plan.subtasks)
+            )
+        )
+        inputs = {d: state.run.results[d].output for d in subtask.depends_on}
+        resumed = state.checkpoint.conversations.get(subtask_id)
+        notes = [] if resumed else await state.memory_notes()
+        return await state.executor().run(
+            run=state.run, subtask=subtask, inputs=inputs, messages=resumed, notes=notes
+        )
+
+    async def _record(self, subtask_id: str, result: SubtaskResult) -> None:
+        state = self.state
+        if result.status == "completed":
+            # A failed step keeps its conversation: a retry resumes it, calls already made
+            # and their results included, instead of making them again.
+            state.checkpoint.conversations.pop(subtask_id, None)
+        await state.save(results={**state.run.results, subtask_id: result})
+        await Audit(store=state.orchestrator.store).record(
+            state.run.id, "subtask_finished", actor="airlock", subtask_id=subtask_id,
+            status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
+        )  # fmt: skip
+        summary = result.output if result.status == "completed" else (result.error or result.status)
+        await state.orchestrator.channel.notify(
+            StepFinished(
+                run=state.run, subtask_id=subtask_id, status=result.status, summary=summary
+            )
+        )
+        memory = state.orchestrator.memory
+        if memory is not None and result.status == "completed":
+            step = self._subtask(subtask_id).description
+            await memory.learn_from_step(state.budgeted, run=state.run, step=step, result=summary)
+
+    async def _cancel_all(self) -> None:
+        for task in self.running:
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+    def _subtask(self, subtask_id: str) -> Subtask:
+        return next(s for s in self.plan.subtasks if s.id == subtask_id)
+
+    def _outcome(self) -> tuple[RunStatus, str]:
+        results = self.state.run.results
+        for subtask in self.plan.subtasks:
+            result = results[subtask.id]
+            if result.status == "failed":
+                return RunStatus.FAILED, f"subtask {subtask.id} failed: {result.error}"
+        needed = {d for s in self.plan.subtasks for d in s.depends_on}
+        sinks = [s.id for s in self.plan.subtasks if s.id not in needed]
+        if len(sinks) == 1:
+            return RunStatus.COMPLETED, results[sinks[0]].output
+        return RunStatus.COMPLETED, "\n\n".join(f"{s}: {results[s].output}" for s in sinks)

@@ -1,0 +1,404 @@
+"""The in-process runner: starts runs, resumes parked ones when decided, applies deadlines.
+
+It holds a task only for a run that is working or waiting its turn for a slot (at most
+``queue.limit`` work at once; the rest wait in line, first come first served, and are told
+their place). A run waiting for a person is parked in the store with no coroutine and no
+slot; the runner keeps a timer for its approval's reminder and deadline. Store signals reach
+it from every process: a decision resumes the run, a kill cancels its task, a halt cancels
+them all. At start it recovers what a previous process left: unfinished runs resume from
+their checkpoints, decided-while-down approvals resume their runs, and approvals whose run
+is gone or over are cancelled so no button is left dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent_core import telemetry
+from agent_core.approvals import ApprovalPolicy
+from agent_core.audit.trail import Audit
+from agent_core.channel import (
+    ApprovalEscalated,
+    ApprovalReminder,
+    ApprovalSettled,
+    OperatorChannel,
+    RunFinished,
+    RunQueued,
+)
+from agent_core.clock import Clock, SystemClock
+from agent_core.errors import NotFound, OwnershipLost, VersionConflict
+from agent_core.models import (
+    Approval,
+    ApprovalDecided,
+    ApprovalStatus,
+    Concluded,
+    HaltChanged,
+    Run,
+    RunKilled,
+    RunStatus,
+    Signal,
+    TimeoutPolicy,
+)
+from agent_core.runs.control import ACTIVE
+from agent_core.runs.orchestrator import SHUTDOWN, Orchestrator
+from agent_core.runs.ownership import Ownership
+from agent_core.runs.slots import RunQueue
+from agent_core.store import Store
+
+__all__ = ["Runner", "cancelled"]
+
+logger = logging.getLogger(__name__)
+
+_RECHECK_SECONDS = 1.0
+_RECANCEL_SECONDS = 1.0
+
+
+@dataclass(kw_only=True)
+class Runner:
+    """Runs, resumes and stops runs in this process."""
+
+    store: Store
+    orchestrator: Orchestrator
+    channel: OperatorChannel
+    policy: ApprovalPolicy
+    clock: Clock = field(default_factory=SystemClock)
+    only: set[str] | None = None
+    """Handle just these runs (``airlock run``); None for every run in the store (a server)."""
+    queue: RunQueue = field(default_factory=RunQueue)
+    """Which runs hold a slot and which wait for one (no limit unless given one)."""
+    tasks: dict[str, asyncio.Task[Run]] = field(default_factory=dict)
+    """Runs working, or waiting for a slot, in this process now."""
+    timers: dict[str, list[asyncio.TimerHandle]] = field(default_factory=dict)
+    """Reminder and deadline timers, by approval id."""
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+    _listening: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: set[str] = field(default_factory=set)
+
+    @property
+    def audit(self) -> Audit:
+        return Audit(store=self.store)
+
+    async def start(self) -> None:
+        """Listen for signals, then recover what earlier processes left."""
+        self._spawn(self._listen())
+        await self._listening.wait()
+        if self.only is None:
+            await self.recover()
+
+    async def stop(self, *, grace_seconds: float = 0.0) -> None:
+        """Stop this process's work without ending any run: they resume elsewhere or later.
+
+        With ``grace_seconds``, working runs first get that long to reach their next
+        checkpoint (a model turn or a tool round just written), so the step in flight is not
+        lost; whatever has not got there by then is cancelled where it is.
+        """
+        self.orchestrator.draining.set()
+        working = [task for task in self.tasks.values() if not task.done()]
+        if working and grace_seconds > 0:
+            await asyncio.wait(working, timeout=grace_seconds)
+        for handles in self.timers.values():
+            for handle in handles:
+                handle.cancel()
+        await cancelled([*self.tasks.values(), *self._background], SHUTDOWN)
+
+    def submit(self, run_id: str) -> asyncio.Task[Run]:
+        """Work on ``run_id`` now (no-op if it is already working here).
+
+        While shutting down, a submitted run starts and stops at once, untouched: the
+        next process to start takes it up.
+        """
+        if self.only is not None:
+            self.only.add(run_id)
+        task = self.tasks.get(run_id)
+        if task is None or task.done():
+            self.queue.join(run_id)
+            task = asyncio.create_task(self._run(run_id), name=f"airlock-run-{run_id}")
+            task.add_done_callback(functools.partial(self._ended, run_id))
+            self.tasks[run_id] = task
+        return task
+
+    def _ended(self, run_id: str, task: asyncio.Task[Run]) -> None:
+        """Bookkeeping for a task that ended, also one cancelled before it ever ran (a kill
+        right after it was submitted), whose own ``finally`` never ran."""
+        self.queue.leave(run_id)
+        if self.tasks.get(run_id) is task:
+            del self.tasks[run_id]
+
+    async def wait_for(self, run_id: str, statuses: AbstractSet[RunStatus]) -> Run:
+        """Until ``run_id`` reaches one of ``statuses``; bound it with asyncio.timeout.
+
+        Woken by this process's runs and by signals, and every second besides: another
+        process may finish the run without a signal to say so.
+        """
+        while True:
+            async with self.changed:
+                run = await self.store.get_run(run_id)
+                if run.status in statuses:
+                    return run
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_RECHECK_SECONDS):
+                        await self.changed.wait()
+
+    async def _run(self, run_id: str) -> Run:
+        try:
+            await self._take_turn(run_id)
+            if self.orchestrator.draining.is_set():  # shutting down: the next process starts it
+                return await self.store.get_run(run_id)
+            return await self._drive(run_id)
+        except OwnershipLost as lost:  # taken over elsewhere: theirs to finish, not ours to fail
+            why = {"run_id": run_id, "reason": str(lost)}
+            logger.warning("run taken over; stopping here", extra=why)
+            return await self.store.get_run(run_id)
+        except Exception as error:  # a bug must end the run visibly, not leave it "running"
+            logger.exception("run crashed", extra={"run_id": run_id})
+            return await self._fail(run_id, f"internal error: {type(error).__name__}: {error}")
+        finally:
+            self.queue.leave(run_id)
+            self.tasks.pop(run_id, None)
+            await self._changed()
+
+    async def _take_turn(self, run_id: str) -> None:
+        """Wait for a slot, telling people the run's place in line each time it changes."""
+        shown = 0
+        try:
+            while (place := self.queue.place(run_id)) > 0:
+                if place == shown:
+                    await self.queue.moved(run_id)
+                    continue
+                shown = place
+                await self._tell_place(run_id, place)
+        except asyncio.CancelledError as cancelled:
+            if SHUTDOWN not in cancelled.args:  # killed while in line
+                await asyncio.shield(self._ended_in_line(run_id))
+            raise
+        if shown:
+            await self._tell_place(run_id, 0)
+
+    async def _tell_place(self, run_id: str, place: int) -> None:
+        run = await self.store.get_run(run_id)
+        await self.channel.notify(RunQueued(run=run, position=place))
+
+    async def _ended_in_line(self, run_id: str) -> None:
+        run = await self.store.get_run(run_id)
+        if run.status.is_final:
+            result = run.error or run.status.value
+            await self.channel.notify(RunFinished(run=run, status=run.status, result=result))
+
+    async def _drive(self, run_id: str) -> Run:
+        while True:
+            self._wake.discard(run_id)
+            run = await self.orchestrator.execute(run_id, ownership=self._ownership(run_id))
+            if run.status is not RunStatus.AWAITING_APPROVAL:
+                return run
+            for approval in await self.store.list_pending_approvals(run_id=run_id):
+                self.schedule(approval)
+            # A decision that came while this task was parking the run resumes it now.
+            if run_id not in self._wake:
+                return run
+
+    def _ownership(self, run_id: str) -> Ownership | None:
+        """This process's hold on ``run_id``: none to check in one process."""
+        return None
+
+    async def _fail(self, run_id: str, reason: str) -> Run:
+        run = await self.store.get_run(run_id)
+        while not run.status.is_final:
+            try:
+                run = await self.store.save_run(
+                    run.model_copy(update={"status": RunStatus.FAILED, "error": reason})
+                )
+                telemetry.run_finished(RunStatus.FAILED)
+            except VersionConflict:
+                run = await self.store.get_run(run_id)
+        await self.channel.notify(RunFinished(run=run, status=run.status, result=reason))
+        return run
+
+    async def _changed(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def recover(self) -> None:
+        """Resume unfinished runs; re-arm deadlines; cancel approvals of runs that are over."""
+        halt = await self.store.get_halt()
+        # Runs that were working come first: with a limit, they take the first slots.
+        for status in sorted(ACTIVE, key=lambda status: status is RunStatus.QUEUED):
+            for run in await self.store.list_runs(status=status, limit=100_000):
+                await self._recover(run, halted=halt is not None and halt.halted)
+        for approval in await self.store.list_pending_approvals():
+            await self._cancel_if_orphaned(approval)
+
+    async def _recover(self, run: Run, *, halted: bool) -> None:
+        if run.status is RunStatus.AWAITING_APPROVAL:
+            pending = await self.store.list_pending_approvals(run_id=run.id)
+            for approval in pending:
+                self.schedule(approval)
+            if pending:
+                return
+        if run.status is RunStatus.QUEUED and halted:
+            return
+        self.submit(run.id)
+
+    async def _cancel_if_orphaned(self, approval: Approval) -> None:
+        try:
+            run: Run | None = await self.store.get_run(approval.run_id)
+        except NotFound:
+            run = None
+        if run is not None and not run.status.is_final:
+            return
+        outcome = await self.store.close_approval(
+            approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=self.clock.now()
+        )
+        if isinstance(outcome, Concluded):
+            telemetry.approval_settled(outcome.approval)
+            if run is not None:
+                await self.channel.notify(ApprovalSettled(run=run, approval=outcome.approval))
+
+    # Signals
+
+    async def _listen(self) -> None:
+        async with self.store.subscribe() as signals:
+            self._listening.set()
+            async for signal in signals:
+                try:
+                    await self._on(signal)
+                except Exception:  # one bad signal must not stop the listener
+                    logger.exception("signal handling failed", extra={"signal": signal.kind})
+                await self._changed()  # a run may have ended elsewhere (a kill): wake waiters
+
+    async def _on(self, signal: Signal) -> None:
+        if not self._mine(signal):
+            return
+        if isinstance(signal, ApprovalDecided):
+            await self._decided(signal)
+        elif isinstance(signal, RunKilled):
+            self._cancel(signal.run_id)
+        elif isinstance(signal, HaltChanged) and signal.halted:
+            for run_id in list(self.tasks):
+                self._cancel(run_id)
+
+    def _mine(self, signal: Signal) -> bool:
+        if self.only is None or isinstance(signal, HaltChanged):
+            return True
+        return signal.run_id in self.only
+
+    async def _decided(self, signal: ApprovalDecided) -> None:
+        for handle in self.timers.pop(signal.approval_id, []):
+            handle.cancel()
+        task = self.tasks.get(signal.run_id)
+        if task is not None and not task.done():
+            self._wake.add(signal.run_id)  # still busy (parking, say): it goes round again
+        else:
+            # Resume first (it finds out itself whether the run is parked), tell people after.
+            self.submit(signal.run_id)
+        try:
+            approval = await self.store.get_approval(signal.approval_id)
+            run = await self.store.get_run(signal.run_id)
+        except NotFound:
+            return  # a signal about something this store no longer has
+        await self.channel.notify(ApprovalSettled(run=run, approval=approval))
+
+    def _cancel(self, run_id: str) -> None:
+        task = self.tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    # Deadlines
+
+    def schedule(self, approval: Approval) -> None:
+        """Arm the reminder (half time) and deadline of a pending approval."""
+        if approval.deadline is None or approval.id in self.timers:
+            return
+        now = self.clock.now()
+        half = approval.requested_at + (approval.deadline - approval.requested_at) / 2
+        handles = []
+        if half > now and approval.hop == 0:
+            handles.append(self._at(half, self._remind, approval.id))
+        handles.append(self._at(approval.deadline, self._deadline, approval.id))
+        self.timers[approval.id] = handles
+
+    def _at(
+        self, when: datetime, work: Callable[[str], Coroutine[Any, Any, None]], approval_id: str
+    ) -> asyncio.TimerHandle:
+        delay = max(0.0, (when - self.clock.now()).total_seconds())
+        loop = asyncio.get_running_loop()
+        # The coroutine is made when the timer fires, so a cancelled timer leaves none behind.
+        return loop.call_later(delay, lambda: self._spawn(work(approval_id)))
+
+    async def _remind(self, approval_id: str) -> None:
+        approval = await self.store.get_approval(approval_id)
+        if approval.status is ApprovalStatus.PENDING:
+            run = await self.store.get_run(approval.run_id)
+            await self.channel.notify(ApprovalReminder(run=run, approval=approval))
+            await self.channel.request_decision(approval)
+
+    async def _deadline(self, approval_id: str) -> None:
+        self.timers.pop(approval_id, None)
+        approval = await self.store.get_approval(approval_id)
+        if approval.status is not ApprovalStatus.PENDING:
+            return
+        policy = self.policy.timeout(approval.risk)
+        if policy is TimeoutPolicy.KEEP:
+            await self.audit.record(approval.run_id, "approval_kept", actor="airlock",
+                                    approval_id=approval.id)  # fmt: skip
+            return
+        if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
+            await self._escalate(approval)
+            return
+        outcome = await self.store.close_approval(
+            approval.id, status=ApprovalStatus.EXPIRED, by="airlock", at=self.clock.now()
+        )
+        if isinstance(outcome, Concluded):
+            telemetry.approval_settled(outcome.approval)
+            await self.audit.record(approval.run_id, "approval_expired", actor="airlock",
+                                    approval_id=approval.id, policy=policy.value)  # fmt: skip
+            await self.store.publish(
+                ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
+            )
+
+    async def _escalate(self, approval: Approval) -> None:
+        who, seconds = self.policy.escalation[approval.hop]
+        deadline = self.clock.now() + _seconds(seconds)
+        moved = await self.store.escalate_approval(
+            approval.id, hop=approval.hop + 1, approvers=[who], deadline=deadline
+        )
+        if moved is None:
+            return
+        await self.audit.record(approval.run_id, "approval_escalated", actor="airlock",
+                                approval_id=approval.id, to=who, hop=moved.hop)  # fmt: skip
+        run = await self.store.get_run(approval.run_id)
+        await self.channel.notify(ApprovalEscalated(run=run, approval=moved))
+        await self.channel.request_decision(moved)
+        self.schedule(moved)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: str | None = None) -> None:
+    """Cancel ``tasks`` and wait until each has ended.
+
+    A task is cancelled again every second until it ends: a library whose own timeout races
+    the cancellation can swallow it (aiohttp's and async-timeout's can), and the task would
+    then go on, and a process waiting for it would never exit.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel(message)
+        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

@@ -1,0 +1,89 @@
+"""Operator commands: list, approve and reject approvals; kill runs; halt and resume.
+
+They act on whichever store the settings name, through the same decision path and kill
+switch as Slack, so a decision made here wakes the run wherever it waits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+
+from agent_core.approvals import Authority, DecisionService, Refused, local_identity
+from agent_core.audit.trail import Audit
+from agent_core.config import Settings
+from agent_core.logs import redact
+from agent_core.models import Decision, DecisionKind, DecisionOutcome, Run, ToolCallSubject
+from agent_core.runs.control import RunControl
+from agent_core.store import Store, open_settings_store
+from bot.slack.render import visible
+
+__all__ = ["Operator", "approvals_table", "operator"]
+
+
+@dataclass(kw_only=True)
+class Operator:
+    """The store, the decision service and the kill switch, acting as ``identity``."""
+
+    identity: str
+    store: Store
+    decisions: DecisionService
+    control: RunControl
+
+    async def decide(
+        self, approval_id: str, kind: DecisionKind, reason: str | None = None
+    ) -> DecisionOutcome | Refused:
+        """Approve or reject ``approval_id`` as this operator."""
+        return await self.decisions.decide(
+            approval_id, Decision(kind=kind, by=self.identity, reason=reason)
+        )
+
+    async def kill(self, run_id: str | None, reason: str | None) -> list[Run] | Run | Refused:
+        """Kill one run, or every run when ``run_id`` is None."""
+        if run_id is None:
+            return await self.control.kill_all(by=self.identity, reason=reason)
+        return await self.control.kill(run_id, by=self.identity, reason=reason)
+
+
+@asynccontextmanager
+async def operator(settings: Settings, identity: str | None) -> AsyncIterator[Operator]:
+    """An :class:`Operator` on the configured store, closed afterwards."""
+    who = identity or settings.operator_id or local_identity()
+    store = await open_settings_store(settings)
+    try:
+        authority = Authority.from_settings(settings)
+        audit = Audit(store=store)
+        yield Operator(
+            identity=who,
+            store=store,
+            decisions=DecisionService(store=store, authority=authority, audit=audit),
+            control=RunControl(store=store, authority=authority, audit=audit),
+        )
+    finally:
+        await store.close()
+
+
+async def approvals_table(store: Store) -> Table:
+    """The pending approvals, oldest first."""
+    table = Table(title="Pending approvals", title_justify="left")
+    for column in ("approval", "run", "risk", "asks for", "requested by", "deadline"):
+        table.add_column(column)
+    for approval in await store.list_pending_approvals():
+        subject = approval.subject
+        what = (
+            # Stored exactly (it is what runs); masked here.
+            redact(f"{subject.tool} {json.dumps(subject.arguments, ensure_ascii=False)}")
+            if isinstance(subject, ToolCallSubject)
+            else f"plan of {len(subject.plan.subtasks)} steps"
+        )
+        deadline = approval.deadline.isoformat(timespec="seconds") if approval.deadline else "-"
+        # Text cells: what a model wrote is shown as written, never as rich markup.
+        table.add_row(*(Text(visible(cell)) for cell in (
+            approval.id, approval.run_id, approval.risk.value, what, approval.requester or "-",
+            deadline)))  # fmt: skip
+    return table

@@ -1,0 +1,150 @@
+"""`airlock run`: one goal in the terminal, with the same settings and store as the bot."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from rich.console import Console
+
+from agent_core.approvals import (
+    ApprovalPolicy,
+    local_identity,
+)
+from agent_core.clock import utcnow
+from agent_core.config import Settings
+from agent_core.errors import ConfigError, NotFound
+from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.logs import redact
+from agent_core.models import FINAL_STATUSES, Run, RunStatus
+from agent_core.runs.limits import Admission, Limits
+from agent_core.runs.orchestrator import Orchestrator
+from agent_core.runs.runner import Runner
+from agent_core.runs.worker import Worker, worker_name
+from agent_core.store import Store, open_settings_store, shown_url
+from agent_core.telemetry import configure_tracing
+from bot import wiring
+from bot.cli.terminal import TerminalChannel
+from bot.slack.render import visible
+
+__all__ = ["exit_code", "run_goal"]
+
+
+async def run_goal(
+    settings: Settings,
+    goal: str | None,
+    *,
+    resume: str | None = None,
+    dry_run: bool,
+    auto_approve: bool,
+    console: Console,
+    wait: bool = False,
+) -> Run | None:
+    """Plan and run ``goal`` (or resume run ``resume``) with the terminal as the channel.
+
+    Returns None when no new run may start: airlock is halted, or a limit refuses it.
+    ConfigError when ``resume`` names no run, or (unless ``wait``) another process holds it.
+    """
+    async with AsyncExitStack() as stack:
+        # Flushes spans last, after everything else has stopped; blocks, so in a thread.
+        stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
+        store = await open_settings_store(settings)
+        stack.push_async_callback(store.close)
+        if resume is not None:
+            await _existing(store, resume, settings)
+        halt = await store.get_halt()
+        if resume is None and halt is not None and halt.halted:
+            reason = redact(halt.reason or "no reason")
+            why = visible(f"airlock is halted by {halt.by}: {reason}")
+            console.print(why, style="red", markup=False)
+            return None
+        if resume is None and (refused := await _refusal(settings, store)) is not None:
+            console.print(refused, style="red", markup=False)
+            return None
+        llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
+        memory = wiring.memory(settings, store, stack)
+        registry = await wiring.tools(
+            settings, stack, report=lambda line: console.print(f"[yellow]{line}[/]"), memory=memory
+        )
+        operator = local_identity()
+        channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
+        channel.decide = wiring.decisions(settings, store, registry, channel).decide
+        orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
+        runner = _runner(settings, store, orchestrator, channel)
+        await runner.start()
+        stack.push_async_callback(runner.stop)
+        if resume is None:
+            assert goal is not None
+            run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run))
+        else:
+            run = await store.get_run(resume)
+        console.print(f"run {run.id} · store {shown_url(settings.effective_store_url)}",
+                      style="dim", markup=False)  # fmt: skip
+        if isinstance(runner, Worker) and not await _take(runner, run, wait=wait, console=console):
+            return await store.get_run(run.id)  # it ended while this terminal waited
+        else:
+            runner.submit(run.id)
+        return await runner.wait_for(run.id, FINAL_STATUSES)
+
+
+def _runner(
+    settings: Settings, store: Store, orchestrator: Orchestrator, channel: TerminalChannel
+) -> Runner:
+    """The terminal's runner; with a Redis store it holds a lease on its run, as a worker does,
+    so no worker takes the run up while this terminal works on it."""
+    policy = ApprovalPolicy.from_settings(settings)
+    queue = wiring.run_queue(store)
+    if queue is None:
+        return Runner(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
+                      only=set())  # fmt: skip
+    return Worker(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
+                  only=set(), runs=queue, reads=False, name=worker_name(terminal=True),
+                  lease_seconds=settings.lease_seconds)  # fmt: skip
+
+
+async def _existing(store: Store, run_id: str, settings: Settings) -> None:
+    try:
+        await store.get_run(run_id)
+    except NotFound:
+        where = shown_url(settings.effective_store_url)
+        raise ConfigError([f"--resume {run_id}: there is no such run in {where}"]) from None
+
+
+async def _take(runner: Worker, run: Run, *, wait: bool, console: Console) -> bool:
+    """Take the run's lease for this terminal. While another process holds it: say who and
+    until when, and exit 2, or with ``wait`` wait until it is let go or lapses (a crashed
+    holder's does). False if the run ended meanwhile."""
+    told = ""
+    while not await runner.take(run.id):
+        held = await runner.runs.held_for(run.id)
+        if held is None:  # let go between the two looks: take it now
+            continue
+        holder, seconds = held
+        until = (utcnow() + timedelta(seconds=seconds)).strftime("%H:%M:%S UTC")
+        if not wait:
+            raise ConfigError([
+                f"--resume {run.id}: held by {holder} until {until} (in {seconds:.0f} s), which is"
+                " working on it or stopped without letting go; add --wait to take it over then"
+            ])  # fmt: skip
+        if holder != told:
+            console.print(f"run {run.id} is held by {holder} until {until}; waiting for it",
+                          style="yellow", markup=False)  # fmt: skip
+            told = holder
+        if (await runner.store.get_run(run.id)).status in FINAL_STATUSES:
+            return False
+        # Polling: a lease lapsing in Redis sends no event.
+        await asyncio.sleep(min(seconds, 1.0))
+    return True
+
+
+async def _refusal(settings: Settings, store: Store) -> str | None:
+    """Why the person at this keyboard may not start a run now; None when they may."""
+    admission = Admission(store=store, limits=Limits.from_settings(settings))
+    reached = await admission.admit(local_identity())
+    return None if reached is None else reached.describe(admission.clock.now())
+
+
+def exit_code(run: Run | None) -> int:
+    """0 when the run completed, 1 otherwise."""
+    return 0 if run is not None and run.status is RunStatus.COMPLETED else 1

@@ -1,0 +1,1 @@
+"""airlock in Slack: the Bolt app, its listeners, and how messages and cards are built."""

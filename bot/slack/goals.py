@@ -1,0 +1,144 @@
+"""Goals from Slack: an app mention, a direct message, or `/agent <goal>` starts a run.
+
+Bolt acknowledges at once; the run goes to the runner. A delivery Slack repeats (a retry
+after a slow answer) is dropped by an idempotency key on its event id, and nothing starts
+while airlock is halted or a limit (a daily budget, runs per hour) refuses it; the thread
+is told which limit, and when it resets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.models import Run
+from agent_core.runs.limits import Admission
+from agent_core.store import Store
+from bot.slack.admin import ADMIN_VERBS, AdminCommands
+from bot.slack.blocks import mention, safe
+from bot.slack.memory_commands import MEMORY_VERBS, MemoryCommands
+from bot.slack.privately import reply_privately
+
+__all__ = ["GoalIntake", "register_goals"]
+
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+_DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hour
+HELP = (
+    "Tell me what to do, e.g. `@airlock find out why staging is slow` or `/agent <goal>`; "
+    "`/agent plan <goal>` only plans. "
+    "`/agent status` shows your runs in flight; `/agent audit <run>` shows what one did, "
+    "`/agent kill <run> [reason]` stops it and `/agent retry <run>` retries it if it failed. "
+    "`/agent approve <id>` and `/agent reject <id> [reason]` decide. "
+    "`/agent remember <fact>`, `/agent memories <query>` and `/agent forget <id>` curate what "
+    "I remember in this channel. "
+    "Admins: `/agent status` shows every run, and `/agent kill all`, `/agent halt [reason]` "
+    "and `/agent resume` are theirs."
+)
+
+
+@dataclass(kw_only=True)
+class GoalIntake:
+    """Turns a goal said in Slack into a queued run in its thread."""
+
+    store: Store
+    submit: Callable[[str], Awaitable[object]]
+    """Hands a run id to whatever works on it (this process's runner, or the run queue)."""
+    remember_status: Callable[[Run, str, str], Awaitable[None]]
+    """Records the message that shows the run's status (edited in place as it moves)."""
+    admission: Admission
+    """Refuses a new run when a daily budget or the requester's hourly limit is used up."""
+
+    async def start(
+        self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
+        delivery: str | None, dry_run: bool = False,
+    ) -> Run | None:  # fmt: skip
+        """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started."""
+        if delivery and not await self.first_delivery(delivery):
+            return None  # a retry of a delivery already handled
+        goal = goal.strip()
+        say = _sayer(client, channel, thread_ts)
+        if not goal:
+            await say(HELP)
+            return None
+        halt = await self.store.get_halt()
+        if halt is not None and halt.halted:
+            why = safe(halt.reason or "no reason given")
+            await say(f":no_entry: airlock is halted by {mention(halt.by or 'an admin')}: {why}")
+            return None
+        refused = await self.admission.admit(user)
+        if refused is not None:
+            await say(f":no_entry: {refused.describe(self.admission.clock.now())}")
+            return None
+        run = await self.store.create_run(
+            Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
+        )
+        posted = await say(f":eyes: `{run.id}` planning…")
+        await self.remember_status(run, posted["channel"], posted["ts"])
+        await self.submit(run.id)
+        return run
+
+    async def first_delivery(self, delivery: str) -> bool:
+        """Whether this is the first time Slack delivered ``delivery`` (an event or trigger id)."""
+        key = f"slack-delivery:{delivery}"
+        return await self.store.claim_idempotency_key(key, ttl_seconds=_DELIVERY_TTL_SECONDS)
+
+
+def register_goals(
+    app: AsyncApp, intake: GoalIntake, admin: AdminCommands, memory: MemoryCommands | None = None
+) -> None:
+    """Listen for goals (mentions, direct messages, `/agent <goal>`) and `/agent` subcommands."""
+
+    @app.event("app_mention")
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await intake.start(
+            client, goal=_MENTION.sub("", event.get("text") or ""), user=event["user"],
+            channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
+            delivery=body.get("event_id"),
+        )  # fmt: skip
+
+    @app.command("/agent")
+    async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        goal = (command.get("text") or "").strip()
+        verb, _, rest = goal.partition(" ")
+        verb = verb.lower()
+        user, channel = command["user_id"], command["channel_id"]
+        if memory is not None and verb in MEMORY_VERBS:
+            reply = await memory.answer(user, channel, goal)
+            await reply_privately(client, user=user, channel=channel, text=reply)
+            return
+        if not goal or verb == "help" or verb in ADMIN_VERBS:
+            reply = await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP
+            await reply_privately(client, user=user, channel=channel, text=reply)
+            return
+        trigger = command.get("trigger_id")
+        if trigger and not await intake.first_delivery(trigger):
+            return  # the same command delivered again: it was answered the first time
+        dry_run = verb == "plan"
+        goal = rest.strip() if dry_run else goal
+        if not goal:
+            await reply_privately(client, user=user, channel=channel, text=HELP)
+            return
+        asked = f"{mention(user)} asked: {safe(goal)}"
+        top = await client.chat_postMessage(channel=channel, text=asked)
+        await intake.start(client, goal=goal, user=user, channel=top["channel"],
+                           thread_ts=top["ts"], delivery=None, dry_run=dry_run)  # fmt: skip
+
+
+def direct_goal(event: dict[str, Any]) -> bool:
+    """A direct message that opens a conversation (not a reply in a thread)."""
+    return event.get("channel_type") == "im" and not event.get("thread_ts")
+
+
+def _sayer(client: AsyncWebClient, channel: str, thread_ts: str) -> Callable[[str], Awaitable[Any]]:
+    async def say(text: str) -> Any:
+        return await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+
+    return say

@@ -1,0 +1,215 @@
+"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz and /metrics.
+
+With a SQLite store the runs work in this process. With a Redis store they go on the shared
+run queue: ``airlock serve`` also works on them (a worker in the same process) unless
+started with ``--no-worker``, and ``airlock worker`` (``bot.cli.worker``) only works on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.config import Settings
+from agent_core.errors import ConfigError
+from agent_core.runs.control import RunControl
+from agent_core.runs.limits import Admission, Limits
+from agent_core.runs.runner import Runner
+from agent_core.runs.worker import Worker
+from agent_core.store import Store, open_settings_store
+from agent_core.telemetry import configure_tracing
+from bot import wiring
+from bot.slack.admin import AdminCommands
+from bot.slack.app import build_app, build_client
+from bot.slack.channel import SlackChannel
+from bot.slack.goals import GoalIntake, register_goals
+from bot.slack.home import register_home
+from bot.slack.http_guard import slack_request_guard
+from bot.slack.listeners import register_approvals
+from bot.slack.memory_commands import MemoryCommands
+from bot.slack.request_log import OneLineErrors, rejections
+
+__all__ = ["build_web_app", "serve", "stop_on_signals"]
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode, with ``app``), health, metrics."""
+    if app is None or settings.socket_mode:
+        web_app = web.Application()
+    else:
+        web_app = app.web_app(path=SLACK_EVENTS_PATH)
+        if settings.slack_signing_secret is not None:
+            secret = settings.slack_signing_secret.get_secret_value()
+            guard = slack_request_guard(path=SLACK_EVENTS_PATH, signing_secret=secret)
+            web_app.middlewares.append(guard)
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(store.ping(), timeout=2.0)
+        except Exception as error:  # any failure to reach the store means "not healthy"
+            logger.warning("health check failed", extra={"error": type(error).__name__})
+            return web.json_response({"ok": False, "store": "unreachable"}, status=503)
+        return web.json_response({"ok": True, "store": "ok", "model": settings.executor_model})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+    return web_app
+
+
+async def serve(
+    settings: Settings, *, port: int, host: str = "0.0.0.0", worker: bool = True
+) -> None:
+    """Serve until SIGINT or SIGTERM; runs left unfinished by an earlier process resume.
+
+    ``worker=False`` (a Redis store only) serves Slack and queues runs for workers.
+    """
+    _ignore_oauth_environment()
+    # Handlers first: a SIGTERM that arrives while starting up still stops cleanly.
+    stopped = stop_on_signals()
+    async with AsyncExitStack() as stack:
+        # Flushes spans last, after everything else has stopped; blocks, so in a thread.
+        stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
+        store = await open_settings_store(settings)
+        stack.push_async_callback(store.close)
+        queue = wiring.run_queue(store)
+        if queue is None and not worker:
+            raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
+                               " with SQLite nothing else would work on the runs"])  # fmt: skip
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = build_client(settings, session=session)
+        app = build_app(settings, client=client, store=store)
+        runs = await _agent(settings, store, client, app, stack, worker=worker)
+        # No access log: one line per request would let anyone fill the log at will; refused
+        # requests are logged (sampled) and counted where they are refused, and what aiohttp
+        # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
+        _one_line_errors(logging.getLogger("aiohttp.server"))
+        site = web.AppRunner(build_web_app(settings, app, store), access_log=None)
+        await site.setup()
+        stack.push_async_callback(site.cleanup)
+        await web.TCPSite(site, host, port).start()
+        if settings.socket_mode and settings.slack_app_token is not None:
+            socket_mode = AsyncSocketModeHandler(
+                app, settings.slack_app_token.get_secret_value(), logger=_socket_mode_logger()
+            )
+            await socket_mode.connect_async()
+            stack.push_async_callback(socket_mode.close_async)
+        if runs is not None:
+            await runs.start()
+            # On SIGTERM working runs get a moment to write their next checkpoint, so the
+            # step in flight is kept; nothing new starts meanwhile.
+            stack.push_async_callback(runs.stop, grace_seconds=settings.shutdown_grace_seconds)
+        mode = "socket" if settings.socket_mode else "http"
+        role = "front end" if runs is None else "front end and worker"
+        logger.info("airlock is serving", extra={"mode": mode, "port": port, "role": role})
+        await stopped.wait()
+
+
+async def _agent(
+    settings: Settings,
+    store: Store,
+    client: AsyncWebClient,
+    app: AsyncApp,
+    stack: AsyncExitStack,
+    *,
+    worker: bool = True,
+) -> Runner | None:
+    """The agent core behind the app: Slack as its channel, approvals wired to the buttons.
+
+    Returns what works on runs in this process: a runner (SQLite), a worker (Redis), or
+    None for a front end that only queues them.
+    """
+    channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
+                           approvers=settings.approvers)  # fmt: skip
+    agent = await wiring.agent(settings, store, channel, stack)
+    runs = agent.runs(settings) if worker else None
+    submit = agent.submit if runs is None else _submitter(runs)
+    admission = Admission(store=store, limits=Limits.from_settings(settings))
+    intake = GoalIntake(store=store, submit=submit, remember_status=channel.remember_status,
+                        admission=admission)  # fmt: skip
+    service = wiring.decisions(settings, store, agent.registry, channel)
+    control = RunControl(store=store, authority=service.authority, audit=service.audit)
+    memory = agent.memory
+    curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
+                            authority=service.authority, audit=service.audit)  # fmt: skip
+    admin = AdminCommands(store=store, control=control, decisions=service, submit=submit,
+                          queue=agent.queue)  # fmt: skip
+    register_goals(app, intake, admin, curate)
+    register_home(app, store=store, control=control)
+    register_approvals(app, service=service, channel=channel, intake=intake,
+                       approvers_answer=settings.approvers_answer_questions)  # fmt: skip
+    return runs
+
+
+def _socket_mode_logger() -> logging.Logger:
+    """The Socket Mode client's logger: an envelope it cannot read costs one line."""
+    return _one_line_errors(logging.getLogger("bot.socket_mode"), signed=True)
+
+
+def _one_line_errors(target: logging.Logger, *, signed: bool = False) -> logging.Logger:
+    if not any(isinstance(f, OneLineErrors) for f in target.filters):
+        target.addFilter(OneLineErrors(rejections(signed=signed)))
+    return target
+
+
+def _submitter(runs: Runner) -> Callable[[str], Awaitable[None]]:
+    """Hands a run to ``runs``: a worker queues it, a runner starts it here."""
+    if isinstance(runs, Worker):
+        return runs.enqueue
+
+    async def submit(run_id: str) -> None:
+        runs.submit(run_id)
+
+    return submit
+
+
+def _ignore_oauth_environment() -> None:
+    """Bolt turns itself into a multi-workspace OAuth app when it sees these two variables in
+    the environment; airlock serves the one workspace its bot token belongs to."""
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        if os.environ.pop(name, None) is not None:
+            logger.warning("ignoring %s: airlock serves a single workspace", name)
+    # Read into the settings already. Left in the environment, Bolt would also pick it up and
+    # warn that the client's token wins, and tool subprocesses would inherit it.
+    os.environ.pop("SLACK_BOT_TOKEN", None)
+
+
+def dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` logs what every asyncio task is waiting on (a stuck process)."""
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            frames = io.StringIO()
+            task.print_stack(limit=30, file=frames)
+            logger.warning("task stack", extra={"task": task.get_name(),
+                                                "stack": frames.getvalue()})  # fmt: skip
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM (and ``kill -USR1`` dumps the tasks' stacks)."""
+    dump_tasks_on_sigusr1()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    return stopped
