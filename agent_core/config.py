@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     lease_seconds: float = Field(default=30.0, ge=0.5, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     # Audit

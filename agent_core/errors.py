@@ -177,11 +177,16 @@ class ApprovalNotUsable(ApprovalError):
 
 
 class LLMError(AirlockError):
-    """A model call failed for good; ``reason`` says why in words fit for a person."""
+    """A model call failed for good; ``reason`` says why in words fit for a person.
 
-    def __init__(self, model: str, reason: str) -> None:
+    ``code`` says it in one low-cardinality word for telemetry (``error.type``): the HTTP
+    status (``"529"``), ``"timeout"`` or ``"connection"``; None when nothing more is known.
+    """
+
+    def __init__(self, model: str, reason: str, *, code: str | None = None) -> None:
         self.model = model
         self.reason = reason
+        self.code = code
         super().__init__(f"{model}: {reason}")
 
 

@@ -14,14 +14,17 @@ Variants, measured in one run, round-robin so drift hits them all alike:
 - tracing: an SDK provider batching spans to the collector over OTLP/HTTP, as
   ``OTEL_EXPORTER_OTLP_ENDPOINT`` sets up, the anthropic SDK's own spans included;
 - tracing, no SDK spans: the same without them (``ANTHROPIC_OPEN_TELEMETRY=false``);
-- metrics: the Prometheus counters and histograms;
+- metrics: the Prometheus counters and histograms (the GenAI OpenTelemetry histograms are the
+  API's no-op ones, as in a process without ``OTEL_EXPORTER_OTLP_ENDPOINT``);
 - audit: ``Executor(audit=Audit(...))`` and the audited LLM (every tool call and model call
   appended to the SQLite store's hash chain);
-- all: the three together.
+- all: the three together, the GenAI histograms exported over OTLP/HTTP as well, as an
+  endpoint sets up.
 
-Reported: median wall and CPU milliseconds per step (CPU includes the exporter's thread;
-a tracing run's spans are flushed before its clock stops, in one export per run where a
-server batches up to 512), and each as a ratio to ``off``. Also the cost of one no-op span,
+Reported: median wall and CPU milliseconds per step (CPU includes the exporters' threads;
+a tracing run's spans, and its metrics, are flushed before its clock stops, in one export per
+run where a server batches up to 512 spans and exports metrics once a minute), and each as a
+ratio to ``off``. Also the cost of one no-op span,
 which is what tracing costs when it is not configured.
 """
 
@@ -40,7 +43,10 @@ from typing import Any
 
 import anthropic
 from aiohttp import web
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from rich.console import Console
@@ -70,6 +76,7 @@ class Variant:
     metrics: bool = False
     audit: bool = False
     sdk_spans: bool = True
+    otlp_metrics: bool = False
 
 
 VARIANTS = [
@@ -78,7 +85,7 @@ VARIANTS = [
     Variant(name="tracing, no SDK spans", tracing=True, sdk_spans=False),
     Variant(name="metrics", metrics=True),
     Variant(name="audit", audit=True),
-    Variant(name="all", tracing=True, metrics=True, audit=True),
+    Variant(name="all", tracing=True, metrics=True, audit=True, otlp_metrics=True),
 ]
 
 
@@ -88,6 +95,7 @@ class Bench:
 
     store: Store
     provider: TracerProvider
+    meters: MeterProvider
     standin: str
     folder: Path
     steps: int
@@ -111,6 +119,7 @@ class Bench:
 
     async def once(self, variant: Variant, *, keep: bool) -> None:
         telemetry.use_tracer_provider(self.provider if variant.tracing else None)
+        telemetry.use_meter_provider(self.meters if variant.otlp_metrics else None)
         telemetry.enable_metrics(variant.metrics)
         executor, run, subtask = await self._executor(variant)
         gc.collect()  # garbage left by one variant is not collected on another's time
@@ -118,6 +127,8 @@ class Bench:
         result = await executor.run(run=run, subtask=subtask, inputs={})
         if variant.tracing:  # its spans are exported on its own time, not the next variant's
             await asyncio.to_thread(self.provider.force_flush)
+        if variant.otlp_metrics:
+            await asyncio.to_thread(self.meters.force_flush)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert result.status == "completed", result.error
         if keep:
@@ -168,6 +179,7 @@ def step_metrics_microseconds(count: int = 20_000) -> float:
     started = time.perf_counter()
     for _ in range(count):
         _metrics.llm_answered(ModelTier.EXECUTOR, response)
+        _metrics.model_called(MODEL, "ok", 0.001)
         _metrics.tool_ran("lookup", failed=False, seconds=0.001)
     return (time.perf_counter() - started) * 1e6 / count
 
@@ -183,10 +195,12 @@ async def measure(steps: int, runs: int) -> Bench:
     collector = (await helper.stdout.readline()).decode().strip()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector)))
+    exporter = OTLPMetricExporter(endpoint=collector.replace("/v1/traces", "/v1/metrics"))
+    meters = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter)])
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as name:
         store = await open_store(f"sqlite:///{Path(name) / 'bench.db'}")
-        bench = Bench(store=store, provider=provider, standin=standin, folder=Path(name),
-                      steps=steps)  # fmt: skip
+        bench = Bench(store=store, provider=provider, meters=meters, standin=standin,
+                      folder=Path(name), steps=steps)  # fmt: skip
         try:
             for round_ in range(runs + 1):  # round 0 warms up imports, connections, caches
                 turn = round_ % len(VARIANTS)
@@ -194,7 +208,9 @@ async def measure(steps: int, runs: int) -> Bench:
                     await bench.once(variant, keep=round_ > 0)
         finally:
             await asyncio.to_thread(provider.shutdown)  # flushes what is still batched
+            await asyncio.to_thread(meters.shutdown)
             telemetry.use_tracer_provider(None)
+            telemetry.use_meter_provider(None)
             telemetry.enable_metrics(True)
             for client in bench.clients.values():
                 await client.close()
@@ -227,14 +243,16 @@ def report(bench: Bench, steps: int, runs: int) -> None:
 
 
 async def serve(steps: int) -> None:
-    """The stand-in and a collector that accepts and drops OTLP/HTTP traces, until stdin closes."""
+    """The stand-in and a collector that accepts and drops OTLP/HTTP traces and metrics, until
+    stdin closes."""
 
-    async def traces(request: web.Request) -> web.Response:
+    async def drop(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=b"", content_type="application/x-protobuf")
 
     app = web.Application()
-    app.router.add_post("/v1/traces", traces)
+    app.router.add_post("/v1/traces", drop)
+    app.router.add_post("/v1/metrics", drop)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

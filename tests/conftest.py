@@ -13,7 +13,7 @@ import pytest
 from agent_core.errors import StandInError
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
-from tests.support import TEST_AUDIT_KEY, missing
+from tests.support import LOAD_CAP, TEST_AUDIT_KEY, missing
 
 if TYPE_CHECKING:
     from agent_core.memory.embedder import Embedder
@@ -24,6 +24,20 @@ def audit_key_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """``AIRLOCK_AUDIT_KEY`` as in production, the key the tests' stores are opened with,
     so the CLI run in a test checks the seals those stores made."""
     monkeypatch.setenv("AIRLOCK_AUDIT_KEY", TEST_AUDIT_KEY)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``processes`` gets LOAD_CAP times its time limit: its waits on processes
+    stretch with the machine's load up to that much (tests.support.Deadline), and the limit
+    must not cut them short. A hang still fails, later."""
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        if item.get_closest_marker("processes") is None:
+            continue
+        marker = item.get_closest_marker("timeout")
+        limit = float(marker.args[0]) if marker is not None and marker.args else default
+        if limit > 0:
+            item.add_marker(pytest.mark.timeout(limit * LOAD_CAP), append=False)
 
 
 @pytest.fixture(scope="session")

@@ -173,6 +173,11 @@ class AnthropicLLM:
         """The model ``tier``'s calls ask for first."""
         return self._models[tier]
 
+    def server_address(self) -> tuple[str, int]:
+        """Host and port calls go to (``server.address``/``server.port`` in telemetry)."""
+        url = self._client.base_url
+        return url.host, url.port or (443 if url.scheme == "https" else 80)
+
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was passed in."""
         if self._owns_client:
@@ -212,6 +217,7 @@ class AnthropicLLM:
             stop_reason=message.stop_reason,
             model=message.model,
             usage=self._usage(model, message.usage),
+            id=message.id,
         )
 
     def _usage(self, model: str, usage: sdk.Usage) -> Usage:
@@ -248,7 +254,18 @@ class AnthropicLLM:
             reason = f"cannot reach {self._client.base_url} ({retries}): {error.__cause__!r}"
         else:
             reason = f"{type(error).__name__}: {error}"
-        return LLMError(model, f"{reason}; {after}" if after else reason)
+        return LLMError(model, f"{reason}; {after}" if after else reason, code=_code(error))
+
+
+def _code(error: anthropic.AnthropicError) -> str:
+    """``error`` in one word for telemetry: the HTTP status, else what went wrong."""
+    if isinstance(error, anthropic.APIStatusError):
+        return str(error.status_code)
+    if isinstance(error, anthropic.APITimeoutError):  # before its base class
+        return "timeout"
+    if isinstance(error, anthropic.APIConnectionError):
+        return "connection"
+    return type(error).__name__
 
 
 def _build_client(

@@ -78,6 +78,8 @@ class LLMResponse:
     """The model that answered (the fallback one if the primary stayed overloaded)."""
     usage: Usage = field(default_factory=Usage)
     """Tokens and cost of this call."""
+    id: str | None = None
+    """The API's id of the message (``msg_...``), when it gave one."""
 
     @property
     def text(self) -> str:

@@ -1,19 +1,22 @@
-"""OpenTelemetry spans and Prometheus metrics: what airlock reports about its own work.
+"""OpenTelemetry spans and metrics, and Prometheus metrics: what airlock reports about its work.
 
-Spans (tracer ``airlock``): ``airlock.run`` holds ``airlock.plan`` and ``airlock.subtask``;
-under them are ``chat {model}`` (one model call, with the GenAI semantic-convention
-attributes), ``execute_tool {tool}`` and ``airlock.approval_wait``. Each call of
-:meth:`~agent_core.runs.orchestrator.Orchestrator.execute` is one run span, so a parked run that is
-resumed, in this process or another, starts a new one (``airlock.run.resumed``). An approval
+Spans (tracer ``airlock``) follow the OpenTelemetry GenAI semantic conventions (the version
+and the names are in :mod:`agent_core.telemetry._conventions`): ``invoke_agent airlock``, one
+per pass at a run, holds ``plan airlock`` and ``airlock.subtask``; under them are
+``chat {model}`` (one model call), ``execute_tool {tool}`` and ``airlock.approval_wait``. Each
+call of :meth:`~agent_core.runs.orchestrator.Orchestrator.execute` is one pass, so a parked run
+that is resumed, in this process or another, starts a new one (``airlock.run.resumed``); all
+passes share the run's ``gen_ai.conversation.id`` (its Slack thread, or its id). An approval
 wait spans a park and a resume, so its span is drawn afterwards, from the approval's own
 request and decision times.
 
-Spans leave the process only when :func:`configure_tracing` found ``OTEL_EXPORTER_OTLP_ENDPOINT``;
-otherwise the OpenTelemetry API's no-op tracer makes each span a few microseconds of nothing.
-String attributes go through :func:`~agent_core.logs.redact`; prompts, tool arguments and
-outputs never go into spans.
+Spans and the GenAI client histograms (``gen_ai.client.operation.duration``,
+``gen_ai.client.token.usage``) leave the process only when :func:`configure_tracing` found
+``OTEL_EXPORTER_OTLP_ENDPOINT``; otherwise the OpenTelemetry API's no-op providers make each
+a few microseconds of nothing. String attributes go through :func:`~agent_core.logs.redact`;
+prompts, tool arguments and outputs never go into spans.
 
-Metrics (prometheus-client, default registry, so ``/metrics`` serves them) are the
+Prometheus metrics (prometheus-client, default registry, so ``/metrics`` serves them) are the
 ``airlock_*`` objects of :mod:`agent_core.telemetry._metrics`, each recorded at the one place
 its event happens.
 """
@@ -28,15 +31,19 @@ from agent_core.telemetry._metrics import (
     run_killed,
     worker_event,
 )
+from agent_core.telemetry._providers import (
+    configure_tracing,
+    use_meter_provider,
+    use_tracer_provider,
+)
 from agent_core.telemetry._spans import (
     approval_waited,
-    configure_tracing,
+    conversation_id,
     plan_span,
     run_span,
     subtask_result,
     subtask_span,
     tool_call,
-    use_tracer_provider,
 )
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "approval_settled",
     "approval_waited",
     "configure_tracing",
+    "conversation_id",
     "enable_metrics",
     "plan_span",
     "queue_depth",
@@ -54,6 +62,7 @@ __all__ = [
     "subtask_result",
     "subtask_span",
     "tool_call",
+    "use_meter_provider",
     "use_tracer_provider",
     "worker_event",
 ]

@@ -28,6 +28,13 @@ LLM_TOKENS = Counter(
     ["model", "kind"],
 )
 LLM_COST = Counter("airlock_llm_cost_usd", "Dollars model calls cost, by model.", ["model"])
+MODEL_SECONDS = Histogram(
+    "airlock_model_call_seconds",
+    "How long model calls took (the SDK's retries and a fallback call included), by the model"
+    " asked for and outcome (ok, overloaded, rate_limited, timeout, error).",
+    ["model", "outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+)
 TOOL_CALLS = Counter(
     "airlock_tool_calls", "Tool calls run, by tool and outcome (ok, error).", ["tool", "outcome"]
 )
@@ -125,6 +132,17 @@ def tool_ran(tool: str, *, failed: bool, seconds: float) -> None:
     if _metrics.on:
         TOOL_CALLS.labels(tool, "error" if failed else "ok").inc()
         TOOL_SECONDS.labels(tool).observe(seconds)
+
+
+def model_called(model: str, outcome: str, seconds: float) -> None:
+    """Observe how long one call to ``model`` took, and how it ended."""
+    if _metrics.on:
+        MODEL_SECONDS.labels(model, outcome).observe(seconds)
+
+
+def enabled() -> bool:
+    """Whether metrics are being recorded (the benchmark switches them off)."""
+    return _metrics.on
 
 
 def llm_failed(model: str, tier: ModelTier) -> None:

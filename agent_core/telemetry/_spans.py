@@ -1,4 +1,4 @@
-"""airlock's spans: the tracer, its OTLP set-up, and one helper per kind of span."""
+"""airlock's spans: one helper per kind of span, on the GenAI conventions where one applies."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from agent_core.errors import LLMError
 from agent_core.logs import redact
 from agent_core.models import (
     Approval,
@@ -21,76 +21,47 @@ from agent_core.models import (
     RiskLevel,
     Run,
     RunStatus,
+    Spend,
     Subtask,
     SubtaskResult,
 )
 from agent_core.runs.stops import AwaitingDecision
+from agent_core.telemetry import _conventions as gen_ai
 from agent_core.telemetry import _metrics
+from agent_core.telemetry._providers import tracer
 
 if TYPE_CHECKING:
-    from agent_core.config import Settings
     from agent_core.tools import Tool
-
-TRACER = "airlock"
 
 _MAX_TEXT = 300
 """Longest string attribute or status description: reasons, not documents."""
 
 _FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.BUDGET_EXCEEDED)
 
-
-@dataclass(kw_only=True)
-class _Tracing:
-    tracer: Tracer
-    """The API's proxy tracer follows the global provider once one is set."""
+_conversation: ContextVar[str | None] = ContextVar("airlock_conversation", default=None)
+"""The ``gen_ai.conversation.id`` of the run being worked on in this context (and the tasks
+it starts), for the spans and metrics of its model and tool calls."""
 
 
-_tracing = _Tracing(tracer=trace.get_tracer(TRACER))
+def conversation_id(run: Run) -> str:
+    """The conversation a run belongs to: its Slack thread, or the run itself at the terminal.
 
-
-def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
-    """Send airlock's spans to ``provider``; None goes back to the global one (the default).
-
-    For tests and benchmarks: OpenTelemetry lets the global provider be set only once.
+    Resumed passes of one run, in any process, share it; so do runs started in one thread.
     """
-    _tracing.tracer = (provider or trace.get_tracer_provider()).get_tracer(TRACER)
+    if run.channel is None:
+        return run.id
+    return f"{run.channel}:{run.thread_ts}" if run.thread_ts else run.channel
 
 
-def configure_tracing(settings: Settings) -> Callable[[], None]:
-    """Export spans over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; return the shutdown.
-
-    The SDK provider (batching, service name ``OTEL_SERVICE_NAME``) becomes the process's
-    global one, so the anthropic SDK's and MCP's own spans join airlock's traces. The exporter
-    reads the other ``OTEL_EXPORTER_OTLP_*`` variables (headers, timeout, compression) itself.
-    Nothing is installed without an endpoint, or when the process already has a provider (a
-    host such as ``opentelemetry-instrument`` set one up). The shutdown flushes what is
-    pending and blocks, so entry points run it in a thread.
-    """
-    endpoint = settings.otel_exporter_otlp_endpoint
-    if endpoint is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        return _nothing
-    # Imported here: a process that exports nothing never loads the SDK.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.otel_service_name}))
-    # The variable names the collector's base URL; the traces path is the spec's.
-    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return provider.shutdown
-
-
-def _nothing() -> None:
-    return None
+def current_conversation() -> str | None:
+    """The conversation of the run this code works for, if any."""
+    return _conversation.get()
 
 
 @contextmanager
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
     """A current span whose end tells a signal (parked, cancelled) from an error."""
-    with _tracing.tracer.start_as_current_span(
+    with tracer().start_as_current_span(
         name, kind=kind, record_exception=False, set_status_on_exception=False
     ) as current:
         try:
@@ -103,68 +74,99 @@ def span(name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
             raise
         except Exception as error:
             # Not record_exception: its message and stack trace could carry what we keep out.
-            current.set_attribute("error.type", type(error).__qualname__)
+            current.set_attribute(gen_ai.ERROR_TYPE, error_type(error))
             current.set_status(Status(StatusCode.ERROR, text(str(error))))
             raise
 
 
+def error_type(error: BaseException) -> str:
+    """``error.type`` of ``error``: a failed model call's code (``"529"``), else its class."""
+    if isinstance(error, LLMError) and error.code:
+        return error.code
+    return type(error).__qualname__
+
+
 @contextmanager
 def run_span(run: Run, latest: Callable[[], Run]) -> Iterator[None]:
-    """The span of one pass at ``run``; ``latest`` gives the run as it ends, for its outcome.
-
-    The pass is also a run working in this process, in the ``airlock_active_runs`` gauge.
+    """The ``invoke_agent airlock`` span of one pass at ``run``; ``latest`` gives the run as it
+    ends, for its outcome. The pass is also a run working in this process, in the
+    ``airlock_active_runs`` gauge, and its conversation is current for what it calls.
     """
-    with span("airlock.run") as current:
-        if current.is_recording():
-            resumed = run.status is not RunStatus.QUEUED
-            attributes: dict[str, AttributeValue | None] = {
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.agent.name": TRACER,
-                "airlock.run.id": run.id,
-                "airlock.run.attempt": run.attempt,
-                "airlock.run.resumed": resumed,
-                "airlock.run.resumed_from": run.status.value if resumed else None,
-                "airlock.run.requester": run.requester,
-                "airlock.run.dry_run": run.dry_run,
-            }
-            current.set_attributes(clean(attributes))
-        _metrics.active_runs(1)
-        try:
-            yield
-        finally:
-            _metrics.active_runs(-1)
+    spent = run.spend.model_copy()
+    conversation = _conversation.set(conversation_id(run))
+    try:
+        with span(f"invoke_agent {gen_ai.AGENT}") as current:
             if current.is_recording():
-                _run_outcome(current, latest())
+                current.set_attributes(_run_attributes(run))
+            _metrics.active_runs(1)
+            try:
+                yield
+            finally:
+                _metrics.active_runs(-1)
+                if current.is_recording():
+                    _run_outcome(current, latest(), spent=spent)
+    finally:
+        _conversation.reset(conversation)
 
 
-def _run_outcome(current: Span, run: Run) -> None:
-    spend = run.spend
-    tokens = (
-        spend.input_tokens
-        + spend.output_tokens
-        + spend.cache_write_tokens
-        + spend.cache_read_tokens
+def _run_attributes(run: Run) -> dict[str, AttributeValue]:
+    resumed = run.status is not RunStatus.QUEUED
+    return clean(
+        {
+            gen_ai.OPERATION: "invoke_agent",
+            gen_ai.PROVIDER_NAME: gen_ai.PROVIDER,
+            gen_ai.AGENT_NAME: gen_ai.AGENT,
+            gen_ai.CONVERSATION: conversation_id(run),
+            "airlock.run.id": run.id,
+            "airlock.run.attempt": run.attempt,
+            "airlock.run.resumed": resumed,
+            "airlock.run.resumed_from": run.status.value if resumed else None,
+            "airlock.run.requester": run.requester,
+            "airlock.run.dry_run": run.dry_run,
+        }
     )
+
+
+def _run_outcome(current: Span, run: Run, *, spent: Spend) -> None:
+    """The end of a pass: what its model calls used (``spent`` is what the run had used before
+    it), the run's status and its whole cost so far."""
+    spend = run.spend
+    inputs = _all_input(spend) - _all_input(spent)
     current.set_attributes(
         {
+            gen_ai.INPUT_TOKENS: max(inputs, 0),
+            gen_ai.OUTPUT_TOKENS: max(spend.output_tokens - spent.output_tokens, 0),
             "airlock.run.status": run.status.value,
             "airlock.run.cost_usd": spend.cost_usd,
             "airlock.run.llm_calls": spend.llm_calls,
-            "airlock.run.tokens": tokens,
         }
     )
     if run.plan is not None:
         current.set_attribute("airlock.plan.subtasks", len(run.plan.subtasks))
         current.set_attribute("airlock.plan.risk", run.plan.risk.value)
     if run.status in _FAILED:
+        current.set_attribute(gen_ai.ERROR_TYPE, run.status.value)
         current.set_status(Status(StatusCode.ERROR, text(run.error or run.status.value)))
+
+
+def _all_input(spend: Spend) -> int:
+    """Input tokens as the conventions count them: cache reads and writes included."""
+    return spend.input_tokens + spend.cache_write_tokens + spend.cache_read_tokens
 
 
 @contextmanager
 def plan_span(run: Run) -> Iterator[None]:
-    """The span of planning ``run``; its model calls, repairs included, are its children."""
-    with span("airlock.plan") as current:
-        current.set_attribute("airlock.run.id", run.id)
+    """The ``plan airlock`` span of planning ``run``; its model calls, repairs included, are
+    its children (the conventions' ``plan`` operation)."""
+    with span(f"plan {gen_ai.AGENT}") as current:
+        if current.is_recording():
+            attributes: dict[str, AttributeValue | None] = {
+                gen_ai.OPERATION: "plan",
+                gen_ai.AGENT_NAME: gen_ai.AGENT,
+                gen_ai.CONVERSATION: conversation_id(run),
+                "airlock.run.id": run.id,
+            }
+            current.set_attributes(clean(attributes))
         yield
 
 
@@ -207,9 +209,11 @@ async def tool_call(
     with span(f"execute_tool {tool.name}") as current:
         if current.is_recording():
             attributes: dict[str, AttributeValue | None] = {
-                "gen_ai.operation.name": "execute_tool",
+                gen_ai.OPERATION: "execute_tool",
                 "gen_ai.tool.name": tool.name,
+                "gen_ai.tool.type": gen_ai.TOOL_TYPE,
                 "gen_ai.tool.call.id": call_id,
+                gen_ai.CONVERSATION: conversation_id(run),
                 "airlock.run.id": run.id,
                 "airlock.tool.risk": risk.value,
                 "airlock.approval.id": approval_id,
@@ -219,7 +223,7 @@ async def tool_call(
         result = await work()
         failed = bool(result.get("is_error"))
         if failed:
-            current.set_attribute("error.type", "tool_error")
+            current.set_attribute(gen_ai.ERROR_TYPE, "tool_error")
             current.set_status(Status(StatusCode.ERROR))
     _metrics.tool_ran(tool.name, failed=failed, seconds=time.perf_counter() - started)
     return result
@@ -235,9 +239,7 @@ def approval_waited(approval: Approval) -> None:
     if decided is None:
         return
     _metrics.approval_wait(approval, (decided - approval.requested_at).total_seconds())
-    waited = _tracing.tracer.start_span(
-        "airlock.approval_wait", start_time=_ns(approval.requested_at)
-    )
+    waited = tracer().start_span("airlock.approval_wait", start_time=_ns(approval.requested_at))
     if waited.is_recording():
         subject = approval.subject
         attributes: dict[str, AttributeValue | None] = {

@@ -21,6 +21,7 @@ from agent_core.telemetry import configure_tracing
 from bot import wiring
 from bot.slack.app import build_client
 from bot.slack.channel import SlackChannel
+from bot.slack.metrics_http import serve_metrics
 from bot.slack.server import build_web_app, stop_on_signals
 
 __all__ = ["work"]
@@ -48,6 +49,7 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
                                approvers=settings.approvers)  # fmt: skip
         agent = await wiring.agent(settings, store, channel, stack)
         worker = agent.runs(settings)
+        await serve_metrics(settings, host, port, stack)
         site = web.AppRunner(build_web_app(settings, None, store))
         await site.setup()
         stack.push_async_callback(site.cleanup)

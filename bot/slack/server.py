@@ -17,7 +17,6 @@ from contextlib import AsyncExitStack
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -39,6 +38,7 @@ from bot.slack.home import register_home
 from bot.slack.http_guard import slack_request_guard
 from bot.slack.listeners import register_approvals
 from bot.slack.memory_commands import MemoryCommands
+from bot.slack.metrics_http import metrics_on_main_port, metrics_page, serve_metrics
 from bot.slack.request_log import OneLineErrors, rejections
 
 __all__ = ["build_web_app", "serve", "stop_on_signals"]
@@ -67,11 +67,9 @@ def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web
             return web.json_response({"ok": False, "store": "unreachable"}, status=503)
         return web.json_response({"ok": True, "store": "ok", "model": settings.executor_model})
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/metrics", metrics)
+    if metrics_on_main_port(settings):
+        web_app.router.add_get("/metrics", metrics_page)
     return web_app
 
 
@@ -102,6 +100,7 @@ async def serve(
         # requests are logged (sampled) and counted where they are refused, and what aiohttp
         # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
         _one_line_errors(logging.getLogger("aiohttp.server"))
+        await serve_metrics(settings, host, port, stack)
         site = web.AppRunner(build_web_app(settings, app, store), access_log=None)
         await site.setup()
         stack.push_async_callback(site.cleanup)

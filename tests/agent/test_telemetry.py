@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anthropic as anthropic_sdk
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,7 +26,12 @@ from agent_core.config import load_settings
 from agent_core.errors import ConfigError
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import RiskLevel, RunStatus
-from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    fault,
+    text_reply,
+    tool_use_reply,
+)
 from agent_core.testing.channel import RecordingChannel
 from agent_core.tools import ToolRegistry
 from tests.agent.conftest import API_KEY, Harness, text_tool
@@ -61,6 +69,42 @@ def traced() -> Iterator[Traced]:
         yield Traced(provider=provider, exporter=exporter)
     finally:
         telemetry.use_tracer_provider(None)
+        provider.shutdown()
+
+
+@dataclass(kw_only=True)
+class Metered:
+    """The test's own meter provider, read on demand."""
+
+    reader: InMemoryMetricReader
+
+    def metrics(self) -> dict[str, Metric]:
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        return {
+            metric.name: metric
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            if scope.scope.name == "airlock"
+            for metric in scope.metrics
+        }
+
+    def points(self, name: str) -> list[HistogramDataPoint]:
+        points = list(self.metrics()[name].data.data_points)
+        assert all(isinstance(point, HistogramDataPoint) for point in points)
+        return points  # type: ignore[return-value]
+
+
+@pytest.fixture
+def metered() -> Iterator[Metered]:
+    """An in-memory metric reader behind a meter provider of the test's own."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry.use_meter_provider(provider)
+    try:
+        yield Metered(reader=reader)
+    finally:
+        telemetry.use_meter_provider(None)
         provider.shutdown()
 
 
@@ -104,7 +148,32 @@ def names(spans: list[ReadableSpan]) -> list[str]:
     return [s.name for s in spans]
 
 
-async def test_a_run_is_traced_run_plan_subtask_llm_tool_and_approval_wait(
+def attributes(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def server(anthropic: AnthropicStandIn) -> dict[str, Any]:
+    """server.address and server.port of the stand-in, as the conventions ask for them."""
+    url = urlsplit(anthropic.base_url)
+    return {"server.address": url.hostname, "server.port": url.port}
+
+
+def input_tokens(usage: dict[str, int]) -> int:
+    """Every input token of a reply: the conventions count cached ones too; the API does not."""
+    return (
+        usage["input_tokens"]
+        + usage["cache_read_input_tokens"]
+        + usage["cache_creation_input_tokens"]
+    )
+
+
+AGENT = {
+    "gen_ai.provider.name": "anthropic",
+    "gen_ai.agent.name": "airlock",
+}
+
+
+async def test_a_run_is_traced_agent_plan_subtask_chat_tool_and_approval_wait(
     harness: Harness, anthropic: AnthropicStandIn, traced: Traced
 ) -> None:
     approved_restart(anthropic)
@@ -112,9 +181,16 @@ async def test_a_run_is_traced_run_plan_subtask_llm_tool_and_approval_wait(
     assert run.status is RunStatus.COMPLETED, run.error
 
     # Two passes: the first parks at the HIGH call, the decision resumes the run in a second.
-    first, second = traced.named("airlock.run")
+    first, second = traced.named("invoke_agent")
+    for agent in (first, second):
+        assert agent.name == "invoke_agent airlock" and agent.kind is SpanKind.INTERNAL
+        assert attributes(agent).items() >= {
+            "gen_ai.operation.name": "invoke_agent", **AGENT,
+            # A run from the terminal has no Slack thread: its id is the conversation.
+            "gen_ai.conversation.id": run.id, "airlock.run.id": run.id,
+        }.items()  # fmt: skip
+        assert "airlock.run.tokens" not in attributes(agent)
     assert first.attributes is not None and second.attributes is not None
-    assert first.attributes["airlock.run.id"] == second.attributes["airlock.run.id"] == run.id
     assert first.attributes["airlock.run.resumed"] is False
     assert first.attributes["airlock.run.status"] == "awaiting_approval"
     assert second.attributes["airlock.run.resumed"] is True
@@ -122,9 +198,23 @@ async def test_a_run_is_traced_run_plan_subtask_llm_tool_and_approval_wait(
     assert second.attributes["airlock.run.status"] == "completed"
     assert second.attributes["airlock.run.cost_usd"] == pytest.approx(run.spend.cost_usd)
     assert first.parent is None and second.parent is None
+    # Each pass carries the tokens of its own model calls, cached input included.
+    usage = [reply["usage"] for reply in anthropic.replies]
+    assert [first.attributes["gen_ai.usage.input_tokens"],
+            second.attributes["gen_ai.usage.input_tokens"]] == [
+        input_tokens(usage[0]) + input_tokens(usage[1]), input_tokens(usage[2]),
+    ]  # fmt: skip
+    assert first.attributes["gen_ai.usage.output_tokens"] == (
+        usage[0]["output_tokens"] + usage[1]["output_tokens"]
+    )
 
     plan_span, parked = traced.children(first)
-    assert names([plan_span, parked]) == ["airlock.plan", "airlock.subtask"]
+    assert names([plan_span, parked]) == ["plan airlock", "airlock.subtask"]
+    assert plan_span.kind is SpanKind.INTERNAL
+    assert attributes(plan_span).items() >= {
+        "gen_ai.operation.name": "plan", "gen_ai.agent.name": "airlock",
+        "gen_ai.conversation.id": run.id, "airlock.run.id": run.id,
+    }.items()  # fmt: skip
     [planner_call] = traced.children(plan_span)
     assert planner_call.name == "chat claude-opus-4-7"
     assert names(traced.children(planner_call)) == ["anthropic.messages.create"]
@@ -149,13 +239,31 @@ async def test_a_run_is_traced_run_plan_subtask_llm_tool_and_approval_wait(
         "gen_ai.tool.name": "restart",
     }  # fmt: skip
     tool_use = anthropic.replies[1]["content"][0]
+    assert tool.kind is SpanKind.INTERNAL
     assert tool.attributes == {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "restart",
-        "gen_ai.tool.call.id": tool_use["id"], "airlock.run.id": run.id,
+        "gen_ai.tool.type": "function", "gen_ai.tool.call.id": tool_use["id"],
+        "gen_ai.conversation.id": run.id, "airlock.run.id": run.id,
         "airlock.tool.risk": "high", "airlock.approval.id": approval.id,
         "airlock.approver": "local:tests",
     }  # fmt: skip
     assert tool.status.status_code is StatusCode.UNSET
+
+
+async def test_a_slack_run_s_conversation_is_its_thread(
+    harness: Harness, anthropic: AnthropicStandIn, traced: Traced
+) -> None:
+    approved_restart(anthropic)
+    run = await harness.run(channel="C0OPS", thread_ts="1595926230.000100")
+    assert run.status is RunStatus.COMPLETED, run.error
+
+    ours = [s for s in traced.spans() if s.instrumentation_scope.name == "airlock"]
+    conversational = [s for s in ours if attributes(s).get("gen_ai.operation.name")]
+    assert {s.name.split(" ")[0] for s in conversational} == {
+        "invoke_agent", "plan", "chat", "execute_tool",
+    }  # fmt: skip
+    for span in conversational:
+        assert attributes(span)["gen_ai.conversation.id"] == "C0OPS:1595926230.000100", span.name
 
 
 async def test_each_model_call_carries_the_gen_ai_attributes_the_api_reported(
@@ -171,13 +279,14 @@ async def test_each_model_call_carries_the_gen_ai_attributes_the_api_reported(
     for call, reply, (tier, model) in zip(calls, anthropic.replies, tiers, strict=True):
         usage = reply["usage"]
         cached = usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
-        attributes = dict(call.attributes or {})
-        assert attributes.pop("airlock.cost_usd") > 0
-        assert attributes == {
-            "gen_ai.operation.name": "chat", "gen_ai.system": "anthropic",
-            "gen_ai.provider.name": "anthropic", "gen_ai.request.model": model,
-            "gen_ai.request.max_tokens": 4096, "airlock.llm.tier": tier,
-            "gen_ai.response.model": reply["model"],
+        found = attributes(call)
+        assert found.pop("airlock.cost_usd") > 0
+        assert call.kind is SpanKind.CLIENT
+        assert found == {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": model, "gen_ai.request.max_tokens": 4096,
+            **server(anthropic), "gen_ai.conversation.id": run.id, "airlock.llm.tier": tier,
+            "gen_ai.response.id": reply["id"], "gen_ai.response.model": reply["model"],
             "gen_ai.response.finish_reasons": (reply["stop_reason"],),
             # The conventions count cached input too; the API's input_tokens does not.
             "gen_ai.usage.input_tokens": usage["input_tokens"] + cached,
@@ -207,10 +316,11 @@ async def test_spans_hold_no_secret_and_no_prompt(
     assert run.status is RunStatus.FAILED and run.error is not None
     assert "unknown tool 'sk-ant-[redacted]'" in run.error and SECRET not in run.error
 
-    [run_span] = traced.named("airlock.run")
+    [run_span] = traced.named("invoke_agent")
     assert run_span.status.status_code is StatusCode.ERROR
     assert run_span.status.description is not None
     assert "sk-ant-[redacted]" in run_span.status.description
+    assert attributes(run_span)["error.type"] == "failed"
     exported = "\n".join(s.to_json() for s in traced.spans())
     assert "TELEMETRYSECRET" not in exported
     assert "rotate the deploy key" not in exported
@@ -284,6 +394,81 @@ async def test_metrics_move_by_what_a_run_did(
     # A click answered in milliseconds lands in the first bucket.
     assert moved("airlock_approval_wait_seconds_bucket", risk="high", le="1.0") == 1
     assert moved("airlock_approvals_total", outcome="approved", risk="high") == 1
+    # Model latency, by the model asked for: what an alert on a slow model watches.
+    assert moved("airlock_model_call_seconds_count", model="claude-opus-4-7", outcome="ok") == 1
+    assert moved("airlock_model_call_seconds_count", model="claude-sonnet-4-6", outcome="ok") == 2
+    assert moved("airlock_model_call_seconds_bucket", model="claude-sonnet-4-6", outcome="ok",
+                 le="+Inf") == 2  # fmt: skip
+
+
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92)  # fmt: skip
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)  # fmt: skip
+
+
+async def test_model_calls_are_recorded_in_the_gen_ai_client_histograms(
+    harness: Harness, anthropic: AnthropicStandIn, traced: Traced, metered: Metered
+) -> None:
+    approved_restart(anthropic)
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED, run.error
+
+    metrics = metered.metrics()
+    assert metrics["gen_ai.client.operation.duration"].unit == "s"
+    assert metrics["gen_ai.client.token.usage"].unit == "{token}"
+    durations = metered.points("gen_ai.client.operation.duration")
+    assert sum(point.count for point in durations) == 3
+    common = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+              **server(anthropic)}  # fmt: skip
+    for point in durations:
+        assert tuple(point.explicit_bounds) == DURATION_BUCKETS
+        assert dict(point.attributes or {}).items() >= common.items()
+        assert "error.type" not in (point.attributes or {})
+    models = {(p.attributes or {}).get("gen_ai.request.model"): p.count for p in durations}
+    assert models == {"claude-opus-4-7": 1, "claude-sonnet-4-6": 2}
+    # The span of each call lasted as long as its recorded duration, within its bucket.
+    chats = traced.named("chat ")
+    assert sum(point.sum for point in durations) == pytest.approx(
+        sum(((s.end_time or 0) - (s.start_time or 0)) / 1e9 for s in chats), abs=0.05
+    )
+
+    usage = [reply["usage"] for reply in anthropic.replies]
+    tokens = metered.points("gen_ai.client.token.usage")
+    assert all(tuple(point.explicit_bounds) == TOKEN_BUCKETS for point in tokens)
+    by_type: dict[str, float] = {}
+    for point in tokens:
+        found = dict(point.attributes or {})
+        assert found.items() >= common.items()
+        kind = str(found["gen_ai.token.type"])
+        by_type[kind] = by_type.get(kind, 0) + point.sum
+    assert by_type == {
+        "input": sum(input_tokens(u) for u in usage),
+        "output": sum(u["output_tokens"] for u in usage),
+    }
+
+
+async def test_a_failed_model_call_is_timed_with_its_error_type(
+    harness_factory: Factory, anthropic: AnthropicStandIn, traced: Traced, metered: Metered
+) -> None:
+    harness = await harness_factory(max_plan_retries=0)
+    before = scrape()
+    anthropic.enqueue(fault(529))  # the SDK does not retry here (max_retries=0)
+    run = await harness.run()
+    assert run.status is RunStatus.FAILED and "529" in (run.error or "")
+    moved = Moved(before=before, after=scrape())
+
+    [call] = traced.named("chat ")
+    assert call.status.status_code is StatusCode.ERROR
+    assert attributes(call)["error.type"] == "529"
+    [point] = metered.points("gen_ai.client.operation.duration")
+    assert dict(point.attributes or {}).items() >= {
+        "gen_ai.request.model": "claude-opus-4-7", "error.type": "529",
+    }.items()  # fmt: skip
+    assert "gen_ai.client.token.usage" not in metered.metrics()
+    overloaded = moved("airlock_model_call_seconds_count", model="claude-opus-4-7",
+                       outcome="overloaded")  # fmt: skip
+    assert overloaded == 1
 
 
 async def test_metrics_count_a_kill_and_the_approval_it_cancels(

@@ -41,7 +41,7 @@ from bot.slack.blocks import approval_blocks
 from tests.agent.conftest import Harness, text_tool
 from tests.attacks.conftest import Collector, loopback
 from tests.e2e.test_serve import clean_env
-from tests.support import airlock_serve
+from tests.support import airlock_serve, within
 
 Factory = Callable[..., Awaitable[Harness]]
 
@@ -139,6 +139,7 @@ async def edit(bot: Bot, approval_id: str, user: str, arguments: dict[str, Any])
     return view["private_metadata"]
 
 
+@pytest.mark.processes
 async def test_one_approver_cannot_edit_a_high_command_into_rm_rf(bot: Bot) -> None:
     """Hole 1: Edit skipped the risk gate. The edited call must be asked anew at CRITICAL,
     with its own quorum; the original is closed as superseded and never runs."""
@@ -391,7 +392,7 @@ async def airlock_run(
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    async with asyncio.timeout(90):
+    async with within(90):
         out, _ = await process.communicate(keys.encode())
     assert process.returncode is not None
     return process.returncode, out.decode()
@@ -403,12 +404,13 @@ async def airlock_config(data: Path, env: dict[str, str]) -> str:
         env=clean_env(AIRLOCK_DATA_DIR=str(data), COLUMNS="200", **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    async with asyncio.timeout(60):
+    async with within(60):
         out, _ = await process.communicate()
     assert process.returncode == 0, out.decode()
     return out.decode()
 
 
+@pytest.mark.processes
 async def test_a_lowered_run_command_runs_echo_unasked_and_still_asks_for_rm_rf(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_serve import clean_env
+from tests.support import within
+
+pytestmark = pytest.mark.processes
 
 
 async def demo(*args: str, cwd: Path, keys: str = "") -> tuple[int, str]:
@@ -16,7 +21,7 @@ async def demo(*args: str, cwd: Path, keys: str = "") -> tuple[int, str]:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    async with asyncio.timeout(100):
+    async with within(100):
         out, _ = await process.communicate(keys.encode())
     assert process.returncode is not None
     return process.returncode, out.decode()

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent_core.audit.trail import GLOBAL
 from agent_core.runs.limits import SpendLedger
 from agent_core.store import open_store
@@ -23,6 +25,8 @@ from tests.e2e.test_run_cli import airlock_run
 from tests.e2e.test_serve import clean_env
 from tests.e2e.test_slack_goals import KEY, MENTION, SECRET, TOKEN, Bot
 from tests.support import airlock_serve
+
+pytestmark = pytest.mark.processes
 
 PLAN = tool_use_reply("submit_plan", {"subtasks": [
     {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],

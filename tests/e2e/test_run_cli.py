@@ -8,9 +8,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from tests.e2e.test_serve import clean_env
+from tests.support import within
+
+pytestmark = pytest.mark.processes
 
 KEY = "sk-ant-cli-test"
 MCP_SERVER = Path(__file__).resolve().parents[1] / "agent" / "mcp_test_server.py"
@@ -32,7 +37,7 @@ async def airlock_run(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    async with asyncio.timeout(60):
+    async with within(60):
         out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -95,7 +100,7 @@ async def test_run_without_an_api_key_exits_2(tmp_path: Path) -> None:
         sys.executable, "-m", "bot", "run", "anything", cwd=tmp_path, env=clean_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    async with asyncio.timeout(60):
+    async with within(60):
         _, err = await process.communicate()
     assert process.returncode == 2
     assert "ANTHROPIC_API_KEY is not set" in err.decode()
@@ -134,7 +139,7 @@ async def airlock_in(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, s
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    async with asyncio.timeout(60):
+    async with within(60):
         out, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode()

@@ -21,7 +21,9 @@ from agent_core.testing.slack_requests import (
     post_to_bot,
 )
 from agent_core.testing.slack_server import SlackStandIn
-from tests.support import TEST_AUDIT_KEY, airlock_serve
+from tests.support import TEST_AUDIT_KEY, airlock_serve, within
+
+pytestmark = pytest.mark.processes
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -52,7 +54,7 @@ async def airlock(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str,
         sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    async with asyncio.timeout(60):
+    async with within(60):
         out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -137,6 +139,44 @@ async def test_serve_answers_health_and_metrics(
     assert "process_cpu_seconds_total" in metrics or "python_info" in metrics
 
 
+async def test_metrics_have_a_port_of_their_own_when_one_is_set(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    async with SlackStandIn(bot_token=TOKEN) as slack:
+        env = clean_env(
+            SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url,
+            ANTHROPIC_API_KEY="sk-ant-test", AIRLOCK_DATA_DIR=str(tmp_path / "data"),
+            AIRLOCK_PORT=str(port), AIRLOCK_METRICS_PORT=str(metrics_port),
+        )  # fmt: skip
+        async with airlock_serve(env, tmp_path, port), aiohttp.ClientSession() as http:
+            public, private = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
+            async with http.get(f"{private}/metrics") as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain")
+                assert "airlock_active_runs" in await response.text()
+            # The public port, the one Slack's Events reach, no longer shows them...
+            async with http.get(f"{public}/metrics") as response:
+                assert response.status == 404
+            # ...and still answers Slack and health checks; the metrics port answers nothing else.
+            signed = SlackRequestSigner(SECRET).event(URL_VERIFICATION)
+            assert (await post_to_bot(f"{public}/slack/events", signed))[0] == 200
+            async with http.get(f"{public}/healthz") as response:
+                assert response.status == 200
+            for path in ("/healthz", "/slack/events"):
+                async with http.get(f"{private}{path}") as response:
+                    assert response.status == 404, path
+
+
+async def test_the_metrics_port_must_differ_from_the_port(tmp_path: Path) -> None:
+    port = str(free_port())
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s", ANTHROPIC_API_KEY="sk-x",
+        AIRLOCK_DATA_DIR=str(tmp_path / "data"), AIRLOCK_PORT=port, AIRLOCK_METRICS_PORT=port,
+    )  # fmt: skip
+    code, out, err = await airlock("serve", cwd=tmp_path, env=env)
+    assert code == 2 and "AIRLOCK_METRICS_PORT" in err
+    assert "Traceback" not in out + err
+
+
 async def test_serve_verifies_slack_signatures(
     served: tuple[str, asyncio.subprocess.Process],
 ) -> None:
@@ -158,7 +198,7 @@ async def test_serve_stops_cleanly_on_sigterm(
 ) -> None:
     _, process = served
     process.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(15):
+    async with within(15):
         code = await process.wait()
     assert process.stderr is not None
     errors = (await process.stderr.read()).decode()

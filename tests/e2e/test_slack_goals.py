@@ -27,6 +27,8 @@ from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
 from tests.support import airlock_serve
 
+pytestmark = pytest.mark.processes
+
 SECRET = "goals-signing-secret"
 TOKEN = "xoxb-goals"
 KEY = "sk-ant-goals"

@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
+
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_requests import load_json_payload
 from agent_core.testing.slack_server import SlackStandIn
 from tests.e2e.test_serve import clean_env
 from tests.support import airlock_serve
+
+pytestmark = pytest.mark.processes
 
 TOKEN = "xoxb-socket"
 APP_TOKEN = "xapp-1-A111-socket"

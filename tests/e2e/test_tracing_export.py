@@ -1,4 +1,4 @@
-"""`airlock run` as a real process exporting its spans over OTLP/HTTP to a local collector."""
+"""`airlock run` as a real process exporting spans and metrics over OTLP/HTTP to a collector."""
 
 from __future__ import annotations
 
@@ -8,23 +8,41 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.redis_server import free_port
 from tests.e2e.test_run_cli import KEY, airlock_run
 
+pytestmark = pytest.mark.processes
+
 
 @dataclass(kw_only=True)
 class Collector:
-    """A minimal OTLP/HTTP trace receiver: what arrived at /v1/traces, decoded."""
+    """A minimal OTLP/HTTP receiver: what arrived at /v1/traces and /v1/metrics, decoded."""
 
     url: str
     requests: list[ExportTraceServiceRequest] = field(default_factory=list)
+    metric_requests: list[ExportMetricsServiceRequest] = field(default_factory=list)
+
+    def metrics(self) -> list[Metric]:
+        return [
+            metric
+            for request in self.metric_requests
+            for resource in request.resource_metrics
+            for scope in resource.scope_metrics
+            if scope.scope.name == "airlock"
+            for metric in scope.metrics
+        ]
 
     def spans(self) -> list[Span]:
         return [
@@ -55,8 +73,16 @@ async def collector() -> AsyncIterator[Collector]:
         body = ExportTraceServiceResponse().SerializeToString()
         return web.Response(body=body, content_type="application/x-protobuf")
 
+    async def metrics(request: web.Request) -> web.Response:
+        received.metric_requests.append(
+            ExportMetricsServiceRequest.FromString(await request.read())
+        )
+        body = ExportMetricsServiceResponse().SerializeToString()
+        return web.Response(body=body, content_type="application/x-protobuf")
+
     app = web.Application()
     app.router.add_post("/v1/traces", traces)
+    app.router.add_post("/v1/metrics", metrics)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -92,7 +118,7 @@ async def test_a_run_exports_its_trace_when_an_endpoint_is_set(
     assert collector.service_names() == {"airlock-e2e"}
     names = {span.name for span in spans}
     assert {
-        "airlock.run", "airlock.plan", "airlock.subtask", "airlock.approval_wait",
+        "invoke_agent airlock", "plan airlock", "airlock.subtask", "airlock.approval_wait",
         "chat claude-opus-4-7", "chat claude-sonnet-4-6", "execute_tool write_file",
     } <= names  # fmt: skip
     # The anthropic SDK's own span of each HTTP call joins the trace under airlock's call.
@@ -100,3 +126,17 @@ async def test_a_run_exports_its_trace_when_an_endpoint_is_set(
     sdk = [span for span in spans if span.name == "anthropic.messages.create"]
     assert len(sdk) == len(chats) == 3
     assert all(span.parent_span_id in chats for span in sdk)
+
+    # The GenAI client histograms went out on shutdown too, one data point per model.
+    exported = {metric.name: metric for metric in collector.metrics()}
+    duration = exported["gen_ai.client.operation.duration"]
+    assert duration.unit == "s"
+    assert sum(point.count for point in duration.histogram.data_points) == 3
+    assert exported["gen_ai.client.token.usage"].unit == "{token}"
+    kinds = {
+        attribute.value.string_value
+        for point in exported["gen_ai.client.token.usage"].histogram.data_points
+        for attribute in point.attributes
+        if attribute.key == "gen_ai.token.type"
+    }
+    assert kinds == {"input", "output"}

@@ -63,6 +63,7 @@ from agent_core.testing.slack_requests import (
 )
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
+from tests.support import Deadline, within
 
 __all__ = [
     "APPROVER",
@@ -245,7 +246,8 @@ class Cluster:
     shutdown_grace_seconds: float = 5.0
     """AIRLOCK_SHUTDOWN_GRACE_SECONDS."""
     startup_timeout: float = 30.0
-    """Seconds a process gets to answer /healthz."""
+    """Seconds a process gets to answer /healthz on an idle machine; every wait on the
+    processes stretches with the machine's load (:class:`tests.support.Deadline`)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More settings for every process (overrides the cluster's)."""
 
@@ -381,7 +383,7 @@ class Cluster:
         if node.running:
             node.process.send_signal(sig)
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout) as deadline:
                 return await node.process.wait()
         except TimeoutError:
             node.process.send_signal(signal.SIGUSR1)  # it logs its tasks' stacks
@@ -389,7 +391,7 @@ class Cluster:
                 async with asyncio.timeout(2):
                     await node.process.wait()
             raise AssertionError(
-                f"{node.kind} {node.index} did not exit {timeout:g}s after {sig.name}\n"
+                f"{node.kind} {node.index} did not exit {deadline} after {sig.name}\n"
                 f"{node.tail(60, width=4000)}"
             ) from None
 
@@ -421,8 +423,8 @@ class Cluster:
         return node
 
     async def _wait_healthy(self, node: Node) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
+        deadline = Deadline(seconds=self.startup_timeout)
+        while not deadline.passed():
             if not node.running:
                 raise AssertionError(
                     f"{node.kind} {node.index} exited with {node.process.returncode} at "
@@ -434,7 +436,9 @@ class Cluster:
                         return
             # A process gives no readiness event: poll until the deadline.
             await asyncio.sleep(0.05)
-        raise AssertionError(f"{node.kind} {node.index} never answered /healthz\n{node.tail()}")
+        raise AssertionError(
+            f"{node.kind} {node.index} did not answer /healthz in {deadline}\n{node.tail()}"
+        )
 
     async def scrape(self, node: Node, path: str = "/metrics") -> tuple[int, str]:
         """GET ``path`` (``/metrics``, ``/healthz``) from one process: (status, body)."""
@@ -556,17 +560,15 @@ class Cluster:
 
     async def wait_for_cards(self, count: int = 1, *, timeout: float = 30.0) -> list[ApprovalCard]:
         """Wait until at least ``count`` cards are pending (see :meth:`pending_approval_cards`)."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(seconds=timeout)
         cards: list[ApprovalCard] = []
-        while time.monotonic() < deadline:
+        while not deadline.passed():
             cards = await self.pending_approval_cards()
             if len(cards) >= count:
                 return cards
             # Cards are posted by other processes: polling is the only way to see them.
             await asyncio.sleep(0.05)
-        raise AssertionError(
-            f"{len(cards)} pending approval card(s) after {timeout:g}s, not {count}"
-        )
+        raise AssertionError(f"{len(cards)} pending approval card(s) after {deadline}, not {count}")
 
     async def runs(self, *, limit: int = 100_000) -> list[Run]:
         """Every run in the store."""
@@ -579,10 +581,10 @@ class Cluster:
         the deadline: AssertionError with the runs by status (leaving the ``async with``
         prints every process's log tail).
         """
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(seconds=timeout)
         runs: list[Run] = []
         problem = ""
-        while time.monotonic() < deadline:
+        while not deadline.passed():
             try:
                 runs = await self.runs()
                 problem = ""
@@ -597,7 +599,7 @@ class Cluster:
         for run in runs:
             by_status[run.status] = by_status.get(run.status, 0) + 1
         raise AssertionError(
-            f"not all {run_count} runs final in {timeout:g}s: {len(runs)} runs {by_status}{problem}"
+            f"not all {run_count} runs final in {deadline}: {len(runs)} runs {by_status}{problem}"
         )
 
     async def lease_holder(self, run_id: str) -> str | None:
@@ -616,12 +618,12 @@ class Cluster:
     async def _read(self, read: Callable[[], Awaitable[T]], *, timeout: float = 10.0) -> T:
         """``read()``, again while the store fails (the first command on each pooled
         connection fails after Redis restarted), until ``timeout``."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(seconds=timeout)
         while True:
             try:
                 return await read()
             except _STORE_ERRORS:
-                if time.monotonic() >= deadline:
+                if deadline.passed():
                     raise
             await asyncio.sleep(0.05)
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent_core.models import RunStatus
 from tests.faults.cluster import Cluster
+
+pytestmark = pytest.mark.processes
 
 
 async def test_five_goals_one_needing_approval_all_complete(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from agent_core.testing.redis_server import RedisServer
 from tests.contract.test_store import a_run
 from tests.support import eventually, missing
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def aof_redis() -> Iterator[RedisServer]:
@@ -49,7 +51,7 @@ async def test_the_store_reconnects_and_keeps_its_data(aof_redis: RedisServer) -
                 await publisher.publish(RunKilled(run_id=run.id, by="U0ADMIN"))
                 return not signals.queue.empty()
 
-            await eventually(heard, timeout=10, interval=0.05)
+            await eventually(heard, timeout=10, interval=0.05, load_scaled=True)
             assert await signals.get() == RunKilled(run_id=run.id, by="U0ADMIN")
         assert (await listener.get_run(run.id)).status is RunStatus.PLANNING
     finally:

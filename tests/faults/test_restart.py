@@ -13,11 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from agent_core.models import ApprovalStatus, AuditEvent, RunStatus, ToolCallSubject
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from tests.e2e.test_serve import clean_env
-from tests.support import eventually
+from tests.support import eventually, within
+
+pytestmark = pytest.mark.processes
 
 KEY = "sk-ant-restart-test"
 
@@ -51,7 +55,7 @@ async def airlock(
 
 async def approve(approval_id: str, env: dict[str, str], cwd: Path) -> None:
     async with airlock("approve", approval_id, env=env, cwd=cwd) as process:
-        async with asyncio.timeout(60):
+        async with within(60):
             out, err = await process.communicate()
         assert process.returncode == 0, (out + err).decode()
 
@@ -65,12 +69,12 @@ async def pending(store: Store) -> str:
         found[:] = [a.id for a in approvals]
         return len(approvals) == 1
 
-    await eventually(one, timeout=30)
+    await eventually(one, timeout=30, load_scaled=True)
     return found[0]
 
 
 async def finished(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    async with asyncio.timeout(60):
+    async with within(60):
         out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, (out + err).decode()
@@ -92,12 +96,14 @@ async def test_a_waiting_run_survives_sigkill_and_completes_exactly_once(tmp_pat
     async with AnthropicStandIn(api_key=KEY, script=script) as server:
         env = environment(server, data)
         async with airlock("run", "write the release note", env=env, cwd=tmp_path) as first:
-            await eventually(lambda: _exists(data / "airlock.db"), timeout=30)
+            await eventually(lambda: _exists(data / "airlock.db"), timeout=30, load_scaled=True)
             store = await open_store(f"sqlite:///{data / 'airlock.db'}")
             try:
                 plan_approval = await pending(store)
                 [run] = await store.list_runs()
-                await eventually(lambda: _status(store, run.id, RunStatus.AWAITING_APPROVAL))
+                await eventually(
+                    lambda: _status(store, run.id, RunStatus.AWAITING_APPROVAL), load_scaled=True
+                )
                 first.send_signal(signal.SIGKILL)
                 assert await first.wait() == -signal.SIGKILL
 
@@ -136,13 +142,13 @@ async def test_a_call_interrupted_by_sigkill_is_asked_again(tmp_path: Path) -> N
         store: Store | None = None
         try:
             async with airlock("run", "migrate", env=env, cwd=tmp_path) as first:
-                await eventually(lambda: _exists(data / "airlock.db"), timeout=30)
+                await eventually(lambda: _exists(data / "airlock.db"), timeout=30, load_scaled=True)
                 store = await open_store(f"sqlite:///{data / 'airlock.db'}")
                 await approve(await pending(store), env, tmp_path)  # the plan
                 call = await pending(store)
                 await approve(call, env, tmp_path)
                 marker = data / "workspace" / "started"
-                await eventually(lambda: _exists(marker), timeout=30)
+                await eventually(lambda: _exists(marker), timeout=30, load_scaled=True)
                 first.send_signal(signal.SIGKILL)
                 await first.wait()
             [run] = await store.list_runs()

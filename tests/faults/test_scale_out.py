@@ -27,6 +27,8 @@ from agent_core.testing.anthropic_server import (
 from tests.faults.cluster import ApprovalCard, Cluster, Goal, goal_token, plan_reply
 from tests.support import eventually
 
+pytestmark = pytest.mark.processes
+
 GAVE_UP: list[str] = []
 """Goals whose model gave up once (the retry test's model answers the retry)."""
 GOALS = 200
@@ -52,8 +54,8 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
 
         # Worker 0 dies while it holds runs and after it asked for an approval; a fresh worker
         # joins. That approval is still answerable: a parked run belongs to no worker.
-        await eventually(lambda: _asked_by(cluster, 0), timeout=30)
-        await eventually(lambda: _holds_runs(cluster, 0), timeout=30)
+        await eventually(lambda: _asked_by(cluster, 0), timeout=30, load_scaled=True)
+        await eventually(lambda: _holds_runs(cluster, 0), timeout=30, load_scaled=True)
         assert await cluster.kill_worker(0, signal.SIGKILL) == -signal.SIGKILL
         await cluster.start_worker()
 
@@ -75,7 +77,9 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
             await approve_what_is_asked()
             return len(clicked) >= count
 
-        await eventually(lambda: asked_and_approved(GOALS // APPROVAL_EVERY // 2), timeout=60)
+        await eventually(
+            lambda: asked_and_approved(GOALS // APPROVAL_EVERY // 2), timeout=60, load_scaled=True
+        )
 
         # Worker 1 is asked to stop: its runs are handed over and it exits cleanly.
         assert await cluster.kill_worker(1, signal.SIGTERM, timeout=30) == 0
@@ -85,7 +89,7 @@ async def test_a_burst_survives_a_killed_worker_a_redis_restart_and_a_drained_wo
             runs = await cluster.runs()
             return len(runs) == GOALS and all(run.status.is_final for run in runs)
 
-        await eventually(all_over, timeout=120, interval=0.1)
+        await eventually(all_over, timeout=120, interval=0.1, load_scaled=True)
         runs = await cluster.wait_all_final(GOALS, timeout=120)
         problems = [await _problem(cluster, run) for run in runs]
         bad = [p for p in problems if p]
@@ -220,14 +224,14 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
             runs = await cluster.runs()
             return bool(runs) and runs[0].status is RunStatus.FAILED
 
-        await eventually(failed, timeout=60)
+        await eventually(failed, timeout=60, load_scaled=True)
         (run,) = await cluster.runs()
         assert "declined" in (run.error or "") and len(clicked) == 2
 
         async def worker_let_go() -> bool:  # it acknowledges a moment after the status
             return await cluster.queue_depth() == (0, 0)
 
-        await eventually(worker_let_go, timeout=10)
+        await eventually(worker_let_go, timeout=10, load_scaled=True)
         since = len(cluster.slack.calls)
         assert await cluster.slash_command(0, "status") == 200
         status = await cluster.slack.wait_for_call("chat.postEphemeral", since=since, timeout=10)
@@ -287,7 +291,7 @@ async def test_a_halt_typed_on_one_front_end_stops_the_runs_of_every_worker(
             prefixes = [node.worker_prefix for node in cluster.worker_nodes]
             return all(any(h and h.startswith(p) for h in holders) for p in prefixes)
 
-        await eventually(both_workers_busy, timeout=30)
+        await eventually(both_workers_busy, timeout=30, load_scaled=True)
         assert await cluster.slash_command(1, "halt maintenance", user=admin) == 200
         runs = await cluster.wait_all_final(8, timeout=30)
         assert {run.status for run in runs} == {RunStatus.KILLED}
@@ -295,7 +299,9 @@ async def test_a_halt_typed_on_one_front_end_stops_the_runs_of_every_worker(
         async def let_go() -> bool:
             return all([await cluster.lease_holder(run.id) is None for run in runs])
 
-        await eventually(let_go, timeout=10)  # every worker stopped its runs and let go
+        await eventually(
+            let_go, timeout=10, load_scaled=True
+        )  # every worker stopped its runs and let go
         await cluster.post_goal(0)  # refused while halted: no new run
         assert len(await cluster.runs()) == 8
         for run in runs:  # nothing ran after the kill (written by the halt or by the worker)

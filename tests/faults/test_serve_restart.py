@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent_core.models import Run, RunStatus
 from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
@@ -16,6 +18,8 @@ from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payl
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
 from tests.support import airlock_serve, eventually
+
+pytestmark = pytest.mark.processes
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-airlock-restart"
@@ -66,7 +70,7 @@ async def test_an_old_button_still_works_after_the_server_was_killed(tmp_path: P
         )  # fmt: skip
         async with airlock_serve(env, tmp_path, port) as first:
             posted = await slack.wait_for_call("chat.postMessage", approval_request, timeout=30)
-            await eventually(lambda: _parked(store, run.id), timeout=30)
+            await eventually(lambda: _parked(store, run.id), timeout=30, load_scaled=True)
             first.send_signal(signal.SIGKILL)
             await first.wait()
 

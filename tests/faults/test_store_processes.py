@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -19,6 +21,9 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.store import open_store
+from tests.support import within
+
+pytestmark = pytest.mark.processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +36,7 @@ class StoreProcess:
 
     async def line(self, timeout: float = 15.0) -> str:
         assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             raw = await self.process.stdout.readline()
         if not raw:
             assert self.process.stderr is not None

@@ -23,6 +23,7 @@ def model() -> Embedder:
     return embedder
 
 
+@pytest.mark.processes
 def test_importing_the_module_imports_no_torch() -> None:
     probe = (
         "import sys, agent_core.memory.embedder; "

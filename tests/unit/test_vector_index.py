@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from agent_core.errors import IndexCorrupt
 from agent_core.memory.index import VectorIndex
+from tests.support import load_factor
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 64
@@ -179,6 +180,7 @@ def test_a_missing_file_is_not_corruption(tmp_path: Path) -> None:
         VectorIndex.load(tmp_path / "none.vectors", dim=DIM)
 
 
+@pytest.mark.processes
 def test_a_save_that_fails_midway_leaves_the_old_file(saved: Path) -> None:
     before = saved.read_bytes()
     # A file size limit makes the write of the larger new index fail part-way; it
@@ -200,8 +202,9 @@ def test_a_save_that_fails_midway_leaves_the_old_file(saved: Path) -> None:
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+        timeout=60 * load_factor(),
+    )  # fmt: skip
     assert done.returncode == 1 and "save failed: File too large" in done.stderr
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
