@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,12 +17,15 @@ from agent_core.testing.slack_server import SlackStandIn
 from tests.e2e.test_serve import clean_env
 from tests.support import airlock_serve
 
+pytestmark = pytest.mark.processes
+
 SECRET = "memory-signing-secret"
 TOKEN = "xoxb-memory"
 KEY = "sk-ant-memory"
 FORM = dict(parse_qsl(load_text_payload("slash_command.txt")))
 USER, CHANNEL = FORM["user_id"], FORM["channel_id"]
 ADMIN = "U0ADMIN"
+_TRIGGERS = itertools.count(1)
 
 
 @pytest.fixture
@@ -41,10 +45,15 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, SlackStandIn]]:
 async def agent(
     served: tuple[str, SlackStandIn], text: str, *, user: str = USER, channel: str = CHANNEL
 ) -> str:
-    """Type `/agent <text>`; the ephemeral reply."""
+    """Type `/agent <text>`; the ephemeral reply.
+
+    Each command gets its own ``trigger_id``, as in Slack: the same text typed twice within
+    a second is two commands, not a replay.
+    """
     url, slack = served
     since = len(slack.calls)
-    form = FORM | {"command": "/agent", "text": text, "user_id": user, "channel_id": channel}
+    form = FORM | {"command": "/agent", "text": text, "user_id": user, "channel_id": channel,
+                   "trigger_id": f"{next(_TRIGGERS)}.memory"}  # fmt: skip
     status, _ = await post_to_bot(url, SlackRequestSigner(SECRET).command(form))
     assert status == 200
     reply = await slack.wait_for_call("chat.postEphemeral", since=since, timeout=60)
