@@ -15,8 +15,10 @@ export TRANSFORMERS_OFFLINE := 1
 run: $(STAMP)
 	$(BIN)/airlock serve
 
+# Two workers: most tests wait on processes, sockets and Slack/Anthropic stand-ins, so two
+# keep a 2-core machine busy; each worker has its own redis-server and temporary folders.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 # The offline demo: the real bot against local stand-ins; no keys, no Slack workspace.
 demo: $(STAMP)

@@ -32,7 +32,7 @@ from agent_core.testing.anthropic_server import (
 )
 from agent_core.testing.redis_server import free_port
 from tests.e2e.test_serve import airlock, clean_env
-from tests.support import eventually, missing
+from tests.support import eventually, load_factor, missing
 
 KEY = "sk-ant-bad-input"
 PASSWORD = "hunter2-not-to-be-shown"
@@ -273,8 +273,8 @@ async def test_resuming_a_run_a_crashed_terminal_held_says_who_and_until_when(
         env = settings(tmp_path / "data", ANTHROPIC_BASE_URL=server.base_url,
                        AIRLOCK_STORE_URL=f"{redis_url}?prefix=held-{os.getpid()}:",
                        AIRLOCK_LLM_MAX_RETRIES="0")  # fmt: skip
-        # Long enough to outlast starting the next process on a busy machine.
-        crashing = env | {"AIRLOCK_LEASE_SECONDS": "20"}
+        # Long enough to outlast starting the next process, however busy the machine is.
+        crashing = env | {"AIRLOCK_LEASE_SECONDS": str(round(6 * load_factor()))}
         try:
             async with started("run", "look around", cwd=tmp_path, env=crashing) as (
                 first,
