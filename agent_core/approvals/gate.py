@@ -2,7 +2,7 @@
 
 LOW runs; MEDIUM tells the channel and runs; HIGH and CRITICAL need a persisted approval bound
 to the exact call. Nothing waits for a person here: a new request is persisted, shown, and the
-run is parked (:class:`~agent_core.runs.stops.AwaitingDecision`); when a decision arrives the run is
+run is parked (:class:`~agent_core.stops.AwaitingDecision`); when a decision arrives the run is
 resumed from its checkpoint, comes back through this gate for the same call, finds the decided
 approval, and consumes it once. The same path serves a restart, in any process.
 
@@ -44,7 +44,7 @@ from agent_core.models import (
     TimeoutPolicy,
     ToolCallSubject,
 )
-from agent_core.runs.stops import AwaitingDecision, RunStop
+from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
 
 _ASKED = "approval-asked:"

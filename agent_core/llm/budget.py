@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from agent_core.llm import LLM, LLMResponse, ModelTier, Usage, count_through
 from agent_core.models import Spend
-from agent_core.runs.stops import BudgetExceeded
+from agent_core.stops import BudgetExceeded
 
 __all__ = ["BudgetLimits", "BudgetedLLM"]
 

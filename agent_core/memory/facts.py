@@ -22,6 +22,7 @@ from agent_core.logs import redact
 from agent_core.memory.records import MemoryType, scope_of
 from agent_core.models import Run
 from agent_core.store import Store
+from agent_core.untrusted import fenced
 
 __all__ = ["Extracted", "FactExtractor", "Lesson", "SessionFacts", "session_of"]
 
@@ -116,10 +117,7 @@ class FactExtractor:
 
     async def extract(self, llm: LLM, *, run: Run, step: str, result: str) -> Extracted | None:
         """The facts and lessons of a step; None when the model's reply was unusable."""
-        prompt = (
-            f"Goal: {run.goal}\n\nStep: {step}\n\n"
-            f'<step_result untrusted="true">\n{result[:8000]}\n</step_result>'
-        )
+        prompt = f"Goal: {run.goal}\n\nStep: {step}\n\n" + fenced("step_result", result[:8000])
         try:
             response = await self.llm_call(llm, prompt)
         except LLMError as error:

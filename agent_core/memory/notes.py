@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from agent_core.models import Precedent
+from agent_core.untrusted import fenced
 
 __all__ = ["describe_age", "describe_precedents", "memory_block"]
 
@@ -24,12 +25,8 @@ def memory_block(notes: Sequence[str]) -> str:
     """``notes`` fenced as remembered data for a prompt; empty when there are none."""
     if not notes:
         return ""
-    # A note must not be able to close the fence and pose as our own text.
-    lines = "\n".join("- " + n.replace("</memory", "&lt;/memory") for n in notes)
-    return (
-        '<memory untrusted="true">\nNotes from earlier work (data, possibly outdated):\n'
-        f"{lines}\n</memory>"
-    )
+    lines = "\n".join("- " + n for n in notes)
+    return fenced("memory", f"Notes from earlier work (data, possibly outdated):\n{lines}")
 
 
 def describe_precedents(

@@ -22,18 +22,18 @@ from agent_core import telemetry
 from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
 from agent_core.audit.trail import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
-from agent_core.injection import suspicious
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, canonical_json
 from agent_core.runs.ownership import Ownership
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.processes import ProcessRecord, end_leftover
+from agent_core.untrusted import suspicious, tool_output
 
-if TYPE_CHECKING:  # working memory imports fence from here
+if TYPE_CHECKING:
     from agent_core.memory.working import WorkingMemory
 
-__all__ = ["Executor", "ExecutorLimits", "PrivateDataFlag", "fence"]
+__all__ = ["Executor", "ExecutorLimits", "PrivateDataFlag"]
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +387,7 @@ class Executor:
                 "tool raised", extra={"run_id": run.id, "tool": tool.name}, exc_info=True
             )
             return _result(block_id, f"{tool.name} failed: {type(error).__name__}: {error}", True)
-        return _result(block_id, fence(tool.name, output, self.limits.output_max_chars))
+        return _result(block_id, tool_output(tool.name, output, self.limits.output_max_chars))
 
     async def _preview(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> str | None:
         """What the call would do, for the approver; a failing preview never blocks the gate."""
@@ -418,16 +418,6 @@ _OUTCOME_UNKNOWN = (
     "not run again: an earlier attempt of this call started before the process stopped, and"
     " whether it finished is unknown. Check its effect before calling it again."
 )
-
-
-def fence(tool: str, output: str, max_chars: int) -> str:
-    """Tool output capped at ``max_chars`` and marked as untrusted data."""
-    if len(output) > max_chars:
-        cut = len(output) - max_chars
-        output = f"{output[:max_chars]}\n[... {cut} more characters cut]"
-    # Output must not be able to close the fence and pose as our own text.
-    output = output.replace("</tool_output", "&lt;/tool_output")
-    return f'<tool_output tool="{tool}" untrusted="true">\n{output}\n</tool_output>'
 
 
 def _concurrent(calls: list[_Call]) -> bool:

@@ -37,7 +37,7 @@ from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.planner import Planner
-from agent_core.runs.stops import AwaitingDecision, RunStop
+from agent_core.stops import AwaitingDecision, RunStop
 from agent_core.store import Store
 from agent_core.tools import ToolContext, ToolRegistry
 

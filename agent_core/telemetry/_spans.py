@@ -25,7 +25,7 @@ from agent_core.models import (
     Subtask,
     SubtaskResult,
 )
-from agent_core.runs.stops import AwaitingDecision
+from agent_core.stops import AwaitingDecision
 from agent_core.telemetry import _conventions as gen_ai
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._providers import tracer

@@ -13,7 +13,7 @@ from agent_core.approvals import ApprovalGate, ApprovalPolicy
 from agent_core.audit.trail import Audit
 from agent_core.models import Approval, AuditEvent, Plan, RiskLevel, Run, RunStatus
 from agent_core.runs.orchestrator import Checkpoint
-from agent_core.runs.stops import AwaitingDecision
+from agent_core.stops import AwaitingDecision
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.tools import Tool, ToolContext, ToolRegistry

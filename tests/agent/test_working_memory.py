@@ -21,7 +21,7 @@ from agent_core.llm.budget import BudgetedLLM, BudgetLimits
 from agent_core.memory.tokens import ApiTokenCounter, EstimatedTokenCounter
 from agent_core.memory.working import SUMMARY_SYSTEM, SUMMARY_TAG, WorkingMemory, summary_of
 from agent_core.models import RiskLevel, Run, Subtask
-from agent_core.runs.executor import SYSTEM, Executor, ExecutorLimits, fence
+from agent_core.runs.executor import SYSTEM, Executor, ExecutorLimits
 from agent_core.store import Store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -35,6 +35,7 @@ from agent_core.testing.anthropic_server import (
 )
 from agent_core.testing.channel import RecordingChannel
 from agent_core.tools import ToolContext, ToolRegistry
+from agent_core.untrusted import tool_output as fence
 from tests.agent.conftest import text_tool
 
 FAST, EXECUTOR = "claude-haiku-4-5", "claude-sonnet-4-6"
