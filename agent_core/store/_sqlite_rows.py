@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from agent_core.errors import AlreadyExists, NotFound
-from agent_core.models import Approval, Run
+from agent_core.models import Approval, Run, RunStatus
 from agent_core.store.base import dump
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "put_approval",
     "put_checkpoint",
     "put_run",
+    "runs_where",
 ]
 
 SCHEMA = """
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, created_at TEXT NOT NULL,
     version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_requester ON runs (json_extract(body, '$.requester'), created_at);
 CREATE TABLE IF NOT EXISTS checkpoints (run_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY, run_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -46,6 +48,15 @@ CREATE TABLE IF NOT EXISTS audit (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq));
 CREATE TABLE IF NOT EXISTS audit_heads (run_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
+
+
+def runs_where(*, status: RunStatus | None, requester: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (and its arguments) of a runs query; each filter matches an index."""
+    # The requester is read from the body, as the runs_requester index is built, so runs
+    # stored before that index existed are found too.
+    conditions = {"status = ?": status, "json_extract(body, '$.requester') = ?": requester}
+    used = {sql: str(value) for sql, value in conditions.items() if value is not None}
+    return ("WHERE " + " AND ".join(used) if used else ""), tuple(used.values())
 
 
 def insert_run(conn: sqlite3.Connection, run: Run) -> Run:

@@ -161,8 +161,16 @@ class Store(Protocol):
     async def get_run(self, run_id: str) -> Run:
         """The run; :class:`NotFound` if there is none."""
 
-    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
-        """Runs, oldest first, optionally only those in ``status``."""
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        requester: str | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Up to ``limit`` runs by creation, oldest first unless ``newest_first``; only those
+        in ``status`` and of ``requester`` when given."""
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         """Save ``run`` if nobody saved it since it was read.

@@ -110,6 +110,7 @@ class RedisStore(RedisMemories, RedisAudit):
         redis = connect(url, max_connections=max_connections, connect_timeout=connect_timeout)
         store = cls(redis, prefix=prefix, clock=clock, audit_key=audit_key)
         await store.ping()
+        await store._index_requesters()
         return store
 
     def _now(self) -> datetime:
@@ -130,9 +131,32 @@ class RedisStore(RedisMemories, RedisAudit):
 
     async def create_run(self, run: Run) -> Run:
         run = masked_run(run)
-        indexes = [self._key("runs"), self._key("runs", run.status)]
+        indexes = [self._key("runs"), self._key("runs", run.status), self._by(run.requester)]
         await self._create("run", run.id, dump(run), run.created_at, indexes)
         return run
+
+    def _by(self, requester: str) -> str:
+        """The index of one requester's runs by creation (runs move between statuses, never
+        between requesters, so it is written once)."""
+        return self._key("runs", "by", requester)
+
+    async def _index_requesters(self) -> None:
+        """Index by requester the runs stored before that index existed (once per store)."""
+        done = self._key("runs", "by-requester-indexed")
+        if await self._redis.exists(done):
+            return
+        start = 0
+        while ids := texts(await self._redis.zrange(self._key("runs"), start, start + 999)):
+            raws = await self._redis.mget([self._key("run", run_id) for run_id in ids])
+            pipe = self._redis.pipeline(transaction=False)
+            for raw in raws:
+                if raw is None:
+                    continue  # deleted since it was listed
+                run = Run.model_validate_json(raw)
+                pipe.zadd(self._by(run.requester), {run.id: run.created_at.timestamp()})
+            await pipe.execute()
+            start += len(ids)
+        await self._redis.set(done, "1")
 
     async def _create(
         self, kind: str, record_id: str, body: str, at: datetime, indexes: list[str]
@@ -149,9 +173,32 @@ class RedisStore(RedisMemories, RedisAudit):
             raise NotFound("run", run_id)
         return Run.model_validate_json(raw)
 
-    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
-        index = self._key("runs") if status is None else self._key("runs", status)
-        ids = texts(await self._redis.zrange(index, 0, limit - 1))
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        requester: str | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[Run]:
+        if requester is None:
+            index = self._key("runs") if status is None else self._key("runs", status)
+            return await self._runs_in(index, 0, limit, newest_first)
+        if status is None:
+            return await self._runs_in(self._by(requester), 0, limit, newest_first)
+        # Someone's runs in one status: their own index, read a page at a time.
+        found: list[Run] = []
+        start = 0
+        while len(found) < limit:
+            page = await self._runs_in(self._by(requester), start, 500, newest_first)
+            if not page:
+                break
+            found += [run for run in page if run.status == status]
+            start += 500
+        return found[:limit]
+
+    async def _runs_in(self, index: str, start: int, count: int, newest_first: bool) -> list[Run]:
+        ids = texts(await self._redis.zrange(index, start, start + count - 1, desc=newest_first))
         if not ids:
             return []
         raws = await self._redis.mget([self._key("run", run_id) for run_id in ids])

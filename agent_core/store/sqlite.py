@@ -50,6 +50,7 @@ from agent_core.store._sqlite_rows import (
     put_approval,
     put_checkpoint,
     put_run,
+    runs_where,
 )
 from agent_core.store._sqlite_signals import SignalPoller, insert_signal
 from agent_core.store.base import (
@@ -126,14 +127,21 @@ class SqliteStore(SqliteMemories, SqliteAudit):
     async def get_run(self, run_id: str) -> Run:
         return await self._db.read(lambda conn: load_run(conn, run_id))
 
-    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[Run]:
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        requester: str | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[Run]:
+        where, args = runs_where(status=status, requester=requester)
+        order = "DESC" if newest_first else "ASC"
+        query = f"SELECT body FROM runs {where} ORDER BY created_at {order}, id {order} LIMIT ?"
+
         def select(conn: sqlite3.Connection) -> list[Run]:
-            if status is None:
-                query, args = "SELECT body FROM runs ORDER BY created_at LIMIT ?", (limit,)
-            else:
-                query = "SELECT body FROM runs WHERE status = ? ORDER BY created_at LIMIT ?"
-                args = (status, limit)  # type: ignore[assignment]
-            return [Run.model_validate_json(row[0]) for row in conn.execute(query, args)]
+            rows = conn.execute(query, (*args, limit))
+            return [Run.model_validate_json(row[0]) for row in rows]
 
         return await self._db.read(select)
 

@@ -160,13 +160,11 @@ class AdminCommands:
     async def _active(self, requester: str | None) -> list[Run]:
         """Runs not over, each once (one may move between statuses while they are listed);
         only ``requester``'s unless None."""
-        # The store cannot filter by requester: someone's runs are looked for among all.
-        limit = _LISTED if requester is None else 100_000
         runs: dict[str, Run] = {}
         for status in ACTIVE:
-            for run in await self.store.list_runs(status=status, limit=limit):
-                if requester is None or run.requester == requester:
-                    runs.setdefault(run.id, run)
+            for run in await self.store.list_runs(status=status, requester=requester,
+                                                  limit=_LISTED):  # fmt: skip
+                runs.setdefault(run.id, run)
         return list(runs.values())
 
 

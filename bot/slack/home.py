@@ -52,12 +52,9 @@ _VIEW_REFUSED = frozenset({"invalid_arguments", "invalid_blocks", "view_too_larg
 
 async def home_view(store: Store, authority: Authority, user: str) -> View:
     """The Home tab of ``user``."""
-    runs = await store.list_runs(limit=10_000)
+    mine = await store.list_runs(requester=user, newest_first=True, limit=_MAX_RUNS)
     blocks: list[Block] = [HeaderBlock(text="Your runs")]
-    mine = [r for r in runs if r.requester == user][-_MAX_RUNS:]
-    blocks += [_run_line(r) for r in reversed(mine)] or [
-        _note("No runs yet: mention me with a goal.")
-    ]
+    blocks += [_run_line(r) for r in mine] or [_note("No runs yet: mention me with a goal.")]
     waiting = [a for a in await store.list_pending_approvals()
                if await authority.refusal(a, user) is None]  # fmt: skip
     blocks += [DividerBlock(), HeaderBlock(text="Waiting for you")]
@@ -66,7 +63,8 @@ async def home_view(store: Store, authority: Authority, user: str) -> View:
         blocks.append(_note("Nothing to decide."))
     if await authority.is_admin(user):
         blocks += [DividerBlock(), HeaderBlock(text="In flight (admin)")]
-        blocks += _admin(runs, await SpendLedger(store=store).today(), viewer=user)
+        blocks += _admin(await _in_flight(store), await SpendLedger(store=store).today(),
+                         viewer=user)  # fmt: skip
     return View(type="home", blocks=blocks)
 
 
@@ -117,10 +115,18 @@ def _note(text: str) -> ContextBlock:
     return ContextBlock(elements=[mrkdwn(cut(text, 3000))])
 
 
-def _admin(runs: list[Run], spend: float, *, viewer: str) -> list[Block]:
-    active = [r for r in runs if r.status in ACTIVE][-_MAX_RUNS:]
+async def _in_flight(store: Store) -> list[Run]:
+    """Every run not over, newest first (one moving between statuses meanwhile, once)."""
+    runs: dict[str, Run] = {}
+    for status in ACTIVE:
+        for run in await store.list_runs(status=status, newest_first=True, limit=100_000):
+            runs.setdefault(run.id, run)
+    return sorted(runs.values(), key=lambda r: r.created_at, reverse=True)
+
+
+def _admin(active: list[Run], spend: float, *, viewer: str) -> list[Block]:
     blocks: list[Block] = [_note(f"Spend today: ${spend:.2f} · {len(active)} run(s) in flight")]
-    for run in active:
+    for run in active[:_MAX_RUNS]:
         blocks.append(SectionBlock(
             text=mrkdwn(f"`{inert_code(run.id)}` *{run.status.value}* {mention(run.requester)}: "
                         f"{goal_seen_by(run, viewer, limit=150)}"),

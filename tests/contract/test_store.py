@@ -56,7 +56,8 @@ KEY = AuditKey.from_text(TEST_AUDIT_KEY)
 
 
 def a_run(**fields: object) -> Run:
-    return Run(goal="restart the staging web tier", requester="U0REQUEST", **fields)  # type: ignore[arg-type]
+    given = {"goal": "restart the staging web tier", "requester": "U0REQUEST"} | fields
+    return Run(**given)  # type: ignore[arg-type]
 
 
 def a_tool_approval(run_id: str, *, required: int = 1, **arguments: object) -> Approval:
@@ -105,6 +106,29 @@ async def test_runs_are_listed_by_status_oldest_first(store: Store) -> None:
     assert [r.id for r in await store.list_runs(status=RunStatus.PLANNING)] == [runs[1].id]
     assert [r.id for r in await store.list_runs()] == [r.id for r in runs]
     assert len(await store.list_runs(limit=2)) == 2
+
+
+async def test_someones_newest_runs_are_found_among_many_older_ones(store: Store) -> None:
+    start = utcnow()
+    for i in range(120):  # others' runs, and older ones of her own, all before her newest
+        await store.create_run(a_run(requester="U0ANA" if i % 40 == 0 else f"U{i:04d}",
+                                     created_at=start + timedelta(seconds=i)))  # fmt: skip
+    newest = [a_run(requester="U0ANA", created_at=start + timedelta(seconds=200 + i))
+              for i in range(3)]  # fmt: skip
+    for run in newest:
+        await store.create_run(run)
+    await store.save_run((await store.get_run(newest[1].id)).model_copy(
+        update={"status": RunStatus.PLANNING}))  # fmt: skip
+
+    hers = await store.list_runs(requester="U0ANA", newest_first=True, limit=4)
+    assert [r.id for r in hers[:3]] == [r.id for r in reversed(newest)]
+    assert len(hers) == 4 and all(r.requester == "U0ANA" for r in hers)
+    assert [r.id for r in await store.list_runs(requester="U0ANA", status=RunStatus.PLANNING)] == [
+        newest[1].id
+    ]
+    assert len(await store.list_runs(requester="U0ANA", limit=100)) == 6
+    assert [r.id for r in await store.list_runs(newest_first=True, limit=1)] == [newest[2].id]
+    assert await store.list_runs(requester="U0NOBODY") == []
 
 
 async def test_a_transition_is_compare_and_set(store: Store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -70,3 +71,25 @@ async def test_more_concurrent_operations_than_connections_wait_instead_of_faili
         assert [r.id for r in loaded] == [r.id for r in runs]
     finally:
         await store.close()
+
+
+async def test_runs_stored_before_the_requester_index_are_found_by_requester(
+    redis_url: str,
+) -> None:
+    url = f"{redis_url}?prefix=by-requester-{uuid.uuid4().hex[:8]}:"
+    store = await open_store(url)
+    try:
+        runs = [await store.create_run(a_run(requester=f"U0{i % 2}")) for i in range(5)]
+        # As an older airlock left them: no requester index and no mark that it was built.
+        raw = store._redis  # type: ignore[attr-defined]
+        prefix = url.split("prefix=")[1]
+        stale = [k async for k in raw.scan_iter(f"{prefix}runs:by*")]
+        assert stale and await raw.delete(*stale) == len(stale)
+    finally:
+        await store.close()
+    reopened = await open_store(url)
+    try:
+        found = await reopened.list_runs(requester="U00", newest_first=True)
+        assert [r.id for r in found] == [r.id for r in reversed(runs[0::2])]
+    finally:
+        await reopened.close()
