@@ -25,6 +25,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalStatus",
     "AuditEvent",
+    "AuditKind",
     "Concluded",
     "Counted",
     "Decision",
@@ -467,6 +468,53 @@ class QuestionAnswered(_Record):
 Signal: TypeAlias = Annotated[
     ApprovalDecided | RunKilled | HaltChanged | QuestionAnswered, Field(discriminator="kind")
 ]
+
+
+class AuditKind(StrEnum):
+    """What an audit event records: every kind airlock writes, in one place.
+
+    Stored as its text; trails written by other versions may hold kinds not listed here.
+    """
+
+    # A run's life
+    PLAN_CREATED = "plan_created"
+    RUN_CLAIMED = "run_claimed"
+    RUN_REFUSED = "run_refused"
+    SUBTASK_FINISHED = "subtask_finished"
+    RUN_FINISHED = "run_finished"
+    RUN_KILLED = "run_killed"
+    RUN_RETRIED = "run_retried"
+    # The model
+    LLM_CALL = "llm_call"
+    LLM_ERROR = "llm_error"
+    # Tools
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    TOOL_REFUSED = "tool_refused"
+    TOOL_RESULT_REUSED = "tool_result_reused"
+    TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
+    TOOL_PROCESS_STARTED = "tool_process_started"
+    TOOL_PROCESS_ENDED = "tool_process_ended"
+    INJECTION_SUSPECTED = "injection_suspected"
+    # Approvals
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_REASKED = "approval_reasked"
+    APPROVAL_DECIDED = "approval_decided"
+    APPROVAL_SUPERSEDED = "approval_superseded"
+    APPROVAL_GRANTED_FOR_RUN = "approval_granted_for_run"
+    APPROVAL_KEPT = "approval_kept"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_ESCALATED = "approval_escalated"
+    APPROVAL_UNDELIVERABLE = "approval_undeliverable"
+    DECISION_REFUSED = "decision_refused"
+    # People operating airlock
+    KILL_REFUSED = "kill_refused"
+    RETRY_REFUSED = "retry_refused"
+    KILL_ALL = "kill_all"
+    HALT = "halt"
+    RESUME = "resume"
+    MEMORY_ADDED = "memory_added"
+    MEMORY_FORGOTTEN = "memory_forgotten"
 
 
 class AuditEvent(_Record):

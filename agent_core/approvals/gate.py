@@ -32,6 +32,7 @@ from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
+    AuditKind,
     Decision,
     DecisionKind,
     Plan,
@@ -233,7 +234,7 @@ class ApprovalGate:
         grant = await self._granted(run, subject.tool, risk)
         if grant is None:
             return await self._ask(run, key, 0, subject, risk, rules)
-        await self.audit.record(run.id, "approval_granted_for_run", actor="airlock",
+        await self.audit.record(run.id, AuditKind.APPROVAL_GRANTED_FOR_RUN, actor="airlock",
                                 tool=subject.tool, arguments=subject.arguments,
                                 tool_use_id=subject.tool_use_id, granted_by=grant.by,
                                 approval_id=grant.approval, risk=risk.value)  # fmt: skip
@@ -286,7 +287,7 @@ class ApprovalGate:
             seed = Decision(kind=DecisionKind.APPROVE, by=edit.by, at=edit.at,
                             as_admin=edit.as_admin)  # fmt: skip
         risk = RiskLevel.highest(risks)
-        await self.audit.record(run.id, "approval_reasked", actor="airlock",
+        await self.audit.record(run.id, AuditKind.APPROVAL_REASKED, actor="airlock",
                                 approval_id=approval_id(run.id, key, attempt),
                                 supersedes=previous.id, risk=risk.value,
                                 was=previous.risk.value)  # fmt: skip
@@ -312,7 +313,7 @@ class ApprovalGate:
             # Another process asked the same at the same moment (a worker that took the run
             # over while this one was still at it): that request stands; go by it.
             return await self._gate(run, key, subject, risk, rules)
-        await self.audit.record(run.id, "approval_requested", actor="airlock",
+        await self.audit.record(run.id, AuditKind.APPROVAL_REQUESTED, actor="airlock",
                                 approval_id=approval.id, risk=approval.risk.value,
                                 subject=subject.model_dump(mode="json"))  # fmt: skip
         if approval.status is not ApprovalStatus.PENDING:  # decided already (an admin's edit)

@@ -23,6 +23,7 @@ from agent_core.models import (
     Approval,
     ApprovalDecided,
     ApprovalStatus,
+    AuditKind,
     Concluded,
     Decision,
     DecisionKind,
@@ -123,7 +124,7 @@ class DecisionService:
         refusal = await self._refusal(approval, decision)
         if refusal is not None:
             await self.audit.record(
-                approval.run_id, "decision_refused", actor=decision.by,
+                approval.run_id, AuditKind.DECISION_REFUSED, actor=decision.by,
                 approval_id=approval.id, decision=decision.kind.value, reason=refusal,
             )  # fmt: skip
             return Refused(reason=refusal)
@@ -177,7 +178,7 @@ class DecisionService:
                 )  # fmt: skip
             if outcome.approval.status is ApprovalStatus.SUPERSEDED:
                 await self.audit.record(
-                    approval.run_id, "approval_superseded", actor=decision.by,
+                    approval.run_id, AuditKind.APPROVAL_SUPERSEDED, actor=decision.by,
                     approval_id=approval.id, risk=approval.risk.value,
                     edited_risk=str(decision.edited_risk),
                     edited_arguments=decision.edited_arguments,
@@ -187,7 +188,7 @@ class DecisionService:
                 ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
             )
         await self.audit.record(
-            approval.run_id, "approval_decided", actor=decision.by, approval_id=approval.id,
+            approval.run_id, AuditKind.APPROVAL_DECIDED, actor=decision.by, approval_id=approval.id,
             decision=decision.kind.value, outcome=outcome.kind, reason=decision.reason,
             edited_arguments=decision.edited_arguments, status=outcome.approval.status.value,
         )  # fmt: skip

@@ -20,7 +20,7 @@ from agent_core.audit.verify import Finding, TrailReport, check_trail, problem, 
 from agent_core.errors import AuditTampered, LLMError, NotFound
 from agent_core.llm import LLM, LLMResponse, ModelTier, count_through
 from agent_core.logs import redact_value
-from agent_core.models import AuditEvent, JsonValue, Run
+from agent_core.models import AuditEvent, AuditKind, JsonValue, Run
 from agent_core.store import Store
 
 __all__ = ["GLOBAL", "Audit", "AuditedLLM", "StoreReport", "verify_chain", "verify_store"]
@@ -34,7 +34,9 @@ class Audit:
 
     store: Store
 
-    async def record(self, run_id: str, kind: str, *, actor: str, **data: JsonValue) -> AuditEvent:
+    async def record(
+        self, run_id: str, kind: AuditKind, *, actor: str, **data: JsonValue
+    ) -> AuditEvent:
         """Append ``kind`` by ``actor`` to the trail of ``run_id``, secrets masked first."""
         return await self.store.append_audit(
             AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value(data))
@@ -72,12 +74,13 @@ class AuditedLLM:
                 tool_choice=tool_choice, max_tokens=max_tokens,
             )  # fmt: skip
         except LLMError as error:
-            await self.audit.record(self.run_id, "llm_error", actor="airlock", request=request,
-                                    model=error.model, error=error.reason)  # fmt: skip
+            await self.audit.record(self.run_id, AuditKind.LLM_ERROR, actor="airlock",
+                                    request=request, model=error.model,
+                                    error=error.reason)  # fmt: skip
             raise
         usage = response.usage
         await self.audit.record(
-            self.run_id, "llm_call", actor="airlock", request=request, model=response.model,
+            self.run_id, AuditKind.LLM_CALL, actor="airlock", request=request, model=response.model,
             stop_reason=response.stop_reason, content=response.content,
             usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                    "cache_write_tokens": usage.cache_write_tokens,

@@ -17,6 +17,7 @@ from agent_core.errors import NotFound, VersionConflict
 from agent_core.models import (
     ApprovalDecided,
     ApprovalStatus,
+    AuditKind,
     Concluded,
     HaltChanged,
     HaltState,
@@ -56,7 +57,7 @@ class RunControl:
         except NotFound:
             return Refused(reason=f"there is no run {run_id}")
         if not (await self.authority.is_admin(by) or by == run.requester):
-            await self.audit.record(run.id, "kill_refused", actor=by)
+            await self.audit.record(run.id, AuditKind.KILL_REFUSED, actor=by)
             return Refused(reason="only an admin or the person who asked for the run may kill it")
         return await self._kill(run, by=by, reason=reason)
 
@@ -72,7 +73,7 @@ class RunControl:
         except NotFound:
             return Refused(reason=f"there is no run {run_id}")
         if not (await self.authority.is_admin(by) or by == run.requester):
-            await self.audit.record(run.id, "retry_refused", actor=by)
+            await self.audit.record(run.id, AuditKind.RETRY_REFUSED, actor=by)
             return Refused(reason="only an admin or the person who asked for the run may retry it")
         if run.status not in RETRYABLE:
             return Refused(reason=f"it is {run.status.value}; only failed, timed-out or"
@@ -86,14 +87,14 @@ class RunControl:
             run = await self.store.save_run(retried)
         except VersionConflict:
             return Refused(reason="the run changed meanwhile; look at it again")
-        await self.audit.record(run.id, "run_retried", actor=by, attempt=run.attempt)
+        await self.audit.record(run.id, AuditKind.RUN_RETRIED, actor=by, attempt=run.attempt)
         return run
 
     async def kill_all(self, *, by: str, reason: str | None = None) -> list[Run] | Refused:
         """Kill every run that is not over (admins only)."""
         if not await self.authority.is_admin(by):
             return Refused(reason="only an admin may kill every run")
-        await self.audit.record(GLOBAL, "kill_all", actor=by, reason=reason)
+        await self.audit.record(GLOBAL, AuditKind.KILL_ALL, actor=by, reason=reason)
         return [await self._kill(run, by=by, reason=reason) for run in await self._active()]
 
     async def halt(self, *, by: str, reason: str | None = None) -> list[Run] | Refused:
@@ -102,7 +103,7 @@ class RunControl:
             return Refused(reason="only an admin may halt airlock")
         await self.store.set_halt(HaltState(halted=True, by=by, reason=reason))
         await self.store.publish(HaltChanged(halted=True, by=by))
-        await self.audit.record(GLOBAL, "halt", actor=by, reason=reason)
+        await self.audit.record(GLOBAL, AuditKind.HALT, actor=by, reason=reason)
         return [
             await self._kill(run, by=by, reason=reason or "halted") for run in await self._active()
         ]
@@ -114,7 +115,7 @@ class RunControl:
         state = HaltState(halted=False, by=by)
         await self.store.set_halt(state)
         await self.store.publish(HaltChanged(halted=False, by=by))
-        await self.audit.record(GLOBAL, "resume", actor=by)
+        await self.audit.record(GLOBAL, AuditKind.RESUME, actor=by)
         return state
 
     async def _active(self) -> list[Run]:
@@ -141,5 +142,5 @@ class RunControl:
                 telemetry.approval_settled(outcome.approval)
                 await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=run.id))
         await self.store.publish(RunKilled(run_id=run.id, by=by, reason=why))
-        await self.audit.record(run.id, "run_killed", actor=by, reason=why)
+        await self.audit.record(run.id, AuditKind.RUN_KILLED, actor=by, reason=why)
         return run

@@ -24,7 +24,15 @@ from agent_core.audit.trail import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.llm import LLM, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
-from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, canonical_json
+from agent_core.models import (
+    AuditEvent,
+    AuditKind,
+    RiskLevel,
+    Run,
+    Subtask,
+    SubtaskResult,
+    canonical_json,
+)
 from agent_core.runs.ownership import Ownership
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.processes import ProcessRecord, end_leftover
@@ -285,7 +293,7 @@ class Executor:
             risk_of=lambda edited: self._assess(run, tool, edited).level,
         )  # fmt: skip
         if not isinstance(verdict, Allowed):
-            await self._audit(run, "tool_refused", tool=tool.name, tool_use_id=block_id,
+            await self._audit(run, AuditKind.TOOL_REFUSED, tool=tool.name, tool_use_id=block_id,
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
         return await self._execute(run, tool, arguments, verdict, block_id)
@@ -294,9 +302,11 @@ class Executor:
         """End what earlier attempts of this call started and left running (the process died
         during the call); whether all of it was confirmed ended (None: it started nothing
         airlock knows of). Done before anything else happens to the call."""
-        if any(e.kind == "tool_result" for e in events):
+        if any(e.kind == AuditKind.TOOL_RESULT for e in events):
             return None
-        started = [e.data.get("process") for e in events if e.kind == _PROCESS_STARTED]
+        started = [
+            e.data.get("process") for e in events if e.kind == AuditKind.TOOL_PROCESS_STARTED
+        ]
         if not started:
             return None
         try:
@@ -306,7 +316,7 @@ class Executor:
             ended = [False]
         else:
             ended = [await end_leftover(record) for record in records]
-        await self._audit(run, "tool_process_ended", tool=call.block["name"],
+        await self._audit(run, AuditKind.TOOL_PROCESS_ENDED, tool=call.block["name"],
                           tool_use_id=call.block["id"], confirmed=all(ended))  # fmt: skip
         return all(ended)
 
@@ -324,15 +334,17 @@ class Executor:
         if call.tool is None:
             return None
         block_id, tool = call.block["id"], call.tool
-        finished = next((e for e in events if e.kind == "tool_result"), None)
+        finished = next((e for e in events if e.kind == AuditKind.TOOL_RESULT), None)
         if finished is not None:
-            await self._audit(run, "tool_result_reused", tool=tool.name, tool_use_id=block_id)
+            await self._audit(
+                run, AuditKind.TOOL_RESULT_REUSED, tool=tool.name, tool_use_id=block_id
+            )
             return _result(block_id, str(finished.data.get("output", "")),
                            error=bool(finished.data.get("is_error")))  # fmt: skip
-        started = any(e.kind == "tool_call" for e in events)
+        started = any(e.kind == AuditKind.TOOL_CALL for e in events)
         if not started or tool.idempotent or call.risk.rank >= RiskLevel.HIGH.rank:
             return None
-        await self._audit(run, "tool_outcome_unknown", tool=tool.name, tool_use_id=block_id)
+        await self._audit(run, AuditKind.TOOL_OUTCOME_UNKNOWN, tool=tool.name, tool_use_id=block_id)
         return _result(block_id, _OUTCOME_UNKNOWN, error=True)
 
     async def _execute(
@@ -346,7 +358,7 @@ class Executor:
             edited["worker"] = self.ownership.owner
         if tool.reads_private_data:  # kept before the call: a crash must not forget it
             await self._flag(run).set()
-        await self._audit(run, "tool_call", tool=tool.name, tool_use_id=block_id,
+        await self._audit(run, AuditKind.TOOL_CALL, tool=tool.name, tool_use_id=block_id,
                           arguments=arguments, approval_id=verdict.approval_id,
                           approved_by=verdict.approved_by, **edited)  # fmt: skip
         started = time.monotonic()
@@ -356,13 +368,13 @@ class Executor:
             approval_id=verdict.approval_id, approved_by=verdict.approved_by,
         )  # fmt: skip
         flags = suspicious(result["content"])
-        await self._audit(run, "tool_result", tool=tool.name, tool_use_id=block_id,
+        await self._audit(run, AuditKind.TOOL_RESULT, tool=tool.name, tool_use_id=block_id,
                           is_error=bool(result.get("is_error")), output=result["content"][:4000],
                           flags=flags,
                           duration_ms=round((time.monotonic() - started) * 1000, 3))  # fmt: skip
         if flags:
-            await self._audit(run, "injection_suspected", tool=tool.name, tool_use_id=block_id,
-                              flags=flags)  # fmt: skip
+            await self._audit(run, AuditKind.INJECTION_SUSPECTED, tool=tool.name,
+                              tool_use_id=block_id, flags=flags)  # fmt: skip
         return result
 
     async def _run_tool(
@@ -371,7 +383,8 @@ class Executor:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
 
         async def started(record: ProcessRecord) -> None:
-            await self._audit(run, _PROCESS_STARTED, tool=tool.name, tool_use_id=block_id,
+            await self._audit(run, AuditKind.TOOL_PROCESS_STARTED, tool=tool.name,
+                              tool_use_id=block_id,
                               process=record.model_dump(mode="json"))  # fmt: skip
 
         context = replace(self.context(run), on_process=started)
@@ -402,7 +415,7 @@ class Executor:
                            exc_info=True)  # fmt: skip
             return f"(no preview: {type(error).__name__}: {error})"
 
-    async def _audit(self, run: Run, kind: str, **data: Any) -> None:
+    async def _audit(self, run: Run, kind: AuditKind, **data: Any) -> None:
         if self.audit is not None:
             await self.audit.record(run.id, kind, actor="airlock", **data)
 
@@ -410,9 +423,6 @@ class Executor:
         if self.on_progress is not None:
             await self.on_progress(subtask.id, messages)
 
-
-_PROCESS_STARTED = "tool_process_started"
-"""Audit event: a tool call started a process (what it needs to be found again)."""
 
 _OUTCOME_UNKNOWN = (
     "not run again: an earlier attempt of this call started before the process stopped, and"

@@ -19,6 +19,7 @@ from agent_core.approvals import LOCAL_PREFIX
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
+from agent_core.models import AuditKind
 from agent_core.store import Store
 
 __all__ = ["Admission", "LimitName", "LimitReached", "Limits", "SpendLedger"]
@@ -118,7 +119,7 @@ class Admission:
         if reached is not None:
             await Audit(store=self.store).record(
                 GLOBAL,
-                "run_refused",
+                AuditKind.RUN_REFUSED,
                 actor=requester,
                 limit=reached.limit,
                 used=reached.used,

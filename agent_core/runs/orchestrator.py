@@ -32,7 +32,7 @@ from agent_core.config import Settings
 from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
 from agent_core.llm import LLM, Usage
 from agent_core.llm.budget import BudgetedLLM, BudgetLimits
-from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
@@ -249,7 +249,7 @@ class _RunState:
             except OwnershipLost:
                 continue
             await Audit(store=self.orchestrator.store).record(
-                self.run.id, "run_claimed", actor="airlock", worker=ownership.owner,
+                self.run.id, AuditKind.RUN_CLAIMED, actor="airlock", worker=ownership.owner,
                 status=self.run.status.value, attempt=self.run.attempt,
             )  # fmt: skip
             break
@@ -267,7 +267,7 @@ class _RunState:
                 notes = await self.memory_notes()
                 plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
-            await Audit(store=o.store).record(self.run.id, "plan_created", actor="airlock",
+            await Audit(store=o.store).record(self.run.id, AuditKind.PLAN_CREATED, actor="airlock",
                                               plan=plan.model_dump(mode="json"))  # fmt: skip
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
@@ -357,7 +357,7 @@ class _RunState:
         await self.save(status=status, error=error)
         telemetry.run_finished(status)
         await Audit(store=self.orchestrator.store).record(
-            self.run.id, "run_finished", actor="airlock", status=status.value,
+            self.run.id, AuditKind.RUN_FINISHED, actor="airlock", status=status.value,
             result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
         )  # fmt: skip
         await self.orchestrator.channel.notify(
@@ -484,7 +484,7 @@ class _Schedule:
             state.checkpoint.conversations.pop(subtask_id, None)
         await state.save(results={**state.run.results, subtask_id: result})
         await Audit(store=state.orchestrator.store).record(
-            state.run.id, "subtask_finished", actor="airlock", subtask_id=subtask_id,
+            state.run.id, AuditKind.SUBTASK_FINISHED, actor="airlock", subtask_id=subtask_id,
             status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
         )  # fmt: skip
         summary = result.output if result.status == "completed" else (result.error or result.status)

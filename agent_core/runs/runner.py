@@ -39,6 +39,7 @@ from agent_core.models import (
     Approval,
     ApprovalDecided,
     ApprovalStatus,
+    AuditKind,
     Concluded,
     HaltChanged,
     Run,
@@ -347,7 +348,7 @@ class Runner:
             return
         policy = self.policy.timeout(approval.risk)
         if policy is TimeoutPolicy.KEEP:
-            await self.audit.record(approval.run_id, "approval_kept", actor="airlock",
+            await self.audit.record(approval.run_id, AuditKind.APPROVAL_KEPT, actor="airlock",
                                     approval_id=approval.id)  # fmt: skip
             return
         if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
@@ -358,7 +359,7 @@ class Runner:
         )
         if isinstance(outcome, Concluded):
             telemetry.approval_settled(outcome.approval)
-            await self.audit.record(approval.run_id, "approval_expired", actor="airlock",
+            await self.audit.record(approval.run_id, AuditKind.APPROVAL_EXPIRED, actor="airlock",
                                     approval_id=approval.id, policy=policy.value)  # fmt: skip
             await self.store.publish(
                 ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
@@ -372,7 +373,7 @@ class Runner:
         )
         if moved is None:
             return
-        await self.audit.record(approval.run_id, "approval_escalated", actor="airlock",
+        await self.audit.record(approval.run_id, AuditKind.APPROVAL_ESCALATED, actor="airlock",
                                 approval_id=approval.id, to=who, hop=moved.hop)  # fmt: skip
         run = await self.store.get_run(approval.run_id)
         await self.channel.notify(ApprovalEscalated(run=run, approval=moved))

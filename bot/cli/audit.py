@@ -19,7 +19,7 @@ from agent_core.audit.verify import check_trail
 from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import NotFound
-from agent_core.models import AuditEvent, JsonValue, canonical_json
+from agent_core.models import AuditEvent, AuditKind, JsonValue, canonical_json
 from agent_core.store import Store
 
 __all__ = ["audit_app", "describe", "inert"]
@@ -227,8 +227,8 @@ def _short(value: JsonValue, limit: int = 120) -> str:
 
 def _totals(trail: AuditTrail, key: AuditKey | None) -> str:
     events = trail.events
-    calls = [e for e in events if e.kind == "llm_call"]
-    tools = [e for e in events if e.kind == "tool_call"]
+    calls = [e for e in events if e.kind == AuditKind.LLM_CALL]
+    tools = [e for e in events if e.kind == AuditKind.TOOL_CALL]
     tokens = sum((e.data.get("usage") or {}).get("input_tokens", 0)
                  + (e.data.get("usage") or {}).get("output_tokens", 0) for e in calls)  # fmt: skip
     cost = sum(float(e.data.get("cost_usd", 0)) for e in calls)

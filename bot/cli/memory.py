@@ -22,6 +22,7 @@ from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.config import Settings
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, MemoryType
+from agent_core.models import AuditKind
 from agent_core.store import Store
 from bot.slack.fit import cut
 from bot.slack.render import visible
@@ -92,7 +93,7 @@ def add(
             importance=importance, expires_at=expires,
         )  # fmt: skip
         await Audit(store=store).record(
-            GLOBAL, "memory_added", actor=me, memory_id=kept.memory.id, scope=where,
+            GLOBAL, AuditKind.MEMORY_ADDED, actor=me, memory_id=kept.memory.id, scope=where,
             merged=kept.merged,
         )  # fmt: skip
         replaced = f", replacing {kept.replaced.id}" if kept.replaced else ""
@@ -143,7 +144,7 @@ def forget(
         if gone is None:
             err.print(f"airlock memory: there is no memory {memory_id}")
             return 1
-        await Audit(store=store).record(GLOBAL, "memory_forgotten", actor=local_identity(),
+        await Audit(store=store).record(GLOBAL, AuditKind.MEMORY_FORGOTTEN, actor=local_identity(),
                                         memory_id=memory_id, scope=gone.scope)  # fmt: skip
         out.print(Text(f"forgot {memory_id} ({gone.scope}): {visible(_short(gone.content))}"))
         return 0

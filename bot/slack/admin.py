@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from agent_core.approvals import DecisionService, Refused
 from agent_core.errors import NotFound
-from agent_core.models import Decision, DecisionKind, Run
+from agent_core.models import AuditKind, Decision, DecisionKind, Run
 from agent_core.runs.control import ACTIVE, RunControl
 from agent_core.runs.limits import SpendLedger
 from agent_core.store import Store
@@ -28,6 +28,7 @@ __all__ = ["ADMIN_VERBS", "AdminCommands"]
 
 T = TypeVar("T")
 
+_REFUSALS_AND_KILLS = {AuditKind.RUN_KILLED, AuditKind.DECISION_REFUSED, AuditKind.KILL_REFUSED}
 _LISTED = 50  # runs `/agent status` lists, and looks at per status for an admin
 
 ADMIN_VERBS = frozenset({"kill", "halt", "resume", "status", "audit", "approve", "reject", "retry"})
@@ -102,8 +103,8 @@ class AdminCommands:
                 "Not allowed: only an admin or the person who asked for the run may see its audit."
             )
         events = await self.store.list_audit(run.id)
-        tools = [e.data.get("tool") for e in events if e.kind == "tool_call"]
-        decided = [e for e in events if e.kind == "approval_decided"]
+        tools = [e.data.get("tool") for e in events if e.kind == AuditKind.TOOL_CALL]
+        decided = [e for e in events if e.kind == AuditKind.APPROVAL_DECIDED]
         called = cut(inert(", ".join(str(t) for t in tools)), 1000) or "none"
         lines = [
             f"*Run `{inert_code(run.id)}`* {run.status.value} · asked by {mention(run.requester)}",
@@ -113,7 +114,7 @@ class AdminCommands:
         lines += [f"• {mention(e.actor)} {inert(str(e.data.get('decision')))} "
                   f"`{inert_code(str(e.data.get('approval_id')))}`" for e in decided]  # fmt: skip
         lines += [f"• {e.kind.replace('_', ' ')} by {mention(e.actor)}" for e in events
-                  if e.kind in ("run_killed", "decision_refused", "kill_refused")]  # fmt: skip
+                  if e.kind in _REFUSALS_AND_KILLS]  # fmt: skip
         return cut("\n".join(lines), 3900)
 
     async def _kill(self, user: str, rest: str) -> str:

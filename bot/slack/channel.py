@@ -43,6 +43,7 @@ from agent_core.models import (
     Approval,
     ApprovalDecided,
     ApprovalStatus,
+    AuditKind,
     Concluded,
     Plan,
     QuestionAnswered,
@@ -82,7 +83,6 @@ _ASSISTANT_STATUS = {
     "approval_needed": "is waiting for an approval…",
 }
 _MAX_REPLY = 3500  # a message's text holds 4,000 characters; leave room for the header
-_UNDELIVERABLE = "approval_undeliverable"
 _QUIET: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
 """No previews of links a model wrote: an unfurl under a card could say anything."""
 
@@ -213,8 +213,10 @@ class SlackChannel:
             approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=utcnow()
         )
         if isinstance(outcome, Concluded):
-            await Audit(store=self.store).record(run.id, _UNDELIVERABLE, actor="airlock",
-                                                 approval_id=approval.id, reason=why)  # fmt: skip
+            await Audit(store=self.store).record(
+                run.id, AuditKind.APPROVAL_UNDELIVERABLE, actor="airlock",
+                approval_id=approval.id, reason=why,
+            )  # fmt: skip
             await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=run.id))
 
     async def shown_at(self, approval_id: str) -> set[tuple[str, str]]:
