@@ -28,10 +28,15 @@ install: $(STAMP)
 
 # torch is pinned in the same command as the package that needs it
 # (sentence-transformers) so pip takes the 2.13.0 CPU build, not a CUDA one.
+# Each step says what it does first: the install is quiet and takes minutes.
 $(STAMP): pyproject.toml
+	@echo "==> make install: creating $(VENV) with $(PYTHON) (if missing)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> make install: upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> make install: installing airlock and its dependencies (CPU torch; a few minutes)"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[dev]"
+	@echo "==> make install: done ($(BIN)/airlock); marking it so the next make skips this"
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -383,9 +383,19 @@ def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Set
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([f"--env-file {env_file}: cannot be read ({error})"]) from None
     settings._settings_file = None if env_file is None else Path(env_file)
+    _anchor_data_dir(settings)
     # Masked wherever they might appear: logs, the audit trail, Slack messages, spans.
     register_secrets(*(secret.get_secret_value() for secret in settings.secrets()))
     return settings
+
+
+def _anchor_data_dir(settings: Settings) -> None:
+    """A relative ``AIRLOCK_DATA_DIR`` is taken from the folder of the settings file that was
+    read, not from wherever the command runs: ``--env-file ops/.env`` keeps its store in
+    ``ops/data`` whichever folder it is run from."""
+    env_file = settings.settings_file
+    if env_file is not None and env_file.is_file() and not settings.data_dir.is_absolute():
+        settings.data_dir = env_file.parent / settings.data_dir
 
 
 def _check_env_file(env_file: Path | str | None) -> None:

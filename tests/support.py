@@ -142,3 +142,12 @@ async def airlock_serve(
 
 TEST_AUDIT_KEY = "airlock-tests-audit-key-not-a-secret-0123456789"
 """The audit key (``AIRLOCK_AUDIT_KEY``) of the stores the tests open and the CLI they run."""
+
+
+SERVE_READY = {
+    "SLACK_BOT_TOKEN": "xoxb-serve-ready",
+    "SLACK_APP_TOKEN": "xapp-1-A111-serve-ready",
+    "ANTHROPIC_API_KEY": "sk-ant-serve-ready",
+}
+"""Settings with which `airlock serve` would start (with ``AIRLOCK_AUDIT_KEY``): `airlock
+config` exits 0 only then."""

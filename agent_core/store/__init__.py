@@ -14,7 +14,14 @@ from agent_core.config import Settings
 from agent_core.errors import AuditTampered, ConfigError
 from agent_core.store.base import Store, Subscription
 
-__all__ = ["Store", "Subscription", "open_settings_store", "open_store", "shown_url"]
+__all__ = [
+    "Store",
+    "Subscription",
+    "open_settings_store",
+    "open_store",
+    "shown_url",
+    "sqlite_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +48,10 @@ async def open_store(
     if parts.scheme == "sqlite":
         from agent_core.store.sqlite import SqliteStore
 
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if not path:
+        path = sqlite_path(url)
+        if path is None:
             raise ConfigError([f"AIRLOCK_STORE_URL: no file path in {url!r}"])
-        return await SqliteStore.open(
-            Path(path), clock=clock, poll_interval=poll_interval, audit_key=key
-        )
+        return await SqliteStore.open(path, clock=clock, poll_interval=poll_interval, audit_key=key)
     if parts.scheme in ("redis", "rediss"):
         from agent_core.store.redis import RedisStore
 
@@ -57,6 +62,15 @@ async def open_store(
             audit_key=key,
         )  # fmt: skip
     raise ConfigError([f"AIRLOCK_STORE_URL: unsupported scheme {parts.scheme!r} in {url!r}"])
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite://`` URL names; None for any other store, or no path."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return Path(path) if path else None
 
 
 async def open_settings_store(

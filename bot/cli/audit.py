@@ -21,6 +21,7 @@ from agent_core.config import Settings
 from agent_core.errors import NotFound
 from agent_core.models import AuditEvent, AuditKind, JsonValue, canonical_json
 from agent_core.store import Store
+from bot.cli.status import StatusLine
 
 __all__ = ["audit_app", "describe", "inert"]
 
@@ -105,7 +106,8 @@ def verify(
                       " key the trail is sealed with", markup=False, highlight=False)  # fmt: skip
             return 2
         try:
-            report = await verify_store(store, key, run_ids or ())
+            with StatusLine().during("verifying the audit trail"):
+                report = await verify_store(store, key, run_ids or ())
         except NotFound as missing:
             err.print(f"airlock audit verify: no run or audit trail {inert(missing.key)}",
                       highlight=False)  # fmt: skip

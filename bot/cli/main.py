@@ -6,6 +6,8 @@ import errno
 import os
 import traceback
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -20,7 +22,16 @@ from agent_core.errors import ConfigError
 from agent_core.logs import configure_logging, redact
 from agent_core.models import DecisionKind, Run
 from agent_core.store import Store, open_settings_store, shown_url
-from bot.cli.startup import CONFIG_EXIT, check_folders, fail, load, run_main
+from bot.cli.startup import (
+    CONFIG_EXIT,
+    check_folders,
+    check_store_exists,
+    fail,
+    load,
+    missing_lines,
+    run_main,
+    serve_problems,
+)
 from bot.slack.render import visible
 
 if TYPE_CHECKING:
@@ -37,6 +48,27 @@ app = typer.Typer(
 # soft_wrap: each problem stays on one line, however narrow the terminal.
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        try:
+            number = package_version("airlock")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "(not installed: `make install`)"
+        out.print(f"airlock {number}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """A Slack chat-ops bot that puts a human in the loop of an AI agent."""
+
 
 EnvFile = Annotated[
     Path,
@@ -100,16 +132,12 @@ def _ready(
     missing = settings_missing(settings)
     if missing:
         err.print(f"[bold red]airlock {command}: missing settings[/]")
-        for name in missing:
-            err.print(f"  {name} is not set", markup=False, highlight=False)
+        for line in missing_lines(missing):
+            err.print(f"  {line}", markup=False, highlight=False)
         err.print(
             "Copy .env.example to .env and fill them in, or export them "
             "(README: 'Connect to a real Slack workspace')."
         )
-        if "AIRLOCK_AUDIT_KEY" in missing:
-            err.print(
-                "`airlock audit keygen` makes an AIRLOCK_AUDIT_KEY; keep it out of the data folder."
-            )
         raise typer.Exit(CONFIG_EXIT)
     _folders(settings, workspace=True, memory=True)
     configure_logging(settings.log_level)
@@ -119,6 +147,15 @@ def _ready(
 def _folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
     try:
         check_folders(settings, workspace=workspace, memory=memory)
+    except ConfigError as error:
+        fail(error.problems)
+
+
+def _existing_store(settings: Settings) -> None:
+    """Exit 2 naming the path when the store is a SQLite file that is not there: a command
+    that works on what is stored would only make an empty one, likely in the wrong folder."""
+    try:
+        check_store_exists(settings)
     except ConfigError as error:
         fail(error.problems)
 
@@ -191,9 +228,16 @@ As = Annotated[
 
 
 def _operate(
-    env_file: Path, identity: str | None, work: Callable[[Operator], Awaitable[int]]
+    env_file: Path,
+    identity: str | None,
+    work: Callable[[Operator], Awaitable[int]],
+    *,
+    existing: bool = True,
 ) -> None:
+    """Run ``work`` as an operator; ``existing``: only on a store that is there already."""
     settings = _settings(env_file)
+    if existing:
+        _existing_store(settings)
     from bot.cli.operate import operator
 
     async def main() -> int:
@@ -214,9 +258,12 @@ def with_store(
 
     ``memory``: ``work`` writes memory indexes, so their folder must be usable.
     ``audit="read"`` for commands that never write the audit trail (see
-    :func:`~agent_core.store.open_settings_store`).
+    :func:`~agent_core.store.open_settings_store`); they only read what is stored, so a store
+    that is not there is an error, not one to make.
     """
     settings = _settings(env_file)
+    if audit == "read":
+        _existing_store(settings)
     _folders(settings, memory=memory)
 
     async def main() -> int:
@@ -353,7 +400,8 @@ def halt(
     async def work(acting: Operator) -> int:
         return _report(await acting.control.halt(by=acting.identity, reason=reason))
 
-    _operate(env_file, identity, work)
+    # A halt may come first, before any run: it makes the store if need be.
+    _operate(env_file, identity, work, existing=False)
 
 
 @app.command()
@@ -367,12 +415,13 @@ def resume(identity: As = None, env_file: EnvFile = Path(".env")) -> None:
         out.print("airlock accepts new runs again")
         return 0
 
-    _operate(env_file, identity, work)
+    _operate(env_file, identity, work, existing=False)
 
 
 @app.command()
 def config(env_file: EnvFile = Path(".env")) -> None:
-    """Show the settings in effect (secrets masked) and exit 2 if any is invalid."""
+    """Show the settings in effect (secrets masked); exit 2 if any is invalid, or if
+    `airlock serve` would refuse to start with them (saying why)."""
     settings = _settings(env_file)
     table = Table("setting", "value", title="airlock settings")
     for field in Settings.model_fields:
@@ -381,6 +430,12 @@ def config(env_file: EnvFile = Path(".env")) -> None:
     table.add_row("(store in use)", shown_url(settings.effective_store_url))
     out.print(table)
     out.print(_tool_risks(settings))
+    problems = serve_problems(settings)
+    if problems:
+        err.print("[bold red]airlock config: `airlock serve` would refuse to start:[/]")
+        for problem in problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(CONFIG_EXIT)
 
 
 def _tool_risks(settings: Settings) -> Table:

@@ -24,6 +24,7 @@ from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, MemoryType
 from agent_core.models import AuditKind
 from agent_core.store import Store
+from bot.cli.status import StatusLine
 from bot.slack.fit import cut
 from bot.slack.render import visible
 
@@ -53,7 +54,14 @@ def _checked_scope(scope: str | None) -> str | None:
     return scope
 
 
-def _with_memory(env_file: Path, work: Callable[[Store, LongTermMemory], Awaitable[int]]) -> None:
+def _with_memory(
+    env_file: Path,
+    work: Callable[[Store, LongTermMemory], Awaitable[int]],
+    *,
+    embeds: bool = False,
+) -> None:
+    """Run ``work`` on the long-term memory; ``embeds``: it needs the embedding model, which is
+    loaded first (a spinner on a terminal says so: it takes seconds)."""
     from bot.cli.main import with_store
 
     async def with_memory(store: Store, settings: Settings) -> int:
@@ -61,6 +69,9 @@ def _with_memory(env_file: Path, work: Callable[[Store, LongTermMemory], Awaitab
 
         memory = AgentMemory.from_settings(settings, store).longterm
         try:
+            if embeds:
+                with StatusLine().during("loading the embedding model"):
+                    await memory.embedder.warm()
             return await work(store, memory)
         finally:
             await memory.close()
@@ -100,7 +111,7 @@ def add(
         out.print(f"remembered as {kept.memory.id} in {where}{replaced}")
         return 0
 
-    _with_memory(env_file, work)
+    _with_memory(env_file, work, embeds=True)
 
 
 @memory_app.command("search")
@@ -129,7 +140,7 @@ def search(
         out.print(table if found else "nothing relevant remembered")
         return 0
 
-    _with_memory(env_file, work)
+    _with_memory(env_file, work, embeds=True)
 
 
 @memory_app.command("forget")
@@ -187,7 +198,7 @@ def rebuild(scope: Scope = None, env_file: EnvFile = Path(".env")) -> None:
             out.print("no memories to index")
         return 0
 
-    _with_memory(env_file, work)
+    _with_memory(env_file, work, embeds=True)
 
 
 def _short(text: str) -> str:

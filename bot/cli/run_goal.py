@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from agent_core.runs.worker import Worker, worker_name
 from agent_core.store import Store, open_settings_store, shown_url
 from agent_core.telemetry import configure_tracing
 from bot import wiring
+from bot.cli.status import StatusLine
 from bot.cli.terminal import TerminalChannel
 from bot.slack.render import visible
 
@@ -46,7 +48,10 @@ async def run_goal(
     Returns None when no new run may start: airlock is halted, or a limit refuses it.
     ConfigError when ``resume`` names no run, or (unless ``wait``) another process holds it.
     """
+    status = StatusLine()
     async with AsyncExitStack() as stack:
+        stack.callback(status.hide)
+        status.show("starting: the store, the model client, the tools")
         # Flushes spans last, after everything else has stopped; blocks, so in a thread.
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
@@ -54,6 +59,7 @@ async def run_goal(
         if resume is not None:
             await _existing(store, resume, settings)
         halt = await store.get_halt()
+        status.hide()  # what follows may print
         if resume is None and halt is not None and halt.halted:
             reason = redact(halt.reason or "no reason")
             why = visible(f"airlock is halted by {halt.by}: {reason}")
@@ -62,13 +68,14 @@ async def run_goal(
         if resume is None and (refused := await _refusal(settings, store)) is not None:
             console.print(refused, style="red", markup=False)
             return None
+        status.show("starting: the model client, memory and the tools")
         llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
         memory = wiring.memory(settings, store, stack)
-        registry = await wiring.tools(
-            settings, stack, report=lambda line: console.print(f"[yellow]{line}[/]"), memory=memory
-        )
+        registry = await wiring.tools(settings, stack, report=_reporter(console, status),
+                                      memory=memory)  # fmt: skip
         operator = local_identity()
-        channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve)
+        channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve,
+                                  status=status)  # fmt: skip
         channel.decide = wiring.decisions(settings, store, registry, channel).decide
         orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
         runner = _runner(settings, store, orchestrator, channel)
@@ -79,13 +86,27 @@ async def run_goal(
             run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run))
         else:
             run = await store.get_run(resume)
+        status.hide()
         console.print(f"run {run.id} · store {shown_url(settings.effective_store_url)}",
                       style="dim", markup=False)  # fmt: skip
         if isinstance(runner, Worker) and not await _take(runner, run, wait=wait, console=console):
             return await store.get_run(run.id)  # it ended while this terminal waited
         else:
             runner.submit(run.id)
+        if resume is None:
+            status.show("planning")
         return await runner.wait_for(run.id, FINAL_STATUSES)
+
+
+def _reporter(console: Console, status: StatusLine) -> Callable[[str], None]:
+    """Where tool set-up reports a problem (an MCP server that would not start): printed,
+    the status line out of its way."""
+
+    def report(line: str) -> None:
+        status.hide()
+        console.print(f"[yellow]{line}[/]")
+
+    return report
 
 
 def _runner(

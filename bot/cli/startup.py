@@ -10,6 +10,8 @@ the setting or argument to fix, never as a traceback.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
@@ -20,8 +22,18 @@ from rich.console import Console
 
 from agent_core.config import Settings, load_settings
 from agent_core.errors import ConfigError
+from agent_core.store import sqlite_path
 
-__all__ = ["CONFIG_EXIT", "check_folders", "fail", "load", "run_main"]
+__all__ = [
+    "CONFIG_EXIT",
+    "check_folders",
+    "check_store_exists",
+    "fail",
+    "load",
+    "missing_lines",
+    "run_main",
+    "serve_problems",
+]
 
 CONFIG_EXIT = 2
 """The exit code of a command that could not start because of what it was given."""
@@ -68,12 +80,59 @@ def run_main(main: Coroutine[Any, Any, T]) -> T:
         fail(error.problems)
 
 
-def check_folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
-    """Make sure the folders a command will write to can be written (made if missing).
+_HOW_TO_SET = {
+    # Missing only when SLACK_APP_TOKEN is missing too: either one will do.
+    "SLACK_SIGNING_SECRET": "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is not set: `SLACK_APP_TOKEN`"
+    " for Socket Mode (recommended) or `SLACK_SIGNING_SECRET` for HTTP",
+    "AIRLOCK_AUDIT_KEY": "AIRLOCK_AUDIT_KEY is not set: `airlock audit keygen` makes one (keep it"
+    " with your secrets, not in the data folder)",
+}
+
+
+def missing_lines(missing: list[str]) -> list[str]:
+    """A line for each setting in ``missing`` (from ``Settings.missing_for_*``): what it is and,
+    where there is a choice or a tool, how to get it."""
+    return [_HOW_TO_SET.get(name, f"{name} is not set") for name in missing]
+
+
+def serve_problems(settings: Settings) -> list[str]:
+    """Why ``airlock serve`` would refuse to start with ``settings``, found without starting
+    it (no store opened, no folder made): one line each; empty when nothing is wrong."""
+    from bot.slack.metrics_http import port_problem
+
+    problems = missing_lines(settings.missing_for_serve())
+    if (clash := port_problem(settings, settings.port)) is not None:
+        problems.append(clash)
+    try:
+        check_folders(settings, workspace=True, memory=True, make=False)
+    except ConfigError as error:
+        problems += error.problems
+    return problems
+
+
+def check_store_exists(settings: Settings) -> None:
+    """ConfigError when the SQLite store a command that only works on existing data would
+    open is not there: opening it would make an empty one, most likely in the wrong folder."""
+    path = sqlite_path(settings.effective_store_url)
+    if path is None or path.exists() or any(parent.is_file() for parent in path.parents):
+        return  # Redis; there; or a file in the way, which opening it names
+    setting = "AIRLOCK_STORE_URL" if settings.store_url else "AIRLOCK_DATA_DIR"
+    raise ConfigError([
+        f"{setting}: there is no store at {path} (`airlock serve` or `airlock run` makes it);"
+        " run this where your .env is, or give --env-file or AIRLOCK_DATA_DIR"
+    ])  # fmt: skip
+
+
+def check_folders(
+    settings: Settings, *, workspace: bool = False, memory: bool = False, make: bool = True
+) -> None:
+    """Make sure the folders a command will write to can be written (made if missing, unless
+    ``make`` is False: then only checked).
 
     ConfigError names the setting behind each one that cannot: a path that is a file, lies
     under a file, or may not be written to.
     """
+    unusable = _unusable if make else _unusable_as_is
     wanted: list[tuple[Path, str]] = []
     if workspace:
         setting = "AIRLOCK_WORKSPACE_DIR" if settings.workspace_dir else "AIRLOCK_DATA_DIR"
@@ -82,12 +141,12 @@ def check_folders(settings: Settings, *, workspace: bool = False, memory: bool =
         wanted.append((settings.data_dir / "memory", "AIRLOCK_DATA_DIR"))
     # One problem for the data folder, rather than one for each folder made in it.
     in_data = any(folder.is_relative_to(settings.data_dir) for folder, _ in wanted)
-    if in_data and (reason := _unusable(settings.data_dir)) is not None:
+    if in_data and (reason := unusable(settings.data_dir)) is not None:
         raise ConfigError([_problem("AIRLOCK_DATA_DIR", settings.data_dir, reason)])
     problems = [
         _problem(setting, folder, reason)
         for folder, setting in wanted
-        if (reason := _unusable(folder)) is not None
+        if (reason := unusable(folder)) is not None
     ]
     if problems:
         raise ConfigError(problems)
@@ -107,3 +166,13 @@ def _unusable(folder: Path) -> str | None:
             return None
     except OSError as error:
         return error.strerror or str(error)
+
+
+def _unusable_as_is(folder: Path) -> str | None:
+    """Why ``folder`` could not be made or written in, judged without touching anything."""
+    existing = next(path for path in (folder, *folder.resolve().parents) if path.exists())
+    if not existing.is_dir():
+        return "it is a file, not a folder" if existing == folder else f"{existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return os.strerror(errno.EACCES)
+    return None

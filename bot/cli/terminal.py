@@ -48,6 +48,7 @@ from agent_core.models import (
     RunStatus,
     ToolCallSubject,
 )
+from bot.cli.status import StatusLine
 from bot.slack.fit import marker
 from bot.slack.render import visible
 
@@ -77,10 +78,18 @@ class TerminalChannel:
     auto_approve: bool = False
     decide: Callable[[str, Decision], Awaitable[object]] | None = None
     """Where answers go: ``DecisionService.decide``."""
+    status: StatusLine = field(default_factory=StatusLine)
+    """What the run is doing between events (a spinner on stderr, on a terminal only)."""
     _prompts: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _reader: asyncio.StreamReader | None = None
 
     async def notify(self, event: RunEvent) -> None:
+        self.status.hide()
+        self._print(event)
+        if (doing := _doing(event)) is not None:
+            self.status.show(doing)
+
+    def _print(self, event: RunEvent) -> None:
         out = self.console.print
         if isinstance(event, RunQueued):
             if event.position:
@@ -154,6 +163,7 @@ class TerminalChannel:
             task.cancel()
 
     async def ask(self, run: Run, question: str) -> str:
+        self.status.hide()
         self.console.print(Text(f"? {visible(redact(question))}", style="bold cyan"))
         return (await self._line("> ")).strip()
 
@@ -162,6 +172,7 @@ class TerminalChannel:
 
     async def _line(self, prompt: str) -> str:
         """One line from stdin, read without blocking the loop (so it can be withdrawn)."""
+        self.status.hide()
         self.console.print(prompt, end="")
         if self._reader is None:
             reader = asyncio.StreamReader()
@@ -172,6 +183,18 @@ class TerminalChannel:
         if not line:
             raise EOFError("stdin closed while a question was open")
         return line.decode(errors="replace")
+
+
+def _doing(event: RunEvent) -> str | None:
+    """What the run does after ``event`` until the next one; None: it waits for a person, or
+    it is over."""
+    if isinstance(event, RunQueued):
+        return "waiting for a free slot"
+    if isinstance(event, StepStarted):
+        return f"step {event.index}/{event.total}: working"
+    if isinstance(event, ApprovalNeeded | RunFinished):
+        return None
+    return "working"
 
 
 def plan_table(plan: Plan) -> Table:

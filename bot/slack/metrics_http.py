@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
 
-__all__ = ["metrics_on_main_port", "metrics_page", "serve_metrics"]
+__all__ = ["metrics_on_main_port", "metrics_page", "port_problem", "serve_metrics"]
 
 
 async def metrics_page(_: web.Request) -> web.Response:
@@ -27,6 +27,13 @@ def metrics_on_main_port(settings: Settings) -> bool:
     return settings.metrics_port is None
 
 
+def port_problem(settings: Settings, port: int) -> str | None:
+    """What is wrong with ``AIRLOCK_METRICS_PORT`` beside the main ``port``; None if nothing."""
+    if settings.metrics_port == port:
+        return f"AIRLOCK_METRICS_PORT: {port} is the main port too; give it another one"
+    return None
+
+
 async def serve_metrics(settings: Settings, host: str, port: int, stack: AsyncExitStack) -> None:
     """With ``AIRLOCK_METRICS_PORT`` set, serve /metrics alone there until ``stack`` closes.
 
@@ -35,10 +42,8 @@ async def serve_metrics(settings: Settings, host: str, port: int, stack: AsyncEx
     metrics_port = settings.metrics_port
     if metrics_port is None:
         return
-    if metrics_port == port:
-        raise ConfigError(
-            [f"AIRLOCK_METRICS_PORT: {metrics_port} is the main port too; give it another one"]
-        )
+    if (problem := port_problem(settings, port)) is not None:
+        raise ConfigError([problem])
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)
     runner = web.AppRunner(app)

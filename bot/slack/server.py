@@ -1,4 +1,4 @@
-"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz and /metrics.
+"""``airlock serve``: Slack over HTTP or Socket Mode, plus /healthz, /readyz and /metrics.
 
 With a SQLite store the runs work in this process. With a Redis store they go on the shared
 run queue: ``airlock serve`` also works on them (a worker in the same process) unless
@@ -39,6 +39,7 @@ from bot.slack.http_guard import slack_request_guard
 from bot.slack.listeners import register_approvals
 from bot.slack.memory_commands import MemoryCommands
 from bot.slack.metrics_http import metrics_on_main_port, metrics_page, serve_metrics
+from bot.slack.readiness import SLACK_CONNECTED, ConnectionErrors, Readiness, verify_token
 from bot.slack.request_log import OneLineErrors, rejections
 
 __all__ = ["build_web_app", "serve", "stop_on_signals"]
@@ -48,8 +49,14 @@ logger = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 
 
-def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web.Application:
-    """The aiohttp application: Slack's endpoint (HTTP mode, with ``app``), health, metrics."""
+def build_web_app(
+    settings: Settings, app: AsyncApp | None, store: Store, readiness: Readiness | None = None
+) -> web.Application:
+    """The aiohttp application: Slack's endpoint (HTTP mode, with ``app``), health, metrics.
+
+    ``/healthz`` is liveness (the store answers); ``/readyz`` is 503 with the reasons until
+    the store answers and, with ``readiness``, Slack can reach this process.
+    """
     if app is None or settings.socket_mode:
         web_app = web.Application()
     else:
@@ -60,17 +67,31 @@ def build_web_app(settings: Settings, app: AsyncApp | None, store: Store) -> web
             web_app.middlewares.append(guard)
 
     async def healthz(_: web.Request) -> web.Response:
-        try:
-            await asyncio.wait_for(store.ping(), timeout=2.0)
-        except Exception as error:  # any failure to reach the store means "not healthy"
-            logger.warning("health check failed", extra={"error": type(error).__name__})
+        if not await _store_answers(store):
             return web.json_response({"ok": False, "store": "unreachable"}, status=503)
         return web.json_response({"ok": True, "store": "ok", "model": settings.executor_model})
 
+    async def readyz(_: web.Request) -> web.Response:
+        reasons = [] if await _store_answers(store) else ["the store does not answer"]
+        reasons += readiness.problems() if readiness is not None else []
+        if reasons:
+            return web.json_response({"ready": False, "reasons": reasons}, status=503)
+        return web.json_response({"ready": True})
+
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
     if metrics_on_main_port(settings):
         web_app.router.add_get("/metrics", metrics_page)
     return web_app
+
+
+async def _store_answers(store: Store) -> bool:
+    try:
+        await asyncio.wait_for(store.ping(), timeout=2.0)
+    except Exception as error:  # any failure to reach the store means "not healthy"
+        logger.warning("health check failed", extra={"error": type(error).__name__})
+        return False
+    return True
 
 
 async def serve(
@@ -101,16 +122,12 @@ async def serve(
         # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
         _one_line_errors(logging.getLogger("aiohttp.server"))
         await serve_metrics(settings, host, port, stack)
-        site = web.AppRunner(build_web_app(settings, app, store), access_log=None)
+        readiness = Readiness(socket_mode=settings.socket_mode)
+        site = web.AppRunner(build_web_app(settings, app, store, readiness), access_log=None)
         await site.setup()
         stack.push_async_callback(site.cleanup)
         await web.TCPSite(site, host, port).start()
-        if settings.socket_mode and settings.slack_app_token is not None:
-            socket_mode = AsyncSocketModeHandler(
-                app, settings.slack_app_token.get_secret_value(), logger=_socket_mode_logger()
-            )
-            await socket_mode.connect_async()
-            stack.push_async_callback(socket_mode.close_async)
+        await _reach_slack(settings, app, client, readiness, stack)
         if runs is not None:
             await runs.start()
             # On SIGTERM working runs get a moment to write their next checkpoint, so the
@@ -156,6 +173,43 @@ async def _agent(
     register_approvals(app, service=service, channel=channel, intake=intake,
                        approvers_answer=settings.approvers_answer_questions)  # fmt: skip
     return runs
+
+
+async def _reach_slack(
+    settings: Settings,
+    app: AsyncApp,
+    client: AsyncWebClient,
+    readiness: Readiness,
+    stack: AsyncExitStack,
+) -> None:
+    """Check the bot token and, in Socket Mode, connect, both in the background until
+    ``stack`` closes: Bolt retries a refused connection forever, and a stop signal must not
+    wait for it. ``readiness`` follows how far they got."""
+    tasks = [asyncio.create_task(verify_token(client, readiness), name="slack auth.test")]
+    if settings.socket_mode and settings.slack_app_token is not None:
+        log = _socket_mode_logger()
+        errors = ConnectionErrors(readiness)
+        log.filters.insert(0, errors)  # first: the one-line filter drops errors in a flood
+        stack.callback(log.removeFilter, errors)
+        socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(),
+                                             logger=log)  # fmt: skip
+        readiness.watch(socket_mode.client)
+        stack.push_async_callback(socket_mode.close_async)
+        tasks.append(asyncio.create_task(socket_mode.connect_async(), name="slack socket mode"))
+    SLACK_CONNECTED.set_function(readiness.connected)
+    stack.callback(SLACK_CONNECTED.set_function, lambda: 0.0)
+    stack.push_async_callback(_cancelled, tasks)
+
+
+async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them; one that had failed is logged."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("reaching slack failed", extra={"task": task.get_name(),
+                                                        "error": type(error).__name__})  # fmt: skip
 
 
 def _socket_mode_logger() -> logging.Logger:

@@ -41,7 +41,7 @@ from bot.slack.blocks import approval_blocks
 from tests.agent.conftest import Harness, text_tool
 from tests.attacks.conftest import Collector, loopback
 from tests.e2e.test_serve import clean_env
-from tests.support import airlock_serve, within
+from tests.support import SERVE_READY, airlock_serve, within
 
 Factory = Callable[..., Awaitable[Harness]]
 
@@ -401,7 +401,7 @@ async def airlock_run(
 async def airlock_config(data: Path, env: dict[str, str]) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "config", cwd=data.parent,
-        env=clean_env(AIRLOCK_DATA_DIR=str(data), COLUMNS="200", **env),
+        env=clean_env(AIRLOCK_DATA_DIR=str(data), COLUMNS="200", **SERVE_READY | env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with within(60):

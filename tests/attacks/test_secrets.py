@@ -50,7 +50,7 @@ from bot.slack.app import build_app, build_client
 from bot.slack.server import _agent
 from tests.e2e.test_serve import clean_env
 from tests.e2e.test_slack_approvals import pressed
-from tests.support import eventually
+from tests.support import SERVE_READY, eventually
 
 SIGNING = "attack-signing-secret-7Hq2Lm9Xv"
 TOKEN = "xoxb-2047381925-7314859209999-ConfiguredBotTokenZ9"
@@ -405,7 +405,8 @@ async def test_the_terminal_shows_no_planted_secret(tmp_path: Path) -> None:
 
 async def test_the_store_password_is_not_shown_by_airlock_config(tmp_path: Path) -> None:
     env = clean_env(AIRLOCK_STORE_URL="redis://:Redis-Passw0rd-Zq8@cache.internal:6379/0",
-                    AIRLOCK_DATA_DIR=str(tmp_path / "data"), COLUMNS="200")  # fmt: skip
+                    AIRLOCK_DATA_DIR=str(tmp_path / "data"), COLUMNS="200",
+                    **SERVE_READY)  # fmt: skip
     code, shown = await _airlock(tmp_path, env, "config")
     assert code == 0, shown
     assert "cache.internal" in shown and "Redis-Passw0rd" not in shown

@@ -21,7 +21,7 @@ from agent_core.testing.slack_requests import (
     post_to_bot,
 )
 from agent_core.testing.slack_server import SlackStandIn
-from tests.support import TEST_AUDIT_KEY, airlock_serve, within
+from tests.support import SERVE_READY, TEST_AUDIT_KEY, airlock_serve, within
 
 pytestmark = pytest.mark.processes
 
@@ -101,7 +101,7 @@ async def test_invalid_settings_are_one_line_each_and_exit_2(tmp_path: Path) -> 
 
 
 async def test_config_masks_secrets(tmp_path: Path) -> None:
-    env = clean_env(SLACK_BOT_TOKEN=TOKEN, COLUMNS="200")
+    env = clean_env(**SERVE_READY | {"SLACK_BOT_TOKEN": TOKEN}, COLUMNS="200")
     code, out, _ = await airlock("config", cwd=tmp_path, env=env)
     assert code == 0
     assert "SLACK_BOT_TOKEN" in out and TOKEN not in out
