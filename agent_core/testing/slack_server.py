@@ -53,7 +53,10 @@ class SlackCall:
     status: int
     """HTTP status of the answer."""
     response: JsonDict
-    """JSON body of the answer."""
+    """JSON body of the answer (for a response_url, whose answer is plain text: ``ok`` is
+    ``{"ok": true}``, an error string ``{"ok": false, "error": …}``)."""
+    url: str | None = None
+    """The response_url posted to (method :data:`RESPONSE_URL`); None for Web API calls."""
 
 
 @dataclass(kw_only=True)
@@ -305,7 +308,7 @@ class SlackStandIn:
         answer = {"ok": True} if status == 200 else {"ok": False, "error": text}
         await self._record(SlackCall(method=RESPONSE_URL, args=body, token=None,
                                      http_method=request.method, status=status,
-                                     response=answer))  # fmt: skip
+                                     response=answer, url=str(request.url)))  # fmt: skip
         return web.Response(status=status, text=text, content_type="text/html")
 
     async def _upload(self, request: web.Request) -> web.Response:
