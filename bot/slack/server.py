@@ -137,7 +137,8 @@ async def _agent(
     None for a front end that only queues them.
     """
     channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
-                           approvers=settings.approvers)  # fmt: skip
+                           approvers=settings.approvers,
+                           approval_dms=settings.approval_dms)  # fmt: skip
     agent = await wiring.agent(settings, store, channel, stack)
     runs = agent.runs(settings) if worker else None
     submit = agent.submit if runs is None else _submitter(runs)

@@ -160,7 +160,7 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     form = slash_command(bot.slack, "plan wipe the disks", user=form["user_id"])
     assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
     planned = await bot.slack.wait_for_call("chat.postMessage", says("dry run"), timeout=30)
-    assert "1 subtasks planned, none run" in planned.args["text"]
+    assert "1 subtask planned, none run" in planned.args["text"]
     assert [r.dry_run for r in await bot.store.list_runs()].count(True) == 1
 
     await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
