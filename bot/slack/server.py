@@ -155,7 +155,8 @@ async def _agent(
     register_goals(app, intake, admin, curate)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake,
-                       approvers_answer=settings.approvers_answer_questions)  # fmt: skip
+                       approvers_answer=settings.approvers_answer_questions,
+                       schemas=agent.registry.input_schema)  # fmt: skip
     return runs
 
 
