@@ -143,7 +143,8 @@ async def pending(bot: Bot, tool: str = "scale", arguments: dict[str, Any] | Non
                   risk: RiskLevel = RiskLevel.HIGH) -> Approval:  # fmt: skip
     subject = ToolCallSubject(subtask_id="s1", tool=tool, arguments=arguments or ARGUMENTS)
     return await bot.store.create_approval(
-        Approval(run_id="run_form", subject=subject, risk=risk, requester="W0OTHER"))
+        Approval(run_id="run_form", subject=subject, risk=risk, requester="W0OTHER")
+    )
 
 
 def boxes(view: dict[str, Any]) -> dict[str, Any]:
