@@ -133,7 +133,8 @@ def approval_text(approval: Approval) -> str:
     risk, what = approval.risk.value, _what(approval)
     if approval.status is ApprovalStatus.PENDING:
         return f"Approval needed ({risk}): {what}"
-    by = f" by {mention(approval.decided_by)}" if approval.decided_by else ""
+    decider = approval.decided_by
+    by = f" by {mention(decider)}" if decider and decider != "airlock" else ""  # not a timer
     return f"{_outcome(approval.status)}{by} ({risk}): {what}"
 
 

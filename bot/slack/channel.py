@@ -202,7 +202,7 @@ class SlackChannel:
                                     suffix=" · you are one of its approvers")  # fmt: skip
             if isinstance(copy, str):
                 continue  # logged; the others and the thread still have it
-            await self._remember(approval, f"dm:{user}", copy)
+            await self._remember(approval, f"dm:{user}:{copy['ts']}", copy)  # each ping
 
     async def _thread_link(self, run: Run) -> str | None:
         return await thread_permalink(self.client, self.store, run)

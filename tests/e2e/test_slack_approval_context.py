@@ -212,3 +212,18 @@ async def test_a_plan_card_counts_its_steps_and_names_the_decider(bot: Bot) -> N
     assert {u.args["text"] for u in bot.slack.calls_to("chat.update")} == {
         f"Rejected by <@{ANA}> (high): a plan of 1 step"
     }
+
+
+async def test_every_ping_of_a_reminded_request_is_settled(bot: Bot) -> None:
+    run, approval = await asked(bot)
+    await bot.channel.request_decision(approval)  # a reminder asks again
+    pings = [c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] in (ANA, BEN)]
+    assert len(pings) == 4
+    expired = approval.model_copy(
+        update={"status": ApprovalStatus.EXPIRED, "decided_by": "airlock"}
+    )
+    await bot.channel.notify(ApprovalSettled(run=run, approval=expired))
+    updated = {(u.args["channel"], u.args["ts"]) for u in bot.slack.calls_to("chat.update")}
+    assert {(p.response["channel"], p.response["ts"]) for p in pings} <= updated
+    assert all(u.args["text"].startswith("Expired (high): deploy")
+               for u in bot.slack.calls_to("chat.update"))  # fmt: skip
