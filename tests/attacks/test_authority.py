@@ -59,7 +59,8 @@ def audience(call: SlackCall) -> str:
         return f"user:{call.args['user_id']}"
     if call.method == "views.open":
         return "modal"
-    return str(call.args.get("channel"))
+    channel = str(call.args.get("channel"))
+    return f"user:{channel}" if channel[:1] in "UW" else channel  # a DM to that person
 
 
 def shown_outside(bot: Served, text: str, *, allowed: set[str]) -> list[tuple[str, str]]:
@@ -135,7 +136,9 @@ async def test_status_home_and_approval_copies_show_each_person_only_what_is_the
             == []
         )
         assert shown_outside(bot, "DMSECRET", allowed=in_dm) == []
-        in_channel = {CHANNEL, APPROVAL_CHANNEL, f"user:{REQUESTER}", f"user:{ADMIN}"}
+        # The approvers asked in their DMs read what a channel's run is for.
+        in_channel = {CHANNEL, APPROVAL_CHANNEL, f"user:{REQUESTER}", f"user:{ADMIN}",
+                      f"user:{APPROVER}"}  # fmt: skip
         assert shown_outside(bot, "CHANNELGOAL", allowed=in_channel) == []
         assert thread
 

@@ -120,8 +120,13 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
         event["user"],
         RunStatus.COMPLETED,
     )
-    threads = {c.args.get("thread_ts") for c in bot.slack.calls_to("chat.postMessage")}
+    posted = bot.slack.calls_to("chat.postMessage")
+    threads = {c.args.get("thread_ts") for c in posted if c.args["channel"] == event["channel"]}
     assert threads == {event["ts"]}  # everything about the run stays in its thread
+    # ... but the approver is asked in a direct message too
+    assert {c.args["channel"] for c in posted if c.args["channel"] != event["channel"]} == {
+        APPROVER
+    }
     status = [c.args["text"] for c in bot.slack.calls_to("chat.update")
               if c.args.get("ts") == started.response["ts"]]  # fmt: skip
     assert [line.split(" ", 1)[0] for line in status] == [

@@ -552,7 +552,8 @@ class Cluster:
         cards: dict[str, ApprovalCard] = {}
         for call in self.slack.calls_to("chat.postMessage"):
             approval_id = _card_approval(call)
-            if approval_id in pending and call.response.get("ok"):
+            in_thread = call.args.get("thread_ts")  # approvers' DM copies are not in one
+            if approval_id in pending and call.response.get("ok") and in_thread:
                 cards[approval_id] = ApprovalCard(
                     approval_id=approval_id, message_ts=str(call.response["ts"]),
                     thread_ts=call.args.get("thread_ts"),
