@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     group_cache_seconds: float = Field(default=300.0, ge=0)
     operator_id: str | None = None
     approval_channel: str | None = Field(default=None, pattern=r"^[CG][A-Z0-9]+$")
+    approval_dms: bool = True
     tool_risks: Annotated[dict[str, RiskLevel], NoDecode] = Field(default_factory=dict)
 
     # Budgets and timeouts

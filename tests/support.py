@@ -10,9 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
+
+from agent_core.testing.slack_requests import load_text_payload
+from agent_core.testing.slack_server import SlackStandIn
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -151,3 +155,18 @@ SERVE_READY = {
 }
 """Settings with which `airlock serve` would start (with ``AIRLOCK_AUDIT_KEY``): `airlock
 config` exits 0 only then."""
+
+
+_COMMAND = dict(parse_qsl(load_text_payload("slash_command.txt")))
+_triggers = iter(range(1, 1_000_000))
+
+
+def slash_command(
+    slack: SlackStandIn, text: str, *, user: str, channel: str = "C111", **fields: str
+) -> dict[str, str]:
+    """The form of `/agent <text>` typed by ``user`` in ``channel``, from Slack's sample, with
+    a fresh trigger id and a response_url on the stand-in (never Slack's own hooks)."""
+    where = {"command": "/agent", "text": text, "user_id": user, "channel_id": channel,
+             "trigger_id": f"{next(_triggers)}.{time.monotonic_ns()}.cmd"}  # fmt: skip
+    url = slack.response_url(user=user, channel=channel)
+    return _COMMAND | where | {"response_url": url} | fields

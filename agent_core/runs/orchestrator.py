@@ -273,7 +273,8 @@ class _RunState:
         assert self.run.plan is not None
         if self.run.dry_run:
             count = len(self.run.plan.subtasks)
-            return RunStatus.COMPLETED, f"dry run: {count} subtasks planned, none run"
+            planned = f"{count} subtask{'' if count == 1 else 's'}"
+            return RunStatus.COMPLETED, f"dry run: {planned} planned, none run"
         verdict = await self.gate().check_plan(run=self.run, plan=self.run.plan)
         if not isinstance(verdict, Allowed):
             return RunStatus.REJECTED, f"plan {verdict.reason}"

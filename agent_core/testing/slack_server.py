@@ -3,7 +3,9 @@
 Real clients talk to it unchanged: ``AsyncWebClient(base_url=slack.api_url)``.
 :class:`SlackStandIn` serves a :class:`~agent_core.testing.slack_workspace.SlackWorkspace`
 on an ephemeral port, records every call, and can fail the next call of a method
-on request, so the bot's error handling meets Slack's wire format.
+on request, so the bot's error handling meets Slack's wire format. It also hands out
+response_urls (:meth:`SlackStandIn.response_url`, :mod:`agent_core.testing.slack_hooks`)
+and records what is posted to them as calls of the pseudo-method :data:`RESPONSE_URL`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Self
 from aiohttp import WSMsgType, web
 
 from agent_core.errors import StandInError
+from agent_core.testing.slack_hooks import ResponseUrls
 from agent_core.testing.slack_workspace import (
     _HANDLERS,
     JsonDict,
@@ -27,7 +30,10 @@ from agent_core.testing.slack_workspace import (
     _SlackError,
 )
 
-__all__ = ["SlackCall", "SlackIdentity", "SlackStandIn", "SlackWorkspace"]
+__all__ = ["RESPONSE_URL", "SlackCall", "SlackIdentity", "SlackStandIn", "SlackWorkspace"]
+
+RESPONSE_URL = "response_url"
+"""The ``method`` of a recorded POST to a response_url (its ``args``: the JSON posted)."""
 
 _JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
 
@@ -47,7 +53,10 @@ class SlackCall:
     status: int
     """HTTP status of the answer."""
     response: JsonDict
-    """JSON body of the answer."""
+    """JSON body of the answer (for a response_url, whose answer is plain text: ``ok`` is
+    ``{"ok": true}``, an error string ``{"ok": false, "error": …}``)."""
+    url: str | None = None
+    """The response_url posted to (method :data:`RESPONSE_URL`); None for Web API calls."""
 
 
 @dataclass(kw_only=True)
@@ -88,6 +97,8 @@ class SlackStandIn:
         """What files.completeUploadExternal shared: file ids, titles, channel, thread."""
         self.workspace = workspace or SlackWorkspace()
         """The state behind the API: users, groups, messages, views, reactions."""
+        self.hooks = ResponseUrls(self.workspace, self.workspace.now)
+        """The response_urls handed out, and what they answered."""
         self.calls: list[SlackCall] = []
         """Every call received, in order, failed ones included."""
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -113,6 +124,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/commands/{team}/{serial}/{secret}", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -132,6 +144,14 @@ class SlackStandIn:
         if self._port is None:
             raise StandInError("SlackStandIn is not started; use `async with SlackStandIn()`")
         return f"http://127.0.0.1:{self._port}/api/"
+
+    def response_url(self, *, user: str, channel: str) -> str:
+        """A fresh response_url for a slash command ``user`` typed in ``channel``: put it in
+        the signed form in place of Slack's ``https://hooks.slack.com/commands/…``."""
+        return self.hooks.mint(self._base(), user=user, channel=channel)
+
+    def _base(self) -> str:
+        return self.api_url.removesuffix("/api/")
 
     def calls_to(self, method: str) -> list[SlackCall]:
         """Recorded calls of ``method``, in order."""
@@ -280,6 +300,16 @@ class SlackStandIn:
         }
         self.shared_files.append(shared)
         return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        """A POST to a response_url: answered like Slack's hooks, recorded as a call."""
+        key = "/".join(request.match_info[k] for k in ("team", "serial", "secret"))
+        status, text, body = self.hooks.answer(key, await request.read(), request.content_type)
+        answer = {"ok": True} if status == 200 else {"ok": False, "error": text}
+        await self._record(SlackCall(method=RESPONSE_URL, args=body, token=None,
+                                     http_method=request.method, status=status,
+                                     response=answer, url=str(request.url)))  # fmt: skip
+        return web.Response(status=status, text=text, content_type="text/html")
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]

@@ -95,6 +95,18 @@ class SlackWorkspace:
         for user_id, fields in (users or {}).items():
             self.add_user(user_id, **fields)
 
+    def now(self) -> float:
+        """The workspace's clock (message timestamps, response_url expiry)."""
+        return self._clock()
+
+    def leave(self, channel: str) -> None:
+        """The bot is no longer a member of ``channel``: posting there is ``not_in_channel``."""
+        self.not_in_channels.add(channel)
+
+    def join(self, channel: str) -> None:
+        """The bot is invited to ``channel`` (``/invite @airlock``)."""
+        self.not_in_channels.discard(channel)
+
     def add_user(self, user_id: str, **fields: Any) -> JsonDict:
         """Add or replace a user; ``fields`` override the defaults of a Slack user object."""
         name = fields.pop("name", user_id.lower())

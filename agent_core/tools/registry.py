@@ -35,6 +35,11 @@ class ToolRegistry:
         """The tool called ``name``, if any."""
         return self._tools.get(name)
 
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """The input JSON Schema of the tool ``name``; None if there is no such tool."""
+        tool = self._tools.get(name)
+        return None if tool is None else tool.input_schema
+
     @property
     def names(self) -> list[str]:
         """Every tool name, sorted."""

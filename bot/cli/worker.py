@@ -46,7 +46,8 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         channel = SlackChannel(client=build_client(settings, session=session), store=store,
                                approval_channel=settings.approval_channel,
-                               approvers=settings.approvers)  # fmt: skip
+                               approvers=settings.approvers,
+                               approval_dms=settings.approval_dms)  # fmt: skip
         agent = await wiring.agent(settings, store, channel, stack)
         worker = agent.runs(settings)
         await serve_metrics(settings, host, port, stack)

@@ -37,6 +37,7 @@ from agent_core.models import (
     RiskLevel,
     ToolCallSubject,
 )
+from bot.slack.card_context import CardContext, context_text
 from bot.slack.editing import editable
 from bot.slack.fit import (
     BUTTON_TEXT,
@@ -52,7 +53,7 @@ from bot.slack.fit import (
     size,
     split,
 )
-from bot.slack.render import BACKTICK, code_block, inert, inert_code, json_text, mention
+from bot.slack.render import BACKTICK, code_block, inert, inert_code, json_text, mention, plural
 
 __all__ = [
     "APPROVE",
@@ -127,18 +128,30 @@ def section(text: str, **extra: Any) -> SectionBlock:
 
 
 def approval_text(approval: Approval) -> str:
-    """The plain-text line shown in notifications and by clients without blocks."""
-    return f"Approval needed ({approval.risk.value}): {_what(approval)}"
+    """The plain-text line shown in notifications and by clients without blocks; it follows
+    the request's state ("Approval needed", then "Approved by <@U…>", "Expired", ...)."""
+    risk, what = approval.risk.value, _what(approval)
+    if approval.status is ApprovalStatus.PENDING:
+        return f"Approval needed ({risk}): {what}"
+    decider = approval.decided_by
+    by = f" by {mention(decider)}" if decider and decider != "airlock" else ""  # not a timer
+    return f"{_outcome(approval.status)}{by} ({risk}): {what}"
 
 
-def approval_blocks(approval: Approval) -> list[Block]:
-    """The request: what would run, its risk, and Approve / Reject… / Edit… buttons."""
+def approval_blocks(approval: Approval, context: CardContext | None = None) -> list[Block]:
+    """The request: what it is for (``context``), what would run, its risk, and Approve /
+    Reject… / Edit… buttons."""
     return [
         HeaderBlock(text=f"Approval needed: {approval.risk.value} risk"),
+        *_why(context),
         *_body(approval),
         ActionsBlock(block_id=f"airlock:{approval.id}"[:255], elements=_buttons(approval)),
         ContextBlock(elements=[mrkdwn(cut(_context(approval), CONTEXT_TEXT))]),
     ]
+
+
+def _why(context: CardContext | None) -> list[Block]:
+    return [] if context is None else [section(context_text(context))]
 
 
 def fallback_blocks(approval: Approval, error: str) -> list[Block]:
@@ -240,17 +253,22 @@ def _too_large_modal(length: int) -> View:
     return View(type="modal", title="Edit and approve", close="Close", blocks=[section(text)])
 
 
-def settled_blocks(approval: Approval) -> list[Block]:
+def settled_blocks(approval: Approval, context: CardContext | None = None) -> list[Block]:
     """The same request once decided, expired or cancelled: no buttons left to press."""
     return [
         HeaderBlock(text=f"{_outcome(approval.status)}: {approval.risk.value} risk"),
+        *_why(context),
         *_body(approval),
         ContextBlock(elements=[mrkdwn(cut(_settled(approval), CONTEXT_TEXT))]),
     ]
 
 
-def settled_fallback_blocks(approval: Approval) -> list[Block]:
-    """The outcome alone, for when Slack refuses the settled card: the buttons still go."""
+def settled_fallback_blocks(approval: Approval, context: CardContext | None = None) -> list[Block]:
+    """The outcome alone, for when Slack refuses the settled card: the buttons still go.
+
+    ``context`` is taken (as :func:`settled_blocks` takes it) and left out: the outcome alone.
+    """
+    del context
     return [
         HeaderBlock(text=f"{_outcome(approval.status)}: {approval.risk.value} risk"),
         ContextBlock(elements=[mrkdwn(cut(_settled(approval), CONTEXT_TEXT))]),
@@ -347,7 +365,7 @@ def _what(approval: Approval) -> str:
     if isinstance(subject, ToolCallSubject):
         call = inert(json_text(subject.arguments))
         return f"{cut(inert(subject.tool), 80)} {cut(call, 200)}"
-    return f"a plan of {len(subject.plan.subtasks)} steps"
+    return f"a plan of {plural(len(subject.plan.subtasks), 'step')}"
 
 
 def _context(approval: Approval) -> str:

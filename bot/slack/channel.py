@@ -38,6 +38,7 @@ from agent_core.channel import (
     ToolNotice,
 )
 from agent_core.clock import utcnow
+from agent_core.errors import NotFound
 from agent_core.logs import redact
 from agent_core.models import (
     Approval,
@@ -59,8 +60,10 @@ from bot.slack.blocks import (
     settled_blocks,
     settled_fallback_blocks,
 )
+from bot.slack.card_context import CardContext, card_context, thread_permalink
 from bot.slack.fit import MESSAGE_TEXT, cut, marker, shown_length, split
-from bot.slack.progress import plan_messages, status_line, tool_notice
+from bot.slack.pings import approvers_to_ping
+from bot.slack.progress import finished_text, plan_messages, status_line, tool_notice
 from bot.slack.render import inert, inert_code, mention, visible
 from bot.slack.visibility import in_direct_message, private_request_notice
 
@@ -97,6 +100,8 @@ class SlackChannel:
     """A channel that also gets every HIGH and CRITICAL request, linking to its thread."""
     approvers: list[str] = field(default_factory=list)
     """The configured approvers, named on a request that has none of its own."""
+    approval_dms: bool = True
+    """Whether each named approver also gets HIGH and CRITICAL requests in a direct message."""
     _questions: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
 
     async def notify(self, event: RunEvent) -> None:
@@ -151,43 +156,75 @@ class SlackChannel:
         if run.channel is None:
             return
         approval = self._shown(approval)
-        posted = await self._card(approval, channel=run.channel, thread_ts=run.thread_ts)
+        thread = await self._thread_link(run)
+        context = card_context(run, approval, thread=thread, private=False)
+        posted = await self._card(approval, channel=run.channel, thread_ts=run.thread_ts,
+                                  context=context)  # fmt: skip
         if isinstance(posted, str):
             await self._undeliverable(run, approval, posted)
             return
         await self._remember(approval, "at", posted)
-        if self.approval_channel and approval.risk.rank >= RiskLevel.HIGH.rank:
-            if in_direct_message(run):  # what a DM says stays out of a shared channel
-                notice = private_request_notice(approval)
-                await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
-                return
-            try:
-                link = await self.client.chat_getPermalink(channel=posted["channel"],
-                                                           message_ts=posted["ts"])  # fmt: skip
-                suffix = f" (<{link['permalink']}|thread>)"
-            except SlackApiError:
-                suffix = ""
-            copy = await self._card(approval, channel=self.approval_channel, suffix=suffix)
-            if not isinstance(copy, str):
-                await self._remember(approval, "also", copy)
+        if approval.risk.rank < RiskLevel.HIGH.rank:
+            return
+        # Copies for others: what a DM says stays with its requester.
+        copied = card_context(run, approval, thread=thread, private=in_direct_message(run))
+        if self.approval_channel:
+            await self._copy_to_channel(run, approval, posted, copied)
+        if self.approval_dms:
+            await self._ping_approvers(run, approval, copied)
+
+    async def _copy_to_channel(
+        self, run: Run, approval: Approval, posted: Any, context: CardContext
+    ) -> None:
+        """The card in the approval channel too, linking to the request in its thread."""
+        assert self.approval_channel is not None
+        if in_direct_message(run):  # what a DM says stays out of a shared channel
+            notice = private_request_notice(approval)
+            await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
+            return
+        try:
+            link = await self.client.chat_getPermalink(channel=posted["channel"],
+                                                       message_ts=posted["ts"])  # fmt: skip
+            suffix = f" (<{link['permalink']}|thread>)"
+        except SlackApiError:
+            suffix = ""
+        copy = await self._card(approval, channel=self.approval_channel, suffix=suffix,
+                                context=context)  # fmt: skip
+        if not isinstance(copy, str):
+            await self._remember(approval, "also", copy)
+
+    async def _ping_approvers(self, run: Run, approval: Approval, context: CardContext) -> None:
+        """Each named approver gets the card, buttons and all, in a direct message; every
+        copy is remembered, so it is settled with the others."""
+        named = approval.approvers or []
+        for user in await approvers_to_ping(named, self.members_of, requester=run.requester):
+            copy = await self._card(approval, channel=user, context=context,
+                                    suffix=" · you are one of its approvers")  # fmt: skip
+            if isinstance(copy, str):
+                continue  # logged; the others and the thread still have it
+            await self._remember(approval, f"dm:{user}:{copy['ts']}", copy)  # each ping
+
+    async def _thread_link(self, run: Run) -> str | None:
+        return await thread_permalink(self.client, self.store, run)
 
     async def _card(
-        self, approval: Approval, *, channel: str, thread_ts: str | None = None, suffix: str = ""
-    ) -> Any:
+        self, approval: Approval, *, channel: str, thread_ts: str | None = None, suffix: str = "",
+        context: CardContext | None = None,
+    ) -> Any:  # fmt: skip
         """Post the request card; if Slack refuses it, a plain one. Slack's error if neither."""
         text = cut(approval_text(approval), MESSAGE_TEXT - len(suffix)) + suffix
-        posted = await self._post_card(approval, channel, thread_ts, text, None)
+        posted = await self._post_card(approval, channel, thread_ts, text, None, context)
         if isinstance(posted, str):
-            posted = await self._post_card(approval, channel, thread_ts, text, posted)
+            posted = await self._post_card(approval, channel, thread_ts, text, posted, context)
         return posted
 
     async def _post_card(
         self, approval: Approval, channel: str, thread_ts: str | None, text: str,
-        refused: str | None,
+        refused: str | None, context: CardContext | None,
     ) -> Any:  # fmt: skip
         """The full card (``refused`` None) or the plain one; Slack's error if it refuses."""
         try:
-            blocks = approval_blocks(approval) if refused is None else fallback_blocks(
+            blocks = approval_blocks(approval, context) if refused is None else fallback_blocks(
                 approval, refused)  # fmt: skip
             return await self.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=text, blocks=_checked(blocks), **_QUIET
@@ -299,7 +336,7 @@ class SlackChannel:
 
     async def _finished(self, run: Run, status: RunStatus, result: str) -> None:
         mark = ":tada:" if status is RunStatus.COMPLETED else ":no_entry:"
-        text = inert(result)
+        text = finished_text(status, result)
         if len(text) <= _MAX_REPLY:
             await self._say(run, f"{mark} *{status.value}*\n{text}")
             return
@@ -355,17 +392,31 @@ class SlackChannel:
                          "error": error.response.get("error")})  # fmt: skip
 
     async def _settle(self, approval: Approval) -> None:
+        """Every copy of the request (thread, approval channel, approvers' DMs) shows how it
+        ended, and loses its buttons."""
         text = cut(approval_text(approval), MESSAGE_TEXT)
+        run = await self._run_of(approval)
+        thread = None if run is None else await self._thread_link(run)
         for channel, ts in await self.shown_at(approval.id):
+            context = None
+            if run is not None:
+                private = in_direct_message(run) and channel != run.channel
+                context = card_context(run, approval, thread=thread, private=private)
             # The buttons must go whatever happens: a plain outcome if the card is refused.
             for build in (settled_blocks, settled_fallback_blocks):
                 try:
-                    blocks = _checked(build(approval))
+                    blocks = _checked(build(approval, context))
                     await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
                     break
                 except (SlackApiError, SlackObjectFormationError) as error:
                     logger.warning("slack update failed", extra={"approval_id": approval.id,
                                    "error": str(error)[:200]})  # fmt: skip
+
+    async def _run_of(self, approval: Approval) -> Run | None:
+        try:
+            return await self.store.get_run(approval.run_id)
+        except NotFound:  # a request made outside a run (tests, the CLI): no context to show
+            return None
 
 
 def _checked(blocks: list[Block]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from agent_core.models import Approval, ToolCallSubject
 from agent_core.store import Store
 from bot.slack.render import hidden
 
-__all__ = ["editable", "edited", "read_edit"]
+__all__ = ["editable", "edited", "masked_string", "read_edit"]
 
 _WHOLE_MASK = "[redacted]"
 _MIN_FRAGMENT = 4
@@ -73,12 +73,13 @@ def _masked(value: Any, key: str | None = None) -> Any:
     if isinstance(value, list):
         return [_masked(v, key) for v in value]
     if isinstance(value, str):
-        return _masked_string(value, key)
+        return masked_string(value, key)
     return value
 
 
-def _masked_string(value: str, key: str | None) -> str:
-    """``value`` masked, also where only its key shows it is a secret (``"password": …``)."""
+def masked_string(value: str, key: str | None) -> str:
+    """``value`` as the Edit box shows it: masked, also where only its key shows it is a
+    secret (``"password": …``)."""
     masked = redact(value)
     if key is None:
         return masked
@@ -120,7 +121,7 @@ def _restored(original: Any, submitted: Any, key: str | None = None) -> Any:
         return [_restored(original[i], v, key) if i < len(original) else v
                 for i, v in enumerate(submitted)]  # fmt: skip
     if isinstance(original, str) and isinstance(submitted, str):
-        return original if submitted == _masked_string(original, key) else submitted
+        return original if submitted == masked_string(original, key) else submitted
     return submitted
 
 
@@ -132,7 +133,7 @@ def _mask_fragments(original: Any, key: str | None = None) -> set[str]:
         return {f for v in original for f in _mask_fragments(v, key)}
     if not isinstance(original, str):
         return set()
-    shown = _masked_string(original, key)
+    shown = masked_string(original, key)
     if shown == original:
         return set()
     if len(original) > _DIFF_LIMIT:

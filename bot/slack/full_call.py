@@ -24,7 +24,7 @@ from agent_core.models import Approval, PlanSubject
 from agent_core.store import Store
 from bot.slack.blocks import RISK_BADGE, VIEW_FULL, mrkdwn, plan_lines, section
 from bot.slack.fit import SECTION_TEXT, cut, pack, split
-from bot.slack.render import code_block, inert, inert_code, json_text
+from bot.slack.render import code_block, inert, inert_code, json_text, plural
 
 __all__ = ["VIEW_PAGE", "full_view", "register_full_call"]
 
@@ -67,7 +67,8 @@ def _sections(approval: Approval) -> list[str]:
     subject = approval.subject
     badge = RISK_BADGE[approval.risk]
     if isinstance(subject, PlanSubject):
-        head = f"*The plan* ({len(subject.plan.subtasks)} steps) {badge} · `{approval.id}`"
+        steps = plural(len(subject.plan.subtasks), "step")
+        head = f"*The plan* ({steps}) {badge} · `{approval.id}`"
         return [head, *pack(plan_lines(subject.plan), _PIECE)]
     texts = [f"*{cut(inert(subject.tool), 1000)}* {badge} · `{approval.id}`\n*Arguments*"]
     texts += _code(json_text(subject.arguments, indent=2))

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.models import Run
@@ -22,7 +23,7 @@ from agent_core.store import Store
 from bot.slack.admin import ADMIN_VERBS, AdminCommands
 from bot.slack.blocks import mention, safe
 from bot.slack.memory_commands import MEMORY_VERBS, MemoryCommands
-from bot.slack.privately import reply_privately
+from bot.slack.privately import NOT_A_MEMBER, invite_me, reply_privately
 
 __all__ = ["GoalIntake", "register_goals"]
 
@@ -57,10 +58,27 @@ class GoalIntake:
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
         delivery: str | None, dry_run: bool = False,
     ) -> Run | None:  # fmt: skip
-        """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started."""
+        """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started.
+
+        Where the bot cannot post (it is not a member of the channel), nothing starts and
+        ``user`` is told privately how to invite it.
+        """
         if delivery and not await self.first_delivery(delivery):
             return None  # a retry of a delivery already handled
-        goal = goal.strip()
+        try:
+            return await self._start(client, goal=goal.strip(), user=user, channel=channel,
+                                     thread_ts=thread_ts, dry_run=dry_run)  # fmt: skip
+        except SlackApiError as error:
+            if error.response.get("error") not in NOT_A_MEMBER:
+                raise
+            await reply_privately(client, user=user, channel=channel,
+                                  text=invite_me(str(error.response.get("error"))))  # fmt: skip
+            return None
+
+    async def _start(
+        self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
+        dry_run: bool,
+    ) -> Run | None:  # fmt: skip
         say = _sayer(client, channel, thread_ts)
         if not goal:
             await say(HELP)
@@ -74,10 +92,10 @@ class GoalIntake:
         if refused is not None:
             await say(f":no_entry: {refused.describe(self.admission.clock.now())}")
             return None
-        run = await self.store.create_run(
-            Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
-        )
+        run = Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
+        # Said before the run exists: where the bot cannot post, no run is left queued.
         posted = await say(f":eyes: `{run.id}` planning…")
+        run = await self.store.create_run(run)
         await self.remember_status(run, posted["channel"], posted["ts"])
         await self.submit(run.id)
         return run
@@ -104,19 +122,23 @@ def register_goals(
         )  # fmt: skip
 
     @app.command("/agent")
-    async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_command(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await ack()
         goal = (command.get("text") or "").strip()
         verb, _, rest = goal.partition(" ")
         verb = verb.lower()
         user, channel = command["user_id"], command["channel_id"]
+
+        async def answer(text: str) -> None:
+            await reply_privately(client, user=user, channel=channel, text=text, respond=respond)
+
         if memory is not None and verb in MEMORY_VERBS:
-            reply = await memory.answer(user, channel, goal)
-            await reply_privately(client, user=user, channel=channel, text=reply)
+            await answer(await memory.answer(user, channel, goal))
             return
         if not goal or verb == "help" or verb in ADMIN_VERBS:
-            reply = await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP
-            await reply_privately(client, user=user, channel=channel, text=reply)
+            await answer(await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP)
             return
         trigger = command.get("trigger_id")
         if trigger and not await intake.first_delivery(trigger):
@@ -124,10 +146,16 @@ def register_goals(
         dry_run = verb == "plan"
         goal = rest.strip() if dry_run else goal
         if not goal:
-            await reply_privately(client, user=user, channel=channel, text=HELP)
+            await answer(HELP)
             return
         asked = f"{mention(user)} asked: {safe(goal)}"
-        top = await client.chat_postMessage(channel=channel, text=asked)
+        try:
+            top = await client.chat_postMessage(channel=channel, text=asked)
+        except SlackApiError as error:
+            if error.response.get("error") not in NOT_A_MEMBER:
+                raise
+            await answer(invite_me(str(error.response.get("error"))))
+            return
         await intake.start(client, goal=goal, user=user, channel=top["channel"],
                            thread_ts=top["ts"], delivery=None, dry_run=dry_run)  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import DecisionService, Refused
-from agent_core.models import Decision, DecisionKind
+from agent_core.errors import NotFound
+from agent_core.models import Approval, Decision, DecisionKind, ToolCallSubject
+from agent_core.store import Store
 from bot.slack.blocks import (
     APPROVE,
     APPROVE_FOR_RUN,
@@ -31,6 +34,15 @@ from bot.slack.blocks import (
     reject_modal,
 )
 from bot.slack.channel import SlackChannel
+from bot.slack.edit_form import (
+    VALUE,
+    FormErrors,
+    FormField,
+    form_digest,
+    form_fields,
+    form_modal,
+    read_form,
+)
 from bot.slack.editing import read_edit
 from bot.slack.full_call import register_full_call
 from bot.slack.goals import GoalIntake, direct_goal
@@ -47,6 +59,9 @@ TYPED_DECISION = re.compile(
 )
 """``approve apr_…`` or ``reject apr_… reason``, typed in a channel or thread."""
 
+
+Schemas = Callable[[str], dict[str, Any] | None]
+"""A tool's name -> its input JSON Schema (None: no such tool)."""
 
 _BUTTON_KINDS = {APPROVE: DecisionKind.APPROVE, APPROVE_FOR_RUN: DecisionKind.APPROVE_FOR_RUN}
 
@@ -70,12 +85,15 @@ def register_approvals(
     channel: SlackChannel,
     intake: GoalIntake | None = None,
     approvers_answer: bool = False,
+    schemas: Schemas | None = None,
 ) -> None:
     """Wire the approval buttons and typed decisions of ``app`` to ``service``, and replies in
     threads to the questions ``channel`` asked.
 
     With ``intake``, a direct message that is not a decision or an answer starts a run.
-    ``approvers_answer`` lets approvers and admins answer a run's questions too.
+    ``approvers_answer`` lets approvers and admins answer a run's questions too. With
+    ``schemas`` (a tool's name -> its input schema), Edit… is a form with a box per simple
+    argument (:mod:`bot.slack.edit_form`); without, the call's arguments as JSON.
     """
     replies = ThreadReplies(channel=channel, store=service.store, authority=service.authority,
                             approvers_answer=approvers_answer)  # fmt: skip
@@ -102,7 +120,9 @@ def register_approvals(
         await ack()
         answer = _from_button(body)
         approval = await service.store.get_approval(answer.approval_id)
-        view = edit_modal(approval, _metadata(answer))
+        fields = _fields(approval, schemas)
+        form = form_modal(approval, fields, _metadata(answer, form_digest(fields)))
+        view = form if fields and form is not None else edit_modal(approval, _metadata(answer))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(REJECT_VIEW)
@@ -115,9 +135,9 @@ def register_approvals(
     async def on_edited(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         answer = _from_view(body, DecisionKind.EDIT)
         # Masked secrets left as shown keep their values: an unchanged form is the same call.
-        arguments = await read_edit(service.store, answer.approval_id, answer.reason or "")
-        if isinstance(arguments, str):
-            await ack(response_action="errors", errors={FIELD: arguments})
+        arguments = await _edited(service.store, schemas, answer, ViewSubmission.parse(body))
+        if isinstance(arguments, FormErrors):
+            await ack(response_action="errors", errors=arguments.errors)
             return
         decision = Decision(kind=DecisionKind.EDIT, by=answer.user, edited_arguments=arguments)
         outcome = await service.decide(answer.approval_id, decision)
@@ -171,10 +191,37 @@ def _from_text(event: dict[str, Any], text: str) -> _Answer | None:
     )
 
 
-def _metadata(answer: _Answer) -> str:
-    """What a modal must remember: which approval, and where to answer."""
+def _metadata(answer: _Answer, form: str | None = None) -> str:
+    """What a modal must remember: which approval, where to answer, and (an Edit form) what
+    its boxes are."""
     where = {"approval": answer.approval_id, "channel": answer.channel, "thread": answer.thread_ts}
-    return json.dumps(where)
+    return json.dumps(where | ({"form": form} if form else {}))
+
+
+def _fields(approval: Approval, schemas: Schemas | None) -> list[FormField]:
+    subject = approval.subject
+    if schemas is None or not isinstance(subject, ToolCallSubject):
+        return []
+    return form_fields(schemas(subject.tool), subject.arguments)
+
+
+async def _edited(
+    store: Store, schemas: Schemas | None, answer: _Answer, submitted: ViewSubmission
+) -> dict[str, Any] | FormErrors:
+    """The arguments an Edit submission means (the form or the JSON box), or its problems."""
+    digest = submitted.view.private_metadata.form
+    if digest is None:
+        arguments = await read_edit(store, answer.approval_id, answer.reason or "")
+        return FormErrors(errors={FIELD: arguments}) if isinstance(arguments, str) else arguments
+    try:
+        approval = await store.get_approval(answer.approval_id)
+    except NotFound:
+        return FormErrors(errors={FIELD: "This request no longer exists."})
+    fields = _fields(approval, schemas)
+    if form_digest(fields) != digest:
+        return FormErrors(errors={FIELD: "The tool's arguments changed since this form was "
+                                         "opened: close it and press Edit… again."})  # fmt: skip
+    return read_form(approval, fields, submitted.boxes("arg:", VALUE), submitted.value(FIELD))
 
 
 def _from_view(body: dict[str, Any], kind: DecisionKind) -> _Answer:

@@ -104,10 +104,17 @@ class ModalPlace(_Wire):
     approval: str = Field(pattern=APPROVAL_ID)
     channel: _Id | None = None
     thread: _Id | None = None
+    form: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    """The Edit form's digest of its boxes (None: the plain JSON modal)."""
+
+
+class _Selected(_Wire):
+    value: str = Field(max_length=150)
 
 
 class _Input(_Wire):
     value: str | None = Field(default=None, max_length=100_000)
+    selected_option: _Selected | None = None
 
 
 class _State(_Wire):
@@ -133,6 +140,17 @@ class ViewSubmission(_Wire):
     def value(self, block: str) -> str | None:
         """What was typed in the input ``block`` (whose action id is the same)."""
         return self.view.state.values.get(block, {}).get(block, _Input()).value
+
+    def boxes(self, prefix: str, action: str) -> dict[str, str | None]:
+        """What came back in each input whose block id starts with ``prefix`` (an option
+        chosen counts as its value), by block id."""
+        found = {}
+        for block, inputs in self.view.state.values.items():
+            if block.startswith(prefix) and action in inputs:
+                given = inputs[action]
+                chosen = given.selected_option.value if given.selected_option else None
+                found[block] = given.value if given.value is not None else chosen
+        return found
 
 
 # --- the door: the shape of each kind of payload airlock handles ----------------------------

@@ -4,6 +4,8 @@ is cut by :mod:`bot.slack.fit`, with a marker."""
 
 from __future__ import annotations
 
+import re
+
 from agent_core.channel import (
     ApprovalNeeded,
     PlanReady,
@@ -16,13 +18,16 @@ from agent_core.channel import (
 from agent_core.models import Plan, RunStatus
 from bot.slack.blocks import plan_lines
 from bot.slack.fit import cut, cut_middle, marker, split
-from bot.slack.render import code_block, inert_code, json_text, mention
+from bot.slack.render import code_block, inert, inert_code, json_text, mention, plural
 
-__all__ = ["plan_messages", "status_line", "tool_notice"]
+__all__ = ["finished_text", "plan_messages", "status_line", "tool_notice"]
 
 _PLAN_MESSAGE = 3500  # a message's text holds 4,000 characters
 _NOTICE_HEAD, _NOTICE_TAIL = 2400, 1000
 _NAMED = 20
+_PLAN_DECIDED = re.compile(
+    r"plan (rejected|expired|cancelled|superseded) by ([UW][A-Z0-9]{2,20})(?=:|$)"
+)
 
 
 def status_line(event: RunEvent) -> str | None:
@@ -41,7 +46,7 @@ def _status_line(event: RunEvent) -> str | None:
             return f":arrow_forward: {run} starting…"
         return f":busstop: {run} waiting for a free slot: number {event.position} in line"
     if isinstance(event, PlanReady):
-        return f":clipboard: {run} planned {len(event.plan.subtasks)} step(s)"
+        return f":clipboard: {run} planned {plural(len(event.plan.subtasks), 'step')}"
     if isinstance(event, StepStarted):
         step = cut(inert_code(event.subtask_id), 200)
         return f":gear: {run} step {event.index} of {event.total}: `{step}`"
@@ -71,3 +76,12 @@ def tool_notice(event: ToolNotice) -> str:
         return f"{title}\n{code_block(call)}"
     head, hidden, tail = parts
     return f"{title}\n{code_block(head)}\n_{marker(hidden)} not shown_\n{code_block(tail)}"
+
+
+def finished_text(status: RunStatus, result: str) -> str:
+    """``result`` made inert; a plan decision's decider (a user id the gate put first, before
+    any reason a person typed) shown as a mention, e.g. "plan rejected by <@W111>: …"."""
+    decided = _PLAN_DECIDED.match(result) if status is RunStatus.REJECTED else None
+    if decided is None:
+        return inert(result)
+    return f"plan {decided[1]} by {mention(decided[2])}{inert(result[decided.end() :])}"

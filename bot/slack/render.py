@@ -34,6 +34,7 @@ __all__ = [
     "inert_code",
     "json_text",
     "mention",
+    "plural",
     "visible",
 ]
 
@@ -114,3 +115,8 @@ def mention(identity: str) -> str:
     if _USER.fullmatch(identity):
         return f"<@{identity}>"
     return f"`{inert_code(identity)}`"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 step``, ``2 steps``: a count and its noun, in the right number."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

@@ -12,7 +12,7 @@ from agent_core.models import (
     Duplicate,
 )
 from bot.slack.fit import cut
-from bot.slack.render import inert, mention
+from bot.slack.render import inert, mention, plural
 
 __all__ = ["decision_reply"]
 
@@ -28,7 +28,7 @@ def decision_reply(outcome: DecisionOutcome | Refused) -> str | None:
         who = mention(outcome.approval.decided_by or "airlock")
         return f"Already {outcome.approval.status.value} by {who}."
     if isinstance(outcome, Counted):
-        return f"Counted. {outcome.approvals_needed} more approval(s) needed."
+        return f"Counted. {plural(outcome.approvals_needed, 'more approval')} needed."
     if isinstance(outcome, Duplicate):
         return "You have approved this already."
     if isinstance(outcome, Concluded) and outcome.approval.status is ApprovalStatus.SUPERSEDED:

@@ -154,7 +154,8 @@ async def _agent(
     None for a front end that only queues them.
     """
     channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
-                           approvers=settings.approvers)  # fmt: skip
+                           approvers=settings.approvers,
+                           approval_dms=settings.approval_dms)  # fmt: skip
     agent = await wiring.agent(settings, store, channel, stack)
     runs = agent.runs(settings) if worker else None
     submit = agent.submit if runs is None else _submitter(runs)
@@ -171,7 +172,8 @@ async def _agent(
     register_goals(app, intake, admin, curate)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake,
-                       approvers_answer=settings.approvers_answer_questions)  # fmt: skip
+                       approvers_answer=settings.approvers_answer_questions,
+                       schemas=agent.registry.input_schema)  # fmt: skip
     return runs
 
 

@@ -29,7 +29,7 @@ from agent_core.testing.slack_requests import (
     load_text_payload,
     post_to_bot,
 )
-from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from agent_core.testing.slack_server import RESPONSE_URL, SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
 from tests.support import airlock_serve
 
@@ -128,16 +128,16 @@ class Served:
     def command_form(self, text: str, *, user: str, channel: str = CHANNEL) -> dict[str, str]:
         """The form of `/agent <text>` typed by ``user``, with a fresh trigger id."""
         fields = {"command": "/agent", "text": text, "user_id": user, "channel_id": channel}
-        return COMMAND | fields | {"trigger_id": f"{next(_serial)}.trigger"}
+        url = self.slack.response_url(user=user, channel=channel)
+        return COMMAND | fields | {"trigger_id": f"{next(_serial)}.trigger", "response_url": url}
 
     async def agent(self, text: str, user: str, *, channel: str = CHANNEL) -> str:
-        """`/agent <text>` typed by ``user``; the private reply's text."""
-        since = len(self.slack.calls)
+        """`/agent <text>` typed by ``user``; the private reply's text (on its response_url)."""
         form = self.command_form(text, user=user, channel=channel)
         assert await self.send(self.signer.command(form)) == 200
-        reply = await self.slack.wait_for_call(
-            "chat.postEphemeral", lambda c: c.args["user"] == user, since=since, timeout=30
-        )
+        url = form["response_url"]
+        reply = await self.slack.wait_for_call(RESPONSE_URL, lambda c: c.url == url, timeout=30)
+        assert reply.args["response_type"] == "ephemeral"
         return str(reply.args["text"])
 
     def click_body(self, action_id: str, value: str, *, user: str, channel: str = CHANNEL,

@@ -30,7 +30,7 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
-from agent_core.testing.slack_server import SlackCall
+from agent_core.testing.slack_server import RESPONSE_URL, SlackCall
 from tests.attacks.harness import (
     ADMIN,
     APPROVAL_CHANNEL,
@@ -59,7 +59,8 @@ def audience(call: SlackCall) -> str:
         return f"user:{call.args['user_id']}"
     if call.method == "views.open":
         return "modal"
-    return str(call.args.get("channel"))
+    channel = str(call.args.get("channel"))
+    return f"user:{channel}" if channel[:1] in "UW" else channel  # a DM to that person
 
 
 def shown_outside(bot: Served, text: str, *, allowed: set[str]) -> list[tuple[str, str]]:
@@ -135,7 +136,9 @@ async def test_status_home_and_approval_copies_show_each_person_only_what_is_the
             == []
         )
         assert shown_outside(bot, "DMSECRET", allowed=in_dm) == []
-        in_channel = {CHANNEL, APPROVAL_CHANNEL, f"user:{REQUESTER}", f"user:{ADMIN}"}
+        # The approvers asked in their DMs read what a channel's run is for.
+        in_channel = {CHANNEL, APPROVAL_CHANNEL, f"user:{REQUESTER}", f"user:{ADMIN}",
+                      f"user:{APPROVER}"}  # fmt: skip
         assert shown_outside(bot, "CHANNELGOAL", allowed=in_channel) == []
         assert thread
 
@@ -279,11 +282,11 @@ async def test_a_replayed_slash_command_posts_nothing_twice(bot: Served) -> None
     await card_in(bot, CHANNEL)
     for _ in range(3):
         assert await bot.send(halt) == 200
-    await bot.slack.wait_for_call("chat.postEphemeral", says("Halted"), timeout=30)
+    await bot.slack.wait_for_call(RESPONSE_URL, says("Halted"), timeout=30)
     await _quiet(bot)
     asked = [c for c in bot.slack.calls_to("chat.postMessage") if "asked:" in c.args["text"]]
     assert len(asked) == 1 and len(await bot.store.list_runs()) == 1
-    assert len([c for c in bot.slack.calls_to("chat.postEphemeral") if "Halted" in
+    assert len([c for c in bot.slack.calls_to(RESPONSE_URL) if "Halted" in
                 c.args["text"]]) == 1  # fmt: skip
     halts = [e for e in await bot.store.list_audit("_global") if e.kind == "halt"]
     assert len(halts) == 1

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 
@@ -41,14 +40,13 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_requests import (
     SlackRequestSigner,
     load_json_payload,
-    load_text_payload,
     post_to_bot,
 )
-from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from agent_core.testing.slack_server import RESPONSE_URL, SlackCall, SlackStandIn
 from agent_core.tools.mcp.config import public_name
 from tests.attacks.long_name_mcp_server import TOOL as LONG_TOOL
 from tests.e2e.test_serve import clean_env
-from tests.support import airlock_serve, eventually
+from tests.support import airlock_serve, eventually, slash_command
 
 SECRET = "attack-signing-secret"
 TOKEN = "xoxb-attacks"
@@ -166,11 +164,10 @@ class Bot:
 
     async def command(self, text: str, user: str) -> SlackCall:
         """`/agent <text>` from ``user``; the private reply."""
-        since = len(self.slack.calls)
-        form = dict(parse_qsl(load_text_payload("slash_command.txt")))
-        form |= {"command": "/agent", "text": text, "user_id": user, "channel_id": CHANNEL}
+        form = slash_command(self.slack, text, user=user, channel=CHANNEL)
         assert (await post_to_bot(self.url, self.signer.command(form)))[0] == 200
-        return await self.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+        url = form["response_url"]
+        return await self.slack.wait_for_call(RESPONSE_URL, lambda c: c.url == url, timeout=30)
 
     async def finished(self, thread_ts: str, *, timeout: float = 30) -> SlackCall:
         """The run's last message in ``thread_ts`` (completed, failed, rejected ...)."""
@@ -479,7 +476,8 @@ async def test_a_64_character_tool_name_fits_its_buttons_and_its_confirm_names_i
     assert tool[:40] in grant["confirm"]["text"]["text"]  # the dialog names the tool
     assert (await bot.click(card, grant))[0] == 200
     assert "completed" in (await bot.finished(thread)).args["text"]
-    assert len([c for c in bot.slack.calls_to("chat.postMessage") if has_buttons(c)]) == 1
+    in_thread = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("thread_ts")]
+    assert len([c for c in in_thread if has_buttons(c)]) == 1
 
 
 async def test_a_critical_approve_asks_to_confirm_naming_the_tool(bot: Bot) -> None:

@@ -98,7 +98,9 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
 
 
 def card(call: SlackCall) -> bool:
-    return any(b.get("type") == "actions" for b in call.args.get("blocks") or [])
+    """A request card in a run's thread (approvers' DM copies have no thread)."""
+    blocks = call.args.get("blocks") or []
+    return bool(call.args.get("thread_ts")) and any(b.get("type") == "actions" for b in blocks)
 
 
 def buttons(call: SlackCall) -> list[str]:
@@ -123,16 +125,28 @@ async def next_card(bot: Bot, since: int) -> SlackCall:
     return await bot.slack.wait_for_call("chat.postMessage", card, since=since, timeout=30)
 
 
-async def edit(bot: Bot, approval_id: str, user: str, arguments: dict[str, Any]) -> str:
+async def edit(
+    bot: Bot, approval_id: str, user: str, arguments: dict[str, Any], *, form: bool = False
+) -> str:
+    """Edit the call to ``arguments``: as JSON, or (``form``) in the form's boxes, each
+    argument in the box labelled with its name and the rest left as prefilled."""
     since = len(bot.slack.calls)
     await click(bot, "airlock_edit", approval_id, user)
     view = (await bot.slack.wait_for_call("views.open", since=since, timeout=30)).args["view"]
+    values = {"field": {"field": {"type": "plain_text_input", "value": json.dumps(arguments)}}}
+    if form:
+        values = {}
+        for block in view["blocks"]:
+            label, element = block["label"]["text"], block["element"]
+            value = arguments.get(label, element.get("initial_value"))
+            values[block["block_id"]] = {element["action_id"]: {
+                "type": "plain_text_input", "value": value}}  # fmt: skip
+        assert any(k.startswith("arg:") for k in values), view  # the form, not the JSON box
     body = copy.deepcopy(SUBMISSION)
     body["user"]["id"] = user
     body["view"].update(
         callback_id=view["callback_id"], private_metadata=view["private_metadata"],
-        state={"values": {"field": {"field": {"type": "plain_text_input",
-                                              "value": json.dumps(arguments)}}}},
+        state={"values": values},
     )  # fmt: skip
     status, text = await post_to_bot(bot.url, bot.signer.interaction(body))
     assert status == 200 and not text, text  # accepted: the modal closes
@@ -140,9 +154,11 @@ async def edit(bot: Bot, approval_id: str, user: str, arguments: dict[str, Any])
 
 
 @pytest.mark.processes
-async def test_one_approver_cannot_edit_a_high_command_into_rm_rf(bot: Bot) -> None:
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+async def test_one_approver_cannot_edit_a_high_command_into_rm_rf(bot: Bot, form: bool) -> None:
     """Hole 1: Edit skipped the risk gate. The edited call must be asked anew at CRITICAL,
-    with its own quorum; the original is closed as superseded and never runs."""
+    with its own quorum; the original is closed as superseded and never runs. The same
+    through the form's command box as through the JSON."""
     bot.anthropic.enqueue(
         plan(["run_command"]),
         tool_use_reply("run_command", {"command": "echo harmless"}),
@@ -155,7 +171,7 @@ async def test_one_approver_cannot_edit_a_high_command_into_rm_rf(bot: Bot) -> N
     assert "harmless" in high.args["text"] and "(high)" in high.args["text"]
 
     since = len(bot.slack.calls)
-    await edit(bot, approval_of(high), ALICE, {"command": "rm -rf victim"})
+    await edit(bot, approval_of(high), ALICE, {"command": "rm -rf victim"}, form=form)
     critical = await next_card(bot, since)
     assert "(critical)" in critical.args["text"] and "rm -rf victim" in critical.args["text"]
     new_id = approval_of(critical)

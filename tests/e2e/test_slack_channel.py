@@ -107,7 +107,8 @@ async def test_a_request_names_the_configured_approvers_when_it_has_none_of_its_
     )
     await channel.notify(ApprovalNeeded(run=run, approval=approval))
     await channel.request_decision(approval)
-    [card] = slack.calls_to("chat.postMessage")
+    card, dm = slack.calls_to("chat.postMessage")  # S0ONCALL is no group Slack knows
+    assert card.args["channel"] == MENTION["channel"] and dm.args["channel"] == "U0ANA"
     assert "for: <!subteam^S0ONCALL>, <@U0ANA> or an admin" in str(card.args["blocks"])
     [status] = slack.calls_to("chat.update")
     assert "waiting for approval from <!subteam^S0ONCALL>, <@U0ANA>" in status.args["text"]

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 
@@ -20,12 +19,11 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_requests import (
     SlackRequestSigner,
     load_json_payload,
-    load_text_payload,
     post_to_bot,
 )
-from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from agent_core.testing.slack_server import RESPONSE_URL, SlackCall, SlackStandIn
 from tests.e2e.test_serve import clean_env
-from tests.support import airlock_serve
+from tests.support import airlock_serve, slash_command
 
 pytestmark = pytest.mark.processes
 
@@ -45,6 +43,12 @@ class Bot:
     anthropic: AnthropicStandIn
     store: Store
     signer: SlackRequestSigner
+
+    async def answer(self, form: dict[str, str]) -> SlackCall:
+        """Send the slash command ``form``; what the bot posted to its response_url."""
+        assert (await post_to_bot(self.url, self.signer.command(form)))[0] == 200
+        url = form["response_url"]
+        return await self.slack.wait_for_call(RESPONSE_URL, lambda c: c.url == url, timeout=30)
 
 
 @pytest.fixture
@@ -116,8 +120,13 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
         event["user"],
         RunStatus.COMPLETED,
     )
-    threads = {c.args.get("thread_ts") for c in bot.slack.calls_to("chat.postMessage")}
+    posted = bot.slack.calls_to("chat.postMessage")
+    threads = {c.args.get("thread_ts") for c in posted if c.args["channel"] == event["channel"]}
     assert threads == {event["ts"]}  # everything about the run stays in its thread
+    # ... but the approver is asked in a direct message too
+    assert {c.args["channel"] for c in posted if c.args["channel"] != event["channel"]} == {
+        APPROVER
+    }
     status = [c.args["text"] for c in bot.slack.calls_to("chat.update")
               if c.args.get("ts") == started.response["ts"]]  # fmt: skip
     assert [line.split(" ", 1)[0] for line in status] == [
@@ -126,22 +135,17 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
     # planned, step 1 of 1, waiting, step 1 of 1 again (resumed), completed
     assert "waiting for approval" in status[2] and "step 1 of 1" in status[1]
 
-    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
     for user, expected in (
         (APPROVER, "Not allowed"),
         (event["user"], "1 tool call(s): write_file"),
     ):
-        since = len(bot.slack.calls)
-        asked = form | {"command": "/agent", "text": f"audit {run.id}", "user_id": user}
-        assert (await post_to_bot(bot.url, bot.signer.command(asked)))[0] == 200
-        reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+        reply = await bot.answer(slash_command(bot.slack, f"audit {run.id}", user=user))
         assert expected in reply.args["text"]
     assert f"<@{APPROVER}> approve `{approval_id}`" in reply.args["text"]
 
 
 async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
-    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
-    form.update(command="/agent", text="check the disks")
+    form = slash_command(bot.slack, "check the disks", user=MENTION["event"]["user"])
     bot.anthropic.enqueue(
         tool_use_reply("submit_plan", {"subtasks": [
             {"id": "s1", "description": "look", "required_tools": [], "depends_on": [],
@@ -158,14 +162,14 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     bot.anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [
         {"id": "s1", "description": "wipe the disks", "required_tools": [], "depends_on": [],
          "risk_level": "critical"}]}))  # fmt: skip
-    form.update(text="plan wipe the disks", trigger_id="333.333.zzz")
+    form = slash_command(bot.slack, "plan wipe the disks", user=form["user_id"])
     assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
     planned = await bot.slack.wait_for_call("chat.postMessage", says("dry run"), timeout=30)
-    assert "1 subtasks planned, none run" in planned.args["text"]
+    assert "1 subtask planned, none run" in planned.args["text"]
     assert [r.dry_run for r in await bot.store.list_runs()].count(True) == 1
 
     await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
-    form.update(text="another goal", trigger_id="222.222.yyy")
+    form = slash_command(bot.slack, "another goal", user=form["user_id"])
     assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
     refused = await bot.slack.wait_for_call("chat.postMessage", says("halted"), timeout=30)
     assert "maintenance" in refused.args["text"]
@@ -173,14 +177,9 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
 
 
 async def test_admin_verbs_of_agent_are_answered_privately(bot: Bot) -> None:
-    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
-
     async def agent(text: str, user: str) -> str:
-        since = len(bot.slack.calls)
-        sent = bot.signer.command(form | {"command": "/agent", "text": text, "user_id": user})
-        assert (await post_to_bot(bot.url, sent))[0] == 200
-        reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
-        assert reply.args["user"] == user
+        reply = await bot.answer(slash_command(bot.slack, text, user=user))
+        assert reply.args["response_type"] == "ephemeral"
         return str(reply.args["text"])
 
     assert "/agent plan <goal>" in await agent("help", APPROVER)
@@ -210,12 +209,9 @@ async def test_a_failed_run_is_retried_from_slack_as_attempt_2_of_the_same_run(b
     assert (await post_to_bot(bot.url, bot.signer.event(MENTION)))[0] == 200
     await bot.slack.wait_for_call("chat.postMessage", says("*failed*"), timeout=30)
     [run] = await bot.store.list_runs()
-    form = dict(parse_qsl(load_text_payload("slash_command.txt")))
     since = len(bot.slack.calls)
     bot.anthropic.enqueue(text_reply("all good now"))
-    asked = form | {"command": "/agent", "text": f"retry {run.id}", "user_id": run.requester}
-    assert (await post_to_bot(bot.url, bot.signer.command(asked)))[0] == 200
-    reply = await bot.slack.wait_for_call("chat.postEphemeral", since=since, timeout=30)
+    reply = await bot.answer(slash_command(bot.slack, f"retry {run.id}", user=run.requester))
     assert f"Run `{run.id}` is retrying as attempt 2" in reply.args["text"]
     done = await bot.slack.wait_for_call("chat.postMessage", says("all good now"), since=since,
                                          timeout=30)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,9 +12,9 @@ import pytest
 from agent_core.testing.anthropic_server import AnthropicStandIn
 from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_requests import SlackRequestSigner, load_text_payload, post_to_bot
-from agent_core.testing.slack_server import SlackStandIn
+from agent_core.testing.slack_server import RESPONSE_URL, SlackStandIn
 from tests.e2e.test_serve import clean_env
-from tests.support import airlock_serve
+from tests.support import airlock_serve, slash_command
 
 pytestmark = pytest.mark.processes
 
@@ -25,7 +24,6 @@ KEY = "sk-ant-memory"
 FORM = dict(parse_qsl(load_text_payload("slash_command.txt")))
 USER, CHANNEL = FORM["user_id"], FORM["channel_id"]
 ADMIN = "U0ADMIN"
-_TRIGGERS = itertools.count(1)
 
 
 @pytest.fixture
@@ -51,13 +49,12 @@ async def agent(
     a second is two commands, not a replay.
     """
     url, slack = served
-    since = len(slack.calls)
-    form = FORM | {"command": "/agent", "text": text, "user_id": user, "channel_id": channel,
-                   "trigger_id": f"{next(_TRIGGERS)}.memory"}  # fmt: skip
+    form = slash_command(slack, text, user=user, channel=channel)
     status, _ = await post_to_bot(url, SlackRequestSigner(SECRET).command(form))
     assert status == 200
-    reply = await slack.wait_for_call("chat.postEphemeral", since=since, timeout=60)
-    assert reply.args["user"] == user and reply.args["channel"] == channel
+    hook = form["response_url"]
+    reply = await slack.wait_for_call(RESPONSE_URL, lambda c: c.url == hook, timeout=60)
+    assert reply.args["response_type"] == "ephemeral"
     return str(reply.args["text"])
 
 

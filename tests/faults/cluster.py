@@ -499,11 +499,12 @@ class Cluster:
 
     async def slash_command(self, front_end: int, text: str, *, user: str = REQUESTER) -> int:
         """``/agent <text>`` typed by ``user`` in the goals' channel, through ``front_end``;
-        the HTTP status (the answer is an ephemeral message, in the Slack stand-in)."""
+        the HTTP status (the answer goes to its response_url, on the Slack stand-in)."""
         form = dict(parse_qsl(load_text_payload("slash_command.txt")))
-        form.update(command="/agent", text=text, user_id=user,
-                    channel_id=MENTION["event"]["channel"],
-                    trigger_id=f"{next(self._serial)}.{uuid.uuid4().hex[:12]}")  # fmt: skip
+        channel = MENTION["event"]["channel"]
+        form.update(command="/agent", text=text, user_id=user, channel_id=channel,
+                    trigger_id=f"{next(self._serial)}.{uuid.uuid4().hex[:12]}",
+                    response_url=self.slack.response_url(user=user, channel=channel))  # fmt: skip
         status, _ = await post_to_bot(
             self._events_url(front_end), self._signer.command(form), session=self._http
         )
@@ -551,7 +552,8 @@ class Cluster:
         cards: dict[str, ApprovalCard] = {}
         for call in self.slack.calls_to("chat.postMessage"):
             approval_id = _card_approval(call)
-            if approval_id in pending and call.response.get("ok"):
+            in_thread = call.args.get("thread_ts")  # approvers' DM copies are not in one
+            if approval_id in pending and call.response.get("ok") and in_thread:
                 cards[approval_id] = ApprovalCard(
                     approval_id=approval_id, message_ts=str(call.response["ts"]),
                     thread_ts=call.args.get("thread_ts"),

@@ -24,6 +24,7 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
+from agent_core.testing.slack_server import RESPONSE_URL
 from tests.faults.cluster import ApprovalCard, Cluster, Goal, goal_token, plan_reply
 from tests.support import eventually
 
@@ -234,7 +235,7 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
         await eventually(worker_let_go, timeout=10, load_scaled=True)
         since = len(cluster.slack.calls)
         assert await cluster.slash_command(0, "status") == 200
-        status = await cluster.slack.wait_for_call("chat.postEphemeral", since=since, timeout=10)
+        status = await cluster.slack.wait_for_call(RESPONSE_URL, since=since, timeout=10)
         assert "Queue: 0 run(s) waiting for a worker, 0 held by one." in status.args["text"]
 
         assert await cluster.slash_command(1, f"retry {run.id}") == 200
