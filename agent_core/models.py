@@ -504,6 +504,7 @@ class AuditKind(StrEnum):
     APPROVAL_GRANTED_FOR_RUN = "approval_granted_for_run"
     APPROVAL_KEPT = "approval_kept"
     APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_CANCELLED = "approval_cancelled"
     APPROVAL_ESCALATED = "approval_escalated"
     APPROVAL_UNDELIVERABLE = "approval_undeliverable"
     DECISION_REFUSED = "decision_refused"

@@ -10,6 +10,7 @@ from agent_core.approvals.service import (
     edit_risk_check,
     schema_edit_check,
 )
+from agent_core.approvals.settle import close_undecided
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -26,6 +27,7 @@ __all__ = [
     "RiskReason",
     "Verdict",
     "approval_id",
+    "close_undecided",
     "contains_secret",
     "edit_risk_check",
     "local_identity",

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent_core import telemetry
-from agent_core.approvals import ApprovalPolicy
+from agent_core.approvals import ApprovalPolicy, close_undecided
 from agent_core.audit.trail import Audit
 from agent_core.channel import (
     ApprovalEscalated,
@@ -40,7 +40,6 @@ from agent_core.models import (
     ApprovalDecided,
     ApprovalStatus,
     AuditKind,
-    Concluded,
     HaltChanged,
     Run,
     RunKilled,
@@ -255,13 +254,13 @@ class Runner:
             run = None
         if run is not None and not run.status.is_final:
             return
-        outcome = await self.store.close_approval(
-            approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=self.clock.now()
-        )
-        if isinstance(outcome, Concluded):
-            telemetry.approval_settled(outcome.approval)
-            if run is not None:
-                await self.channel.notify(ApprovalSettled(run=run, approval=outcome.approval))
+        # Signalled like any other close (start() listens before it recovers), so the
+        # request's every copy is updated wherever it was posted.
+        await close_undecided(
+            self.store, approval, status=ApprovalStatus.CANCELLED, by="airlock",
+            at=self.clock.now(), why=AuditKind.APPROVAL_CANCELLED, trail=run is not None,
+            reason="its run is over" if run is not None else "its run is gone",
+        )  # fmt: skip
 
     # Signals
 
@@ -354,16 +353,9 @@ class Runner:
         if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
             await self._escalate(approval)
             return
-        outcome = await self.store.close_approval(
-            approval.id, status=ApprovalStatus.EXPIRED, by="airlock", at=self.clock.now()
-        )
-        if isinstance(outcome, Concluded):
-            telemetry.approval_settled(outcome.approval)
-            await self.audit.record(approval.run_id, AuditKind.APPROVAL_EXPIRED, actor="airlock",
-                                    approval_id=approval.id, policy=policy.value)  # fmt: skip
-            await self.store.publish(
-                ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
-            )
+        await close_undecided(self.store, approval, status=ApprovalStatus.EXPIRED, by="airlock",
+                              at=self.clock.now(), why=AuditKind.APPROVAL_EXPIRED,
+                              policy=policy.value)  # fmt: skip
 
     async def _escalate(self, approval: Approval) -> None:
         who, seconds = self.policy.escalation[approval.hop]

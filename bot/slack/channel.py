@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.audit.trail import Audit
+from agent_core.approvals import close_undecided
 from agent_core.channel import (
     ApprovalEscalated,
     ApprovalNeeded,
@@ -42,10 +42,8 @@ from agent_core.errors import NotFound
 from agent_core.logs import redact
 from agent_core.models import (
     Approval,
-    ApprovalDecided,
     ApprovalStatus,
     AuditKind,
-    Concluded,
     Plan,
     QuestionAnswered,
     RiskLevel,
@@ -246,15 +244,9 @@ class SlackChannel:
         await self._say(run, f":warning: The approval request `{inert_code(approval.id)}` could "
                         f"not be posted: {inert(why)}. It is cancelled; the agent is told the "
                         "call was not approved.")  # fmt: skip
-        outcome = await self.store.close_approval(
-            approval.id, status=ApprovalStatus.CANCELLED, by="airlock", at=utcnow()
-        )
-        if isinstance(outcome, Concluded):
-            await Audit(store=self.store).record(
-                run.id, AuditKind.APPROVAL_UNDELIVERABLE, actor="airlock",
-                approval_id=approval.id, reason=why,
-            )  # fmt: skip
-            await self.store.publish(ApprovalDecided(approval_id=approval.id, run_id=run.id))
+        await close_undecided(self.store, approval, status=ApprovalStatus.CANCELLED, by="airlock",
+                              at=utcnow(), why=AuditKind.APPROVAL_UNDELIVERABLE,
+                              reason=why)  # fmt: skip
 
     async def shown_at(self, approval_id: str) -> set[tuple[str, str]]:
         """Where the request messages of ``approval_id`` are: (channel, ts) pairs."""

@@ -341,6 +341,9 @@ async def test_kill_while_waiting_cancels_the_approval_fast(
     late = await harness.service.decide(approval.id, decision(DecisionKind.APPROVE, "U0APPROVER"))
     assert not isinstance(late, Refused) and late.kind == "already_decided"
     assert (await harness.finished(run.id)).status is RunStatus.KILLED  # waiters wake too
+    trail = await harness.store.list_audit(run.id)
+    cancelled = [e for e in trail if e.kind == "approval_cancelled"]
+    assert [(e.actor, e.data["reason"]) for e in cancelled] == [("U0ADMIN", "its run was killed")]
 
 
 async def test_halt_refuses_new_runs_until_resumed(
@@ -400,8 +403,23 @@ async def test_approvals_of_runs_gone_or_over_are_cancelled_at_start(
     await harness.runner.recover()
     for approval in (orphan, stale):
         assert (await harness.store.get_approval(approval.id)).status is ApprovalStatus.CANCELLED
-    settled = [e for e in harness.channel.events if e.kind == "approval_settled"]
-    assert [e.approval.id for e in settled] == [stale.id]  # type: ignore[union-attr]
+
+    def settled() -> list[str]:
+        return [e.approval.id for e in harness.channel.events  # type: ignore[union-attr]
+                if e.kind == "approval_settled"]  # fmt: skip
+
+    async def told() -> bool:
+        return settled() == [stale.id]
+
+    await eventually(told, timeout=10)
+    # Audited and signalled like every other close; a run that is gone has no trail to write.
+    cancelled = [e for e in await harness.store.list_audit(over.id)
+                 if e.kind == "approval_cancelled"]  # fmt: skip
+    assert [(e.data["approval_id"], e.data["reason"]) for e in cancelled] == [
+        (stale.id, "its run is over")
+    ]
+    assert await harness.store.list_audit("run_gone") == []
+    assert settled() == [stale.id]
 
 
 async def test_a_failing_preview_still_asks_and_says_why(

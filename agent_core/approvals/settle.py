@@ -1,0 +1,47 @@
+"""Closing an approval nobody decided: it expired, its run ended, or it could not be asked.
+
+A person's decision goes through :class:`~agent_core.approvals.service.DecisionService`;
+everything else that ends a pending approval comes here, so each such end is counted,
+audited and signalled the same way whichever part of airlock noticed it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agent_core import telemetry
+from agent_core.audit.trail import Audit
+from agent_core.models import Approval, ApprovalDecided, ApprovalStatus, AuditKind, Concluded
+from agent_core.store import Store
+
+__all__ = ["close_undecided"]
+
+
+async def close_undecided(
+    store: Store,
+    approval: Approval,
+    *,
+    status: ApprovalStatus,
+    by: str,
+    at: datetime,
+    why: AuditKind,
+    trail: bool = True,
+    **details: str,
+) -> Approval | None:
+    """Close ``approval`` as ``status`` (expired or cancelled) if it is still pending.
+
+    Only the process whose close wins goes on: it counts the approval as settled, appends
+    ``why`` (with ``details``) to the run's trail and signals the decision to every process,
+    so the parked run resumes (and is told the call was not approved) and every copy of the
+    request is updated. ``trail=False`` when the run's record is gone: there is no trail to
+    append to, and nothing to resume. None when someone else settled it first.
+    """
+    outcome = await store.close_approval(approval.id, status=status, by=by, at=at)
+    if not isinstance(outcome, Concluded):
+        return None
+    telemetry.approval_settled(outcome.approval)
+    if trail:
+        await Audit(store=store).record(approval.run_id, why, actor=by,
+                                        approval_id=approval.id, **details)  # fmt: skip
+        await store.publish(ApprovalDecided(approval_id=approval.id, run_id=approval.run_id))
+    return outcome.approval
