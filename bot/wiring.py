@@ -28,7 +28,7 @@ from agent_core.runs.orchestrator import Orchestrator, RunPolicy
 from agent_core.runs.runner import Runner
 from agent_core.runs.slots import RunQueue
 from agent_core.store import Store
-from agent_core.store._redis_queue import RedisRunQueue
+from agent_core.store.run_queue import RedisRunQueue
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.mcp import McpTools, load_mcp_config

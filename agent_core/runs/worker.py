@@ -47,8 +47,7 @@ from agent_core.runs.orchestrator import LEASE_LOST, SHUTDOWN
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.runner import Runner, cancelled
 from agent_core.runs.slots import RunQueue
-from agent_core.store._redis_client import BACKOFF, RECONNECT_ERRORS
-from agent_core.store._redis_queue import Entry, Lease, RedisRunQueue
+from agent_core.store.run_queue import BACKOFF, RECONNECT_ERRORS, Entry, Lease, RedisRunQueue
 
 __all__ = ["LEASES_TASK", "TERMINAL", "Worker", "worker_name"]
 

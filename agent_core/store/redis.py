@@ -43,7 +43,6 @@ from agent_core.store._redis_audit import RedisAudit
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
-from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     SignalHub,
@@ -58,6 +57,7 @@ from agent_core.store.base import (
     masked_run,
     transitioned,
 )
+from agent_core.store.run_queue import RedisRunQueue
 
 __all__ = ["RedisStore"]
 

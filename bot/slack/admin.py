@@ -18,7 +18,7 @@ from agent_core.models import AuditKind, Decision, DecisionKind, Run
 from agent_core.runs.control import ACTIVE, RunControl
 from agent_core.runs.limits import SpendLedger
 from agent_core.store import Store
-from agent_core.store._redis_queue import RedisRunQueue
+from agent_core.store.run_queue import RedisRunQueue
 from bot.slack.fit import cut
 from bot.slack.render import inert, inert_code, mention
 from bot.slack.replies import decision_reply

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent_core.store import open_store
-from agent_core.store._redis_queue import RedisRunQueue
 from agent_core.store.redis import RedisStore
+from agent_core.store.run_queue import RedisRunQueue
 from tests.support import eventually
 
 

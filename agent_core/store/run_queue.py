@@ -23,10 +23,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from agent_core.store._redis_client import milliseconds
+# A worker's loops ride out a Redis restart with the client's own reconnect rules.
+from agent_core.store._redis_client import BACKOFF, RECONNECT_ERRORS, milliseconds
 from agent_core.store._redis_keys import KeyLayout
 
-__all__ = ["GROUP", "Entry", "Lease", "RedisRunQueue"]
+__all__ = ["BACKOFF", "GROUP", "RECONNECT_ERRORS", "Entry", "Lease", "RedisRunQueue"]
 
 logger = logging.getLogger("agent_core.store.redis")
 
