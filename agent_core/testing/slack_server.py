@@ -29,7 +29,8 @@ from agent_core.testing.slack_workspace import (
 
 __all__ = ["SlackCall", "SlackIdentity", "SlackStandIn", "SlackWorkspace"]
 
-_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
+_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks", "chunks",
+              "prompts")  # fmt: skip
 
 
 @dataclass(kw_only=True)

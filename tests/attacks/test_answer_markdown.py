@@ -50,8 +50,8 @@ def test_a_link_whose_text_is_another_address_shows_its_real_target(attack: str,
 
 def test_honest_links_and_formatting_are_kept() -> None:
     answer = ("# Disk report\n\n**/var** is *92%* full; see [the runbook](https://wiki.example/"
-              "disk) or [https://wiki.example/disk](https://wiki.example/disk).\n\n"
-              "| mount | use |\n|---|---|\n| /var | 92% |\n\n- one\n- two\n\n> quoted\n")  # fmt: skip
+              "disk) or [https://wiki.example/disk](https://wiki.example/disk).\n\n| mount | "
+              "use |\n|---|---|\n| /var | 92% |\n\n- one\n- two\n\n> quoted\n")  # fmt: skip
     shown = inert_markdown(answer)
     assert "[the runbook](https://wiki.example/disk)" in shown
     assert "[https://wiki.example/disk](https://wiki.example/disk)" in shown
