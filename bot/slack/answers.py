@@ -36,7 +36,7 @@ __all__ = ["FEEDBACK", "AnswerPoster", "answer_markdown", "feedback_block", "mar
 logger = logging.getLogger(__name__)
 
 FEEDBACK = "airlock_answer_feedback"
-"""action_id of an answer's feedback buttons; the value is ``good <run id>`` or ``bad <run id>``."""
+"""action_id of an answer's feedback buttons; a button's value: ``positive|negative <run id>``."""
 _CHUNK = 600
 """Characters a stream call adds: a few calls for a usual answer, well inside Tier 4."""
 _ATTACHED = "\n\n_The whole answer is attached below._"
@@ -62,10 +62,10 @@ def feedback_block(run_id: str) -> Block:
             FeedbackButtonsElement(
                 action_id=FEEDBACK,
                 positive_button=FeedbackButtonObject(
-                    text="👍", value=f"good {run_id}", accessibility_label="This helped"
+                    text="👍", value=f"positive {run_id}", accessibility_label="This helped"
                 ),
                 negative_button=FeedbackButtonObject(
-                    text="👎", value=f"bad {run_id}", accessibility_label="This did not help"
+                    text="👎", value=f"negative {run_id}", accessibility_label="This did not help"
                 ),
             )
         ]

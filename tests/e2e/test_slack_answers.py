@@ -76,7 +76,7 @@ async def test_the_answer_streams_as_markdown_with_feedback_buttons(
     [buttons] = feedback["elements"]
     assert (feedback["type"], buttons["type"], buttons["action_id"]) == (
         "context_actions", "feedback_buttons", FEEDBACK)  # fmt: skip
-    assert buttons["positive_button"]["value"] == f"good {run.id}"
+    assert buttons["positive_button"]["value"] == f"positive {run.id}"
     assert not slack.calls_to("chat.postMessage")  # streamed: nothing posted besides
 
 
