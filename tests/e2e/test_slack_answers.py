@@ -36,8 +36,8 @@ async def parts(tmp_path: Path) -> AsyncIterator[tuple[Store, SlackStandIn, Asyn
 
 
 async def _run(store: Store, goal: str = "report") -> Run:
-    return await store.create_run(Run(goal=goal, requester=MENTION["user"],
-                                      channel=MENTION["channel"], thread_ts=MENTION["ts"]))  # fmt: skip
+    where = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
+    return await store.create_run(Run(goal=goal, requester=MENTION["user"], **where))
 
 
 def _assert_inert(text: str) -> None:
@@ -144,8 +144,8 @@ async def test_step_outputs_are_markdown_and_the_status_shows_in_channel_threads
     store, slack, client = parts
     run = await _run(store)
     channel = SlackChannel(client=client, store=store)
-    await channel.notify(PlanReady(run=run, plan=Plan(subtasks=[Subtask(id="s1",
-                                                                        description="look")])))  # fmt: skip
+    plan = Plan(subtasks=[Subtask(id="s1", description="look")])
+    await channel.notify(PlanReady(run=run, plan=plan))
     where = (MENTION["channel"], MENTION["ts"])
     assert slack.workspace.statuses[where] == "is working on it…"  # a channel thread, not a DM
     await channel.notify(StepFinished(run=run, subtask_id="s1", status="completed",
