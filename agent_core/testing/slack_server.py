@@ -140,13 +140,14 @@ class SlackStandIn:
 
     async def wait_for_call(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         predicate: Callable[[SlackCall], bool] | None = None,
         *,
         timeout: float = 5.0,
         since: int = 0,
     ) -> SlackCall:
-        """The first call of ``method`` at index >= ``since`` that ``predicate`` accepts.
+        """The first call of ``method`` (or of any of several) at index >= ``since`` that
+        ``predicate`` accepts.
 
         Returns at once if one is recorded already; pass ``since=len(slack.calls)``
         to consider only calls made from now on. Raises ``TimeoutError`` naming
@@ -158,7 +159,8 @@ class SlackStandIn:
                 (
                     c
                     for c in self.calls[since:]
-                    if c.method == method and (predicate is None or predicate(c))
+                    if c.method in ((method,) if isinstance(method, str) else method)
+                    and (predicate is None or predicate(c))
                 ),
                 None,
             )
