@@ -516,6 +516,8 @@ class AuditKind(StrEnum):
     RESUME = "resume"
     MEMORY_ADDED = "memory_added"
     MEMORY_FORGOTTEN = "memory_forgotten"
+    ANSWER_FEEDBACK = "answer_feedback"
+    ANSWER_FEEDBACK_REFUSED = "answer_feedback_refused"
 
 
 class AuditEvent(_Record):

@@ -159,6 +159,27 @@ class AgentMemory:
         except Exception:
             logger.warning("could not remember a run", extra={"run_id": run.id}, exc_info=True)
 
+    async def learn_from_feedback(self, run: Run, *, by: str) -> None:
+        """Remember what worked: the requester said ``run``'s answer helped. Once per run.
+
+        The steps and their outcomes become a procedural memory of the run's scope, masked
+        (as every memory is) and cut to what a prompt can hold, so a later goal like it
+        recalls how this one was done.
+        """
+        done = run.results
+        steps = [f"- {s.description}: {done[s.id].output[:300] if s.id in done else ''}"
+                 for s in (run.plan.subtasks if run.plan else [])]  # fmt: skip
+        content = (f"What worked (confirmed by the person who asked) for: {redact(run.goal)}\n"
+                   + redact("\n".join(steps))[:3000])  # fmt: skip
+        try:
+            await self.longterm.remember(
+                scope=scope_of(run), content=content[:4000], created_by=by,
+                memory_type=MemoryType.PROCEDURAL, importance=0.8, source=run.id,
+                memory_id=f"mem_feedback_{run.id}", data={"kind": "feedback"},
+            )  # fmt: skip
+        except Exception:
+            logger.warning("could not remember feedback", extra={"run_id": run.id}, exc_info=True)
+
     async def precedents(self, run: Run, subject: ToolCallSubject) -> list[Precedent]:
         """Past decisions on calls like this one, in the run's scope, most similar first."""
         try:

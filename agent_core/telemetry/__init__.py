@@ -24,6 +24,7 @@ its event happens.
 from agent_core.telemetry._llm import ObservedLLM
 from agent_core.telemetry._metrics import (
     active_runs,
+    answer_feedback,
     approval_settled,
     enable_metrics,
     queue_depth,
@@ -49,6 +50,7 @@ from agent_core.telemetry._spans import (
 __all__ = [
     "ObservedLLM",
     "active_runs",
+    "answer_feedback",
     "approval_settled",
     "approval_waited",
     "configure_tracing",

@@ -55,6 +55,11 @@ APPROVALS = Counter(
     "Approvals settled, by outcome (approved, rejected, expired, cancelled) and risk.",
     ["outcome", "risk"],
 )
+ANSWER_FEEDBACK = Counter(
+    "airlock_answer_feedback",
+    "Feedback on answers by the person who asked (positive or negative), once per run each.",
+    ["value"],
+)
 KILLS = Counter("airlock_kills", "Runs killed by a person (kill, kill all, halt).")
 HOLDS = Counter(
     "airlock_worker_runs",
@@ -87,6 +92,12 @@ def run_finished(status: RunStatus) -> None:
     """Count a run this process moved to the final ``status``."""
     if _metrics.on:
         RUNS.labels(status.value).inc()
+
+
+def answer_feedback(value: str) -> None:
+    """Count a ``positive`` or ``negative`` feedback on an answer."""
+    if _metrics.on:
+        ANSWER_FEEDBACK.labels(value).inc()
 
 
 def run_killed() -> None:

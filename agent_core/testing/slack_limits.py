@@ -9,6 +9,11 @@ so a bot that builds an unpostable card finds out in the tests, not in productio
 - a message whose blocks hold more than 12,000 characters of text in all: ``msg_blocks_too_long``
   (undocumented; Slack's maintainers give that figure in slackapi/bolt-js#2509 and #2867);
 - message ``text`` over 40,000 characters: ``msg_too_long``;
+- ``markdown`` blocks holding more than 12,000 characters in all (the markdown block's
+  documented cumulative limit): ``invalid_blocks``; a ``context_actions`` block takes 1 to 5
+  ``feedback_buttons`` or ``icon_button`` elements, each button's text 75 characters and
+  value 2,000 (docs.slack.dev/reference/block-kit/blocks/context-actions-block,
+  block-elements/feedback-buttons-element);
 - a view that breaks a limit: ``invalid_arguments`` with the same messages; over 250 kB:
   ``view_too_large`` (views.open's documented error).
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["message_error", "view_error"]
+__all__ = ["markdown_problems", "message_error", "view_error"]
 
 JsonDict = dict[str, Any]
 
@@ -33,6 +38,8 @@ MESSAGE_TEXT = 40_000
 """Characters of a message's ``text`` (Slack truncates or refuses beyond)."""
 BLOCKS_TEXT = 12_000
 """Characters of text across all the blocks of one message."""
+MARKDOWN_TEXT = 12_000
+"""Characters across all the ``markdown`` blocks of one payload; also one ``markdown_text``."""
 VIEW_BYTES = 250_000
 """Size of a view payload (views.open: ``view_too_large``)."""
 
@@ -82,11 +89,21 @@ def message_error(args: JsonDict) -> JsonDict | None:
             problems.append(f"no more than {MESSAGE_BLOCKS} items allowed [json-pointer:/blocks]")
         for i, block in enumerate(blocks):
             problems += _block(block, f"/blocks/{i}")
+        problems += markdown_problems(blocks)
     if problems:
         return _invalid("invalid_blocks", problems)
     if _text_length(blocks) > BLOCKS_TEXT:
         return {"ok": False, "error": "msg_blocks_too_long"}
     return None
+
+
+def markdown_problems(blocks: list[Any]) -> Problems:
+    """The markdown blocks of one payload over their cumulative limit."""
+    total = sum(_size(b.get("text") or "") for b in blocks if _is(b, "markdown"))
+    if total > MARKDOWN_TEXT:
+        return [f"markdown blocks must be less than {MARKDOWN_TEXT + 1} characters in total "
+                "[json-pointer:/blocks]"]  # fmt: skip
+    return []
 
 
 def view_error(view: Any) -> JsonDict | None:
@@ -201,6 +218,46 @@ def _nothing(block: JsonDict, at: str) -> Problems:
     return []
 
 
+def _markdown(block: JsonDict, at: str) -> Problems:
+    text = block.get("text")
+    if not isinstance(text, str) or not text:
+        return [f"must be at least 1 character [json-pointer:{at}/text]"]
+    if _size(text) > MARKDOWN_TEXT:
+        return [f"must be less than {MARKDOWN_TEXT + 1} characters [json-pointer:{at}/text]"]
+    return []
+
+
+def _context_actions(block: JsonDict, at: str) -> Problems:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= 5:
+        return [f"must have 1 to 5 items [json-pointer:{at}/elements]"]
+    problems: Problems = []
+    for i, element in enumerate(elements):
+        where = f"{at}/elements/{i}"
+        if _is(element, "feedback_buttons"):
+            problems += _string(element.get("action_id"), f"{where}/action_id",
+                                _LIMITS["action_id"])  # fmt: skip
+            for key in ("positive_button", "negative_button"):
+                problems += _feedback_button(element.get(key), f"{where}/{key}")
+        elif _is(element, "icon_button"):
+            problems += _element({**element, "type": "button"}, where)
+        else:
+            problems.append(f"must be feedback_buttons or icon_button [json-pointer:{where}/type]")
+    return problems
+
+
+def _feedback_button(button: Any, at: str) -> Problems:
+    if not isinstance(button, dict):
+        return [f"is required [json-pointer:{at}]"]
+    problems = _text(button.get("text"), f"{at}/text", _LIMITS["button_text"], plain=True)
+    value = button.get("value")
+    if not isinstance(value, str) or not value:
+        problems.append(f"is required [json-pointer:{at}/value]")
+    problems += _string(value, f"{at}/value", _LIMITS["button_value"])
+    return problems + _string(button.get("accessibility_label"), f"{at}/accessibility_label",
+                              _LIMITS["button_text"])  # fmt: skip
+
+
 _BLOCKS = {
     "header": _header,
     "section": _section,
@@ -210,6 +267,8 @@ _BLOCKS = {
     "divider": _nothing,
     "rich_text": _nothing,
     "image": _nothing,
+    "markdown": _markdown,
+    "context_actions": _context_actions,
 }
 
 

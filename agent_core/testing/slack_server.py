@@ -35,7 +35,8 @@ __all__ = ["RESPONSE_URL", "SlackCall", "SlackIdentity", "SlackStandIn", "SlackW
 RESPONSE_URL = "response_url"
 """The ``method`` of a recorded POST to a response_url (its ``args``: the JSON posted)."""
 
-_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
+_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks", "chunks",
+              "prompts")  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -159,13 +160,14 @@ class SlackStandIn:
 
     async def wait_for_call(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         predicate: Callable[[SlackCall], bool] | None = None,
         *,
         timeout: float = 5.0,
         since: int = 0,
     ) -> SlackCall:
-        """The first call of ``method`` at index >= ``since`` that ``predicate`` accepts.
+        """The first call of ``method`` (or of any of several) at index >= ``since`` that
+        ``predicate`` accepts.
 
         Returns at once if one is recorded already; pass ``since=len(slack.calls)``
         to consider only calls made from now on. Raises ``TimeoutError`` naming
@@ -177,7 +179,8 @@ class SlackStandIn:
                 (
                     c
                     for c in self.calls[since:]
-                    if c.method == method and (predicate is None or predicate(c))
+                    if c.method in ((method,) if isinstance(method, str) else method)
+                    and (predicate is None or predicate(c))
                 ),
                 None,
             )
@@ -191,6 +194,30 @@ class SlackStandIn:
         call = match()
         assert call is not None
         return call
+
+    async def wait_for_answer(
+        self, contains: str = "", *, timeout: float = 5.0, since: int = 0
+    ) -> str:
+        """The Markdown of the first answer at index >= ``since`` containing ``contains``: a
+        stream stopped (its whole text), or a message of ``markdown`` blocks posted or edited
+        (the text of those blocks)."""
+
+        def found() -> str | None:
+            for call in self.calls[since:]:
+                text = _answer_text(call)
+                if text is not None and contains in text:
+                    return text
+            return None
+
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: found() is not None)
+        except TimeoutError:
+            seen = [c.method for c in self.calls[since:]]
+            raise TimeoutError(f"no answer with {contains!r} in {timeout}s; saw {seen}") from None
+        text = found()
+        assert text is not None
+        return text
 
     def fail_next(
         self,
@@ -373,6 +400,19 @@ class SlackStandIn:
 
 
 _FILE_METHODS = frozenset({"files.getUploadURLExternal", "files.completeUploadExternal"})
+
+
+def _answer_text(call: SlackCall) -> str | None:
+    """The answer a call showed, if it showed one (see :meth:`SlackStandIn.wait_for_answer`)."""
+    if not call.response.get("ok"):
+        return None
+    if call.method == "chat.stopStream":
+        return str(call.response["message"]["text"])
+    if call.method in ("chat.postMessage", "chat.update"):
+        markdown = [b["text"] for b in call.args.get("blocks") or []
+                    if isinstance(b, dict) and b.get("type") == "markdown"]  # fmt: skip
+        return "".join(markdown) if markdown else None
+    return None
 
 
 def _bearer(request: web.Request) -> str | None:

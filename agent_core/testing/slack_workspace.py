@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_core.testing.slack_limits import message_error, view_error
+from agent_core.testing.slack_limits import MARKDOWN_TEXT, message_error, view_error
 
 __all__ = ["SlackIdentity", "SlackWorkspace"]
 
@@ -86,6 +86,10 @@ class SlackWorkspace:
         """Ephemeral messages posted; they never appear in history."""
         self.statuses: dict[tuple[str, str], str] = {}
         """Assistant thread status by (channel_id, thread_ts)."""
+        self.status_history: list[tuple[str, str, str]] = []
+        """Every assistant status set, in order: (channel_id, thread_ts, status)."""
+        self.suggested_prompts: dict[tuple[str, str | None], JsonDict] = {}
+        """Suggested prompts (title and prompts) by (channel_id, thread_ts)."""
         self._clock = clock
         self._messages: dict[str, list[JsonDict]] = defaultdict(list)
         self._home_views: dict[str, str] = {}
@@ -367,7 +371,80 @@ class SlackWorkspace:
     def _set_status(self, args: JsonDict) -> JsonDict:
         key = (_require(args, "channel_id"), _require(args, "thread_ts"))
         self.statuses[key] = str(args.get("status", ""))
+        self.status_history.append((*key, self.statuses[key]))
         return {}
+
+    def _set_suggested_prompts(self, args: JsonDict) -> JsonDict:
+        """Up to four prompts, each with a title and a message (the method's usage notes)."""
+        channel = _require(args, "channel_id")
+        prompts = _require(args, "prompts")
+        if (
+            not isinstance(prompts, list)
+            or not 0 < len(prompts) <= 4
+            or not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)
+        ):
+            raise _SlackError("invalid_arguments", response_metadata={"messages": [
+                "[ERROR] prompts must be 1 to 4 objects with title and message"]})  # fmt: skip
+        self.suggested_prompts[(channel, args.get("thread_ts"))] = {
+            "title": args.get("title"), "prompts": prompts}  # fmt: skip
+        return {}
+
+    # -- streamed messages (chat.startStream / appendStream / stopStream) ----------------
+
+    def _start_stream(self, args: JsonDict) -> JsonDict:
+        """A bot message in the streaming state. Slack asks for both recipient fields from a
+        bot token wherever it streams, and takes at most 12,000 characters a call."""
+        channel = self._channel(args)
+        thread_ts = _require(args, "thread_ts")
+        for field in ("recipient_user_id", "recipient_team_id"):
+            if not args.get(field):
+                raise _SlackError(f"missing_{field}")
+        text = _stream_text(args)
+        ident = self.identity
+        message: JsonDict = {
+            "type": "message", "subtype": "bot_message", "text": text, "user": ident.bot_user_id,
+            "bot_id": ident.bot_id, "app_id": ident.app_id, "team": ident.team_id,
+            "ts": self._ts(), "streaming_state": "in_progress",
+            "blocks": [{"type": "markdown", "text": text}] if text else [],
+        }  # fmt: skip
+        self._store(channel, message, thread_ts)
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _append_stream(self, args: JsonDict) -> JsonDict:
+        channel, message = self._streaming(args)
+        if not args.get("markdown_text") and not args.get("chunks"):
+            raise _SlackError("invalid_arguments", response_metadata={"messages": [
+                "[ERROR] missing required field: markdown_text"]})  # fmt: skip
+        self._grow(message, _stream_text(args))
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _stop_stream(self, args: JsonDict) -> JsonDict:
+        channel, message = self._streaming(args)
+        blocks = args.get("blocks")
+        if blocks is not None:
+            _refuse(message_error({"blocks": blocks}))
+        self._grow(message, _stream_text(args))
+        message["streaming_state"] = "completed"
+        message["blocks"] = message["blocks"] + list(blocks or [])
+        if "metadata" in args:
+            message["metadata"] = args["metadata"]
+        return {"channel": channel, "ts": message["ts"], "message": message}
+
+    def _streaming(self, args: JsonDict) -> tuple[str, JsonDict]:
+        channel = self._channel(args, reading=True)
+        message = self._find(channel, _require(args, "ts"))
+        if message.get("user") != self.identity.bot_user_id:
+            raise _SlackError("cant_update_message")
+        if message.get("streaming_state") != "in_progress":
+            raise _SlackError("message_not_in_streaming_state")
+        return channel, message
+
+    @staticmethod
+    def _grow(message: JsonDict, text: str) -> None:
+        if not text:
+            return
+        message["text"] += text
+        message["blocks"] = [{"type": "markdown", "text": message["text"]}]
 
 
 _HANDLERS: dict[str, Callable[[SlackWorkspace, JsonDict], JsonDict]] = {
@@ -386,6 +463,10 @@ _HANDLERS: dict[str, Callable[[SlackWorkspace, JsonDict], JsonDict]] = {
     "conversations.history": SlackWorkspace._history,
     "conversations.replies": SlackWorkspace._replies,
     "assistant.threads.setStatus": SlackWorkspace._set_status,
+    "assistant.threads.setSuggestedPrompts": SlackWorkspace._set_suggested_prompts,
+    "chat.startStream": SlackWorkspace._start_stream,
+    "chat.appendStream": SlackWorkspace._append_stream,
+    "chat.stopStream": SlackWorkspace._stop_stream,
 }
 
 
@@ -394,6 +475,24 @@ def _refuse(answer: JsonDict | None) -> None:
     if answer is not None:
         fields = {k: v for k, v in answer.items() if k not in ("ok", "error")}
         raise _SlackError(answer["error"], **fields)
+
+
+def _stream_text(args: JsonDict) -> str:
+    """The Markdown one stream call adds: ``markdown_text`` and ``markdown_text`` chunks."""
+    pieces = [args.get("markdown_text") or ""]
+    chunks = args.get("chunks") or []
+    if not isinstance(chunks, list):
+        raise _SlackError("invalid_chunks")
+    for chunk in chunks:
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind not in ("markdown_text", "task_update", "plan_update", "blocks"):
+            raise _SlackError("invalid_chunks")
+        if kind == "markdown_text":
+            pieces.append(str(chunk.get("text") or ""))
+    for piece in pieces:
+        if len(piece.encode("utf-16-le", "surrogatepass")) // 2 > MARKDOWN_TEXT:
+            raise _SlackError("msg_too_long")
+    return "".join(pieces)
 
 
 def _require(args: JsonDict, name: str) -> Any:

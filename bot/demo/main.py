@@ -38,7 +38,14 @@ from agent_core.testing.slack_requests import SlackRequest, SlackRequestSigner, 
 from agent_core.testing.slack_requests import load_json_payload as sample
 from agent_core.testing.slack_server import SlackCall, SlackIdentity, SlackStandIn
 from bot.demo.script import FIRST_GOAL, SECOND_GOAL, ScriptedModel, prepare_workspace
-from bot.demo.view import Button, Transcript, buttons, final_status, has_buttons
+from bot.demo.view import (
+    Button,
+    Transcript,
+    answer_thread,
+    buttons,
+    final_status,
+    has_buttons,
+)
 from bot.slack.app import build_app, build_client
 from bot.slack.blocks import APPROVE, EDIT, FIELD, REJECT, REJECT_WITH_REASON
 from bot.slack.home import KILL
@@ -164,7 +171,7 @@ class _Demo:
         await self._post(self.signer.event(mention))
         while True:
             call = await self.slack.wait_for_call(
-                "chat.postMessage", lambda c: _in_thread(c, ts) and _turn(c),
+                ("chat.postMessage", "chat.stopStream"), lambda c: _in_thread(c, ts) and _turn(c),
                 since=since, timeout=STEP_TIMEOUT,
             )  # fmt: skip
             at = _index(self.slack, call)
@@ -287,7 +294,7 @@ def _submission(view: dict[str, Any], value: str) -> dict[str, Any]:
 
 
 def _in_thread(call: SlackCall, ts: str) -> bool:
-    return call.args.get("thread_ts") == ts
+    return ts in (call.args.get("thread_ts"), answer_thread(call))
 
 
 def _turn(call: SlackCall) -> bool:

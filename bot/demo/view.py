@@ -16,9 +16,10 @@ from rich.console import Console
 from agent_core.testing.slack_server import SlackCall, SlackStandIn
 from bot.slack.render import BACKTICK, visible
 
-__all__ = ["Button", "Transcript", "buttons", "final_status", "has_buttons"]
+__all__ = ["Button", "Transcript", "answer_text", "answer_thread", "buttons", "final_status",
+           "has_buttons"]  # fmt: skip
 
-_FINAL = re.compile(r"^:(?:tada|no_entry): \*(\w+)\*")
+_FINAL = re.compile(r"^:(?:tada|no_entry): \*\*(\w+)\*\*")
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _USER = re.compile(r"<@([A-Z0-9]+)>")
 _THREAD = "    │ "
@@ -41,9 +42,21 @@ def has_buttons(call: SlackCall) -> bool:
 
 
 def final_status(call: SlackCall) -> str | None:
-    """The run status a "finished" message announces, else None."""
-    found = _FINAL.match(str(call.args.get("text") or ""))
+    """The run status an answer announces (a stream stopped), else None."""
+    found = _FINAL.match(answer_text(call) or "")
     return found.group(1) if found else None
+
+
+def answer_text(call: SlackCall) -> str | None:
+    """The whole of a streamed answer, if ``call`` stopped one."""
+    if call.method != "chat.stopStream" or not call.response.get("ok"):
+        return None
+    return str(call.response["message"]["text"])
+
+
+def answer_thread(call: SlackCall) -> str | None:
+    """The thread a stopped stream's answer is in."""
+    return call.response["message"].get("thread_ts") if answer_text(call) is not None else None
 
 
 def buttons(call: SlackCall) -> list[Button]:
@@ -98,6 +111,8 @@ class Transcript:
                 self._card(call, _THREAD, edited=True)
             else:
                 self._lines(_THREAD, f"airlock (edited in place): {args.get('text', '')}")
+        elif call.method == "chat.stopStream" and answer_text(call) is not None:
+            self._lines(_THREAD, f"airlock (streamed, in Markdown): {answer_text(call)}")
         elif call.method == "chat.postEphemeral":
             self._lines(_THREAD, f"airlock (only you can see this): {args.get('text', '')}")
         elif call.method == "views.open":

@@ -39,7 +39,6 @@ from agent_core.channel import (
 )
 from agent_core.clock import utcnow
 from agent_core.errors import NotFound
-from agent_core.logs import redact
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -51,6 +50,7 @@ from agent_core.models import (
     RunStatus,
 )
 from agent_core.store import Store, Subscription
+from bot.slack.answers import AnswerPoster, markdown_blocks
 from bot.slack.blocks import (
     approval_blocks,
     approval_text,
@@ -59,10 +59,10 @@ from bot.slack.blocks import (
     settled_fallback_blocks,
 )
 from bot.slack.card_context import CardContext, card_context, thread_permalink
-from bot.slack.fit import MESSAGE_TEXT, cut, marker, shown_length, split
+from bot.slack.fit import MESSAGE_TEXT, SECTION_TEXT, cut, cut_markdown
 from bot.slack.pings import approvers_to_ping
-from bot.slack.progress import finished_text, plan_messages, status_line, tool_notice
-from bot.slack.render import inert, inert_code, mention, visible
+from bot.slack.progress import plan_messages, status_line, tool_notice
+from bot.slack.render import inert, inert_code, inert_markdown, mention
 from bot.slack.visibility import in_direct_message, private_request_notice
 
 __all__ = ["SlackChannel", "status_line"]  # status_line: from bot.slack.progress, for its callers
@@ -101,6 +101,7 @@ class SlackChannel:
     approval_dms: bool = True
     """Whether each named approver also gets HIGH and CRITICAL requests in a direct message."""
     _questions: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
+    _answers: AnswerPoster | None = None
 
     async def notify(self, event: RunEvent) -> None:
         run = event.run
@@ -112,9 +113,7 @@ class SlackChannel:
         elif isinstance(event, RunQueued | StepStarted | ApprovalNeeded):
             return  # the status message says it; the request message has the details
         elif isinstance(event, StepFinished):
-            mark = ":white_check_mark:" if event.status == "completed" else ":x:"
-            step = cut(inert_code(event.subtask_id), 200)
-            await self._say(run, f"{mark} `{step}` {cut(inert(event.summary), 3000)}")
+            await self._step(run, event)
         elif isinstance(event, ToolNotice):
             await self._say(run, tool_notice(event))
         elif isinstance(event, ApprovalSettled):
@@ -326,26 +325,30 @@ class SlackChannel:
             logger.warning("slack post failed", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
 
-    async def _finished(self, run: Run, status: RunStatus, result: str) -> None:
-        mark = ":tada:" if status is RunStatus.COMPLETED else ":no_entry:"
-        text = finished_text(status, result)
-        if len(text) <= _MAX_REPLY:
-            await self._say(run, f"{mark} *{status.value}*\n{text}")
-            return
-        # Too long for a message: the start here, the whole of it as a file in the thread.
-        head = split(text, _MAX_REPLY)[0]
-        more = marker(shown_length(text) - shown_length(head))
-        await self._say(run, f"{mark} *{status.value}*\n{head}\n_{more}; the full result is "
-                        "attached._")  # fmt: skip
+    async def _step(self, run: Run, event: StepFinished) -> None:
+        """A step's output as Markdown (the mrkdwn ``text`` stays for notifications)."""
+        mark = ":white_check_mark:" if event.status == "completed" else ":x:"
+        step = cut(inert_code(event.subtask_id), 200)
+        text = f"{mark} `{step}` {cut(inert(event.summary), 3000)}"
+        summary, _ = cut_markdown(inert_markdown(event.summary), SECTION_TEXT)
+        blocks = markdown_blocks(f"{mark} `{step}`\n\n{summary}")
         try:
-            await self.client.files_upload_v2(
-                channel=run.channel, thread_ts=run.thread_ts, content=visible(redact(result)),
-                filename=f"{run.id}-result.txt", title=f"Result of {run.id}",
-            )  # fmt: skip
-        except SlackApiError as error:
-            logger.warning("slack upload failed", extra={"run_id": run.id,
+            await self.client.chat_postMessage(channel=str(run.channel), thread_ts=run.thread_ts,
+                                               text=cut(text, MESSAGE_TEXT), blocks=blocks,
+                                               **_QUIET)  # fmt: skip
+        except SlackApiError as error:  # the blocks refused: the plain text still says it
+            logger.warning("step output refused", extra={"run_id": run.id,
                            "error": error.response.get("error")})  # fmt: skip
-            await self._say(run, "_The full result could not be attached._")
+            await self._say(run, text)
+
+    async def _finished(self, run: Run, status: RunStatus, result: str) -> None:
+        if self._answers is None:
+            self._answers = AnswerPoster(client=self.client)
+        try:
+            await self._answers.post(run, status, result)
+        except SlackApiError as error:  # the run is over either way; its status line says so
+            logger.warning("answer not posted", extra={"run_id": run.id,
+                           "error": error.response.get("error")})  # fmt: skip
 
     async def remember_status(self, run: Run, channel: str, ts: str) -> None:
         """The message to keep editing with ``run``'s status."""
@@ -370,9 +373,10 @@ class SlackChannel:
                            "error": error.response.get("error")})  # fmt: skip
 
     async def _assistant_status(self, event: RunEvent) -> None:
-        """In a direct message, Slack's own "is thinking…" line follows the run too."""
+        """Slack's own "is thinking…" line follows the run in its thread, in a direct message
+        or a channel (``assistant.threads.setStatus`` takes chat:write in channels)."""
         run = event.run
-        if run.channel is None or not run.channel.startswith("D") or run.thread_ts is None:
+        if run.channel is None or run.thread_ts is None:
             return
         status = "" if isinstance(event, RunFinished) else _ASSISTANT_STATUS.get(event.kind, "")
         try:

@@ -13,7 +13,11 @@ composition-objects/*, docs.slack.dev/reference/views/modal-views, and chat.post
   ``view_too_large``);
 - a message's ``text`` is split by Slack beyond 4,000 characters and cut at 40,000;
 - the blocks of one message together hold about 12,000 characters of text (undocumented;
-  Slack's maintainers in slackapi/bolt-js#2509): cards stay under :data:`CARD_TEXT`.
+  Slack's maintainers in slackapi/bolt-js#2509): cards stay under :data:`CARD_TEXT`;
+- the ``markdown`` blocks of one message hold 12,000 characters in all
+  (docs.slack.dev/reference/block-kit/blocks/markdown-block), and so does each
+  ``markdown_text`` of chat.startStream / appendStream / stopStream: answers stay under
+  :data:`ANSWER_TEXT` (:func:`cut_markdown`).
 
 Lengths are counted in UTF-16 code units, as Slack's clients count them, so an emoji never
 pushes a field over. Cuts never split an escape (``&amp;``) or a shown character
@@ -25,6 +29,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "ANSWER_TEXT",
     "BUTTON_TEXT",
     "BUTTON_VALUE",
     "CARD_TEXT",
@@ -36,6 +41,7 @@ __all__ = [
     "HEADER_TEXT",
     "INPUT_HINT",
     "INPUT_VALUE",
+    "MARKDOWN_TEXT",
     "MESSAGE_BLOCKS",
     "MESSAGE_TEXT",
     "MODAL_TEXT",
@@ -44,6 +50,7 @@ __all__ = [
     "VIEW_BLOCKS",
     "VIEW_BYTES",
     "cut",
+    "cut_markdown",
     "cut_middle",
     "marker",
     "pack",
@@ -73,6 +80,10 @@ MESSAGE_TEXT = 4000
 """A message's ``text``: beyond this Slack splits it into several messages."""
 CARD_TEXT = 9000
 """Text across the blocks of one card: well under Slack's ~12,000 for one message."""
+MARKDOWN_TEXT = 12_000
+"""The ``markdown`` blocks of one message together; one ``markdown_text`` of a stream."""
+ANSWER_TEXT = 10_000
+"""An answer in one message: under :data:`MARKDOWN_TEXT`, with room for what goes with it."""
 VIEW_BYTES = 200_000
 """A view's blocks as JSON (escaped as slack_sdk sends them): well under views.open's 250 kB."""
 
@@ -108,6 +119,23 @@ def cut(text: str, limit: int, *, note: str = " ") -> str:
     room = limit - size(note) - size(marker(shown_length(text)))
     head = text[: _fitting(text, max(room, 0))]
     return f"{head}{note}{marker(shown_length(text) - shown_length(head))}"
+
+
+def cut_markdown(text: str, limit: int = ANSWER_TEXT) -> tuple[str, int]:
+    """Rendered Markdown cut to ``limit`` with a visible marker, and how many characters were
+    cut (0 if it fits). A code block the cut falls in is closed first, so the marker is not
+    swallowed by it; the cut ends at a line end where one is near."""
+    if size(text) <= limit:
+        return text, 0
+    room = limit - size(marker(shown_length(text))) - 12
+    head = split(text, max(room, 0))[0]
+    hidden = shown_length(text) - shown_length(head)
+    fence = "\n```" if _open_fence(head) else ""
+    return f"{head.rstrip()}{fence}\n\n_{marker(hidden)}_", hidden
+
+
+def _open_fence(text: str) -> bool:
+    return len(re.findall(r"^ {0,3}(?:```|~~~)", text, re.M)) % 2 == 1
 
 
 def shorten(text: str, limit: int) -> str:

@@ -5,6 +5,7 @@ is cut by :mod:`bot.slack.fit`, with a marker."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from agent_core.channel import (
     ApprovalNeeded,
@@ -78,10 +79,11 @@ def tool_notice(event: ToolNotice) -> str:
     return f"{title}\n{code_block(head)}\n_{marker(hidden)} not shown_\n{code_block(tail)}"
 
 
-def finished_text(status: RunStatus, result: str) -> str:
-    """``result`` made inert; a plan decision's decider (a user id the gate put first, before
-    any reason a person typed) shown as a mention, e.g. "plan rejected by <@W111>: …"."""
+def finished_text(status: RunStatus, result: str, render: Callable[[str], str] = inert) -> str:
+    """``result`` made inert by ``render``; a plan decision's decider (a user id the gate put
+    first, before any reason a person typed) shown as a mention, e.g. "plan rejected by
+    <@W111>: …"."""
     decided = _PLAN_DECIDED.match(result) if status is RunStatus.REJECTED else None
     if decided is None:
-        return inert(result)
-    return f"plan {decided[1]} by {mention(decided[2])}{inert(result[decided.end() :])}"
+        return render(result)
+    return f"plan {decided[1]} by {mention(decided[2])}{render(result[decided.end() :])}"

@@ -32,6 +32,7 @@ __all__ = [
     "escape",
     "inert",
     "inert_code",
+    "inert_markdown",
     "json_text",
     "mention",
     "plural",
@@ -120,3 +121,122 @@ def mention(identity: str) -> str:
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``1 step``, ``2 steps``: a count and its noun, in the right number."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+# -- standard Markdown (the ``markdown`` block) --------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?^ {0,3}\1[`~]*[ \t]*$", re.M | re.S)
+_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+_LINK = re.compile(
+    r"!?\[(?P<label>(?:[^\[\]\\\n]|\\.)*)\]"
+    r"\(\s*(?P<target>[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)"
+)
+_REFERENCE = re.compile(r"!?\[(?P<label>(?:[^\[\]\\\n]|\\.)*)\]\[(?P<ref>[^\[\]\n]*)\]")
+_DEFINITION = re.compile(r"^ {0,3}\[(?P<ref>[^\[\]\n]+)\]:[ \t]*<?(?P<target>\S+?)>?(?:[ \t]+.*)?$",
+                         re.M)  # fmt: skip
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+_URLISH = re.compile(r"(?i)^\s*(?:[a-z][a-z0-9+.-]*:|www\.|[^\s/]+\.[a-z]{2,}(?:[/:?#]|\s*$))")
+_QUOTE_MARK = re.compile(r"^( {0,3}(?:> ?)+)", re.M)
+
+
+def inert_markdown(text: str) -> str:
+    """Untrusted standard Markdown, ready for a ``markdown`` block: formatted, still inert.
+
+    Headings, emphasis, lists, tables, quotes and code render as the author meant; what could
+    act does not. Secrets are masked and hidden characters shown (as :func:`inert` does);
+    ``<`` and ``>`` are escaped everywhere, so no mention, broadcast, user group or Slack link
+    (``<@U…>``, ``<!here>``, ``<!subteam^…>``, ``<url|label>``) forms; ``&`` is escaped, so an
+    entity shows as written. A link keeps its label only when the label is not itself an
+    address other than the real one, and only to http, https or mailto: a disguised link
+    (``[https://good](https://evil)``) shows its real target, and any other scheme is text.
+    Reference links are resolved the same way, and any ``](`` this parser did not take for a
+    link is broken apart, so a link Slack's parser would find where this one found none
+    cannot hide its target either. Closed code blocks and spans are left as code.
+    """
+    text = visible(redact(text))
+    definitions = {m["ref"].strip().lower(): m["target"] for m in _DEFINITION.finditer(text)}
+    out: list[str] = []
+    for code, piece in _code_and_prose(text):
+        out.append(escape(piece) if code else _inert_prose(piece, definitions))
+    return "".join(out)
+
+
+def _code_and_prose(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into closed code (fenced blocks, then spans) and the prose between."""
+    parts: list[tuple[bool, str]] = []
+    at = 0
+    for fence in _FENCE.finditer(text):
+        parts += _spans(text[at : fence.start()])
+        parts.append((True, fence.group(0)))
+        at = fence.end()
+    return parts + _spans(text[at:])
+
+
+def _spans(text: str) -> list[tuple[bool, str]]:
+    parts: list[tuple[bool, str]] = []
+    at = 0
+    for span in _SPAN.finditer(text):
+        parts.append((False, text[at : span.start()]))
+        parts.append((True, span.group(0)))
+        at = span.end()
+    parts.append((False, text[at:]))
+    return [p for p in parts if p[1]]
+
+
+def _inert_prose(text: str, definitions: dict[str, str]) -> str:
+    text = _DEFINITION.sub(lambda m: f"{m['ref']}: {m['target']}", text)
+    text = _REFERENCE.sub(lambda m: _resolved(m, definitions), text)
+    out: list[str] = []
+    at = 0
+    for link in _LINK.finditer(text):
+        out.append(_escape_prose(text[at : link.start()]))
+        out.append(_link(_unescape_label(link["label"]), link["target"]))
+        at = link.end()
+    out.append(_escape_prose(text[at:]))
+    return "".join(out)
+
+
+def _resolved(found: re.Match[str], definitions: dict[str, str]) -> str:
+    """A reference link as an inline one, or with its brackets apart if it names nothing."""
+    ref = (found["ref"] or found["label"]).strip().lower()
+    target = definitions.get(ref)
+    if target is None:
+        return found.group(0).replace("][", "] [")
+    return f"[{found['label']}]({target})"
+
+
+def _escape_prose(text: str) -> str:
+    """Prose outside any link: escaped, a quote's ``>`` kept, every stray ``](`` broken."""
+    text = text.replace("](", "] (").replace("][", "] [")
+    quoted = _QUOTE_MARK.sub(lambda m: m.group(1).replace(">", "\x00"), text)
+    return escape(quoted).replace("\x00", ">")
+
+
+def _unescape_label(label: str) -> str:
+    return re.sub(r"\\(.)", r"\1", label)
+
+
+def _link(label: str, target: str) -> str:
+    """One link as it may be shown: kept, shown with its real target, or plain text."""
+    shown = escape(label).replace("[", "(").replace("]", ")").replace("`", BACKTICK)
+    safe_target = _url(target)
+    if not target.lower().startswith(_LINK_SCHEMES):
+        return f"{shown} (`{escape(target).replace('`', BACKTICK)}`)"
+    if _URLISH.match(label) and _bare(label) != _bare(target):
+        # A label that is an address, but not this one: the real target is what shows.
+        return f"`{shown}` → [{escape(target)}]({safe_target})"
+    return f"[{shown or escape(target)}]({safe_target})"
+
+
+def _bare(url: str) -> str:
+    found = url.strip().lower()
+    for prefix in ("https://", "http://", "mailto:"):
+        found = found.removeprefix(prefix)
+    return found.rstrip("/")
+
+
+def _url(target: str) -> str:
+    """A link target Slack can neither read as markup nor end early: ``<``, ``>``, spaces,
+    parentheses and backticks percent-encoded."""
+    table = {"<": "%3C", ">": "%3E", " ": "%20", "(": "%28", ")": "%29", "`": "%60"}
+    return "".join(table.get(c, c) for c in target)

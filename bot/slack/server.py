@@ -32,7 +32,9 @@ from agent_core.telemetry import configure_tracing
 from bot import wiring
 from bot.slack.admin import AdminCommands
 from bot.slack.app import build_app, build_client
+from bot.slack.assistant import build_assistant
 from bot.slack.channel import SlackChannel
+from bot.slack.feedback import register_feedback
 from bot.slack.goals import GoalIntake, register_goals
 from bot.slack.home import register_home
 from bot.slack.http_guard import slack_request_guard
@@ -169,7 +171,10 @@ async def _agent(
                             authority=service.authority, audit=service.audit)  # fmt: skip
     admin = AdminCommands(store=store, control=control, decisions=service, submit=submit,
                           queue=agent.queue)  # fmt: skip
+    app.assistant(build_assistant(store=store, authority=service.authority, admin=admin,
+                                  intake=intake, channel=channel))  # fmt: skip
     register_goals(app, intake, admin, curate)
+    register_feedback(app, store=store, audit=service.audit, memory=memory)
     register_home(app, store=store, control=control)
     register_approvals(app, service=service, channel=channel, intake=intake,
                        approvers_answer=settings.approvers_answer_questions,

@@ -355,10 +355,10 @@ async def test_only_the_requester_answers_a_question_of_their_run(bot: Served) -
     assert run.status is RunStatus.RUNNING  # still waiting for its requester
 
     await bot.message("teal, please", user=REQUESTER, **where)
-    done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
-    assert "teal, please" in done.args["text"]
+    done = await bot.slack.wait_for_answer("**completed**", timeout=30)
+    assert "teal, please" in done
     for other in ("red", "blue", "green"):
-        assert other not in done.args["text"]
+        assert other not in done
 
 
 async def test_approvers_may_answer_when_the_setting_says_so(tmp_path: Path) -> None:
@@ -366,8 +366,8 @@ async def test_approvers_may_answer_when_the_setting_says_so(tmp_path: Path) -> 
         thread = await _asked(bot)
         await bot.message("mauve", user=OUTSIDER, channel=CHANNEL, thread_ts=thread)
         await bot.message("ochre", user=APPROVER, channel=CHANNEL, thread_ts=thread)
-        done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
-        assert "ochre" in done.args["text"] and "mauve" not in done.args["text"]
+        done = await bot.slack.wait_for_answer("**completed**", timeout=30)
+        assert "ochre" in done and "mauve" not in done
 
 
 # --- admin verbs, each tried by someone who is not an admin --------------------------------

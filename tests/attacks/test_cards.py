@@ -169,16 +169,16 @@ class Bot:
         url = form["response_url"]
         return await self.slack.wait_for_call(RESPONSE_URL, lambda c: c.url == url, timeout=30)
 
-    async def finished(self, thread_ts: str, *, timeout: float = 30) -> SlackCall:
-        """The run's last message in ``thread_ts`` (completed, failed, rejected ...)."""
+    async def finished(self, thread_ts: str, *, timeout: float = 30) -> str:
+        """The run's answer in ``thread_ts`` (completed, failed, rejected ...), as it streamed."""
 
         def final(call: SlackCall) -> bool:
-            text = str(call.args.get("text") or "")
-            return call.args.get("thread_ts") == thread_ts and text.startswith(
-                (":tada:", ":no_entry:")
+            return bool(call.response.get("ok")) and (
+                call.response["message"].get("thread_ts") == thread_ts
             )
 
-        return await self.slack.wait_for_call("chat.postMessage", final, timeout=timeout)
+        stopped = await self.slack.wait_for_call("chat.stopStream", final, timeout=timeout)
+        return str(stopped.response["message"]["text"])
 
     async def run_of(self, thread_ts: str) -> Run:
         return next(r for r in await self.store.list_runs() if r.thread_ts == thread_ts)
@@ -316,7 +316,7 @@ async def test_a_hidden_tail_is_on_the_card_and_the_whole_call_is_one_click_away
     whole = await read_whole(bot, card)
     assert command.replace(">", "&gt;") in code_of(whole)  # every character of it, in order
     assert (await bot.click(card, button(card.args["blocks"], "Approve")))[0] == 200
-    assert "completed" in (await bot.finished(thread)).args["text"]
+    assert "completed" in await bot.finished(thread)
     assert (bot.workspace / "pwned.txt").exists()  # what ran is what the card showed
 
 
@@ -372,7 +372,7 @@ async def test_an_unchanged_edit_runs_the_identical_call(bot: Bot) -> None:
     assert edited.status is ApprovalStatus.APPROVED
     assert edited.digest == original.digest  # the identical call, the secret included
     assert isinstance(edited.subject, ToolCallSubject) and edited.subject.arguments == arguments
-    assert "completed" in (await bot.finished(thread)).args["text"]
+    assert "completed" in await bot.finished(thread)
     assert (bot.workspace / "f").read_text() == "hi\n"
 
 
@@ -418,7 +418,7 @@ async def test_model_text_is_inert_on_every_surface_of_a_run(bot: Bot) -> None:
                                   str(c.args.get("text")), since=since, timeout=30)  # fmt: skip
     await bot.reply(thread, "the first one")
     done = await bot.finished(thread)
-    assert "completed" in done.args["text"]
+    assert "completed" in done
     everything = shown(bot.slack.calls)
     assert_inert(everything)
     assert "⟨U+0000⟩" in everything and "⟨U+200B⟩" in everything
@@ -475,7 +475,7 @@ async def test_a_64_character_tool_name_fits_its_buttons_and_its_confirm_names_i
     assert len(grant["text"]["text"]) <= 75 and "…" in grant["text"]["text"]
     assert tool[:40] in grant["confirm"]["text"]["text"]  # the dialog names the tool
     assert (await bot.click(card, grant))[0] == 200
-    assert "completed" in (await bot.finished(thread)).args["text"]
+    assert "completed" in await bot.finished(thread)
     in_thread = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("thread_ts")]
     assert len([c for c in in_thread if has_buttons(c)]) == 1
 
@@ -511,7 +511,7 @@ async def test_a_5000_character_reject_reason_settles_the_card(bot: Bot) -> None
     )
     assert settled.response["ok"], settled.response
     assert_inert(shown([settled]))
-    assert "completed" in (await bot.finished(thread)).args["text"]  # the agent went on
+    assert "completed" in await bot.finished(thread)  # the agent went on
     assert (await bot.store.get_approval(approval_id(card))).status is ApprovalStatus.REJECTED
 
 
@@ -527,7 +527,7 @@ async def test_a_card_slack_refuses_is_posted_again_plainly_and_still_works(bot:
     card = await bot.card()
     assert card.response["ok"]
     assert (await bot.click(card, button(card.args["blocks"], "Approve")))[0] == 200
-    assert "completed" in (await bot.finished(thread)).args["text"]
+    assert "completed" in await bot.finished(thread)
 
 
 async def test_a_card_that_cannot_be_posted_closes_its_approval_and_frees_the_run(
@@ -545,7 +545,7 @@ async def test_a_card_that_cannot_be_posted_closes_its_approval_and_frees_the_ru
         "chat.postMessage", lambda c: "could not be posted" in str(c.args.get("text")), timeout=30
     )
     assert told.args["thread_ts"] == thread
-    assert "completed" in (await bot.finished(thread)).args["text"]
+    assert "completed" in await bot.finished(thread)
     run = await bot.run_of(thread)
     approval = await bot.store.get_approval(derived_id(run.id, "toolu_unposted", 0))
     assert approval.status is ApprovalStatus.CANCELLED

@@ -198,10 +198,8 @@ async def test_one_approver_cannot_edit_a_high_command_into_rm_rf(bot: Bot, form
     assert (bot.workspace / "victim").exists()
 
     await click(bot, "airlock_approve", new_id, BOB)  # the quorum: a second person
-    done = await bot.slack.wait_for_call(
-        "chat.postMessage", lambda c: "*completed*" in (c.args.get("text") or ""), timeout=30
-    )
-    assert "cleaned up" in done.args["text"]
+    done = await bot.slack.wait_for_answer("**completed**", timeout=30)
+    assert "cleaned up" in done
     assert not (bot.workspace / "victim").exists()
     [run] = await bot.store.list_runs()
     calls = [e for e in await bot.store.list_audit(run.id) if e.kind == "tool_call"]

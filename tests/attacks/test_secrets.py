@@ -316,8 +316,7 @@ async def test_secrets_planted_everywhere_reach_no_sink(
             run = await _click_until_final(url, store, signer)
             assert run.status is RunStatus.FAILED and "400" in (run.error or "")
             assert (workspace / "summary.txt").read_text() == "summary filed"
-            await slack.wait_for_call("chat.postMessage", lambda c: "failed" in str(c.args),
-                                      timeout=10)  # fmt: skip
+            await slack.wait_for_answer("**failed**", timeout=10)
             events = await store.list_audit(run.id)
             approvals = [await store.get_approval(e.data["approval_id"]) for e in events
                          if e.kind == "approval_requested"]  # fmt: skip

@@ -63,15 +63,19 @@ async def mention(bot: Bot, user: str, ts: str) -> None:
 
 
 def in_thread(ts: str, text: str) -> Callable[[SlackCall], bool]:
-    return lambda call: call.args.get("thread_ts") == ts and text in (call.args.get("text") or "")
+    """A message (or the start of a streamed answer) in the thread ``ts`` saying ``text``."""
+    return lambda call: (
+        call.args.get("thread_ts") == ts
+        and text in (call.args.get("text") or call.args.get("markdown_text") or "")
+    )
 
 
 async def test_the_hourly_limit_refuses_a_second_goal_in_its_thread(tmp_path: Path) -> None:
     async with serving(tmp_path, AIRLOCK_RUNS_PER_USER_PER_HOUR="1") as bot:
         bot.anthropic.enqueue(PLAN, text_reply("disks fine"))
         await mention(bot, "W222", "1595926230.000100")
-        done = in_thread("1595926230.000100", "*completed*")
-        await bot.slack.wait_for_call("chat.postMessage", done, timeout=30)
+        done = in_thread("1595926230.000100", "**completed**")
+        await bot.slack.wait_for_call("chat.startStream", done, timeout=30)
 
         await mention(bot, "W222", "1595926231.000200")
         refused = await bot.slack.wait_for_call(
@@ -129,14 +133,14 @@ async def test_a_goal_beyond_the_concurrency_limit_is_shown_its_place(tmp_path: 
             assert "waiting for a free slot: number 1 in line" in queued.args["text"]
         finally:
             release.set()
-        done = in_thread("1595926231.000200", "*completed*")
-        await bot.slack.wait_for_call("chat.postMessage", done, timeout=30)
+        done = in_thread("1595926231.000200", "**completed**")
+        await bot.slack.wait_for_call("chat.startStream", done, timeout=30)
         lines = [c.args["text"] for c in bot.slack.calls_to("chat.update") if second_status(c)]
         assert [line.split(" ", 1)[0] for line in lines] == [
             ":busstop:", ":arrow_forward:", ":clipboard:", ":gear:", ":white_check_mark:"
         ]  # fmt: skip
         # The second started only once the first was over.
-        first_done = in_thread("1595926230.000100", "*completed*")
+        first_done = in_thread("1595926230.000100", "**completed**")
         calls = bot.slack.calls
         ended = next(i for i, c in enumerate(calls) if first_done(c))
         started = next(

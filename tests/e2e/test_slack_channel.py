@@ -57,25 +57,6 @@ async def test_risky_requests_also_go_to_the_approval_channel_and_both_settle(
     assert updated == {thread.response["ts"], copy.response["ts"]}
 
 
-async def test_a_long_result_is_cut_in_the_thread_and_attached_whole(
-    parts: tuple[Store, SlackStandIn, AsyncWebClient],
-) -> None:
-    store, slack, client = parts
-    channel = SlackChannel(client=client, store=store)
-    thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
-    run = await store.create_run(Run(goal="report", requester=MENTION["user"], **thread_of))
-    result = "\n".join(f"line {i}: disk usage {i % 97}% <!here>" for i in range(400))
-    await channel.notify(RunFinished(run=run, status=RunStatus.COMPLETED, result=result))
-
-    [reply] = slack.calls_to("chat.postMessage")
-    assert len(reply.args["text"]) < 4000 and "full result is attached" in reply.args["text"]
-    assert "<!here>" not in reply.args["text"]
-    [shared] = slack.shared_files
-    assert (shared["channel"], shared["thread_ts"]) == (MENTION["channel"], MENTION["ts"])
-    [uploaded] = slack.uploads.values()
-    assert b"line 399: disk usage" in uploaded
-
-
 async def test_in_a_direct_message_the_assistant_status_follows_the_run(
     parts: tuple[Store, SlackStandIn, AsyncWebClient],
 ) -> None:

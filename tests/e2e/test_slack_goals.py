@@ -111,8 +111,10 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
                               is_ephemeral=False)  # fmt: skip
     click["actions"][0].update(action_id="airlock_approve", value=approval_id)
     assert (await post_to_bot(bot.url, bot.signer.interaction(click)))[0] == 200
-    done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
-    assert "said hi in hi.txt" in done.args["text"] and done.args["thread_ts"] == event["ts"]
+    done = await bot.slack.wait_for_answer("**completed**", timeout=30)
+    assert "said hi in hi.txt" in done
+    [stream] = bot.slack.calls_to("chat.startStream")
+    assert stream.args["thread_ts"] == event["ts"]
 
     [run] = await bot.store.list_runs()
     assert (run.goal, run.requester, run.status) == (
@@ -156,16 +158,17 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     top = await bot.slack.wait_for_call(
         "chat.postMessage", says("asked: check the disks"), timeout=30
     )
-    done = await bot.slack.wait_for_call("chat.postMessage", says("*completed*"), timeout=30)
-    assert done.args["thread_ts"] == top.response["ts"]
+    await bot.slack.wait_for_answer("**completed**", timeout=30)
+    [stream] = bot.slack.calls_to("chat.startStream")
+    assert stream.args["thread_ts"] == top.response["ts"]
 
     bot.anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [
         {"id": "s1", "description": "wipe the disks", "required_tools": [], "depends_on": [],
          "risk_level": "critical"}]}))  # fmt: skip
     form = slash_command(bot.slack, "plan wipe the disks", user=form["user_id"])
     assert (await post_to_bot(bot.url, bot.signer.command(form)))[0] == 200
-    planned = await bot.slack.wait_for_call("chat.postMessage", says("dry run"), timeout=30)
-    assert "1 subtask planned, none run" in planned.args["text"]
+    planned = await bot.slack.wait_for_answer("dry run", timeout=30)
+    assert "1 subtask planned, none run" in planned
     assert [r.dry_run for r in await bot.store.list_runs()].count(True) == 1
 
     await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
@@ -207,15 +210,15 @@ async def test_a_failed_run_is_retried_from_slack_as_attempt_2_of_the_same_run(b
                           "depends_on": [], "risk_level": "low"}]}  # fmt: skip
     bot.anthropic.enqueue(tool_use_reply("submit_plan", plan), fault(500))
     assert (await post_to_bot(bot.url, bot.signer.event(MENTION)))[0] == 200
-    await bot.slack.wait_for_call("chat.postMessage", says("*failed*"), timeout=30)
+    await bot.slack.wait_for_answer("**failed**", timeout=30)
     [run] = await bot.store.list_runs()
     since = len(bot.slack.calls)
     bot.anthropic.enqueue(text_reply("all good now"))
     reply = await bot.answer(slash_command(bot.slack, f"retry {run.id}", user=run.requester))
     assert f"Run `{run.id}` is retrying as attempt 2" in reply.args["text"]
-    done = await bot.slack.wait_for_call("chat.postMessage", says("all good now"), since=since,
-                                         timeout=30)  # fmt: skip
-    assert done.args["thread_ts"] == MENTION["event"]["ts"]
+    await bot.slack.wait_for_answer("all good now", since=since, timeout=30)
+    streams = bot.slack.calls_to("chat.startStream")
+    assert {c.args["thread_ts"] for c in streams} == {MENTION["event"]["ts"]}
     await bot.slack.wait_for_call("chat.update", says("completed (attempt 2)"), since=since,
                                   timeout=30)  # fmt: skip
     assert (await bot.store.get_run(run.id)).attempt == 2

@@ -51,11 +51,9 @@ async def test_a_mention_over_socket_mode_is_acked_and_runs(tmp_path: Path) -> N
             ack = await slack.wait_for_ack(envelope["envelope_id"], timeout=30)
             assert ack == {"envelope_id": envelope["envelope_id"]}
             event = envelope["payload"]["event"]
-            done = await slack.wait_for_call(
-                "chat.postMessage", lambda c: "*completed*" in (c.args.get("text") or ""),
-                timeout=30,
-            )  # fmt: skip
-        assert done.args["thread_ts"] == event["ts"] and "queue depth is 3" in done.args["text"]
+            done = await slack.wait_for_answer("**completed**", timeout=30)
+        [stream] = slack.calls_to("chat.startStream")
+        assert stream.args["thread_ts"] == event["ts"] and "queue depth is 3" in done
         assert slack.calls_to("apps.connections.open")[0].token == APP_TOKEN
 
 

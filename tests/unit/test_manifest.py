@@ -39,6 +39,11 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     # Accepts chat:write since 2026-03 and will accept only chat:write (Slack changelog
     # "Set status method scope update"), so assistant:write is not asked for.
     "assistant.threads.setStatus": frozenset({"chat:write"}),
+    "assistant.threads.setSuggestedPrompts": frozenset({"assistant:write"}),
+    # Streaming an answer: chat:write, like any message.
+    "chat.startStream": frozenset({"chat:write"}),
+    "chat.appendStream": frozenset({"chat:write"}),
+    "chat.stopStream": frozenset({"chat:write"}),
     "usergroups.users.list": frozenset({"usergroups:read"}),
     # files_upload_v2 is these two calls (and a POST to the URL the first returns).
     "files.getUploadURLExternal": frozenset({"files:write"}),
@@ -55,11 +60,26 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
 EVENT_SCOPES: dict[str, frozenset[str]] = {
     "app_mention": frozenset({"app_mentions:read"}),
     "app_home_opened": frozenset(),
+    "assistant_thread_started": frozenset({"assistant:write"}),
+    "assistant_thread_context_changed": frozenset({"assistant:write"}),
     "message.channels": frozenset({"channels:history"}),
     "message.groups": frozenset({"groups:history"}),
     "message.im": frozenset({"im:history"}),
     "message.mpim": frozenset({"mpim:history"}),
 }
+
+BOLT_CONTEXT_CALLS = {
+    "say": "chat.postMessage",
+    "set_suggested_prompts": "assistant.threads.setSuggestedPrompts",
+    "set_status": "assistant.threads.setStatus",
+}
+"""Bolt's listener arguments that call the Web API, by the name listeners give them."""
+ASSISTANT_EVENTS = {
+    "thread_started": "assistant_thread_started",
+    "thread_context_changed": "assistant_thread_context_changed",
+    "user_message": "message",
+}
+"""``AsyncAssistant.<listener>(...)``: the event each listens to."""
 
 COMMANDS_SCOPE = "commands"
 """What a slash command needs (https://docs.slack.dev/reference/scopes/commands)."""
@@ -114,8 +134,8 @@ def _scan_call(call: ast.Call, where: str, uses: Uses) -> None:
     func = call.func
     first = call.args[0] if call.args else None
     literal = first.value if isinstance(first, ast.Constant) else None
-    if isinstance(func, ast.Name) and func.id == "say":  # Bolt's say(): chat.postMessage
-        uses.method("chat.postMessage", where)
+    if isinstance(func, ast.Name) and func.id in BOLT_CONTEXT_CALLS:  # Bolt's say() and kin
+        uses.method(BOLT_CONTEXT_CALLS[func.id], where)
     if not isinstance(func, ast.Attribute):
         return
     if func.attr in client_methods():
@@ -126,6 +146,8 @@ def _scan_call(call: ast.Call, where: str, uses: Uses) -> None:
                     where)  # fmt: skip
     elif func.attr == "event" and isinstance(literal, str):
         uses.events.add(literal)
+    elif func.attr in ASSISTANT_EVENTS and isinstance(first, ast.Name):
+        uses.events.add(ASSISTANT_EVENTS[func.attr])
     elif func.attr == "command" and isinstance(literal, str) and literal.startswith("/"):
         uses.commands.add(literal)
 
