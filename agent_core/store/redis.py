@@ -142,7 +142,8 @@ class RedisStore(RedisMemories, RedisAudit):
 
     async def _index_requesters(self) -> None:
         """Index by requester the runs stored before that index existed (once per store)."""
-        done = self._key("runs", "by-requester-indexed")
+        # Not under runs*: every key there is an index of run ids (a sorted set).
+        done = self._key("indexed", "runs-by-requester")
         if await self._redis.exists(done):
             return
         start = 0

@@ -274,7 +274,7 @@ async def test_resuming_a_run_a_crashed_terminal_held_says_who_and_until_when(
                        AIRLOCK_STORE_URL=f"{redis_url}?prefix=held-{os.getpid()}:",
                        AIRLOCK_LLM_MAX_RETRIES="0")  # fmt: skip
         # Long enough to outlast starting the next process, however busy the machine is.
-        crashing = env | {"AIRLOCK_LEASE_SECONDS": str(round(6 * load_factor()))}
+        crashing = env | {"AIRLOCK_LEASE_SECONDS": str(round(15 * load_factor()))}
         try:
             async with started("run", "look around", cwd=tmp_path, env=crashing) as (
                 first,

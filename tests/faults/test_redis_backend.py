@@ -83,7 +83,8 @@ async def test_runs_stored_before_the_requester_index_are_found_by_requester(
         # As an older airlock left them: no requester index and no mark that it was built.
         raw = store._redis  # type: ignore[attr-defined]
         prefix = url.split("prefix=")[1]
-        stale = [k async for k in raw.scan_iter(f"{prefix}runs:by*")]
+        stale = [k async for k in raw.scan_iter(f"{prefix}runs:by:*")]
+        stale += [k async for k in raw.scan_iter(f"{prefix}indexed:*")]
         assert stale and await raw.delete(*stale) == len(stale)
     finally:
         await store.close()
