@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,6 +119,30 @@ async def test_home_shows_what_waits_and_lets_an_admin_kill(
         return any(e.kind == "run_killed" for e in await store.list_audit(run.id))
 
     await eventually(audited)
+
+
+async def test_home_shows_someones_newest_runs_among_more_than_ten_thousand(
+    home: tuple[str, Store, SlackStandIn],
+) -> None:
+    url, store, slack = home
+    for start in range(0, 10_050, 525):  # older runs of others, more than Home ever loaded
+        await asyncio.gather(*(store.create_run(Run(goal=f"other {i}", requester="U0OTHER"))
+                               for i in range(start, min(start + 525, 10_050))))  # fmt: skip
+    mine = [await store.create_run(Run(goal=f"mine {i}", requester=REQUESTER)) for i in range(12)]
+    running = await store.get_run(mine[-1].id)
+    await store.save_run(running.model_copy(update={"status": RunStatus.PLANNING}))
+
+    signer = SlackRequestSigner(SECRET)
+    assert (await post_to_bot(url, signer.event(opened(REQUESTER, 3))))[0] == 200
+    view = str((await slack.wait_for_call("views.publish", timeout=30)).args["view"])
+    shown = [run.id for run in mine if run.id in view]
+    assert shown == [run.id for run in mine[2:]]  # the newest ten
+    assert view.index(mine[-1].id) < view.index(mine[2].id)  # newest first
+
+    since = len(slack.calls)
+    assert (await post_to_bot(url, signer.event(opened(ADMIN, 4))))[0] == 200
+    admin = str((await slack.wait_for_call("views.publish", since=since, timeout=30)).args["view"])
+    assert "10062 run(s) in flight" in admin and mine[-1].id in admin
 
 
 async def test_home_opens_plainly_when_slack_refuses_it(
