@@ -141,9 +141,11 @@ class CommandSandbox:
             async with asyncio.timeout(_PROBE_SECONDS):
                 output, _ = await process.communicate()
         except TimeoutError:
-            process.kill()
-            await process.wait()
             return SandboxStatus(kind="unavailable", reason="it did not start in time")
+        finally:
+            if process.returncode is None:  # timed out, or the caller was cancelled
+                process.kill()
+                await asyncio.shield(process.wait())
         if process.returncode == 0:
             return SandboxStatus(kind="ready")
         return SandboxStatus(kind="unavailable", reason=failure(process.returncode, output))

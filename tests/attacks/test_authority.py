@@ -250,7 +250,7 @@ async def test_a_replayed_click_decides_nothing_and_says_nothing(bot: Served) ->
     async def approved() -> bool:
         return (await bot.store.get_approval(approval.id)).status is ApprovalStatus.APPROVED
 
-    await eventually(approved, timeout=30)
+    await eventually(approved, timeout=30, load_scaled=True)
     since = len(bot.slack.calls)
     for _ in range(3):
         assert await bot.send(click) == 200  # the same signed request, delivered again

@@ -159,8 +159,11 @@ def _read_all(fd: int) -> str:
 
 def test_make_install_says_what_it_does_before_each_step(tmp_path: Path) -> None:
     shown = subprocess.run(
-        ["make", "--dry-run", "--always-make", "install", f"VENV={tmp_path / '.venv'}"],
+        ["make", "--dry-run", "--always-make", "--no-print-directory", "install",
+         f"VENV={tmp_path / '.venv'}"],
+        # Under `make test` the outer make's variables would make this a sub-make.
         cwd=REPO, capture_output=True, text=True, check=True,
+        env={k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")},
     ).stdout.splitlines()  # fmt: skip
     steps = [index for index, line in enumerate(shown) if not line.startswith("echo ")]
     assert len(steps) == 4 and shown[-1].startswith("touch "), shown
