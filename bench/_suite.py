@@ -1,6 +1,6 @@
 """Each benchmark of ``bench/`` reduced to rows of one shape, for ``python -m bench``.
 
-Sizes are the ones the README quotes, except where a full-size run would push the whole
+Sizes are the ones docs/benchmarks.md quotes, except where a full-size run would push the whole
 suite past ten minutes on a 2-core machine; those are named in each row.
 """
 

@@ -1,9 +1,10 @@
-"""The README's configuration table, generated from :class:`Settings` and ``.env.example``.
+"""The configuration reference's table (docs/configuration.md), generated from
+:class:`Settings` and ``.env.example``.
 
-    python -m bot.cli.readme    # rewrite the table in README.md
+    python -m bot.cli.readme    # rewrite the table in docs/configuration.md
 
 The table sits between ``<!-- settings:start -->`` and ``<!-- settings:end -->``; a unit
-test regenerates it and fails when the README has drifted from the settings.
+test regenerates it and fails when the document has drifted from the settings.
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ from pydantic import SecretStr
 
 from agent_core.config import Settings, env_name
 
-__all__ = ["END", "START", "render_settings_table", "settings_section", "update_readme"]
+__all__ = [
+    "CONFIGURATION",
+    "END",
+    "START",
+    "render_settings_table",
+    "settings_section",
+    "update_reference",
+]
 
 START = "<!-- settings:start -->"
 END = "<!-- settings:end -->"
 REPO = Path(__file__).resolve().parents[2]
+CONFIGURATION = REPO / "docs" / "configuration.md"
+"""Where the table lives."""
 _ASSIGNMENT = re.compile(r"^#? ?([A-Z][A-Z0-9_]+)=")
 
 
@@ -35,7 +45,7 @@ def descriptions(env_example: Path) -> dict[str, str]:
 
 
 def default_text(field: str) -> str:
-    """A field's default as the README shows it; secrets are shown empty."""
+    """A field's default as the table shows it; secrets are shown empty."""
     info = Settings.model_fields[field]
     if "SecretStr" in str(info.annotation) or isinstance(info.default, SecretStr):
         return ""
@@ -81,26 +91,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;")
 
 
-def settings_section(readme_text: str) -> str:
-    """What the README holds between the markers now."""
-    _, start, rest = readme_text.partition(START)
+def settings_section(text: str) -> str:
+    """What a document holds between the markers now."""
+    _, start, rest = text.partition(START)
     body, end, _ = rest.partition(END)
     if not (start and end):
-        raise ValueError(f"README.md lacks the markers {START} ... {END}")
+        raise ValueError(f"the document lacks the markers {START} ... {END}")
     return body.strip("\n")
 
 
-def update_readme(readme: Path = REPO / "README.md") -> bool:
-    """Rewrite the table in ``readme``; whether anything changed."""
-    text = readme.read_text()
+def update_reference(document: Path = CONFIGURATION) -> bool:
+    """Rewrite the table in ``document``; whether anything changed."""
+    text = document.read_text()
     new = render_settings_table()
     if settings_section(text) == new:
         return False
     before, _, rest = text.partition(START)
     _, _, after = rest.partition(END)
-    readme.write_text(f"{before}{START}\n{new}\n{END}{after}")
+    document.write_text(f"{before}{START}\n{new}\n{END}{after}")
     return True
 
 
 if __name__ == "__main__":
-    print("README.md updated" if update_readme() else "README.md is up to date")
+    name = CONFIGURATION.relative_to(REPO)
+    print(f"{name} updated" if update_reference() else f"{name} is up to date")

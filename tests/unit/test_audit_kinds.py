@@ -1,4 +1,4 @@
-"""Every kind of audit event airlock writes is one named value, and the README lists them."""
+"""Every kind of audit event airlock writes is one named value, and docs/security.md lists them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 from agent_core.models import AuditKind
 
-README = Path(__file__).parents[2] / "README.md"
+SECURITY = Path(__file__).parents[2] / "docs" / "security.md"
 
 
-def test_the_readme_lists_exactly_the_kinds_airlock_writes() -> None:
-    text = README.read_text()
+def test_the_docs_list_exactly_the_kinds_airlock_writes() -> None:
+    text = SECURITY.read_text()
     section = text[
         text.index("- **The kinds of event**") : text.index("- `airlock audit show RUN`")
     ]
