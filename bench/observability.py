@@ -16,7 +16,7 @@ Variants, measured in one run, round-robin so drift hits them all alike:
 - tracing, no SDK spans: the same without them (``ANTHROPIC_OPEN_TELEMETRY=false``);
 - metrics: the Prometheus counters and histograms (the GenAI OpenTelemetry histograms are the
   API's no-op ones, as in a process without ``OTEL_EXPORTER_OTLP_ENDPOINT``);
-- audit: ``Executor(audit=Audit(...))`` and the audited LLM (every tool call and model call
+- audit: ``Executor(audit=Audit(...))`` and the audit middleware (every tool call and model call
   appended to the SQLite store's hash chain);
 - all: the three together, the GenAI histograms exported over OTLP/HTTP as well, as an
   endpoint sets up.
@@ -54,10 +54,10 @@ from rich.table import Table
 
 from agent_core import telemetry
 from agent_core.approvals import ApprovalGate, ApprovalPolicy
-from agent_core.audit.trail import Audit, AuditedLLM
-from agent_core.llm import LLM, LLMResponse, ModelTier, Usage
+from agent_core.audit.trail import Audit, AuditedCalls
+from agent_core.llm import LLMResponse, Middleware, ModelTier, Usage, llm_stack
 from agent_core.llm.anthropic import AnthropicLLM
-from agent_core.llm.budget import BudgetedLLM, BudgetLimits
+from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.models import Plan, Run, Subtask
 from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.store import Store, open_store
@@ -140,13 +140,14 @@ class Bench:
         plan = Plan(subtasks=[subtask])
         run = await self.store.create_run(Run(goal="check every host", requester="U0B", plan=plan))
         audit = Audit(store=self.store)
-        llm: LLM = telemetry.ObservedLLM(llm=self._model(variant))
-        if variant.audit:
-            llm = AuditedLLM(llm=llm, audit=audit, run_id=run.id)
-        budget = BudgetLimits(llm_calls=10_000, tokens=10**9, usd=10_000.0)
+        model = self._model(variant)
+        budget = Budget(limits=BudgetLimits(llm_calls=10_000, tokens=10**9, usd=10_000.0))
+        audited: tuple[Middleware, ...] = (
+            (AuditedCalls(audit=audit, run_id=run.id),) if variant.audit else ()
+        )
         channel = RecordingChannel(decider=approve_all())
         executor = Executor(
-            llm=BudgetedLLM(llm=llm, limits=budget),
+            llm=llm_stack(model, budget, *audited, telemetry.ObservedCalls(model=model)),
             tools=registry(),
             gate=ApprovalGate(store=self.store, channel=channel, policy=ApprovalPolicy(),
                               audit=audit),

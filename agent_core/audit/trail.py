@@ -1,6 +1,6 @@
 """The audit trail: who did what to which run, appended to the store's sealed chain.
 
-Every model call goes through :class:`AuditedLLM`, so the trail holds each request (the
+Every model call of a run goes through :class:`AuditedCalls`, so the trail holds each request (the
 new input of the turn; the earlier turns are already in the trail) and each response with
 its model, tokens, cost and stop reason, in order with the tool calls and decisions.
 How events are sealed is :mod:`agent_core.audit.chain`; how trails are checked,
@@ -13,17 +13,16 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from agent_core.audit.chain import GLOBAL, AuditAnchor, AuditKey, AuditTrail, sealing
 from agent_core.audit.verify import Finding, TrailReport, check_trail, problem, ranges
 from agent_core.errors import AuditTampered, LLMError, NotFound
-from agent_core.llm import LLM, LLMResponse, ModelTier, count_through
+from agent_core.llm import LLMRequest, LLMResponse, Next
 from agent_core.logs import redact_value
 from agent_core.models import AuditEvent, AuditKind, JsonValue, Run
 from agent_core.store import Store
 
-__all__ = ["GLOBAL", "Audit", "AuditedLLM", "StoreReport", "verify_chain", "verify_store"]
+__all__ = ["GLOBAL", "Audit", "AuditedCalls", "StoreReport", "verify_chain", "verify_store"]
 
 _ALL_RUNS = 2**62
 
@@ -44,43 +43,33 @@ class Audit:
 
 
 @dataclass(kw_only=True)
-class AuditedLLM:
-    """An :class:`LLM` that records every call of one run, and every failed one."""
+class AuditedCalls:
+    """A middleware (:mod:`agent_core.llm.stack`) that records every call of one run, and
+    every failed one (counting tokens is not audited: nothing is generated)."""
 
-    llm: LLM
     audit: Audit
     run_id: str
 
-    async def complete(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int = 4096,
-    ) -> LLMResponse:
-        request = {
-            "tier": tier.value,
+    async def __call__(self, request: LLMRequest, call_next: Next) -> LLMResponse:
+        """The call, with an ``llm_call`` event after it, or ``llm_error`` if it failed."""
+        messages, system = request.messages, request.system
+        asked = {
+            "tier": request.tier.value,
             "system_sha256": hashlib.sha256(system.encode()).hexdigest(),
             "messages": len(messages),
             "input": messages[-1] if messages else None,
-            "tools": [t.get("name") for t in tools or []],
+            "tools": [t.get("name") for t in request.tools or []],
         }
         try:
-            response = await self.llm.complete(
-                tier=tier, system=system, messages=messages, tools=tools,
-                tool_choice=tool_choice, max_tokens=max_tokens,
-            )  # fmt: skip
+            response = await call_next(request)
         except LLMError as error:
             await self.audit.record(self.run_id, AuditKind.LLM_ERROR, actor="airlock",
-                                    request=request, model=error.model,
+                                    request=asked, model=error.model,
                                     error=error.reason)  # fmt: skip
             raise
         usage = response.usage
         await self.audit.record(
-            self.run_id, AuditKind.LLM_CALL, actor="airlock", request=request, model=response.model,
+            self.run_id, AuditKind.LLM_CALL, actor="airlock", request=asked, model=response.model,
             stop_reason=response.stop_reason, content=response.content,
             usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                    "cache_write_tokens": usage.cache_write_tokens,
@@ -88,19 +77,6 @@ class AuditedLLM:
             cost_usd=usage.cost_usd,
         )  # fmt: skip
         return response
-
-    async def count_tokens(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """The model's own count (not audited: nothing is generated)."""
-        return await count_through(
-            self.llm, tier=tier, system=system, messages=messages, tools=tools
-        )
 
 
 def verify_chain(events: list[AuditEvent], *, key: AuditKey | None = None) -> list[str]:

@@ -18,7 +18,7 @@ from anthropic import types as sdk
 
 from agent_core.config import DEFAULT_PRICES, ModelPrice, Settings
 from agent_core.errors import ConfigError, LLMError
-from agent_core.llm import LLMResponse, ModelTier, Usage
+from agent_core.llm import LLMRequest, LLMResponse, ModelTier, Usage
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicLLM", "price_for"]
 
@@ -72,7 +72,7 @@ class AnthropicLLM:
         """Check the price table and build the client.
 
         Pass either ``client`` (its own timeout and retries apply, and the caller closes
-        it) or ``api_key``. ``max_tokens`` is used when a call does not say. Raises
+        it) or ``api_key``. ``max_tokens`` is used when a request does not say. Raises
         :class:`ConfigError` when the key is missing or a model has no price.
         """
         if client is not None and api_key is not None:
@@ -109,31 +109,26 @@ class AnthropicLLM:
             cache_read_multiplier=settings.cache_read_multiplier,
         )
 
-    async def complete(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-    ) -> LLMResponse:
+    async def complete(self, request: LLMRequest) -> LLMResponse:
         """One Messages API call; raises :class:`LLMError` when it fails for good."""
-        cached: sdk.TextBlockParam = {"type": "text", "text": system, "cache_control": _CACHE}
+        cached: sdk.TextBlockParam = {
+            "type": "text",
+            "text": request.system,
+            "cache_control": _CACHE,
+        }
 
         async def send(model: str) -> LLMResponse:
             message = await self._client.messages.create(
                 model=model,
-                max_tokens=max_tokens or self._max_tokens,
+                max_tokens=request.max_tokens or self._max_tokens,
                 system=[cached],
-                messages=cast("list[sdk.MessageParam]", messages),
-                tools=_cached_tools(tools),
-                tool_choice=cast("sdk.ToolChoiceParam", tool_choice or anthropic.omit),
+                messages=cast("list[sdk.MessageParam]", request.messages),
+                tools=_cached_tools(request.tools),
+                tool_choice=cast("sdk.ToolChoiceParam", request.tool_choice or anthropic.omit),
             )
             return self._response(model, message)
 
-        model = self._models[tier]
+        model = self._models[request.tier]
         try:
             return await send(model)
         except anthropic.OverloadedError as error:
@@ -145,25 +140,19 @@ class AnthropicLLM:
         except anthropic.AnthropicError as error:
             raise self._failure(fallback, error, after=f"{model} was overloaded") from error
 
-    async def count_tokens(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """Input tokens of the request on ``tier``'s model (``count_tokens`` costs nothing).
+    async def count_tokens(self, request: LLMRequest) -> int:
+        """Input tokens of ``request`` on its tier's model (``count_tokens`` costs nothing).
 
         Raises :class:`LLMError` when the call fails for good.
         """
-        model = self._models[tier]
+        model = self._models[request.tier]
+        tools = request.tools or anthropic.omit
         try:
             counted = await self._client.messages.count_tokens(
                 model=model,
-                system=system,
-                messages=cast("list[sdk.MessageParam]", messages),
-                tools=cast("list[sdk.MessageCountTokensToolParam]", tools or anthropic.omit),
+                system=request.system,
+                messages=cast("list[sdk.MessageParam]", request.messages),
+                tools=cast("list[sdk.MessageCountTokensToolParam]", tools),
             )
         except anthropic.AnthropicError as error:
             raise self._failure(model, error) from error

@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from agent_core.errors import LLMError
-
 __all__ = [
     "LLM",
     "CountsTokens",
+    "LLMRequest",
     "LLMResponse",
     "ModelTier",
     "NamesModels",
     "Usage",
-    "count_through",
 ]
 
 
@@ -67,6 +65,30 @@ class Usage:
 
 
 @dataclass(kw_only=True, frozen=True)
+class LLMRequest:
+    """One model call, whole: what every caller builds and every middleware sees.
+
+    The one place a call's parameters are declared. A middleware that changes a request
+    passes on a new one (``dataclasses.replace``); the lists and dicts are the caller's
+    and are never changed in place. Messages and tools use the Messages API shapes.
+    """
+
+    tier: ModelTier
+    """Which configured model answers."""
+    system: str
+    """The system prompt (cached with the tools by the implementation)."""
+    messages: list[dict[str, Any]]
+    """The conversation so far, oldest first; the last one is the turn's new input."""
+    tools: list[dict[str, Any]] | None = None
+    """Tool definitions the model may call; none when ``None`` or empty."""
+    tool_choice: dict[str, Any] | None = None
+    """How the model must use the tools (``{"type": "tool", "name": ...}``); the API's
+    default when ``None``."""
+    max_tokens: int | None = None
+    """Most tokens the turn may generate; the model client's configured default when ``None``."""
+
+
+@dataclass(kw_only=True, frozen=True)
 class LLMResponse:
     """One model turn."""
 
@@ -95,16 +117,7 @@ class LLMResponse:
 class LLM(Protocol):
     """A model the agent can call; :class:`~agent_core.llm.anthropic.AnthropicLLM` in production."""
 
-    async def complete(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int = 4096,
-    ) -> LLMResponse:
+    async def complete(self, request: LLMRequest) -> LLMResponse:
         """One Messages API call.
 
         ``system`` and ``tools`` are marked for prompt caching by the implementation.
@@ -117,15 +130,9 @@ class LLM(Protocol):
 class CountsTokens(Protocol):
     """A model client that can count a request's input tokens without running it."""
 
-    async def count_tokens(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """Input tokens of the request on ``tier``'s model; raises :class:`LLMError` on failure."""
+    async def count_tokens(self, request: LLMRequest) -> int:
+        """Input tokens of ``request`` on its tier's model (``tool_choice`` and ``max_tokens``
+        count nothing); raises :class:`LLMError` on failure."""
         ...
 
 
@@ -136,17 +143,3 @@ class NamesModels(Protocol):
     def model_for(self, tier: ModelTier) -> str:
         """The model ``tier``'s calls ask for first (a fallback may answer instead)."""
         ...
-
-
-async def count_through(
-    llm: object,
-    *,
-    tier: ModelTier,
-    system: str,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None = None,
-) -> int:
-    """``llm``'s own count, for a wrapper to pass on; :class:`LLMError` if it cannot count."""
-    if not isinstance(llm, CountsTokens):
-        raise LLMError(tier.value, f"{type(llm).__name__} cannot count tokens")
-    return await llm.count_tokens(tier=tier, system=system, messages=messages, tools=tools)

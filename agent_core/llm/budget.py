@@ -1,16 +1,16 @@
-"""Budgets as a wrapper around the LLM: every call is counted, priced and checked."""
+"""Budgets as a middleware around the LLM: every call is counted, priced and checked."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from agent_core.llm import LLM, LLMResponse, ModelTier, Usage, count_through
+from agent_core.llm import LLMRequest, LLMResponse, Next, Usage
 from agent_core.models import Spend
 from agent_core.stops import BudgetExceeded
 
-__all__ = ["BudgetLimits", "BudgetedLLM"]
+__all__ = ["Budget", "BudgetLimits"]
 
 BudgetName = Literal["llm_calls", "tokens", "usd"]
 
@@ -30,16 +30,16 @@ class BudgetLimits:
 
 
 @dataclass(kw_only=True)
-class BudgetedLLM:
-    """An :class:`LLM` that adds each call to ``spend`` and stops the run at a limit.
+class Budget:
+    """A middleware (:mod:`agent_core.llm.stack`) that adds each call to ``spend`` and stops
+    the run at a limit.
 
     Before a call, a spent budget raises :class:`BudgetExceeded`; after a call, one that
     crossed its limit does too, so the hard stop happens at 100 % and never later than
-    the call that crossed it.
+    the call that crossed it. Counting tokens is free and is not charged (a stack sends it
+    past its middleware).
     """
 
-    llm: LLM
-    """The model underneath."""
     limits: BudgetLimits
     """The run's limits."""
     spend: Spend = field(default_factory=Spend)
@@ -55,25 +55,10 @@ class BudgetedLLM:
     warned: set[str] = field(default_factory=set)
     """Budgets already warned about."""
 
-    async def complete(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int = 4096,
-    ) -> LLMResponse:
+    async def __call__(self, request: LLMRequest, call_next: Next) -> LLMResponse:
+        """The call, if no budget is spent; :class:`BudgetExceeded` before or after it."""
         self._check()
-        response = await self.llm.complete(
-            tier=tier,
-            system=system,
-            messages=messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            max_tokens=max_tokens,
-        )
+        response = await call_next(request)
         self._add(response.usage)
         if self.on_usage is not None:
             await self.on_usage(response.usage)
@@ -82,22 +67,6 @@ class BudgetedLLM:
         await self._warn()
         self._check(after_call=True)
         return response
-
-    async def count_tokens(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """The model's own count, uncharged (``count_tokens`` is free and is not a model turn).
-
-        Raises :class:`LLMError` when the model underneath cannot count.
-        """
-        return await count_through(
-            self.llm, tier=tier, system=system, messages=messages, tools=tools
-        )
 
     def _add(self, usage: Usage) -> None:
         s = self.spend

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from agent_core.errors import LLMError
-from agent_core.llm import LLM, ModelTier
+from agent_core.llm import LLM, LLMRequest, ModelTier
 from agent_core.logs import redact
 from agent_core.memory.records import MemoryType, scope_of
 from agent_core.models import Run
@@ -131,10 +131,12 @@ class FactExtractor:
 
     async def llm_call(self, llm: LLM, prompt: str) -> str:
         response = await llm.complete(
-            tier=ModelTier.FAST,
-            system=_SYSTEM,
-            messages=[{"role": "user", "content": prompt}],
-            max_tokens=self.max_tokens,
+            LLMRequest(
+                tier=ModelTier.FAST,
+                system=_SYSTEM,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=self.max_tokens,
+            )
         )
         return response.text
 

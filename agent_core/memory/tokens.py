@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent_core.errors import LLMError
-from agent_core.llm import CountsTokens, ModelTier
+from agent_core.llm import CountsTokens, LLMRequest, ModelTier
 
 __all__ = ["ApiTokenCounter", "EstimatedTokenCounter", "TokenCounter", "estimate_text_tokens"]
 
@@ -102,9 +102,8 @@ class ApiTokenCounter:
         """The API's count, or the estimate once the API has failed."""
         if not self.failed:
             try:
-                return await self.llm.count_tokens(
-                    tier=self.tier, system=system, messages=messages, tools=tools
-                )
+                request = LLMRequest(tier=self.tier, system=system, messages=messages, tools=tools)
+                return await self.llm.count_tokens(request)
             except LLMError as error:
                 self.failed = True
                 logger.warning(

@@ -18,7 +18,7 @@ from typing import Any, Literal, assert_never
 
 from agent_core.config import Settings
 from agent_core.errors import ConfigError, LLMError
-from agent_core.llm import LLM, CountsTokens, ModelTier
+from agent_core.llm import LLM, CountsTokens, LLMRequest, ModelTier
 from agent_core.memory.tokens import (
     CHARS_PER_TOKEN,
     ApiTokenCounter,
@@ -171,11 +171,14 @@ class WorkingMemory:
 
     async def _ask(self, chunk: str) -> str:
         text = chunk.replace("</earlier_turns", "&lt;/earlier_turns")
+        turns = f"<earlier_turns>\n{text}\n</earlier_turns>"
         response = await self.llm.complete(
-            tier=ModelTier.FAST,
-            system=SUMMARY_SYSTEM,
-            messages=[{"role": "user", "content": f"<earlier_turns>\n{text}\n</earlier_turns>"}],
-            max_tokens=self.summary_max_tokens,
+            LLMRequest(
+                tier=ModelTier.FAST,
+                system=SUMMARY_SYSTEM,
+                messages=[{"role": "user", "content": turns}],
+                max_tokens=self.summary_max_tokens,
+            )
         )
         summary = response.text.strip()
         if not summary:

@@ -22,7 +22,7 @@ from agent_core import telemetry
 from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
 from agent_core.audit.trail import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
-from agent_core.llm import LLM, LLMResponse, ModelTier
+from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import (
     AuditEvent,
@@ -179,11 +179,13 @@ class Executor:
                     system=SYSTEM, messages=messages, tools=self.tools.definitions()
                 )
             response = await self.llm.complete(
-                tier=ModelTier.EXECUTOR,
-                system=SYSTEM,
-                messages=messages,
-                tools=self.tools.definitions(),
-                max_tokens=self.limits.max_tokens,
+                LLMRequest(
+                    tier=ModelTier.EXECUTOR,
+                    system=SYSTEM,
+                    messages=messages,
+                    tools=self.tools.definitions(),
+                    max_tokens=self.limits.max_tokens,
+                )
             )
             messages.append({"role": "assistant", "content": response.content})
             await self._progress(subtask, messages)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy, RiskPolicy
-from agent_core.audit.trail import Audit, AuditedLLM
+from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.channel import (
     BudgetWarning,
     OperatorChannel,
@@ -30,8 +30,8 @@ from agent_core.channel import (
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
 from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
-from agent_core.llm import LLM, Usage
-from agent_core.llm.budget import BudgetedLLM, BudgetLimits
+from agent_core.llm import LLM, LLMStack, Usage, llm_stack
+from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.runs.limits import SpendLedger
@@ -208,26 +208,30 @@ class _RunState:
     run: Run
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    llm: BudgetedLLM | None = None
     notes: list[str] | None = None
     ownership: Ownership | None = None
+    budget: Budget = field(init=False)
+    """The run's budget and what it spent so far."""
+    llm: LLMStack = field(init=False)
+    """The run's model: every call is budgeted, then audited, then traced and timed."""
 
     def __post_init__(self) -> None:
         o = self.orchestrator
-        observed = telemetry.ObservedLLM(llm=o.llm)
-        self.llm = BudgetedLLM(
-            llm=AuditedLLM(llm=observed, audit=Audit(store=o.store), run_id=self.run.id),
+        self.budget = Budget(
             limits=o.policy.budget,
             spend=self.run.spend.model_copy(),
             baseline=self.run.spent_before,
             on_warning=self._budget_warning,
             on_usage=self._charge,
         )
-
-    @property
-    def budgeted(self) -> BudgetedLLM:
-        assert self.llm is not None
-        return self.llm
+        # Outermost first: a call the budget refuses is neither audited nor traced, and the
+        # span times the model alone, not the audit write.
+        self.llm = llm_stack(
+            o.llm,
+            self.budget,
+            AuditedCalls(audit=Audit(store=o.store), run_id=self.run.id),
+            telemetry.ObservedCalls(model=o.llm),
+        )
 
     async def load_checkpoint(self) -> None:
         raw = await self.orchestrator.store.load_checkpoint(self.run.id)
@@ -262,7 +266,7 @@ class _RunState:
             await self.move(RunStatus.PLANNING)
         if self.run.plan is None:
             with telemetry.plan_span(self.run):
-                planner = Planner(llm=self.budgeted, max_retries=o.policy.max_plan_retries,
+                planner = Planner(llm=self.llm, max_retries=o.policy.max_plan_retries,
                                   risk=o.policy.risk)  # fmt: skip
                 notes = await self.memory_notes()
                 plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
@@ -306,11 +310,11 @@ class _RunState:
             from agent_core.memory.working import WorkingMemory, token_counter
 
             # The run's own budgeted model: summaries count against the run's budget.
-            counter = token_counter(o.policy.token_counting, self.budgeted)
-            working = WorkingMemory(llm=self.budgeted, counter=counter,
+            counter = token_counter(o.policy.token_counting, self.llm)
+            working = WorkingMemory(llm=self.llm, counter=counter,
                                     budget_tokens=o.policy.working_memory_tokens)  # fmt: skip
         return Executor(
-            llm=self.budgeted,
+            llm=self.llm,
             tools=o.tools,
             gate=self.gate(),
             limits=o.policy.executor,
@@ -334,7 +338,7 @@ class _RunState:
         """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
         async with self.lock:
             updated = self.run.model_copy(
-                update={"spend": self.budgeted.spend.model_copy(), **changes}
+                update={"spend": self.budget.spend.model_copy(), **changes}
             )
             checkpoint = self.checkpoint.model_dump_json().encode() if with_checkpoint else None
             try:
@@ -377,7 +381,7 @@ class _RunState:
     async def _budget_warning(self, budget: str, used: float, limit: float) -> None:
         await self.orchestrator.channel.notify(
             BudgetWarning(run=self.run, budget=budget, used=used, limit=limit,  # type: ignore[arg-type]
-                          spend=self.budgeted.spend.model_copy())
+                          spend=self.budget.spend.model_copy())
         )  # fmt: skip
 
 
@@ -497,7 +501,7 @@ class _Schedule:
         memory = state.orchestrator.memory
         if memory is not None and result.status == "completed":
             step = self._subtask(subtask_id).description
-            await memory.learn_from_step(state.budgeted, run=state.run, step=step, result=summary)
+            await memory.learn_from_step(state.llm, run=state.run, step=step, result=summary)
 
     async def _cancel_all(self) -> None:
         for task in self.running:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agent_core.approvals.risk import RiskPolicy
 from agent_core.errors import PlanError
-from agent_core.llm import LLM, LLMResponse, ModelTier
+from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import Plan, RiskLevel
 from agent_core.tools import ToolRegistry
@@ -77,12 +77,14 @@ class Planner:
         errors: list[str] = []
         for _ in range(self.max_retries + 1):
             response = await self.llm.complete(
-                tier=ModelTier.PLANNER,
-                system=_SYSTEM,
-                messages=messages,
-                tools=[SUBMIT_PLAN],
-                tool_choice={"type": "tool", "name": "submit_plan"},
-                max_tokens=self.max_tokens,
+                LLMRequest(
+                    tier=ModelTier.PLANNER,
+                    system=_SYSTEM,
+                    messages=messages,
+                    tools=[SUBMIT_PLAN],
+                    tool_choice={"type": "tool", "name": "submit_plan"},
+                    max_tokens=self.max_tokens,
+                )
             )
             plan, errors = _parse(response, tools, self.risk)
             if plan is not None:

@@ -21,7 +21,7 @@ Prometheus metrics (prometheus-client, default registry, so ``/metrics`` serves 
 its event happens.
 """
 
-from agent_core.telemetry._llm import ObservedLLM
+from agent_core.telemetry._llm import ObservedCalls
 from agent_core.telemetry._metrics import (
     active_runs,
     answer_feedback,
@@ -48,7 +48,7 @@ from agent_core.telemetry._spans import (
 )
 
 __all__ = [
-    "ObservedLLM",
+    "ObservedCalls",
     "active_runs",
     "answer_feedback",
     "approval_settled",

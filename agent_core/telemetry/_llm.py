@@ -1,16 +1,16 @@
-"""Model calls as spans and metrics: a wrapper around the run's LLM."""
+"""Model calls as spans and metrics: a middleware around the run's LLM."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from agent_core.errors import LLMError
-from agent_core.llm import LLM, LLMResponse, ModelTier, NamesModels, Usage, count_through
+from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier, NamesModels, Next, Usage
 from agent_core.telemetry import _conventions as gen_ai
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._providers import instruments
@@ -30,66 +30,45 @@ class KnowsServer(Protocol):
 
 
 @dataclass(kw_only=True)
-class ObservedLLM:
-    """An :class:`~agent_core.llm.LLM` whose every call is a ``chat {model}`` span, timed and
-    counted.
+class ObservedCalls:
+    """A middleware (:mod:`agent_core.llm.stack`) that makes every model call a
+    ``chat {model}`` span, timed and counted.
 
     The span and the two GenAI client histograms follow the conventions (see
     :mod:`agent_core.telemetry._conventions`): ``gen_ai.usage.input_tokens`` counts every input
     token, cached ones included, and cache reads and writes have attributes of their own.
-    When tracing is on, the anthropic SDK's span of the HTTP call is its child.
+    When tracing is on, the anthropic SDK's span of the HTTP call is its child. Counting
+    tokens is free and not a model turn: neither a span nor counted.
     """
 
-    llm: LLM
+    model: LLM
+    """The model at the bottom of the stack, asked once which model a tier calls and where."""
     _names: NamesModels | None = field(init=False, default=None)
     _server: dict[str, AttributeValue] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Asked once: a runtime Protocol check on every call would cost more than the span.
-        self._names = self.llm if isinstance(self.llm, NamesModels) else None
-        if isinstance(self.llm, KnowsServer):
-            host, port = self.llm.server_address()
+        self._names = self.model if isinstance(self.model, NamesModels) else None
+        if isinstance(self.model, KnowsServer):
+            host, port = self.model.server_address()
             self._server = {gen_ai.SERVER_ADDRESS: host, gen_ai.SERVER_PORT: port}
 
-    async def complete(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int = 4096,
-    ) -> LLMResponse:
+    async def __call__(self, request: LLMRequest, call_next: Next) -> LLMResponse:
+        """The call inside its span, timed and counted, answered or failed."""
+        tier = request.tier
         model = self.model_for(tier)
         with span(f"chat {model}", SpanKind.CLIENT) as current:
             common = self._common(model)
             if current.is_recording():
-                current.set_attributes(_request(common, tier, max_tokens))
+                current.set_attributes(_request(common, tier, request.max_tokens))
             started = time.perf_counter()
             try:
-                response = await self.llm.complete(
-                    tier=tier, system=system, messages=messages, tools=tools,
-                    tool_choice=tool_choice, max_tokens=max_tokens,
-                )  # fmt: skip
+                response = await call_next(request)
             except LLMError as error:
                 self._failed(common, model, tier, error, time.perf_counter() - started)
                 raise
             self._answered(current, common, tier, response, time.perf_counter() - started)
         return response
-
-    async def count_tokens(
-        self,
-        *,
-        tier: ModelTier,
-        system: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """The model's own count: free and not a model turn, so neither a span nor counted."""
-        return await count_through(
-            self.llm, tier=tier, system=system, messages=messages, tools=tools
-        )
 
     def model_for(self, tier: ModelTier) -> str:
         """The model ``tier``'s calls ask for, if the model underneath says; else the tier."""
@@ -143,13 +122,11 @@ class ObservedLLM:
 
 
 def _request(
-    common: dict[str, AttributeValue], tier: ModelTier, max_tokens: int
+    common: dict[str, AttributeValue], tier: ModelTier, max_tokens: int | None
 ) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {
-        **common,
-        "gen_ai.request.max_tokens": max_tokens,
-        "airlock.llm.tier": tier.value,
-    }
+    attributes: dict[str, AttributeValue] = {**common, "airlock.llm.tier": tier.value}
+    if max_tokens is not None:  # else the model client's configured default, unknown here
+        attributes["gen_ai.request.max_tokens"] = max_tokens
     conversation = current_conversation()
     if conversation is not None:
         attributes[gen_ai.CONVERSATION] = conversation

@@ -11,7 +11,7 @@ import pytest
 
 from agent_core.config import ModelPrice, Settings
 from agent_core.errors import ConfigError, LLMError
-from agent_core.llm import ModelTier
+from agent_core.llm import LLMRequest, ModelTier
 from agent_core.llm.anthropic import AnthropicLLM, price_for
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -84,7 +84,7 @@ async def test_each_tier_calls_its_model(
     server: AnthropicStandIn, llm: AnthropicLLM, tier: ModelTier, model: str
 ) -> None:
     server.enqueue(text_reply("hi"))
-    response = await llm.complete(tier=tier, system=SYSTEM, messages=HELLO)
+    response = await llm.complete(LLMRequest(tier=tier, system=SYSTEM, messages=HELLO))
     assert (response.model, response.text, response.stop_reason) == (model, "hi", "end_turn")
     assert sent_models(server) == [model]
 
@@ -95,12 +95,14 @@ async def test_system_and_last_tool_carry_the_cache_breakpoints(
     tools = copy.deepcopy(TOOLS)
     server.enqueue(text_reply("ok"))
     await llm.complete(
-        tier=ModelTier.EXECUTOR,
-        system=SYSTEM,
-        messages=HELLO,
-        tools=tools,
-        tool_choice={"type": "auto"},
-        max_tokens=77,
+        LLMRequest(
+            tier=ModelTier.EXECUTOR,
+            system=SYSTEM,
+            messages=HELLO,
+            tools=tools,
+            tool_choice={"type": "auto"},
+            max_tokens=77,
+        )
     )
     (request,) = server.message_requests()
     body = request.body or {}
@@ -116,7 +118,7 @@ async def test_system_and_last_tool_carry_the_cache_breakpoints(
 
 async def test_without_tools_none_are_sent(server: AnthropicStandIn, llm: AnthropicLLM) -> None:
     server.enqueue(text_reply("ok"))
-    await llm.complete(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO, tools=[])
+    await llm.complete(LLMRequest(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO, tools=[]))
     (request,) = server.message_requests()
     assert "tools" not in (request.body or {}) and "tool_choice" not in (request.body or {})
 
@@ -130,7 +132,9 @@ async def test_usage_and_cost_of_a_cache_write_then_a_cache_read(server: Anthrop
     uncached = input_tokens({"messages": HELLO})
     async with make_llm(server, cache_write_multiplier=2.0, cache_read_multiplier=0.5) as llm:
         calls = [
-            await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO, tools=TOOLS)
+            await llm.complete(
+                LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO, tools=TOOLS)
+            )
             for _ in range(2)
         ]
     first, second = (call.usage for call in calls)
@@ -154,12 +158,16 @@ async def test_content_is_plain_dicts_that_go_straight_back(
 ) -> None:
     blocks = [text_block("Looking."), tool_use_block("du", {"path": "/var", "depth": None})]
     server.enqueue(reply(content=blocks, stop_reason="tool_use"), text_reply("done"))
-    first = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO, tools=TOOLS)
+    first = await llm.complete(
+        LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO, tools=TOOLS)
+    )
     assert first.content == blocks and first.tool_uses == [blocks[1]]
     result = {"type": "tool_result", "tool_use_id": blocks[1]["id"], "content": "3G"}
     turns = [*HELLO, {"role": "assistant", "content": first.content}]
     turns.append({"role": "user", "content": [result]})
-    await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=turns, tools=TOOLS)
+    await llm.complete(
+        LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=turns, tools=TOOLS)
+    )
     assert server.message_requests()[1].messages == turns
 
 
@@ -168,20 +176,26 @@ async def test_stop_reasons_pass_through(
     server: AnthropicStandIn, llm: AnthropicLLM, stop_reason: StopReason
 ) -> None:
     server.enqueue(reply(content=[text_block("partial")], stop_reason=stop_reason))
-    response = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+    response = await llm.complete(
+        LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+    )
     assert (response.stop_reason, response.text) == (stop_reason, "partial")
 
 
 async def test_refusal_passes_through(server: AnthropicStandIn, llm: AnthropicLLM) -> None:
     server.enqueue(refusal_reply(category="cyber"))
-    response = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+    response = await llm.complete(
+        LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+    )
     assert (response.stop_reason, response.content) == ("refusal", [])
 
 
 async def test_overload_is_retried_by_the_sdk_then_succeeds(server: AnthropicStandIn) -> None:
     server.enqueue(fault(529, retry_after=0.01), text_reply("ok"))
     async with make_llm(server, max_retries=2, fallback_model=FALLBACK) as llm:
-        response = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+        response = await llm.complete(
+            LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+        )
     assert (response.model, response.text) == (EXECUTOR, "ok")
     assert sent_models(server) == [EXECUTOR, EXECUTOR]
 
@@ -192,7 +206,9 @@ async def test_persistent_overload_falls_back_once(
     server.enqueue(fault(529, retry_after=0.01), fault(529, retry_after=0.01), text_reply("hi"))
     async with make_llm(server, max_retries=1, fallback_model=FALLBACK) as llm:
         with caplog.at_level(logging.WARNING, logger="agent_core.llm.anthropic"):
-            response = await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+            response = await llm.complete(
+                LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+            )
     assert (response.model, response.text) == (FALLBACK, "hi")
     assert sent_models(server) == [EXECUTOR, EXECUTOR, FALLBACK]
     usage = response.usage
@@ -210,7 +226,7 @@ async def test_overloaded_fallback_fails_naming_both(server: AnthropicStandIn) -
     server.enqueue(fault(529), fault(529))
     async with make_llm(server, fallback_model=FALLBACK) as llm:
         with pytest.raises(LLMError) as raised:
-            await llm.complete(tier=ModelTier.PLANNER, system=SYSTEM, messages=HELLO)
+            await llm.complete(LLMRequest(tier=ModelTier.PLANNER, system=SYSTEM, messages=HELLO))
     assert raised.value.model == FALLBACK
     assert "529" in raised.value.reason and f"{PLANNER} was overloaded" in raised.value.reason
 
@@ -221,7 +237,7 @@ async def test_persistent_overload_without_fallback_is_an_llm_error(
     server.enqueue(fault(529, retry_after=0.01), fault(529, retry_after=0.01))
     async with make_llm(server, max_retries=1) as llm:
         with pytest.raises(LLMError) as raised:
-            await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+            await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO))
     assert raised.value.model == EXECUTOR
     assert raised.value.reason == (
         "HTTP 529 overloaded_error: stand-in injected overloaded_error"
@@ -235,13 +251,13 @@ async def test_bad_request_says_what_the_api_said(
 ) -> None:
     server.enqueue(fault(400, message="messages.0: bad"))
     with pytest.raises(LLMError, match=r"HTTP 400 invalid_request_error: messages\.0: bad$"):
-        await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+        await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO))
 
 
 async def test_wrong_api_key_is_an_llm_error(server: AnthropicStandIn) -> None:
     async with make_llm(server, api_key="sk-wrong-key", max_retries=2) as llm:
         with pytest.raises(LLMError, match="invalid ANTHROPIC_API_KEY") as raised:
-            await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO)
+            await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=HELLO))
     assert "sk-wrong-key" not in str(raised.value)
     assert len(server.message_requests()) == 1, "a 401 is not retried"
 
@@ -250,7 +266,7 @@ async def test_timeout_is_an_llm_error(server: AnthropicStandIn) -> None:
     server.enqueue(text_reply("too late", latency=30))
     async with make_llm(server, timeout_seconds=0.05) as llm:
         with pytest.raises(LLMError, match="no response within") as raised:
-            await llm.complete(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO)
+            await llm.complete(LLMRequest(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO))
     assert raised.value.model == FAST
 
 
@@ -259,7 +275,7 @@ async def test_unreachable_server_is_an_llm_error() -> None:
         pass
     async with make_llm(gone) as llm:
         with pytest.raises(LLMError, match="cannot reach"):
-            await llm.complete(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO)
+            await llm.complete(LLMRequest(tier=ModelTier.FAST, system=SYSTEM, messages=HELLO))
 
 
 @pytest.mark.parametrize("missing", ["executor", "fallback"])
@@ -299,7 +315,9 @@ async def test_from_settings(server: AnthropicStandIn) -> None:
     )
     server.enqueue(text_reply("ok"))
     async with AnthropicLLM.from_settings(settings) as llm:
-        response = await llm.complete(tier=ModelTier.PLANNER, system=SYSTEM, messages=HELLO)
+        response = await llm.complete(
+            LLMRequest(tier=ModelTier.PLANNER, system=SYSTEM, messages=HELLO)
+        )
     (request,) = server.message_requests()
     assert (request.body or {})["max_tokens"] == 300
     assert response.model == settings.planner_model and response.usage.cost_usd > 0

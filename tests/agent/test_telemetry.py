@@ -25,6 +25,7 @@ from agent_core.approvals import Refused
 from agent_core.config import load_settings
 from agent_core.errors import ConfigError
 from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import RiskLevel, RunStatus
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -324,6 +325,36 @@ async def test_spans_hold_no_secret_and_no_prompt(
     exported = "\n".join(s.to_json() for s in traced.spans())
     assert "TELEMETRYSECRET" not in exported
     assert "rotate the deploy key" not in exported
+
+
+async def test_a_call_the_run_s_budget_refuses_is_neither_traced_nor_audited(
+    harness_factory: Factory, anthropic: AnthropicStandIn, traced: Traced
+) -> None:
+    """The budget is the run's outermost middleware: the refused call reaches nothing below."""
+    harness = await harness_factory(budget=BudgetLimits(llm_calls=1, tokens=10**9, usd=100.0))
+    anthropic.enqueue(plan(["lookup"]))
+    run = await harness.run()
+    assert run.status is RunStatus.BUDGET_EXCEEDED
+    assert run.error == "llm_calls budget exhausted: 1 of 1"
+    assert names(traced.named("chat ")) == ["chat claude-opus-4-7"]
+    kinds = [e.kind for e in await harness.store.list_audit(run.id)]
+    assert (kinds.count("llm_call"), kinds.count("llm_error")) == (1, 0)
+    assert len(anthropic.message_requests()) == 1
+
+
+async def test_the_call_that_crosses_the_budget_is_traced_and_audited(
+    harness_factory: Factory, anthropic: AnthropicStandIn, traced: Traced
+) -> None:
+    """Audit and telemetry sit inside the budget: a call made is recorded, even the one that
+    stops the run."""
+    harness = await harness_factory(budget=BudgetLimits(llm_calls=50, tokens=1, usd=100.0))
+    anthropic.enqueue(plan(["lookup"]))
+    run = await harness.run()
+    assert run.status is RunStatus.BUDGET_EXCEEDED and run.plan is None
+    [call] = traced.named("chat ")
+    assert attributes(call)["gen_ai.response.finish_reasons"] == ("tool_use",)
+    [audited] = [e for e in await harness.store.list_audit(run.id) if e.kind == "llm_call"]
+    assert audited.data["usage"]["output_tokens"] == run.spend.output_tokens > 0
 
 
 def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -15,9 +15,9 @@ from agent_core.approvals import ApprovalGate, ApprovalPolicy
 from agent_core.audit.trail import Audit
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
-from agent_core.llm import LLM, LLMResponse, ModelTier
+from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier, llm_stack
 from agent_core.llm.anthropic import AnthropicLLM
-from agent_core.llm.budget import BudgetedLLM, BudgetLimits
+from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.memory.tokens import ApiTokenCounter, EstimatedTokenCounter
 from agent_core.memory.working import SUMMARY_SYSTEM, SUMMARY_TAG, WorkingMemory, summary_of
 from agent_core.models import RiskLevel, Run, Subtask
@@ -190,7 +190,9 @@ async def test_over_budget_the_task_stays_and_the_cut_turns_become_a_summary(
     assert dropped and all(f"<m-{m}>" in request_text(request) for m in dropped)
     assert '<tool_output tool=\\"' in request_text(request), "tool output stays fenced"
     anthropic.enqueue(text_reply("carrying on"))
-    await llm.complete(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=fitted, tools=TOOLS)
+    await llm.complete(
+        LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=fitted, tools=TOOLS)
+    )
 
 
 async def test_a_tool_use_never_loses_its_result_whatever_the_cut(
@@ -354,7 +356,7 @@ async def test_the_estimate_is_within_15_percent_of_count_tokens(
     ratios: dict[str, float] = {}
     for name, (system, messages, tools) in realistic_conversations().items():
         counted = await llm.count_tokens(
-            tier=ModelTier.EXECUTOR, system=system, messages=messages, tools=tools
+            LLMRequest(tier=ModelTier.EXECUTOR, system=system, messages=messages, tools=tools)
         )
         estimated = EstimatedTokenCounter().estimate(system=system, messages=messages, tools=tools)
         ratios[name] = estimated / counted
@@ -365,16 +367,16 @@ async def test_the_estimate_is_within_15_percent_of_count_tokens(
 async def test_the_api_counter_asks_the_endpoint_and_charges_nothing(
     anthropic: AnthropicStandIn, llm: AnthropicLLM
 ) -> None:
-    budgeted = BudgetedLLM(llm=llm, limits=BudgetLimits(llm_calls=1, tokens=10, usd=0.01))
+    budget = Budget(limits=BudgetLimits(llm_calls=1, tokens=10, usd=0.01))
     messages = conversation(random.Random(9), 3)
-    counted = await ApiTokenCounter(llm=budgeted).count(
+    counted = await ApiTokenCounter(llm=llm_stack(llm, budget)).count(
         system=SYSTEM, messages=messages, tools=TOOLS
     )
     (request,) = anthropic.requests
     assert request.path == "/v1/messages/count_tokens"
     assert (request.body or {})["model"] == EXECUTOR
     assert counted == input_tokens({"system": SYSTEM, "messages": messages, "tools": TOOLS})
-    assert budgeted.spend.llm_calls == 0 and budgeted.spend.input_tokens == 0
+    assert budget.spend.llm_calls == 0 and budget.spend.input_tokens == 0
 
 
 async def test_the_api_counter_estimates_once_the_endpoint_fails(
@@ -402,8 +404,8 @@ class _CompleteOnly:
     def __init__(self, llm: LLM) -> None:
         self._llm = llm
 
-    async def complete(self, **call: Any) -> LLMResponse:
-        return await self._llm.complete(**call)
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await self._llm.complete(request)
 
 
 async def test_from_settings_picks_the_counter_and_budget(llm: AnthropicLLM) -> None:

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agent_core import telemetry
 from agent_core.config import Settings, load_settings
-from agent_core.llm import ModelTier
+from agent_core.llm import LLMRequest, ModelTier
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.logs import JsonFormatter, contains_secret, redact
 from agent_core.memory.facts import session_of
@@ -147,8 +147,10 @@ async def test_a_key_given_by_name_reaches_no_log_line_at_debug(debug_lines: lis
                            executor_model="claude-sonnet-4-6", fast_model="claude-haiku-4-5",
                            max_retries=0, timeout_seconds=10)  # fmt: skip
         async with llm:
-            await llm.complete(tier=ModelTier.EXECUTOR, system="s", max_tokens=256,
-                               messages=[{"role": "user", "content": SERVICE_ACCOUNT}])  # fmt: skip
+            said = [{"role": "user", "content": SERVICE_ACCOUNT}]
+            await llm.complete(
+                LLMRequest(tier=ModelTier.EXECUTOR, system="s", max_tokens=256, messages=said)
+            )
     logging.getLogger("airlock.test").debug("tool output: %s", SERVICE_ACCOUNT)
     logging.getLogger("airlock.test").debug(
         "call", extra={"arguments": json.loads(SERVICE_ACCOUNT)}
