@@ -4,6 +4,8 @@ Each turn the executor model either answers (the subtask is done) or asks for to
 tool_use gets exactly one tool_result: an unknown tool, arguments failing the schema, a
 rejection, an exception or a timeout all become ``is_error`` results the model can react to.
 Tool output is capped and fenced as untrusted data before it goes back to the model.
+Every call is kept in the run's tool-call journal (:mod:`agent_core.runs.journal`) before it
+runs and when it returns; a round resumed from a checkpoint decides from that alone.
 """
 
 from __future__ import annotations

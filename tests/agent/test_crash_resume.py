@@ -63,6 +63,8 @@ async def interrupted_then_recovered(
         await hang.wait()
     await harness.runner.stop()  # the process dies in the middle of the call
     assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+    saved = await harness.store.load_checkpoint(run.id)
+    assert saved is not None and json.loads(saved)["journal"] is True  # no audit fallback
     if before_recovery is not None:
         await before_recovery(harness, run.id)
     anthropic.enqueue(text_reply("carried on"))
