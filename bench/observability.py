@@ -21,6 +21,10 @@ Variants, measured in one run, round-robin so drift hits them all alike:
 - all: the three together, the GenAI histograms exported over OTLP/HTTP as well, as an
   endpoint sets up.
 
+The tool-call journal is not audit: it is what a resumed run decides from, so every variant
+keeps it (one store write before each tool call and one after), ``off`` included, and the
+ratios leave it out.
+
 Reported: median wall and CPU milliseconds per step (CPU includes the exporters' threads;
 a tracing run's spans, and its metrics, are flushed before its clock stops, in one export per
 run where a server batches up to 512 spans and exports metrics once a minute), and each as a
@@ -60,6 +64,7 @@ from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.models import Plan, Run, Subtask
 from agent_core.runs.executor import Executor, ExecutorLimits
+from agent_core.runs.journal import ToolJournal
 from agent_core.store import Store, open_store
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._spans import span
@@ -154,6 +159,7 @@ class Bench:
             limits=ExecutorLimits(max_iterations=self.steps + 5,
                                   loop_repeat_limit=self.steps + 5),
             context=lambda run: ToolContext(run=run, workspace=self.folder, channel=channel),
+            journal=ToolJournal(store=self.store),
             audit=audit if variant.audit else None,
         )  # fmt: skip
         return executor, run, subtask

@@ -4,6 +4,8 @@ Each turn the executor model either answers (the subtask is done) or asks for to
 tool_use gets exactly one tool_result: an unknown tool, arguments failing the schema, a
 rejection, an exception or a timeout all become ``is_error`` results the model can react to.
 Tool output is capped and fenced as untrusted data before it goes back to the model.
+Every call is kept in the run's tool-call journal (:mod:`agent_core.runs.journal`) before it
+runs and when it returns; a round resumed from a checkpoint decides from that alone.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from jsonschema import Draft202012Validator
-from pydantic import ValidationError
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
@@ -25,7 +26,6 @@ from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
 from agent_core.memory.notes import memory_block
 from agent_core.models import (
-    AuditEvent,
     AuditKind,
     RiskLevel,
     Run,
@@ -33,9 +33,19 @@ from agent_core.models import (
     SubtaskResult,
     canonical_json,
 )
+from agent_core.runs.journal import (
+    OUTCOME_UNKNOWN,
+    Attempt,
+    OutcomeUnknown,
+    Proceed,
+    Reuse,
+    ToolJournal,
+    end_leftovers,
+    recovery,
+)
 from agent_core.runs.ownership import Ownership
+from agent_core.toolcalls import ProcessRecord, ToolCallRecord
 from agent_core.tools import Tool, ToolContext, ToolRegistry
-from agent_core.tools.processes import ProcessRecord, end_leftover
 from agent_core.untrusted import suspicious, tool_output
 
 if TYPE_CHECKING:
@@ -106,8 +116,8 @@ class _Call:
     tool: Tool | None
     problem: str | None
     risk: RiskLevel
-    earlier: list[AuditEvent] | None = None
-    """In a round picked up from a checkpoint: what the audit trail says of this call."""
+    earlier: ToolCallRecord | None = None
+    """In a round picked up from a checkpoint: the call's journal record, if it has one."""
 
 
 @dataclass(kw_only=True)
@@ -120,10 +130,14 @@ class Executor:
     limits: ExecutorLimits
     context: Callable[[Run], ToolContext]
     """Builds what tools get besides their arguments."""
+    journal: ToolJournal
+    """Where every tool call is recorded before it runs and when it returns; what a round
+    resumed after a crash decides from (never the audit trail)."""
     on_progress: Callable[[str, Messages], Awaitable[None]] | None = None
     """Called with the subtask's conversation after every model turn and tool call."""
     audit: Audit | None = None
-    """Where every tool call's start and end are recorded."""
+    """Where every tool call's start and end are recorded for people; None records nothing
+    there (the journal is kept either way)."""
     working: WorkingMemory | None = None
     """Keeps the conversation under a token budget before each model turn; None keeps all."""
     ownership: Ownership | None = None
@@ -226,11 +240,9 @@ class Executor:
         resumed: bool = False,
     ) -> None:
         calls = [self._prepare(run, block, messages) for block in blocks]
-        if resumed and self.audit is not None:  # read the trail once for the whole round
-            trail = await self.audit.store.list_audit(run.id)
-            calls = [replace(c, earlier=[e for e in trail
-                                         if e.data.get("tool_use_id") == c.block["id"]])
-                     for c in calls]  # fmt: skip
+        if resumed:  # one lookup for the whole round
+            earlier = await self.journal.lookup(run.id, [c.block["id"] for c in calls])
+            calls = [replace(c, earlier=earlier.get(c.block["id"])) for c in calls]
         if messages[-1]["role"] == "assistant":
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
@@ -279,12 +291,10 @@ class Executor:
         # Again, now: an earlier call of this round may have read private data.
         assessed = self._assess(run, tool, arguments)
         call = replace(call, risk=assessed.level)
-        ended: bool | None = None
-        if call.earlier is not None:
-            ended = await self._end_leftovers(run, call, call.earlier)
-            earlier = await self._earlier_attempt(run, call, call.earlier)
-            if earlier is not None:
-                return earlier
+        ended = await self._end_leftovers(run, call)
+        answer = await self._recover(run, call)
+        if answer is not None:
+            return answer
         if self.ownership is not None and call.risk.rank >= RiskLevel.HIGH.rank:
             await self.ownership.check()  # a worker that lost the run asks nobody
         preview = await self._preview(run, tool, arguments)
@@ -298,61 +308,43 @@ class Executor:
             await self._audit(run, AuditKind.TOOL_REFUSED, tool=tool.name, tool_use_id=block_id,
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
-        return await self._execute(run, tool, arguments, verdict, block_id)
+        return await self._execute(run, tool, arguments, verdict, call)
 
-    async def _end_leftovers(self, run: Run, call: _Call, events: list[AuditEvent]) -> bool | None:
-        """End what earlier attempts of this call started and left running (the process died
-        during the call); whether all of it was confirmed ended (None: it started nothing
-        airlock knows of). Done before anything else happens to the call."""
-        if any(e.kind == AuditKind.TOOL_RESULT for e in events):
-            return None
-        started = [
-            e.data.get("process") for e in events if e.kind == AuditKind.TOOL_PROCESS_STARTED
-        ]
-        if not started:
-            return None
-        try:
-            records = [ProcessRecord.model_validate(data) for data in started]
-        except ValidationError:  # an unreadable record: what it started cannot be found
-            logger.warning("unreadable process record", extra={"run_id": run.id})
-            ended = [False]
-        else:
-            ended = [await end_leftover(record) for record in records]
-        await self._audit(run, AuditKind.TOOL_PROCESS_ENDED, tool=call.block["name"],
-                          tool_use_id=call.block["id"], confirmed=all(ended))  # fmt: skip
-        return all(ended)
+    async def _end_leftovers(self, run: Run, call: _Call) -> bool | None:
+        """End what earlier attempts of this call started and left running, before anything
+        else happens to it; whether all of it was confirmed ended (None: nothing to end)."""
+        ended = await end_leftovers(call.earlier)
+        if ended is not None:
+            await self._audit(run, AuditKind.TOOL_PROCESS_ENDED, tool=call.block["name"],
+                              tool_use_id=call.block["id"], confirmed=ended)  # fmt: skip
+        return ended
 
-    async def _earlier_attempt(
-        self, run: Run, call: _Call, events: list[AuditEvent]
-    ) -> dict[str, Any] | None:
-        """What to answer, in a resumed round, for a call that was started before.
-
-        A call that finished has its recorded result reused (it is not made twice). One that
-        started and never finished is made again only if the tool is idempotent; a LOW or
-        MEDIUM one that is not gets "outcome unknown", and a HIGH or CRITICAL one goes on to
-        the gate, which asks a person again. None: go ahead as usual. (Without an audit
-        trail nothing is known, and the call is made as before.)
-        """
+    async def _recover(self, run: Run, call: _Call) -> dict[str, Any] | None:
+        """The answer, in a resumed round, for a call its journal says was started before;
+        None: go ahead as usual (see :mod:`agent_core.runs.journal`)."""
         if call.tool is None:
             return None
         block_id, tool = call.block["id"], call.tool
-        finished = next((e for e in events if e.kind == AuditKind.TOOL_RESULT), None)
-        if finished is not None:
+        decision = recovery(call.earlier, idempotent=tool.idempotent, risk=call.risk)
+        if isinstance(decision, Reuse):
             await self._audit(
                 run, AuditKind.TOOL_RESULT_REUSED, tool=tool.name, tool_use_id=block_id
             )
-            return _result(block_id, str(finished.data.get("output", "")),
-                           error=bool(finished.data.get("is_error")))  # fmt: skip
-        started = any(e.kind == AuditKind.TOOL_CALL for e in events)
-        if not started or tool.idempotent or call.risk.rank >= RiskLevel.HIGH.rank:
+            return _result(block_id, decision.output, error=decision.is_error)
+        if isinstance(decision, OutcomeUnknown):
+            await self.journal.outcome_unknown(decision.record)
+            await self._audit(
+                run, AuditKind.TOOL_OUTCOME_UNKNOWN, tool=tool.name, tool_use_id=block_id
+            )
+            return _result(block_id, OUTCOME_UNKNOWN, error=True)
+        if isinstance(decision, Proceed):
             return None
-        await self._audit(run, AuditKind.TOOL_OUTCOME_UNKNOWN, tool=tool.name, tool_use_id=block_id)
-        return _result(block_id, _OUTCOME_UNKNOWN, error=True)
+        assert_never(decision)
 
     async def _execute(
-        self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, block_id: str
+        self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, call: _Call
     ) -> dict[str, Any]:
-        arguments = verdict.arguments
+        arguments, block_id = verdict.arguments, call.block["id"]
         risk = self._assess(run, tool, arguments).level
         edited: dict[str, Any] = {"original_arguments": asked} if asked != arguments else {}
         if self.ownership is not None:
@@ -360,15 +352,18 @@ class Executor:
             edited["worker"] = self.ownership.owner
         if tool.reads_private_data:  # kept before the call: a crash must not forget it
             await self._flag(run).set()
+        attempt = await self.journal.start(run_id=run.id, tool_use_id=block_id, tool=tool.name,
+                                           arguments=arguments, earlier=call.earlier)  # fmt: skip
         await self._audit(run, AuditKind.TOOL_CALL, tool=tool.name, tool_use_id=block_id,
                           arguments=arguments, approval_id=verdict.approval_id,
                           approved_by=verdict.approved_by, **edited)  # fmt: skip
         started = time.monotonic()
         result = await telemetry.tool_call(
-            lambda: self._run_tool(run, tool, arguments, block_id),
+            lambda: self._run_tool(run, tool, arguments, attempt),
             run=run, tool=tool, risk=risk, call_id=block_id,
             approval_id=verdict.approval_id, approved_by=verdict.approved_by,
         )  # fmt: skip
+        await attempt.finished(result["content"], is_error=bool(result.get("is_error")))
         flags = suspicious(result["content"])
         await self._audit(run, AuditKind.TOOL_RESULT, tool=tool.name, tool_use_id=block_id,
                           is_error=bool(result.get("is_error")), output=result["content"][:4000],
@@ -380,11 +375,13 @@ class Executor:
         return result
 
     async def _run_tool(
-        self, run: Run, tool: Tool, arguments: dict[str, Any], block_id: str
+        self, run: Run, tool: Tool, arguments: dict[str, Any], attempt: Attempt
     ) -> dict[str, Any]:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
+        block_id = attempt.record.tool_use_id
 
         async def started(record: ProcessRecord) -> None:
+            await attempt.process_started(record)
             await self._audit(run, AuditKind.TOOL_PROCESS_STARTED, tool=tool.name,
                               tool_use_id=block_id,
                               process=record.model_dump(mode="json"))  # fmt: skip
@@ -424,12 +421,6 @@ class Executor:
     async def _progress(self, subtask: Subtask, messages: Messages) -> None:
         if self.on_progress is not None:
             await self.on_progress(subtask.id, messages)
-
-
-_OUTCOME_UNKNOWN = (
-    "not run again: an earlier attempt of this call started before the process stopped, and"
-    " whether it finished is unknown. Check its effect before calling it again."
-)
 
 
 def _concurrent(calls: list[_Call]) -> bool:

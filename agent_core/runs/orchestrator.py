@@ -34,6 +34,7 @@ from agent_core.llm import LLM, LLMStack, Usage, llm_stack
 from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.runs.executor import Executor, ExecutorLimits
+from agent_core.runs.journal import ToolJournal
 from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.planner import Planner
@@ -63,6 +64,10 @@ class Checkpoint(BaseModel):
     """What a run needs, besides its record, to resume: each unfinished subtask's conversation."""
 
     conversations: dict[str, list[dict[str, Any]]] = {}
+    journal: bool = False
+    """Whether every tool call of the run is in the tool-call journal. A checkpoint written by
+    a version before the journal (or by one that dropped this field) has it False: resuming
+    that run looks the calls with no journal record up in its audit trail."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -206,7 +211,7 @@ class _RunState:
 
     orchestrator: Orchestrator
     run: Run
-    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    checkpoint: Checkpoint = field(default_factory=lambda: Checkpoint(journal=True))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     notes: list[str] | None = None
     ownership: Ownership | None = None
@@ -319,6 +324,9 @@ class _RunState:
             gate=self.gate(),
             limits=o.policy.executor,
             context=lambda run: ToolContext(run=run, workspace=o.workspace, channel=o.channel),
+            journal=ToolJournal(
+                store=o.store, clock=o.clock, audit_fallback=not self.checkpoint.journal
+            ),
             on_progress=self.progress,
             audit=Audit(store=o.store),
             working=working,

@@ -17,6 +17,7 @@ Every key starts with the store's prefix (``airlock:`` by default)::
     halt                        the halt state, as JSON
     signals                     the pub/sub channel for signals
     mem..., memid..., mems...   long-term memory records (see ``_redis_memories``)
+    toolcalls:<run id>          the run's tool-call journal (see ``_redis_journal``)
 
 A new record and its index entries are written by one script, :data:`CREATE`,
 so that no reader finds an index entry without its record, or the reverse.

@@ -1,9 +1,9 @@
 """The SQLite store's tables, and how runs, checkpoints and approvals map to their rows.
 
-Runs, approvals, audit events and audit heads are kept whole as JSON in ``body``;
-the other columns of their rows hold only what a query filters or sorts on, or what
-a check compares, so that neither has to parse the body (audit trails are read and
-written by ``_sqlite_audit``). The functions here run
+Runs, approvals, audit events, audit heads and tool-call journal records are kept whole as
+JSON in ``body``; the other columns of their rows hold only what a query filters or sorts
+on, or what a check compares, so that neither has to parse the body (audit trails are read
+and written by ``_sqlite_audit``, the journal by ``_sqlite_journal``). The functions here run
 inside a transaction their caller opened (see ``_sqlite_conn``); they raise
 :class:`AlreadyExists` for a taken id and :class:`NotFound` for a missing row.
 """
@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE TABLE IF NOT EXISTS audit (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq));
 CREATE TABLE IF NOT EXISTS audit_heads (run_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tool_calls (
+    run_id TEXT NOT NULL, tool_use_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (run_id, tool_use_id));
 """
 
 

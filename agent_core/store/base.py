@@ -43,6 +43,7 @@ from agent_core.models import (
     is_legal_transition,
 )
 from agent_core.secrets import redact, redact_value
+from agent_core.toolcalls import ToolCallRecord
 
 __all__ = [
     "SIGNAL_ADAPTER",
@@ -57,6 +58,7 @@ __all__ = [
     "masked_checkpoint",
     "masked_error",
     "masked_run",
+    "masked_tool_call",
     "touched",
     "transitioned",
     "updated_memory",
@@ -137,6 +139,14 @@ def _has_blocks(message: Any, role: str) -> bool:
         and message.get("role") == role
         and isinstance(message.get("content"), list)
     )
+
+
+def masked_tool_call(record: ToolCallRecord) -> ToolCallRecord:
+    """A journal record as it is stored: its output redacted (the same record when clean)."""
+    if record.output is None:
+        return record
+    output = redact(record.output)
+    return record if output == record.output else record.model_copy(update={"output": output})
 
 
 def masked_error(error: str | None) -> str | None:
@@ -299,6 +309,20 @@ class Store(Protocol):
         Its head stays, sealed as a tombstone that says how many events were purged and
         when, so a purge is told from a deletion.
         """
+
+    # The tool-call journal (agent_core.toolcalls): what crash recovery decides from
+
+    async def save_tool_call(self, record: ToolCallRecord) -> None:
+        """Write the journal record of one call, replacing the one with its (run, tool_use) id.
+
+        Secrets in its output are masked first, as in the run's checkpoint.
+        """
+
+    async def tool_calls(
+        self, run_id: str, tool_use_ids: Sequence[str]
+    ) -> dict[str, ToolCallRecord]:
+        """The journal records of these calls of ``run_id``, by tool_use id, in one read;
+        calls with no record are left out."""
 
     # Long-term memory: the records; their vectors live in per-scope indexes beside
 

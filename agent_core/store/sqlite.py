@@ -10,8 +10,8 @@ only through a crash. Signals from other processes arrive by polling a table.
 This module maps each Store operation to one transaction. The connection and
 its thread are in ``_sqlite_conn``, the tables and how runs, checkpoints and
 approvals map to rows in ``_sqlite_rows``, the signals table (written on
-publish, polled for other processes' signals) in ``_sqlite_signals``, and the
-audit trails in ``_sqlite_audit``.
+publish, polled for other processes' signals) in ``_sqlite_signals``, the
+audit trails in ``_sqlite_audit`` and the tool-call journal in ``_sqlite_journal``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from agent_core.models import (
 )
 from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
+from agent_core.store._sqlite_journal import SqliteJournal
 from agent_core.store._sqlite_memories import SqliteMemories
 from agent_core.store._sqlite_rows import (
     insert_approval,
@@ -70,7 +71,7 @@ from agent_core.store.base import (
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteMemories, SqliteAudit):
+class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
     """A :class:`~agent_core.store.base.Store` in one SQLite file.
 
     ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); without one,

@@ -9,7 +9,7 @@ from typing import Any
 
 from agent_core.channel import OperatorChannel
 from agent_core.models import RiskLevel, Run
-from agent_core.tools.processes import ProcessRecord
+from agent_core.toolcalls import ProcessRecord
 
 __all__ = ["ArgumentsCheck", "Destinations", "RiskRule", "Tool", "ToolContext", "ToolHandler"]
 
@@ -25,8 +25,8 @@ class ToolContext:
     channel: OperatorChannel
     """Where people are, for tools such as ``ask_human``."""
     on_process: Callable[[ProcessRecord], Awaitable[None]] | None = None
-    """Told of a process the call started, as soon as it runs (kept in the audit trail, so
-    a process that resumes the run after a crash can end what is left of it)."""
+    """Told of a process the call started, as soon as it runs (kept in the tool-call journal,
+    so a process that resumes the run after a crash can end what is left of it)."""
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[str]]

@@ -1,10 +1,10 @@
 """What a tool call started, recorded so a process that resumes the run can end what is left.
 
 A ``run_command`` call records the leader of its process group (its pid, its start time and
-the machine) in the run's audit trail as soon as it has started. If airlock dies during the
-call, the next process to resume the run looks the record up, ends whatever of it still runs
-before the call is asked again, and tells the approver whether the earlier copy was
-confirmed ended.
+the machine) in the run's tool-call journal (and, for people, its audit trail) as soon as it
+has started. If airlock dies during the call, the next process to resume the run looks the
+record up, ends whatever of it still runs before the call is asked again, and tells the
+approver whether the earlier copy was confirmed ended.
 """
 
 from __future__ import annotations
@@ -18,40 +18,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from agent_core.toolcalls import ProcessRecord
 
-__all__ = ["ProcessRecord", "end_leftover"]
+__all__ = ["end_leftover", "running_process"]
 
 _PROC = Path("/proc")
 _KILL_DEADLINE_SECONDS = 5.0
 
 
-class ProcessRecord(BaseModel):
-    """The leader of a command's process group, as started on one machine."""
-
-    model_config = ConfigDict(frozen=True)
-
-    pid: int
-    """The leader's pid, which is also the group's id."""
-    started: int
-    """Its start time in clock ticks after boot (``/proc/<pid>/stat``): tells it from a
-    later process that got the same pid."""
-    boot_id: str
-    """The kernel's boot id: after a reboot nothing of it runs any more."""
-    host: str
-    """The machine's name: another machine's processes cannot be checked from here."""
-    sandboxed: bool
-    """Whether it ran in the command sandbox, where ending the group ends everything it
-    started (without the sandbox, a ``setsid`` child may have left the group)."""
-
-    @classmethod
-    def of(cls, pid: int, *, sandboxed: bool) -> ProcessRecord | None:
-        """The record of the running process ``pid``; None when it is gone already."""
-        entry = _stat(pid)
-        if entry is None:
-            return None
-        return cls(pid=pid, started=entry.started, boot_id=_boot_id(), host=socket.gethostname(),
-                   sandboxed=sandboxed)  # fmt: skip
+def running_process(pid: int, *, sandboxed: bool) -> ProcessRecord | None:
+    """The record of the running process ``pid``; None when it is gone already."""
+    entry = _stat(pid)
+    if entry is None:
+        return None
+    return ProcessRecord(pid=pid, started=entry.started, boot_id=_boot_id(),
+                         host=socket.gethostname(), sandboxed=sandboxed)  # fmt: skip
 
 
 @dataclass(kw_only=True, frozen=True)

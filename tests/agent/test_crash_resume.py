@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,12 +13,23 @@ import pytest
 
 from agent_core.approvals import ApprovalGate, ApprovalPolicy
 from agent_core.audit.trail import Audit
-from agent_core.models import Approval, AuditEvent, Plan, RiskLevel, Run, RunStatus
+from agent_core.clock import utcnow
+from agent_core.models import (
+    Approval,
+    AuditEvent,
+    Plan,
+    RiskLevel,
+    Run,
+    RunStatus,
+    ToolCallSubject,
+)
 from agent_core.runs.orchestrator import Checkpoint
 from agent_core.stops import AwaitingDecision
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel, approve_all
+from agent_core.toolcalls import ToolCallState
 from agent_core.tools import Tool, ToolContext, ToolRegistry
+from agent_core.tools.processes import running_process
 from tests.agent.conftest import Harness
 
 Factory = Callable[..., Awaitable[Harness]]
@@ -50,6 +63,8 @@ async def interrupted_then_recovered(
         await hang.wait()
     await harness.runner.stop()  # the process dies in the middle of the call
     assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+    saved = await harness.store.load_checkpoint(run.id)
+    assert saved is not None and json.loads(saved)["journal"] is True  # no audit fallback
     if before_recovery is not None:
         await before_recovery(harness, run.id)
     anthropic.enqueue(text_reply("carried on"))
@@ -93,10 +108,11 @@ async def test_a_call_that_finished_before_the_checkpoint_has_its_result_reused(
 
     async def finished_but_not_checkpointed(harness: Harness, run_id: str) -> None:
         [started] = [e for e in await harness.store.list_audit(run_id) if e.kind == "tool_call"]
-        await harness.store.append_audit(AuditEvent(
-            run_id=run_id, kind="tool_result", actor="airlock",
-            data={"tool": "send_email", "tool_use_id": started.data["tool_use_id"],
-                  "is_error": False, "output": "sent to 3 people"},
+        key = started.data["tool_use_id"]
+        [record] = (await harness.store.tool_calls(run_id, [key])).values()
+        assert record.state is ToolCallState.STARTED
+        await harness.store.save_tool_call(record.ended(
+            ToolCallState.FINISHED, output="sent to 3 people", is_error=False, at=utcnow()
         ))  # fmt: skip
 
     _, answer = await interrupted_then_recovered(
@@ -189,3 +205,94 @@ async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval
     assert all(isinstance(o, AwaitingDecision) for o in outcomes), outcomes
     (approval,) = await store.list_pending_approvals(run_id=run.id)
     assert {o.approval_id for o in outcomes if isinstance(o, AwaitingDecision)} == {approval.id}
+
+
+# --- runs that crashed under the version before the journal ---------------------------------
+
+
+async def legacy_round(
+    harness: Harness, tool: str, arguments: dict[str, Any], trail: list[tuple[str, dict[str, Any]]]
+) -> Run:
+    """A run left as the version before the tool-call journal left it: its checkpoint (without
+    the journal flag) ends on one call of ``tool``, its audit trail holds ``trail`` for that
+    call, and the journal holds nothing."""
+    run = await harness.store.create_run(Run(goal="legacy", requester="U0REQUEST"))
+    step = {"id": "s1", "description": "do it", "depends_on": [], "required_tools": [tool],
+            "risk_level": "low"}  # fmt: skip
+    plan = Plan.model_validate({"subtasks": [step]})
+    call = {"type": "tool_use", "id": "toolu_old", "name": tool, "input": arguments}
+    conversation = [{"role": "user", "content": "do it"}, {"role": "assistant", "content": [call]}]
+    checkpoint = json.dumps({"conversations": {"s1": conversation}}).encode()  # the old shape
+    for status in (RunStatus.PLANNING, RunStatus.RUNNING):
+        run = await harness.store.save_run(
+            run.model_copy(update={"status": status, "plan": plan}), checkpoint=checkpoint
+        )
+    for kind, data in trail:
+        await harness.store.append_audit(AuditEvent(
+            run_id=run.id, kind=kind, actor="airlock",
+            data={"tool": tool, "tool_use_id": "toolu_old", **data},
+        ))  # fmt: skip
+    assert await harness.store.tool_calls(run.id, ["toolu_old"]) == {}
+    return run
+
+
+async def test_a_legacy_call_that_finished_has_its_result_reused(
+    harness: Harness, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    result = {"is_error": False, "output": "told ops, from the trail"}
+    trail = [("tool_call", {"arguments": {"target": "ops"}}), ("tool_result", result)]
+    run = await legacy_round(harness, "notify", {"target": "ops"}, trail)
+    anthropic.enqueue(text_reply("carried on"))
+    harness.runner.submit(run.id)
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert tools.calls == []
+    answered = anthropic.requests[-1].last_user_blocks()[0]
+    assert answered["content"] == "told ops, from the trail" and not answered.get("is_error")
+    assert "tool_result_reused" in [e.kind for e in await harness.store.list_audit(run.id)]
+
+
+async def test_a_legacy_call_that_may_have_run_is_not_made_again(
+    harness: Harness, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    trail = [("tool_call", {"arguments": {"target": "ops"}})]
+    run = await legacy_round(harness, "notify", {"target": "ops"}, trail)
+    anthropic.enqueue(text_reply("carried on"))
+    harness.runner.submit(run.id)
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    assert tools.calls == []
+    answered = anthropic.requests[-1].last_user_blocks()[0]
+    assert "whether it finished is unknown" in str(answered["content"]) and answered["is_error"]
+    assert "tool_outcome_unknown" in [e.kind for e in await harness.store.list_audit(run.id)]
+    [record] = (await harness.store.tool_calls(run.id, ["toolu_old"])).values()
+    assert record.state is ToolCallState.OUTCOME_UNKNOWN  # kept in the journal from now on
+
+
+@pytest.mark.processes
+async def test_a_legacy_call_has_what_it_left_running_ended_before_it_is_asked_again(
+    harness: Harness, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    leftover = await asyncio.create_subprocess_exec("sleep", "120", start_new_session=True)
+    try:
+        process = running_process(leftover.pid, sandboxed=True)
+        assert process is not None
+        started = {"process": process.model_dump(mode="json")}
+        trail = [("tool_call", {"arguments": {"target": "web"}}),
+                 ("tool_process_started", started)]  # fmt: skip
+        run = await legacy_round(harness, "restart", {"target": "web"}, trail)
+        anthropic.enqueue(text_reply("restarted"))
+        harness.runner.submit(run.id)
+        assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+        async with asyncio.timeout(5):
+            assert await leftover.wait() == -signal.SIGKILL
+        [asked] = harness.channel.asked
+        assert isinstance(asked.subject, ToolCallSubject) and asked.subject.earlier_copy_ended
+        assert tools.calls == [("restart", {"target": "web"})]  # approved, made again
+        kinds = [e.kind for e in await harness.store.list_audit(run.id)]
+        assert kinds.index("tool_process_ended") < kinds.index("approval_requested")
+        # Ended (and found gone) again on the resume after the decision, as before the journal.
+        ends = [e for e in await harness.store.list_audit(run.id) if e.kind == "tool_process_ended"]
+        assert [e.data["confirmed"] for e in ends] == [True, True]
+    finally:
+        if leftover.returncode is None:
+            leftover.kill()
+            await leftover.wait()

@@ -22,6 +22,7 @@ from agent_core.memory.tokens import ApiTokenCounter, EstimatedTokenCounter
 from agent_core.memory.working import SUMMARY_SYSTEM, SUMMARY_TAG, WorkingMemory, summary_of
 from agent_core.models import RiskLevel, Run, Subtask
 from agent_core.runs.executor import SYSTEM, Executor, ExecutorLimits
+from agent_core.runs.journal import ToolJournal
 from agent_core.store import Store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -465,6 +466,7 @@ async def test_an_executor_on_a_tiny_budget_finishes_a_long_tool_loop(
         gate=ApprovalGate(store=store, channel=channel, policy=ApprovalPolicy(),
                           audit=Audit(store=store)),
         context=lambda r: ToolContext(run=r, workspace=tmp_path, channel=channel),
+        journal=ToolJournal(store=store),
         on_progress=progress,
         working=memory(llm, budget, summary_max_tokens=256, summary_chunk_tokens=4096),
     )  # fmt: skip

@@ -46,7 +46,7 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_server import SlackStandIn
 from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
-from agent_core.tools.processes import ProcessRecord, end_leftover
+from agent_core.tools.processes import end_leftover, running_process
 from agent_core.tools.sandbox import HELPER
 from bot import wiring
 from tests.agent.conftest import Harness, policy
@@ -703,7 +703,7 @@ def test_a_record_of_another_process_or_machine_ends_nothing() -> None:
     """A pid reused by a new process, or a record from another machine, is never signalled."""
     bystander = subprocess.Popen(["sleep", marker()], start_new_session=True)
     try:
-        record = ProcessRecord.of(bystander.pid, sandboxed=True)
+        record = running_process(bystander.pid, sandboxed=True)
         assert record is not None
         reused = record.model_copy(update={"started": record.started - 1})
         elsewhere = record.model_copy(update={"host": record.host + "-elsewhere"})

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +49,9 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.store import Store, open_store
+from agent_core.store._sqlite_rows import SCHEMA
 from agent_core.store.base import dump
+from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
 from tests.attacks.tamper import open_raw, rechain
 from tests.support import TEST_AUDIT_KEY, eventually
 
@@ -846,3 +850,64 @@ async def test_a_store_from_before_its_key_is_taken_over_by_the_key(store_url: s
     finally:
         await keyless.close()
         await keyed.close()
+
+
+# The tool-call journal
+
+
+def a_call(run_id: str, tool_use_id: str, **fields: object) -> ToolCallRecord:
+    given = {"run_id": run_id, "tool_use_id": tool_use_id, "tool": "send_email",
+             "digest": arguments_digest({"to": "ops"})} | fields  # fmt: skip
+    return ToolCallRecord(**given)  # type: ignore[arg-type]
+
+
+PROCESS = ProcessRecord(pid=4242, started=17, boot_id="boot", host="web-1", sandboxed=True)
+
+
+async def test_the_calls_of_a_round_are_read_in_one_lookup(store: Store) -> None:
+    first, second = a_call("run_a", "toolu_1"), a_call("run_a", "toolu_2", tool="lookup")
+    for record in (first, second, a_call("run_b", "toolu_3")):
+        await store.save_tool_call(record)
+    found = await store.tool_calls("run_a", ["toolu_1", "toolu_2", "toolu_3", "toolu_none"])
+    assert found == {"toolu_1": first, "toolu_2": second}  # another run's call is not seen
+    assert await store.tool_calls("run_b", ["toolu_1"]) == {}
+    assert await store.tool_calls("run_a", []) == {}
+
+
+async def test_a_call_record_is_replaced_as_the_call_goes(store: Store) -> None:
+    started = a_call("run_a", "toolu_1")
+    await store.save_tool_call(started)
+    running = started.with_process(PROCESS)
+    await store.save_tool_call(running)
+    assert (await store.tool_calls("run_a", ["toolu_1"]))["toolu_1"].processes == [PROCESS]
+    done = running.ended(ToolCallState.FINISHED, output="sent", is_error=True, at=utcnow())
+    await store.save_tool_call(done)
+    assert await store.tool_calls("run_a", ["toolu_1"]) == {"toolu_1": done}
+    again = done.again(digest=arguments_digest({"to": "dev"}), at=utcnow())
+    await store.save_tool_call(again)
+    [stored] = (await store.tool_calls("run_a", ["toolu_1"])).values()
+    assert (stored.state, stored.attempts, stored.output, stored.processes) == (
+        ToolCallState.STARTED, 2, None, [PROCESS])  # fmt: skip
+
+
+async def test_a_call_result_rests_with_its_secrets_masked(store: Store) -> None:
+    key = "sk-ant-api03-Rf8kLq2Zt5Wn9Xc3Vb7Nm1Pj4Hs6"
+    record = a_call("run_a", "toolu_1").ended(
+        ToolCallState.FINISHED, output=f"rotated to {key}", is_error=False, at=utcnow()
+    )
+    await store.save_tool_call(record)
+    [stored] = (await store.tool_calls("run_a", ["toolu_1"])).values()
+    assert stored.output == "rotated to sk-ant-[redacted]"
+
+
+async def test_a_sqlite_file_from_before_the_journal_gains_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # a store as the version before the journal left it
+        db.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS tool_calls")[0])
+    store = await open_store(f"sqlite:///{path}", audit_key=TEST_AUDIT_KEY)
+    try:
+        assert await store.tool_calls("run_a", ["toolu_1"]) == {}
+        await store.save_tool_call(a_call("run_a", "toolu_1"))
+        assert list(await store.tool_calls("run_a", ["toolu_1"])) == ["toolu_1"]
+    finally:
+        await store.close()

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from agent_core.errors import ToolError, ToolTimeout
 from agent_core.models import RiskLevel
+from agent_core.toolcalls import ProcessRecord
 from agent_core.tools.base import Tool, ToolContext
 from agent_core.tools.builtins.shell_risk import (
     DESTRUCTIVE_PATTERNS,
@@ -28,7 +29,7 @@ from agent_core.tools.builtins.shell_risk import (
     command_risk,
 )
 from agent_core.tools.decorator import tool
-from agent_core.tools.processes import ProcessRecord
+from agent_core.tools.processes import running_process
 from agent_core.tools.sandbox import SETUP_FAILED, CommandSandbox, failure
 
 __all__ = ["DESTRUCTIVE_PATTERNS", "command_risk", "run_command_tool"]
@@ -155,7 +156,7 @@ class _Run:
     sandboxed: bool
     """Whether ``argv`` starts the sandbox."""
     on_process: Callable[[ProcessRecord], Awaitable[None]] | None = None
-    """Told what was started, as soon as it runs (the run's audit trail keeps it)."""
+    """Told what was started, as soon as it runs (the run's tool-call journal keeps it)."""
 
     async def execute(self, timeout_seconds: float, max_bytes: int) -> tuple[int, bytes]:
         """Run to the end; the exit code and (up to ``max_bytes`` + 1 of) the output."""
@@ -185,7 +186,7 @@ class _Run:
         return -1 if code is None else code, bytes(output.data)
 
     async def _record(self, pid: int) -> None:
-        record = ProcessRecord.of(pid, sandboxed=self.sandboxed)
+        record = running_process(pid, sandboxed=self.sandboxed)
         if record is not None and self.on_process is not None:
             await self.on_process(record)
 
