@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -54,6 +55,7 @@ from agent_core.store._sqlite_rows import (
 )
 from agent_core.store._sqlite_signals import SignalPoller, insert_signal
 from agent_core.store.base import (
+    Lease,
     SignalHub,
     Subscription,
     checked_save,
@@ -271,6 +273,64 @@ class SqliteStore(SqliteMemories, SqliteAudit):
             yield subscription
 
     # Small shared values
+
+    # Leases: a row of kv per held run; a lapsed one is taken over like a missing one
+
+    async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
+        now = self._now().timestamp()
+        token = f"{holder}#{uuid.uuid4().hex}"
+
+        def take(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM kv WHERE ns = 'lease' AND key = ? AND expires_at <= ?",
+                         (run_id, now))  # fmt: skip
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO kv (ns, key, value, expires_at) VALUES ('lease', ?, ?, ?)",
+                (run_id, token, now + ttl_seconds),
+            )
+            return cursor.rowcount == 1
+
+        return Lease(run_id=run_id, token=token) if await self._db.write(take) else None
+
+    async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> bool:
+        now = self._now().timestamp()
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE kv SET expires_at = ? WHERE ns = 'lease' AND key = ? AND value = ?"
+                " AND expires_at > ?",
+                (now + ttl_seconds, lease.run_id, lease.token, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(renew)
+
+    async def holds_lease(self, lease: Lease) -> bool:
+        held = await self.lease_holder(lease.run_id, token=lease.token)
+        return held is not None
+
+    async def lease_holder(
+        self, run_id: str, *, token: str | None = None
+    ) -> tuple[str, float] | None:
+        now = self._now().timestamp()
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT value, expires_at FROM kv WHERE ns = 'lease' AND key = ? AND expires_at > ?",
+            (run_id, now),
+        ).fetchone())  # fmt: skip
+        if row is None or (token is not None and row[0] != token):
+            return None
+        return str(row[0]).rpartition("#")[0], float(row[1]) - now
+
+    async def release_lease(self, lease: Lease) -> bool:
+        now = self._now().timestamp()
+
+        def release(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
+                (lease.run_id, lease.token, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(release)
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         now = self._now().timestamp()
