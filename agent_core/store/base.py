@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -43,6 +43,9 @@ from agent_core.models import (
     is_legal_transition,
 )
 from agent_core.secrets import redact, redact_value
+
+if TYPE_CHECKING:
+    from agent_core.store.run_queue import RedisRunQueue
 
 __all__ = [
     "SIGNAL_ADAPTER",
@@ -251,6 +254,10 @@ class Store(Protocol):
 
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Receive signals published from now on, until the context exits."""
+
+    def run_queue(self) -> RedisRunQueue | None:
+        """The queue workers of a Redis deployment share; None where runs work in the
+        process that submits them (SQLite)."""
 
     # Leases: which process works on a run now, in every process sharing the store
 

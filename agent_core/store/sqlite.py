@@ -17,6 +17,8 @@ audit trails in ``_sqlite_audit``.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -274,15 +276,23 @@ class SqliteStore(SqliteMemories, SqliteAudit):
 
     # Small shared values
 
-    # Leases: a row of kv per held run; a lapsed one is taken over like a missing one
+    def run_queue(self) -> None:
+        return None  # runs work in the process that submits them
+
+    # Leases: a row of kv per held run. A lapsed one is taken over like a missing one, and so
+    # is one whose holder process is gone: the file is shared by processes of one machine,
+    # and the token names the holder's machine and process id.
 
     async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
         now = self._now().timestamp()
-        token = f"{holder}#{uuid.uuid4().hex}"
+        token = f"{holder}#{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex}"
 
         def take(conn: sqlite3.Connection) -> bool:
-            conn.execute("DELETE FROM kv WHERE ns = 'lease' AND key = ? AND expires_at <= ?",
-                         (run_id, now))  # fmt: skip
+            row = conn.execute(
+                "SELECT value, expires_at FROM kv WHERE ns = 'lease' AND key = ?", (run_id,)
+            ).fetchone()
+            if row is not None and (row[1] <= now or _holder_gone(str(row[0]))):
+                conn.execute("DELETE FROM kv WHERE ns = 'lease' AND key = ?", (run_id,))
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO kv (ns, key, value, expires_at) VALUES ('lease', ?, ?, ?)",
                 (run_id, token, now + ttl_seconds),
@@ -438,3 +448,19 @@ def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: fl
         (key, repr(total), expires_at),
     )
     return total
+
+
+def _holder_gone(token: str) -> bool:
+    """Whether the process that took the lease ``token`` has ended (on this machine: one on
+    another, or one whose token says nothing, holds until its lease lapses)."""
+    host, _, rest = token.rpartition("#")[2].partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # someone else's process: it is there
+        return False
+    return False

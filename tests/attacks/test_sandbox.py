@@ -31,9 +31,10 @@ from agent_core.audit.trail import Audit
 from agent_core.config import Settings, load_settings
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import ApprovalStatus, Run, RunStatus, ToolCallSubject
+from agent_core.runs.claims import LocalClaims
 from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.host import RunHost
 from agent_core.runs.orchestrator import Orchestrator
-from agent_core.runs.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -146,8 +147,8 @@ async def harness(world: World, anthropic: AnthropicStandIn) -> AsyncIterator[Ha
     service = DecisionService(store=store, authority=authority, audit=Audit(store=store),
                               check_edit=schema_edit_check(registry))  # fmt: skip
     channel.service = service
-    runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                    policy=run_policy.approvals)  # fmt: skip
+    runner = RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                     policy=run_policy.approvals, claims=LocalClaims(store=store))  # fmt: skip
     from agent_core.runs.control import RunControl
 
     control = RunControl(store=store, authority=authority, audit=Audit(store=store))
