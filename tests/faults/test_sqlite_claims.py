@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from agent_core.testing.redis_server import free_port
 from agent_core.testing.slack_server import SlackStandIn
 from tests.attacks.test_bad_input import one_line, started
 from tests.e2e.test_serve import airlock, clean_env
-from tests.support import TEST_AUDIT_KEY, airlock_serve, eventually, load_factor
+from tests.support import TEST_AUDIT_KEY, airlock_serve, eventually, load_factor, within
 
 pytestmark = pytest.mark.processes
 
@@ -152,3 +153,48 @@ async def test_serve_leaves_a_run_the_shell_works_on_and_takes_it_over_when_the_
     # The shell held it first; serve took it only once the shell's lease had lapsed.
     assert len(holders) == 2 and holders[0].startswith("terminal-"), holders
     assert not holders[1].startswith("terminal-")
+
+
+async def test_a_lease_whose_process_ended_is_taken_at_once_and_a_live_ones_is_not(
+    tmp_path: Path,
+) -> None:
+    """On one machine's SQLite file a holder that died needs no waiting for its lease to
+    lapse (a restarted `airlock serve` resumes at once); one still running keeps its run."""
+    data = tmp_path / "data"
+    store = await sqlite(data)
+    take = (
+        "import asyncio, sys\n"
+        "from agent_core.store import open_store\n"
+        "async def main():\n"
+        f"    store = await open_store('sqlite:///{data / 'airlock.db'}')\n"
+        "    lease = await store.take_lease(sys.argv[1], holder='serve-gone', ttl_seconds=600)\n"
+        "    assert lease is not None\n"
+        "    await store.close()\n"
+        "    print('held', flush=True)\n"
+        "    if sys.argv[2] == 'stay':\n"
+        "        await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    env = clean_env()
+    pipe = asyncio.subprocess.PIPE
+    gone = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", take, "run_gone", "exit", env=env, stdout=pipe
+    )
+    staying = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", take, "run_live", "stay", env=env, stdout=pipe
+    )
+    try:
+        assert staying.stdout is not None
+        async with within(60):
+            assert await gone.wait() == 0
+            assert (await staying.stdout.readline()).strip() == b"held"
+        held = await store.lease_holder("run_gone")
+        assert held is not None and held[0] == "serve-gone"  # it would hold for 10 minutes
+        taken = await store.take_lease("run_gone", holder="serve-new", ttl_seconds=60)
+        assert taken is not None and taken.owner == "serve-new"
+        assert await store.take_lease("run_live", holder="serve-new", ttl_seconds=60) is None
+    finally:
+        if staying.returncode is None:
+            staying.kill()
+        await staying.wait()
+        await store.close()
