@@ -141,12 +141,13 @@ class Orchestrator:
 
         A parked run ends this call with status ``awaiting_approval``; calling it again after
         the decision resumes the run from its checkpoint. Cancelling the task that awaits this
-        ends the run as ``killed``. If another process finished the run meanwhile (a kill),
-        this returns the run as that process left it.
+        ends the run as ``killed``, unless the cancel message is a :class:`Stop`, which leaves
+        it at its checkpoint. If another process finished the run meanwhile (a kill), this
+        returns the run as that process left it.
 
-        ``ownership`` is a worker's lease on the run: it is written on the run first (so a
-        worker that lost the run can no longer save it) and checked before every tool call.
-        Raises :class:`OwnershipLost` when another worker has taken the run over.
+        ``ownership`` is this process's lease on the run: it is written on the run first (so a
+        process that lost the run can no longer save it) and checked before risky tool calls.
+        Raises :class:`OwnershipLost` when another process has taken the run over.
         """
         state = _RunState(
             orchestrator=self, run=await self.store.get_run(run_id), ownership=ownership
