@@ -46,10 +46,11 @@ from agent_core.models import (
     RunStatus,
     Subtask,
 )
+from agent_core.runs.claims import LocalClaims
 from agent_core.runs.control import RunControl
 from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.host import RunHost
 from agent_core.runs.orchestrator import Orchestrator, RunPolicy
-from agent_core.runs.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.redis_server import RedisServer
 from agent_core.tools import Tool, ToolContext, ToolRegistry
@@ -100,7 +101,7 @@ def rss_bytes() -> int:
 @dataclass(kw_only=True)
 class Parked:
     store: Store
-    runner: Runner
+    runner: RunHost
     service: DecisionService
     approvals: dict[str, str]
     """Run id -> the approval it waits on."""
@@ -129,8 +130,9 @@ async def park(store: Store, base_url: str, n: int) -> Parked:
                        executor=ExecutorLimits())  # fmt: skip
     orchestrator = Orchestrator(store=store, llm=llm, tools=ToolRegistry([tool]), channel=channel,
                                 policy=policy, workspace=Path("."))  # fmt: skip
-    runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                    policy=ApprovalPolicy(ttl_seconds=86_400))  # fmt: skip
+    runner = RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                     policy=ApprovalPolicy(ttl_seconds=86_400),
+                     claims=LocalClaims(store=store))  # fmt: skip
     await runner.start()
     plan = Plan(subtasks=[Subtask(id="s1", description="restart web")])
     runs = [
@@ -142,7 +144,7 @@ async def park(store: Store, base_url: str, n: int) -> Parked:
     gc.collect()
     before = rss_bytes()
     for run in runs:
-        runner.submit(run.id)
+        await runner.submit(run.id)
         await runner.wait_for(run.id, {RunStatus.AWAITING_APPROVAL})
     await asyncio.sleep(0)  # let finished run tasks be dropped before measuring
     gc.collect()
@@ -196,8 +198,12 @@ async def kill_latency(store: Store, base_url: str, runs: int) -> list[float]:
                        executor=ExecutorLimits())  # fmt: skip
     orchestrator = Orchestrator(store=store, llm=llm, tools=ToolRegistry([tool]), channel=channel,
                                 policy=policy, workspace=Path("."))  # fmt: skip
-    runner = Runner(
-        store=store, orchestrator=orchestrator, channel=channel, policy=ApprovalPolicy()
+    runner = RunHost(
+        store=store,
+        orchestrator=orchestrator,
+        channel=channel,
+        policy=ApprovalPolicy(),
+        claims=LocalClaims(store=store),
     )
     await runner.start()
     control = RunControl(
@@ -208,7 +214,8 @@ async def kill_latency(store: Store, base_url: str, runs: int) -> list[float]:
     for _ in range(runs):
         working.clear()
         run = await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
-        task = runner.submit(run.id)
+        await runner.submit(run.id)
+        task = runner.tasks[run.id]
         await working.wait()
         t0 = time.perf_counter()
         await control.kill(run.id, by="U0ADMIN")

@@ -23,9 +23,11 @@ from agent_core.config import Settings
 from agent_core.errors import AirlockError
 from agent_core.llm import LLM
 from agent_core.llm.anthropic import AnthropicLLM
+from agent_core.runs.claims import Claims, LocalClaims, worker_name
+from agent_core.runs.host import RunHost
+from agent_core.runs.leased import LeasedClaims
 from agent_core.runs.limits import SpendLedger
 from agent_core.runs.orchestrator import Orchestrator, RunPolicy
-from agent_core.runs.runner import Runner
 from agent_core.runs.slots import RunQueue
 from agent_core.store import Store
 from agent_core.store.run_queue import RedisRunQueue
@@ -37,19 +39,12 @@ from agent_core.tools.sandbox import CommandSandbox
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["Agent", "agent", "decisions", "memory", "orchestrator", "run_queue", "tools"]
+__all__ = ["Agent", "agent", "decisions", "memory", "orchestrator", "terminal_host", "tools"]
 
 logger = logging.getLogger(__name__)
 
 _UNLIMITED_SLOTS = 1000
 """A worker's slots when AIRLOCK_MAX_CONCURRENT_RUNS is 0 (no limit)."""
-
-
-def run_queue(store: Store) -> RedisRunQueue | None:
-    """The shared run queue of a Redis store; None for SQLite (runs work in one process)."""
-    from agent_core.store.redis import RedisStore
-
-    return store.run_queue() if isinstance(store, RedisStore) else None
 
 
 @dataclass(kw_only=True)
@@ -64,26 +59,40 @@ class Agent:
     queue: RedisRunQueue | None
     """The shared run queue (Redis), or None when runs work in this process (SQLite)."""
 
-    def runs(self, settings: Settings) -> Runner:
-        """What works on runs here: a worker on the shared queue, else an in-process runner."""
-        policy = ApprovalPolicy.from_settings(settings)
+    def runs(self, settings: Settings) -> RunHost:
+        """What works on runs here: a worker on the shared queue (Redis), else this process
+        under leases in the store (SQLite)."""
+        claims: Claims
         if self.queue is None:
-            limit = RunQueue(limit=settings.max_concurrent_runs)
-            return Runner(store=self.store, orchestrator=self.orchestrator, channel=self.channel,
-                          policy=policy, queue=limit)  # fmt: skip
-        from agent_core.runs.worker import Worker
+            slots = RunQueue(limit=settings.max_concurrent_runs)
+            claims = LocalClaims(store=self.store, lease_seconds=settings.lease_seconds)
+        else:
+            slots = RunQueue()  # the worker counts its own slots: it reads no more than it has
+            claims = LeasedClaims(
+                queue=self.queue, store=self.store, lease_seconds=settings.lease_seconds,
+                slots=settings.max_concurrent_runs or _UNLIMITED_SLOTS,
+            )  # fmt: skip
+        return RunHost(store=self.store, orchestrator=self.orchestrator, channel=self.channel,
+                       policy=ApprovalPolicy.from_settings(settings), claims=claims,
+                       slots=slots)  # fmt: skip
 
-        return Worker(
-            store=self.store, orchestrator=self.orchestrator, channel=self.channel, policy=policy,
-            runs=self.queue, slots=settings.max_concurrent_runs or _UNLIMITED_SLOTS,
-            lease_seconds=settings.lease_seconds,
-        )  # fmt: skip
-
-    async def submit(self, run_id: str) -> None:
+    async def submit(self, run_id: str) -> bool:
         """Queue ``run_id`` for the workers (a front end with no worker of its own)."""
         if self.queue is None:
             raise RuntimeError("runs are queued only with a Redis store")
         await self.queue.enqueue(run_id)
+        return True
+
+
+def terminal_host(
+    settings: Settings, store: Store, orchestrator: Orchestrator, channel: OperatorChannel
+) -> RunHost:
+    """The host of a terminal's ``airlock run``: it works only on the runs submitted to it,
+    each under a lease in the store, so no other process takes one up meanwhile."""
+    claims = LocalClaims(store=store, name=worker_name(terminal=True), everything=False,
+                         lease_seconds=settings.lease_seconds)  # fmt: skip
+    return RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                   policy=ApprovalPolicy.from_settings(settings), claims=claims)  # fmt: skip
 
 
 async def agent(
@@ -98,7 +107,7 @@ async def agent(
     return Agent(
         store=store, channel=channel, registry=registry, memory=agent_memory,
         orchestrator=orchestrator(settings, store, llm, registry, channel, memory=agent_memory),
-        queue=run_queue(store),
+        queue=store.run_queue(),
     )  # fmt: skip
 
 

@@ -64,7 +64,7 @@ class RunControl:
 
         Completed steps keep their results and a failed step its conversation, so the
         tool calls already made are not made again; budgets count from the retry. The
-        caller hands the run to a runner.
+        caller submits the run to a run host.
         """
         try:
             run = await self.store.get_run(run_id)

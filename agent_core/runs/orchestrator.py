@@ -9,6 +9,7 @@ with their own status and a reason people can read.
 from __future__ import annotations
 
 import asyncio
+import enum
 import graphlib
 import logging
 from dataclasses import dataclass, field
@@ -45,14 +46,22 @@ from agent_core.tools import ToolContext, ToolRegistry
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["LEASE_LOST", "SHUTDOWN", "Checkpoint", "Orchestrator", "RunPolicy"]
+__all__ = ["Checkpoint", "Orchestrator", "RunPolicy", "Stop", "stop_of"]
 
-SHUTDOWN = "airlock: process shutting down"
-"""Cancel message of a run task stopped because its process stops: the run is not killed."""
-LEASE_LOST = "airlock: another worker took the run over"
-"""Cancel message of a run task whose worker lost its lease: the run goes on elsewhere."""
-_QUIET = (SHUTDOWN, LEASE_LOST)
-"""Cancel messages that leave the run as it is, for whoever resumes it."""
+
+class Stop(enum.Enum):
+    """Why a run's task was cancelled though the run goes on: given as the cancel message, it
+    leaves the run as it is, at its last checkpoint, for whoever resumes it. A cancellation
+    without one is a kill."""
+
+    SHUTDOWN = "its process is shutting down"
+    CLAIM_LOST = "another process took the run over"
+
+
+def stop_of(cancelled: BaseException) -> Stop | None:
+    """The :class:`Stop` a cancellation carries; None for a kill."""
+    return next((arg for arg in cancelled.args if isinstance(arg, Stop)), None)
+
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +146,13 @@ class Orchestrator:
 
         A parked run ends this call with status ``awaiting_approval``; calling it again after
         the decision resumes the run from its checkpoint. Cancelling the task that awaits this
-        ends the run as ``killed``. If another process finished the run meanwhile (a kill),
-        this returns the run as that process left it.
+        ends the run as ``killed``, unless the cancel message is a :class:`Stop`, which leaves
+        it at its checkpoint. If another process finished the run meanwhile (a kill), this
+        returns the run as that process left it.
 
-        ``ownership`` is a worker's lease on the run: it is written on the run first (so a
-        worker that lost the run can no longer save it) and checked before every tool call.
-        Raises :class:`OwnershipLost` when another worker has taken the run over.
+        ``ownership`` is this process's lease on the run: it is written on the run first (so a
+        process that lost the run can no longer save it) and checked before risky tool calls.
+        Raises :class:`OwnershipLost` when another process has taken the run over.
         """
         state = _RunState(
             orchestrator=self, run=await self.store.get_run(run_id), ownership=ownership
@@ -169,7 +179,7 @@ class Orchestrator:
             async with deadline:
                 result = await state.drive()
         except asyncio.CancelledError as cancelled:
-            if any(quiet in cancelled.args for quiet in _QUIET):
+            if stop_of(cancelled) is not None:
                 raise  # the run stays as it is, to be resumed from its checkpoint
             try:
                 await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))

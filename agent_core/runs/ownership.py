@@ -1,11 +1,11 @@
-"""Who may work on a run now: the hold a worker checks before anything with side effects.
+"""Who may work on a run now: the hold a process checks before anything with side effects.
 
-In one process nothing else works on its runs and there is nothing to check. A worker of a
-Redis deployment holds a lease on each run it works on; when the lease runs out (the worker
-paused, or lost Redis for longer than a lease) another worker takes the run over, and the
-old one must neither run a tool nor write the run again. The orchestrator checks the hold
-before every tool call, and the store's version check refuses its writes once the new
-owner has saved the run.
+Every process that works on a run holds a lease on it (:mod:`agent_core.runs.claims`): a
+worker of a Redis deployment, `airlock serve` on SQLite, a terminal's `airlock run`. When the
+lease runs out (the process paused, or lost its store for longer than a lease) another
+process takes the run over, and the old one must neither run a tool nor write the run again.
+The orchestrator checks the hold before every tool call, and the store's version check
+refuses its writes once the new owner has saved the run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Ownership(Protocol):
 
     @property
     def owner(self) -> str:
-        """The worker holding the run, as shown in the audit trail."""
+        """The process holding the run, as shown in the audit trail."""
         ...
 
     async def check(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -45,8 +45,12 @@ from agent_core.models import (
 from agent_core.secrets import redact, redact_value
 from agent_core.toolcalls import ToolCallRecord
 
+if TYPE_CHECKING:
+    from agent_core.store.run_queue import RedisRunQueue
+
 __all__ = [
     "SIGNAL_ADAPTER",
+    "Lease",
     "SignalHub",
     "Store",
     "Subscription",
@@ -66,6 +70,22 @@ __all__ = [
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
 """Parses and serialises the :data:`~agent_core.models.Signal` union."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A process's hold on a run, which expires unless renewed (see the Store's leases)."""
+
+    run_id: str
+    token: str
+    """``<holder>#<n>``: unique, so a lease taken again is never mistaken for an old one."""
+    entry: str = ""
+    """The queue entry that brought the run (a Redis worker's), or "" for none."""
+
+    @property
+    def owner(self) -> str:
+        """The process holding it."""
+        return self.token.rpartition("#")[0]
 
 
 def dump(record: BaseModel) -> str:
@@ -244,6 +264,27 @@ class Store(Protocol):
 
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Receive signals published from now on, until the context exits."""
+
+    def run_queue(self) -> RedisRunQueue | None:
+        """The queue workers of a Redis deployment share; None where runs work in the
+        process that submits them (SQLite)."""
+
+    # Leases: which process works on a run now, in every process sharing the store
+
+    async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
+        """The run's lease for ``holder``, for ``ttl_seconds``; None while another holds it."""
+
+    async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> bool:
+        """Extend ``lease`` by ``ttl_seconds`` from now; False if it is no longer held."""
+
+    async def holds_lease(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still held (not released, not lapsed, not taken again)."""
+
+    async def lease_holder(self, run_id: str) -> tuple[str, float] | None:
+        """Who holds the run's lease and for how many more seconds; None if nobody does."""
+
+    async def release_lease(self, lease: Lease) -> bool:
+        """Let go of ``lease``; False, and nothing written, if it was no longer held."""
 
     # Small shared values
 

@@ -47,6 +47,7 @@ from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
+    Lease,
     SignalHub,
     Subscription,
     checked_save,
@@ -88,6 +89,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
         self._audit_heads = HeadCache()
         self._hub = SignalHub()
         self._listener = SignalListener(redis, self._key("signals"), self._hub)
+        self._leases = RedisRunQueue(redis, self._key)
         self._create_script = redis.register_script(CREATE)
         self._add_spend_script = redis.register_script(ADD_SPEND)
         self._memory_scripts()
@@ -364,6 +366,23 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
             yield subscription
 
     # Small shared values
+
+    # Leases: the run queue's, taken without a queue entry (a worker sees them as held)
+
+    async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
+        return await self._leases.acquire(run_id, worker=holder, entry="", ttl_seconds=ttl_seconds)
+
+    async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> bool:
+        return await self._leases.renew(lease, ttl_seconds=ttl_seconds)
+
+    async def holds_lease(self, lease: Lease) -> bool:
+        return await self._leases.holds(lease)
+
+    async def lease_holder(self, run_id: str) -> tuple[str, float] | None:
+        return await self._leases.held_for(run_id)
+
+    async def release_lease(self, lease: Lease) -> bool:
+        return await self._leases.finish(lease)
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         claimed = await self._redis.set(

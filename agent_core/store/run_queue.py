@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 # A worker's loops ride out a Redis restart with the client's own reconnect rules.
 from agent_core.store._redis_client import BACKOFF, RECONNECT_ERRORS, milliseconds
 from agent_core.store._redis_keys import KeyLayout
+from agent_core.store.base import Lease
 
 __all__ = ["BACKOFF", "GROUP", "RECONNECT_ERRORS", "Entry", "Lease", "RedisRunQueue"]
 
@@ -72,22 +73,6 @@ class Entry:
 
     id: str
     run_id: str
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A worker's hold on a run, taken with the entry that brought it."""
-
-    run_id: str
-    token: str
-    """``<worker>#<n>``: unique, so a lease taken again is never mistaken for an old one."""
-    entry: str
-    """The queue entry that brought the run, or "" for a run taken up without one."""
-
-    @property
-    def owner(self) -> str:
-        """The worker holding it."""
-        return self.token.rpartition("#")[0]
 
 
 class RedisRunQueue:

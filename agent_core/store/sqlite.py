@@ -17,7 +17,10 @@ audit trails in ``_sqlite_audit`` and the tool-call journal in ``_sqlite_journal
 from __future__ import annotations
 
 import math
+import os
+import socket
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -55,6 +58,7 @@ from agent_core.store._sqlite_rows import (
 )
 from agent_core.store._sqlite_signals import SignalPoller, insert_signal
 from agent_core.store.base import (
+    Lease,
     SignalHub,
     Subscription,
     checked_save,
@@ -273,6 +277,72 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
 
     # Small shared values
 
+    def run_queue(self) -> None:
+        return None  # runs work in the process that submits them
+
+    # Leases: a row of kv per held run. A lapsed one is taken over like a missing one, and so
+    # is one whose holder process is gone: the file is shared by processes of one machine,
+    # and the token names the holder's machine and process id.
+
+    async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
+        now = self._now().timestamp()
+        token = f"{holder}#{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex}"
+
+        def take(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT value, expires_at FROM kv WHERE ns = 'lease' AND key = ?", (run_id,)
+            ).fetchone()
+            if row is not None and (row[1] <= now or _holder_gone(str(row[0]))):
+                conn.execute("DELETE FROM kv WHERE ns = 'lease' AND key = ?", (run_id,))
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO kv (ns, key, value, expires_at) VALUES ('lease', ?, ?, ?)",
+                (run_id, token, now + ttl_seconds),
+            )
+            return cursor.rowcount == 1
+
+        return Lease(run_id=run_id, token=token) if await self._db.write(take) else None
+
+    async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> bool:
+        now = self._now().timestamp()
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE kv SET expires_at = ? WHERE ns = 'lease' AND key = ? AND value = ?"
+                " AND expires_at > ?",
+                (now + ttl_seconds, lease.run_id, lease.token, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(renew)
+
+    async def holds_lease(self, lease: Lease) -> bool:
+        held = await self.lease_holder(lease.run_id, token=lease.token)
+        return held is not None
+
+    async def lease_holder(
+        self, run_id: str, *, token: str | None = None
+    ) -> tuple[str, float] | None:
+        now = self._now().timestamp()
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT value, expires_at FROM kv WHERE ns = 'lease' AND key = ? AND expires_at > ?",
+            (run_id, now),
+        ).fetchone())  # fmt: skip
+        if row is None or (token is not None and row[0] != token):
+            return None
+        return str(row[0]).rpartition("#")[0], float(row[1]) - now
+
+    async def release_lease(self, lease: Lease) -> bool:
+        now = self._now().timestamp()
+
+        def release(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
+                (lease.run_id, lease.token, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(release)
+
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         now = self._now().timestamp()
 
@@ -379,3 +449,19 @@ def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: fl
         (key, repr(total), expires_at),
     )
     return total
+
+
+def _holder_gone(token: str) -> bool:
+    """Whether the process that took the lease ``token`` has ended (on this machine: one on
+    another, or one whose token says nothing, holds until its lease lapses)."""
+    host, _, rest = token.rpartition("#")[2].partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # someone else's process: it is there
+        return False
+    return False

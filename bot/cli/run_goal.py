@@ -9,20 +9,15 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from agent_core.approvals import (
-    ApprovalPolicy,
-    local_identity,
-)
+from agent_core.approvals import local_identity
 from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import ConfigError, NotFound
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.logs import redact
 from agent_core.models import FINAL_STATUSES, Run, RunStatus
+from agent_core.runs.host import RunHost
 from agent_core.runs.limits import Admission, Limits
-from agent_core.runs.orchestrator import Orchestrator
-from agent_core.runs.runner import Runner
-from agent_core.runs.worker import Worker, worker_name
 from agent_core.store import Store, open_settings_store, shown_url
 from agent_core.telemetry import configure_tracing
 from bot import wiring
@@ -78,9 +73,9 @@ async def run_goal(
                                   status=status)  # fmt: skip
         channel.decide = wiring.decisions(settings, store, registry, channel).decide
         orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
-        runner = _runner(settings, store, orchestrator, channel)
-        await runner.start()
-        stack.push_async_callback(runner.stop)
+        host = wiring.terminal_host(settings, store, orchestrator, channel)
+        await host.start()
+        stack.push_async_callback(host.stop)
         if resume is None:
             assert goal is not None
             run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run))
@@ -89,13 +84,11 @@ async def run_goal(
         status.hide()
         console.print(f"run {run.id} · store {shown_url(settings.effective_store_url)}",
                       style="dim", markup=False)  # fmt: skip
-        if isinstance(runner, Worker) and not await _take(runner, run, wait=wait, console=console):
+        if not await _take(host, run, wait=wait, console=console):
             return await store.get_run(run.id)  # it ended while this terminal waited
-        else:
-            runner.submit(run.id)
         if resume is None:
             status.show("planning")
-        return await runner.wait_for(run.id, FINAL_STATUSES)
+        return await host.wait_for(run.id, FINAL_STATUSES)
 
 
 def _reporter(console: Console, status: StatusLine) -> Callable[[str], None]:
@@ -109,21 +102,6 @@ def _reporter(console: Console, status: StatusLine) -> Callable[[str], None]:
     return report
 
 
-def _runner(
-    settings: Settings, store: Store, orchestrator: Orchestrator, channel: TerminalChannel
-) -> Runner:
-    """The terminal's runner; with a Redis store it holds a lease on its run, as a worker does,
-    so no worker takes the run up while this terminal works on it."""
-    policy = ApprovalPolicy.from_settings(settings)
-    queue = wiring.run_queue(store)
-    if queue is None:
-        return Runner(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
-                      only=set())  # fmt: skip
-    return Worker(store=store, orchestrator=orchestrator, channel=channel, policy=policy,
-                  only=set(), runs=queue, reads=False, name=worker_name(terminal=True),
-                  lease_seconds=settings.lease_seconds)  # fmt: skip
-
-
 async def _existing(store: Store, run_id: str, settings: Settings) -> None:
     try:
         await store.get_run(run_id)
@@ -132,13 +110,13 @@ async def _existing(store: Store, run_id: str, settings: Settings) -> None:
         raise ConfigError([f"--resume {run_id}: there is no such run in {where}"]) from None
 
 
-async def _take(runner: Worker, run: Run, *, wait: bool, console: Console) -> bool:
-    """Take the run's lease for this terminal. While another process holds it: say who and
-    until when, and exit 2, or with ``wait`` wait until it is let go or lapses (a crashed
-    holder's does). False if the run ended meanwhile."""
+async def _take(host: RunHost, run: Run, *, wait: bool, console: Console) -> bool:
+    """Take the run's lease for this terminal and start it. While another process holds it:
+    say who and until when, and exit 2, or with ``wait`` wait until it is let go or lapses
+    (a crashed holder's does). False if the run ended meanwhile."""
     told = ""
-    while not await runner.take(run.id):
-        held = await runner.runs.held_for(run.id)
+    while not await host.submit(run.id):
+        held = await host.held_by(run.id)
         if held is None:  # let go between the two looks: take it now
             continue
         holder, seconds = held
@@ -152,9 +130,9 @@ async def _take(runner: Worker, run: Run, *, wait: bool, console: Console) -> bo
             console.print(f"run {run.id} is held by {holder} until {until}; waiting for it",
                           style="yellow", markup=False)  # fmt: skip
             told = holder
-        if (await runner.store.get_run(run.id)).status in FINAL_STATUSES:
+        if (await host.store.get_run(run.id)).status in FINAL_STATUSES:
             return False
-        # Polling: a lease lapsing in Redis sends no event.
+        # Polling: a lease lapsing sends no event.
         await asyncio.sleep(min(seconds, 1.0))
     return True
 

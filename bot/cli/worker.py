@@ -41,7 +41,7 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
-        if wiring.run_queue(store) is None:
+        if store.run_queue() is None:
             raise ConfigError([_NEEDS_REDIS])
         session = await stack.enter_async_context(aiohttp.ClientSession())
         channel = SlackChannel(client=build_client(settings, session=session), store=store,

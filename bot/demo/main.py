@@ -31,7 +31,7 @@ from rich.prompt import Confirm, Prompt
 from agent_core.audit.chain import AuditKey
 from agent_core.config import Settings, load_settings
 from agent_core.errors import AirlockError
-from agent_core.runs.runner import Runner
+from agent_core.runs.host import RunHost
 from agent_core.store import open_settings_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
 from agent_core.testing.slack_requests import SlackRequest, SlackRequestSigner, post_to_bot
@@ -126,7 +126,7 @@ class _Demo:
 
     console: Console
     slack: SlackStandIn
-    runner: Runner
+    host: RunHost
     url: str
     http: aiohttp.ClientSession
     transcript: Transcript
@@ -151,11 +151,11 @@ class _Demo:
         )
         settings = _settings(slack, anthropic, folder)
         prepare_workspace(settings.effective_workspace_dir)
-        runner, url = await _serve(settings, stack)
+        host, url = await _serve(settings, stack)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         person: _Person = _Autopilot(console=console) if auto else _Keyboard(console=console)
         signer = SlackRequestSigner(_SECRET)
-        return cls(console=console, slack=slack, runner=runner, url=url, http=http,
+        return cls(console=console, slack=slack, host=host, url=url, http=http,
                    transcript=transcript, person=person, signer=signer)  # fmt: skip
 
     async def goal(self, text: str, number: int) -> str:
@@ -241,7 +241,7 @@ class _Demo:
 
     async def _quiet(self) -> None:
         """Let the finished run's last work (what it remembers) end before the next goal."""
-        working = list(self.runner.tasks.values())
+        working = list(self.host.tasks.values())
         if working:
             await asyncio.wait(working, timeout=STEP_TIMEOUT)
         self.transcript.flush()
@@ -262,22 +262,22 @@ def _settings(slack: SlackStandIn, anthropic: AnthropicStandIn, folder: Path) ->
     )  # fmt: skip
 
 
-async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[Runner, str]:
+async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[RunHost, str]:
     """`airlock serve`'s start-up, on 127.0.0.1 and a free port, without its signal handling."""
     store = await open_settings_store(settings)
     stack.push_async_callback(store.close)
     client = build_client(settings)
     app = build_app(settings, client=client)
-    runner = await _agent(settings, store, client, app, stack)
-    assert runner is not None  # the demo's store is SQLite: runs work in this process
+    host = await _agent(settings, store, client, app, stack)
+    assert host is not None  # the demo's store is SQLite: runs work in this process
     site = web.AppRunner(build_web_app(settings, app, store))
     await site.setup()
     stack.push_async_callback(site.cleanup)
     await web.TCPSite(site, "127.0.0.1", 0).start()
-    await runner.start()
-    stack.push_async_callback(runner.stop)
+    await host.start()
+    stack.push_async_callback(host.stop)
     port = site.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}/slack/events"
+    return host, f"http://127.0.0.1:{port}/slack/events"
 
 
 def _submission(view: dict[str, Any], value: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -24,9 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
 from agent_core.runs.control import RunControl
+from agent_core.runs.host import RunHost
 from agent_core.runs.limits import Admission, Limits
-from agent_core.runs.runner import Runner
-from agent_core.runs.worker import Worker
 from agent_core.store import Store, open_settings_store
 from agent_core.telemetry import configure_tracing
 from bot import wiring
@@ -111,7 +109,7 @@ async def serve(
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
         store = await open_settings_store(settings)
         stack.push_async_callback(store.close)
-        queue = wiring.run_queue(store)
+        queue = store.run_queue()
         if queue is None and not worker:
             raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
                                " with SQLite nothing else would work on the runs"])  # fmt: skip
@@ -149,18 +147,18 @@ async def _agent(
     stack: AsyncExitStack,
     *,
     worker: bool = True,
-) -> Runner | None:
+) -> RunHost | None:
     """The agent core behind the app: Slack as its channel, approvals wired to the buttons.
 
-    Returns what works on runs in this process: a runner (SQLite), a worker (Redis), or
-    None for a front end that only queues them.
+    Returns what works on runs in this process (a worker of the shared queue with Redis),
+    or None for a front end that only queues them.
     """
     channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
                            approvers=settings.approvers,
                            approval_dms=settings.approval_dms)  # fmt: skip
     agent = await wiring.agent(settings, store, channel, stack)
     runs = agent.runs(settings) if worker else None
-    submit = agent.submit if runs is None else _submitter(runs)
+    submit = agent.submit if runs is None else runs.submit
     admission = Admission(store=store, limits=Limits.from_settings(settings))
     intake = GoalIntake(store=store, submit=submit, remember_status=channel.remember_status,
                         admission=admission)  # fmt: skip
@@ -228,17 +226,6 @@ def _one_line_errors(target: logging.Logger, *, signed: bool = False) -> logging
     if not any(isinstance(f, OneLineErrors) for f in target.filters):
         target.addFilter(OneLineErrors(rejections(signed=signed)))
     return target
-
-
-def _submitter(runs: Runner) -> Callable[[str], Awaitable[None]]:
-    """Hands a run to ``runs``: a worker queues it, a runner starts it here."""
-    if isinstance(runs, Worker):
-        return runs.enqueue
-
-    async def submit(run_id: str) -> None:
-        runs.submit(run_id)
-
-    return submit
 
 
 def _ignore_oauth_environment() -> None:

@@ -16,10 +16,11 @@ from agent_core.errors import ToolError
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.llm.budget import BudgetLimits
 from agent_core.models import FINAL_STATUSES, RiskLevel, Run, RunStatus
+from agent_core.runs.claims import LocalClaims
 from agent_core.runs.control import RunControl
 from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.host import RunHost
 from agent_core.runs.orchestrator import Orchestrator, RunPolicy
-from agent_core.runs.runner import Runner
 from agent_core.runs.slots import RunQueue
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn
@@ -149,13 +150,13 @@ class Harness:
     store: Store
     channel: RecordingChannel
     orchestrator: Orchestrator
-    runner: Runner
+    runner: RunHost
     service: DecisionService
     control: RunControl
 
     async def start(self, goal: str = "check the web tier", **fields: Any) -> Run:
         run = await self.store.create_run(Run(goal=goal, requester="U0REQUEST", **fields))
-        self.runner.submit(run.id)
+        await self.runner.submit(run.id)
         return run
 
     async def finished(self, run_id: str, timeout: float = 30) -> Run:
@@ -175,10 +176,11 @@ class Harness:
         """``run_id`` once it ends in a new runner and orchestrator on the same store, as in
         the next process to start (this runner must be stopped first)."""
         o = self.orchestrator
-        again = Runner(store=self.store, channel=self.channel, policy=o.policy.approvals,
-                       orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
-                                                 channel=o.channel, policy=o.policy,
-                                                 workspace=o.workspace))  # fmt: skip
+        again = RunHost(store=self.store, channel=self.channel, policy=o.policy.approvals,
+                        claims=LocalClaims(store=self.store),
+                        orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
+                                                  channel=o.channel, policy=o.policy,
+                                                  workspace=o.workspace))  # fmt: skip
         await again.start()  # recovers unfinished runs
         try:
             async with asyncio.timeout(timeout):
@@ -191,7 +193,7 @@ class Harness:
 async def harness_factory(
     store: Store, llm: AnthropicLLM, tools: Tools, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
-    runners: list[Runner] = []
+    runners: list[RunHost] = []
 
     async def build(
         channel: RecordingChannel | None = None, authority: Authority | None = None,
@@ -213,9 +215,9 @@ async def harness_factory(
             edit_risk=edit_risk_check(registry, run_policy.risk, store),
         )  # fmt: skip
         channel.service = service
-        runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                        policy=run_policy.approvals,
-                        queue=RunQueue(limit=max_concurrent_runs))  # fmt: skip
+        runner = RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                         policy=run_policy.approvals, claims=LocalClaims(store=store),
+                         slots=RunQueue(limit=max_concurrent_runs))  # fmt: skip
         await runner.start()
         runners.append(runner)
         control = RunControl(store=store, authority=authority, audit=audit)

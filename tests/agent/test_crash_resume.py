@@ -144,7 +144,7 @@ async def test_a_process_that_stopped_after_the_final_answer_is_not_asked_again(
         run = await harness.store.save_run(
             run.model_copy(update={"status": status, "plan": plan}), checkpoint=checkpoint
         )
-    harness.runner.submit(run.id)
+    await harness.runner.submit(run.id)
     done = await harness.finished(run.id)
     assert done.status is RunStatus.COMPLETED and done.results["s1"].output == "web is fine"
     assert anthropic.requests == [] and tools.calls == []

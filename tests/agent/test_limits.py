@@ -41,7 +41,7 @@ async def test_runs_beyond_the_limit_wait_their_turn_and_hear_their_place(
     runs = [await harness.store.create_run(Run(goal=f"goal {n}", requester="U0REQUEST"))
             for n in "abc"]  # fmt: skip
     for run in runs:
-        harness.runner.submit(run.id)
+        await harness.runner.submit(run.id)
     finished = [await harness.finished(run.id) for run in runs]
 
     assert [r.status for r in finished] == [RunStatus.COMPLETED] * 3
@@ -53,7 +53,7 @@ async def test_runs_beyond_the_limit_wait_their_turn_and_hear_their_place(
     # Nobody starts before the one ahead of it is over.
     assert first(events, a, "run_finished") < first(events, b, "plan_ready")
     assert first(events, b, "run_finished") < first(events, c, "plan_ready")
-    assert harness.runner.queue.working == set() and not harness.runner.queue.waiting
+    assert harness.runner.slots.working == set() and not harness.runner.slots.waiting
 
 
 async def test_a_parked_run_frees_its_slot_and_its_resume_waits_for_one(
@@ -76,7 +76,7 @@ async def test_a_parked_run_frees_its_slot_and_its_resume_waits_for_one(
     await harness.parked(a.id)
 
     async def slot_freed() -> bool:
-        return not harness.runner.queue.working
+        return not harness.runner.slots.working
 
     await eventually(slot_freed)
     b = await harness.start("look around")

@@ -144,7 +144,7 @@ async def test_a_private_channels_memory_never_reaches_another_channels_prompt(
     )
     anthropic.enqueue(plan(["lookup"]), tool_use_reply("lookup", {"target": "kestrel"}),
                       text_reply("no code found"))  # fmt: skip
-    harness.runner.submit(in_dm.id)
+    await harness.runner.submit(in_dm.id)
     await harness.finished(in_dm.id)
     assert "7-4-1" not in prompts(anthropic)
     anthropic.enqueue(plan(["lookup"]), tool_use_reply("lookup", {"target": "kestrel"}),

@@ -42,7 +42,7 @@ async def test_a_retry_after_two_approved_calls_does_not_make_them_again(
     assert not isinstance(retried, Refused)
     assert retried.status is RunStatus.QUEUED and retried.attempt == 2
     anthropic.enqueue(text_reply("both restarted"))
-    harness.runner.submit(retried.id)
+    await harness.runner.submit(retried.id)
     done = await harness.finished(retried.id)
     assert done.status is RunStatus.COMPLETED and done.attempt == 2
     assert [c[1]["target"] for c in tools.calls] == ["web", "api"]  # not executed again
@@ -80,7 +80,7 @@ async def test_a_budget_stopped_run_gets_a_fresh_budget_when_retried(
     retried = await harness.control.retry(stopped.id, by="U0ADMIN")
     assert not isinstance(retried, Refused)
     anthropic.enqueue(text_reply("db is fine"))
-    harness.runner.submit(retried.id)
+    await harness.runner.submit(retried.id)
     done = await harness.finished(retried.id)
     assert done.status is RunStatus.COMPLETED, done.error
     assert done.spend.llm_calls == 3  # the total stays true; the limit counts from the retry

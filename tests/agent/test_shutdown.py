@@ -40,7 +40,7 @@ async def test_sigterm_lets_the_tool_in_flight_finish_and_the_next_start_resumes
     stopping = asyncio.create_task(harness.runner.stop(grace_seconds=10))
     await harness.orchestrator.draining.wait()
     late = await harness.store.create_run(Run(goal="arrives late", requester="U0REQUEST"))
-    harness.runner.submit(late.id)
+    await harness.runner.submit(late.id)
     release.set()
     async with asyncio.timeout(10):
         await stopping

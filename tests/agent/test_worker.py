@@ -26,10 +26,13 @@ from agent_core.models import (
     Run,
     RunStatus,
 )
+from agent_core.runs.claims import Claims, LocalClaims, worker_name
+from agent_core.runs.host import RunHost
+from agent_core.runs.leased import LeasedClaims
 from agent_core.runs.orchestrator import Orchestrator
-from agent_core.runs.worker import Worker
 from agent_core.store import Store, open_store
 from agent_core.store.redis import RedisStore
+from agent_core.store.run_queue import RedisRunQueue
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     RecordedRequest,
@@ -72,17 +75,20 @@ class Model:
 
 @dataclass(kw_only=True)
 class Process:
-    """One worker process: its own store client, channel and worker."""
+    """One worker process: its own store client, channel and run host."""
 
     store: Store
     channel: RecordingChannel
-    worker: Worker
+    worker: RunHost
     service: DecisionService
+    queue: RedisRunQueue
 
     def pause(self) -> None:
         """Stop renewing leases, reading and claiming, as a process paused or cut off from
         Redis would; only what is in flight (a model call) carries on when it answers."""
-        for task in self.worker._loops:
+        claims = self.worker.claims
+        assert isinstance(claims, LeasedClaims)
+        for task in claims._loops:
             task.cancel()
 
 
@@ -106,21 +112,28 @@ class Cluster:
         orchestrator = Orchestrator(store=store, llm=self.llm, tools=self.tools.registry,
                                     channel=channel, policy=run_policy,
                                     workspace=self.workspace)  # fmt: skip
-        worker = Worker(store=store, orchestrator=orchestrator, channel=channel,
-                        policy=run_policy.approvals, runs=store.run_queue(), slots=slots,
-                        lease_seconds=lease_seconds, reads=reads)  # fmt: skip
+        queue = store.run_queue()
+        claims: Claims = (
+            LeasedClaims(queue=queue, store=store, slots=slots, lease_seconds=lease_seconds)
+            if reads  # else a terminal's `airlock run`: just the runs submitted to it
+            else LocalClaims(store=store, name=worker_name(terminal=True), everything=False,
+                             lease_seconds=lease_seconds)
+        )  # fmt: skip
+        worker = RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                         policy=run_policy.approvals, claims=claims)  # fmt: skip
         authority = Authority(approvers=["U0APPROVER"], admins=["U0ADMIN"])
         service = DecisionService(store=store, authority=authority, audit=Audit(store=store))
         await worker.start()
         self.stack.push_async_callback(worker.stop)
-        process = Process(store=store, channel=channel, worker=worker, service=service)
+        process = Process(store=store, channel=channel, worker=worker, service=service,
+                          queue=queue)  # fmt: skip
         self.processes.append(process)
         return process
 
     async def goal(self, via: Process, goal: str = "check the web tier") -> Run:
         """What a front end does: create the run, queue it."""
         run = await via.store.create_run(Run(goal=goal, requester="U0REQUEST"))
-        await via.worker.enqueue(run.id)
+        await via.worker.submit(run.id)
         return run
 
     async def final(self, via: Process, run_id: str, timeout: float = 30) -> Run:
@@ -162,7 +175,7 @@ async def test_queued_runs_are_shared_out_and_each_is_worked_on_once(
         shown = [describe(e) for e in kinds(events, "run_claimed") + kinds(events, "tool_call")]
         assert shown[0].startswith(f"taken up by {run.owner} (queued, attempt 1)")
         assert shown[1].endswith(f", on {run.owner}")  # `airlock audit show` says where
-    waiting, working = await a.worker.runs.depth()
+    waiting, working = await a.queue.depth()
     assert (waiting, working) == (0, 0)  # every entry was acknowledged and deleted
 
 
@@ -226,7 +239,7 @@ async def test_a_decision_made_in_another_process_resumes_the_parked_run_once(
         run_now = await a.store.get_run(run.id)
         asked = await a.store.list_pending_approvals(run_id=run.id)
         parked = run_now.status is RunStatus.AWAITING_APPROVAL
-        released = await a.worker.runs.holder(run.id) is None  # a parked run holds no lease
+        released = await a.queue.holder(run.id) is None  # a parked run holds no lease
         new = any(x.id not in decided for x in asked)
         return run_now.status in FINAL_STATUSES or (parked and released and new)
 
@@ -257,7 +270,7 @@ async def test_a_run_that_was_created_but_never_queued_is_found_and_run(
 
 
 async def _owned_by(process: Process, run_id: str) -> bool:
-    return await process.worker.runs.holder(run_id) == process.worker.name
+    return await process.queue.holder(run_id) == process.worker.name
 
 
 async def _idle(process: Process) -> bool:
@@ -273,8 +286,9 @@ async def test_a_run_worked_on_at_a_terminal_is_left_alone_by_the_workers(
     terminal = await cluster.process(lease_seconds=0.5, reads=False)
     worker = await cluster.process(lease_seconds=0.5)
     run = await terminal.store.create_run(Run(goal="check the web tier", requester="local:me"))
-    assert await terminal.worker.take(run.id)
-    assert not await worker.worker.take(run.id)  # held: nobody else may
+    assert await terminal.worker.submit(run.id)
+    assert isinstance(worker.worker.claims, LeasedClaims)
+    assert await worker.worker.claims.holds.take(run.id) is None  # held: nobody else may
 
     done = await cluster.final(terminal, run.id)
     assert done.status is RunStatus.COMPLETED and done.owner == terminal.worker.name

@@ -23,8 +23,9 @@ from agent_core.models import (
     RunStatus,
     ToolCallSubject,
 )
+from agent_core.runs.claims import LocalClaims
+from agent_core.runs.host import RunHost
 from agent_core.runs.orchestrator import Orchestrator
-from agent_core.runs.runner import Runner
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     reply,
@@ -94,10 +95,11 @@ async def test_a_superseded_edit_is_asked_again_by_the_next_process(
     assert outcome.approval.decisions[-1].edited_risk is RiskLevel.CRITICAL
 
     o = harness.orchestrator
-    again = Runner(store=harness.store, channel=harness.channel, policy=o.policy.approvals,
-                   orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
-                                             channel=o.channel, policy=o.policy,
-                                             workspace=o.workspace))  # fmt: skip
+    again = RunHost(store=harness.store, channel=harness.channel, policy=o.policy.approvals,
+                    claims=LocalClaims(store=harness.store),
+                    orchestrator=Orchestrator(store=o.store, llm=o.llm, tools=o.tools,
+                                              channel=o.channel, policy=o.policy,
+                                              workspace=o.workspace))  # fmt: skip
     await again.start()
     try:
         await asked(harness.channel, 3)
@@ -189,7 +191,7 @@ async def test_an_approval_is_never_used_for_a_call_riskier_than_itself(
         risk=RiskLevel.HIGH, status=ApprovalStatus.APPROVED, decided_by="U0ALICE",
     )  # fmt: skip
     await harness.store.create_approval(planted)
-    harness.runner.submit(run.id)
+    await harness.runner.submit(run.id)
     await asked(harness.channel, 1)
     await harness.service.decide(harness.channel.asked[0].id, by(DecisionKind.APPROVE, "U0ADMIN"))
     await asked(harness.channel, 2)
@@ -268,7 +270,7 @@ async def test_a_grant_stored_for_a_tool_that_is_not_grantable_covers_nothing(
     run = await harness.store.create_run(Run(goal="again", requester="U0REQUEST"))
     old = json.dumps({"risk": "high", "by": "U0ALICE", "approval": "apr_000000000000"})
     await harness.store.set_fact(f"grants:{run.id}", "run_command", old, ttl_seconds=600)
-    harness.runner.submit(run.id)
+    await harness.runner.submit(run.id)
     await asked(harness.channel, 1)
     await harness.service.decide(harness.channel.asked[0].id, by(DecisionKind.APPROVE, "U0ADMIN"))
     await asked(harness.channel, 2)

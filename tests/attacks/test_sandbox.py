@@ -31,9 +31,10 @@ from agent_core.audit.trail import Audit
 from agent_core.config import Settings, load_settings
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.models import ApprovalStatus, Run, RunStatus, ToolCallSubject
+from agent_core.runs.claims import LocalClaims
 from agent_core.runs.executor import ExecutorLimits
+from agent_core.runs.host import RunHost
 from agent_core.runs.orchestrator import Orchestrator
-from agent_core.runs.runner import Runner
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
@@ -52,7 +53,7 @@ from bot import wiring
 from tests.agent.conftest import Harness, policy
 from tests.e2e.test_serve import clean_env
 from tests.processes import marked, marker
-from tests.support import airlock_serve, eventually, missing
+from tests.support import airlock_serve, eventually, load_factor, missing
 
 KEY = "sk-ant-api03-attacktestkey"
 ENV_SECRETS = {
@@ -146,8 +147,8 @@ async def harness(world: World, anthropic: AnthropicStandIn) -> AsyncIterator[Ha
     service = DecisionService(store=store, authority=authority, audit=Audit(store=store),
                               check_edit=schema_edit_check(registry))  # fmt: skip
     channel.service = service
-    runner = Runner(store=store, orchestrator=orchestrator, channel=channel,
-                    policy=run_policy.approvals)  # fmt: skip
+    runner = RunHost(store=store, orchestrator=orchestrator, channel=channel,
+                     policy=run_policy.approvals, claims=LocalClaims(store=store))  # fmt: skip
     from agent_core.runs.control import RunControl
 
     control = RunControl(store=store, authority=authority, audit=Audit(store=store))
@@ -664,7 +665,8 @@ async def test_a_resume_ends_a_copy_that_is_still_running_before_it_asks_again(
     tmp_path: Path,
 ) -> None:
     """The first airlock is frozen (SIGSTOP), not dead, so its command goes on: the process
-    that resumes the run must end it, then ask again saying so."""
+    that resumes the run (once the frozen one's lease on it has lapsed) must end it, then ask
+    again saying so."""
     seconds = marker()
     data = tmp_path / "data"
     command = (f"if [ -f started ]; then echo second attempt; else touch started;"
@@ -673,7 +675,9 @@ async def test_a_resume_ends_a_copy_that_is_still_running_before_it_asks_again(
     store: Store | None = None
     try:
         async with AnthropicStandIn(api_key=KEY, script=script) as server:
-            env = airlock_env(server, data)
+            # A frozen holder is not a dead one: its lease holds until it lapses.
+            lease = str(round(3 * load_factor()))
+            env = airlock_env(server, data, AIRLOCK_LEASE_SECONDS=lease)
             async with airlock("run", "migrate", env=env, cwd=tmp_path) as first:
                 store = await opened(data / "airlock.db")
                 await decide("approve", await pending(store), env, tmp_path)  # the plan
@@ -685,7 +689,8 @@ async def test_a_resume_ends_a_copy_that_is_still_running_before_it_asks_again(
                 await eventually(escaped, timeout=30)
                 first.send_signal(signal.SIGSTOP)
                 [run] = await store.list_runs()
-                async with airlock("run", "--resume", run.id, env=env, cwd=tmp_path) as second:
+                resume = ("run", "--resume", run.id, "--wait")
+                async with airlock(*resume, env=env, cwd=tmp_path) as second:
                     again = await store.get_approval(await pending(store))
                     assert marked(seconds) == []  # ended before anyone was asked
                     assert isinstance(again.subject, ToolCallSubject)

@@ -431,6 +431,41 @@ async def test_signals_from_before_subscribing_are_not_replayed(store_url: str) 
         await second.close()
 
 
+# Leases
+
+
+async def test_a_lease_is_one_holders_until_released_or_lapsed(store: Store) -> None:
+    lease = await store.take_lease("run_a", holder="serve-1", ttl_seconds=60)
+    assert lease is not None and lease.owner == "serve-1" and lease.run_id == "run_a"
+    assert await store.take_lease("run_a", holder="terminal-2", ttl_seconds=60) is None
+    held = await store.lease_holder("run_a")
+    assert held is not None and held[0] == "serve-1" and 50 < held[1] <= 60
+    assert await store.holds_lease(lease) and await store.renew_lease(lease, ttl_seconds=60)
+    assert await store.lease_holder("run_b") is None
+    assert await store.release_lease(lease)
+    assert not await store.holds_lease(lease) and not await store.release_lease(lease)
+    assert not await store.renew_lease(lease, ttl_seconds=60)  # let go: renewing is no taking
+    again = await store.take_lease("run_a", holder="terminal-2", ttl_seconds=60)
+    assert again is not None and again.token != lease.token and again.owner == "terminal-2"
+
+
+async def test_a_lapsed_lease_is_taken_over_and_its_old_holder_can_no_longer_use_it(
+    store: Store,
+) -> None:
+    crashed = await store.take_lease("run_a", holder="serve-1", ttl_seconds=0.2)
+    assert crashed is not None
+
+    async def lapsed() -> bool:
+        return await store.lease_holder("run_a") is None
+
+    await eventually(lapsed)
+    taken = await store.take_lease("run_a", holder="serve-2", ttl_seconds=60)
+    assert taken is not None
+    assert not await store.renew_lease(crashed, ttl_seconds=60)
+    assert not await store.release_lease(crashed) and not await store.holds_lease(crashed)
+    assert await store.holds_lease(taken)
+
+
 # Small shared values
 
 

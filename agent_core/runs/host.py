@@ -1,13 +1,20 @@
-"""The in-process runner: starts runs, resumes parked ones when decided, applies deadlines.
+"""The run host: where a process works on runs, whichever way it gets them.
 
-It holds a task only for a run that is working or waiting its turn for a slot (at most
-``queue.limit`` work at once; the rest wait in line, first come first served, and are told
-their place). A run waiting for a person is parked in the store with no coroutine and no
-slot; the runner keeps a timer for its approval's reminder and deadline. Store signals reach
-it from every process: a decision resumes the run, a kill cancels its task, a halt cancels
-them all. At start it recovers what a previous process left: unfinished runs resume from
-their checkpoints, decided-while-down approvals resume their runs, and approvals whose run
-is gone or over are cancelled so no button is left dead.
+One class for every process that works on runs (`airlock serve`, `airlock worker`,
+`airlock run`). It owns the tasks of the runs working here, the slots they wait for, the
+reminder and deadline timers of their approvals, the store signals that reach them, and the
+shutdown. Which runs are this process's to work on, and how it holds them against other
+processes, is its :class:`~agent_core.runs.claims.Claims` strategy's business: a lease in
+the store taken when a run is submitted (one process on SQLite, and a terminal's
+``airlock run``), or leases on runs read off a Redis deployment's shared queue.
+
+The host holds a task only for a run that is working or waiting its turn for a slot (at most
+``slots.limit`` at once; the rest wait in line, first come first served, and are told their
+place). A run waiting for a person is parked in the store with no coroutine, no slot and no
+lease; a decision, in whichever process it lands, has the claims resume it. A kill cancels
+the run's task, a halt cancels them all, and a stop cancels them with
+:attr:`Stop.SHUTDOWN <agent_core.runs.orchestrator.Stop>` after a grace period, leaving each
+run at its last checkpoint.
 """
 
 from __future__ import annotations
@@ -47,13 +54,13 @@ from agent_core.models import (
     Signal,
     TimeoutPolicy,
 )
+from agent_core.runs.claims import Claims, Hold
 from agent_core.runs.control import ACTIVE
-from agent_core.runs.orchestrator import SHUTDOWN, Orchestrator
-from agent_core.runs.ownership import Ownership
+from agent_core.runs.orchestrator import Orchestrator, Stop, stop_of
 from agent_core.runs.slots import RunQueue
 from agent_core.store import Store
 
-__all__ = ["Runner", "cancelled"]
+__all__ = ["RunHost", "cancelled"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +69,17 @@ _RECANCEL_SECONDS = 1.0
 
 
 @dataclass(kw_only=True)
-class Runner:
-    """Runs, resumes and stops runs in this process."""
+class RunHost:
+    """Works on runs in this process, as its claims strategy hands them over."""
 
     store: Store
     orchestrator: Orchestrator
     channel: OperatorChannel
     policy: ApprovalPolicy
+    claims: Claims
+    """Which runs this process works on, and its hold on each against other processes."""
     clock: Clock = field(default_factory=SystemClock)
-    only: set[str] | None = None
-    """Handle just these runs (``airlock run``); None for every run in the store (a server)."""
-    queue: RunQueue = field(default_factory=RunQueue)
+    slots: RunQueue = field(default_factory=RunQueue)
     """Which runs hold a slot and which wait for one (no limit unless given one)."""
     tasks: dict[str, asyncio.Task[Run]] = field(default_factory=dict)
     """Runs working, or waiting for a slot, in this process now."""
@@ -87,20 +94,27 @@ class Runner:
     def audit(self) -> Audit:
         return Audit(store=self.store)
 
+    @property
+    def name(self) -> str:
+        """This process's name on the runs it holds (``Run.owner``, the audit trail)."""
+        return self.claims.name
+
     async def start(self) -> None:
-        """Listen for signals, then recover what earlier processes left."""
+        """Listen for signals, then have the claims take up what is this process's to do."""
+        await self.claims.open(self)
         self._spawn(self._listen())
         await self._listening.wait()
-        if self.only is None:
-            await self.recover()
+        await self.claims.begin()
 
     async def stop(self, *, grace_seconds: float = 0.0) -> None:
         """Stop this process's work without ending any run: they resume elsewhere or later.
 
-        With ``grace_seconds``, working runs first get that long to reach their next
-        checkpoint (a model turn or a tool round just written), so the step in flight is not
-        lost; whatever has not got there by then is cancelled where it is.
+        Nothing new is taken up. With ``grace_seconds``, working runs first get that long to
+        reach their next checkpoint (a model turn or a tool round just written), so the step
+        in flight is not lost; whatever has not got there by then is cancelled where it is,
+        and the claims let go of each run (a Redis worker hands it to another).
         """
+        await self.claims.closing()
         self.orchestrator.draining.set()
         working = [task for task in self.tasks.values() if not task.done()]
         if working and grace_seconds > 0:
@@ -108,30 +122,49 @@ class Runner:
         for handles in self.timers.values():
             for handle in handles:
                 handle.cancel()
-        await cancelled([*self.tasks.values(), *self._background], SHUTDOWN)
+        await cancelled([*self.tasks.values(), *self._background], Stop.SHUTDOWN)
+        await self.claims.closed()
 
-    def submit(self, run_id: str) -> asyncio.Task[Run]:
-        """Work on ``run_id`` now (no-op if it is already working here).
+    async def submit(self, run_id: str) -> bool:
+        """Have ``run_id`` worked on: here, or by whichever worker is free first (a Redis
+        deployment). False while another process holds it (see :meth:`held_by`).
 
-        While shutting down, a submitted run starts and stops at once, untouched: the
-        next process to start takes it up.
+        While shutting down, a run taken here starts and stops at once, untouched: the next
+        process to start takes it up.
         """
-        if self.only is not None:
-            self.only.add(run_id)
-        task = self.tasks.get(run_id)
-        if task is None or task.done():
-            self.queue.join(run_id)
-            task = asyncio.create_task(self._run(run_id), name=f"airlock-run-{run_id}")
-            task.add_done_callback(functools.partial(self._ended, run_id))
-            self.tasks[run_id] = task
-        return task
+        return await self.claims.submit(run_id)
 
-    def _ended(self, run_id: str, task: asyncio.Task[Run]) -> None:
+    async def held_by(self, run_id: str) -> tuple[str, float] | None:
+        """Which process holds ``run_id`` and for how many more seconds; None if none does."""
+        return await self.claims.held_by(run_id)
+
+    def working(self, run_id: str) -> bool:
+        """Whether ``run_id`` is working, or waiting for a slot, here."""
+        task = self.tasks.get(run_id)
+        return task is not None and not task.done()
+
+    def work(self, run_id: str, hold: Hold) -> None:
+        """Start ``run_id`` under ``hold`` (for the claims, which took it)."""
+        self.slots.join(run_id)
+        task = asyncio.create_task(self._run(run_id, hold), name=f"airlock-run-{run_id}")
+        task.add_done_callback(functools.partial(self._ended, run_id, hold))
+        self.tasks[run_id] = task
+
+    def cancel(self, run_id: str, stop: Stop | None = None) -> None:
+        """Cancel the task of ``run_id``: for ``stop``, or, without one, as killed."""
+        task = self.tasks.get(run_id)
+        if task is not None:
+            task.cancel(stop)
+
+    def _ended(self, run_id: str, hold: Hold, task: asyncio.Task[Run]) -> None:
         """Bookkeeping for a task that ended, also one cancelled before it ever ran (a kill
-        right after it was submitted), whose own ``finally`` never ran."""
-        self.queue.leave(run_id)
+        right after it was submitted), whose own ``finally`` never ran: its hold is let go
+        here, as its own code would have."""
+        self.slots.leave(run_id)
         if self.tasks.get(run_id) is task:
             del self.tasks[run_id]
+        if not hold.over:
+            self._spawn(self.claims.done(hold, None))
 
     async def wait_for(self, run_id: str, statuses: AbstractSet[RunStatus]) -> Run:
         """Until ``run_id`` reaches one of ``statuses``; bound it with asyncio.timeout.
@@ -148,36 +181,47 @@ class Runner:
                     async with asyncio.timeout(_RECHECK_SECONDS):
                         await self.changed.wait()
 
-    async def _run(self, run_id: str) -> Run:
+    async def _run(self, run_id: str, hold: Hold) -> Run:
+        run: Run | None = None
+        try:
+            run = await self._attempt(run_id, hold)
+            return run
+        finally:
+            self.slots.leave(run_id)
+            if self.tasks.get(run_id) is asyncio.current_task():
+                del self.tasks[run_id]
+            # Let go (and see to a decision that came while parking) even when cancelled.
+            await asyncio.shield(self.claims.done(hold, run))
+            await self._changed()
+
+    async def _attempt(self, run_id: str, hold: Hold) -> Run:
         try:
             await self._take_turn(run_id)
             if self.orchestrator.draining.is_set():  # shutting down: the next process starts it
                 return await self.store.get_run(run_id)
-            return await self._drive(run_id)
+            return await self._drive(run_id, hold)
         except OwnershipLost as lost:  # taken over elsewhere: theirs to finish, not ours to fail
             why = {"run_id": run_id, "reason": str(lost)}
             logger.warning("run taken over; stopping here", extra=why)
             return await self.store.get_run(run_id)
         except Exception as error:  # a bug must end the run visibly, not leave it "running"
             logger.exception("run crashed", extra={"run_id": run_id})
+            if not await hold.still_ours():
+                return await self.store.get_run(run_id)  # not ours to fail any more
             return await self._fail(run_id, f"internal error: {type(error).__name__}: {error}")
-        finally:
-            self.queue.leave(run_id)
-            self.tasks.pop(run_id, None)
-            await self._changed()
 
     async def _take_turn(self, run_id: str) -> None:
         """Wait for a slot, telling people the run's place in line each time it changes."""
         shown = 0
         try:
-            while (place := self.queue.place(run_id)) > 0:
+            while (place := self.slots.place(run_id)) > 0:
                 if place == shown:
-                    await self.queue.moved(run_id)
+                    await self.slots.moved(run_id)
                     continue
                 shown = place
                 await self._tell_place(run_id, place)
         except asyncio.CancelledError as cancelled:
-            if SHUTDOWN not in cancelled.args:  # killed while in line
+            if stop_of(cancelled) is None:  # killed while in line
                 await asyncio.shield(self._ended_in_line(run_id))
             raise
         if shown:
@@ -193,10 +237,10 @@ class Runner:
             result = run.error or run.status.value
             await self.channel.notify(RunFinished(run=run, status=run.status, result=result))
 
-    async def _drive(self, run_id: str) -> Run:
+    async def _drive(self, run_id: str, hold: Hold) -> Run:
         while True:
             self._wake.discard(run_id)
-            run = await self.orchestrator.execute(run_id, ownership=self._ownership(run_id))
+            run = await self.orchestrator.execute(run_id, ownership=hold)
             if run.status is not RunStatus.AWAITING_APPROVAL:
                 return run
             for approval in await self.store.list_pending_approvals(run_id=run_id):
@@ -204,10 +248,6 @@ class Runner:
             # A decision that came while this task was parking the run resumes it now.
             if run_id not in self._wake:
                 return run
-
-    def _ownership(self, run_id: str) -> Ownership | None:
-        """This process's hold on ``run_id``: none to check in one process."""
-        return None
 
     async def _fail(self, run_id: str, reason: str) -> Run:
         run = await self.store.get_run(run_id)
@@ -227,14 +267,18 @@ class Runner:
             self.changed.notify_all()
 
     async def recover(self) -> None:
-        """Resume unfinished runs; re-arm deadlines; cancel approvals of runs that are over."""
+        """Submit unfinished runs; re-arm deadlines; cancel approvals of runs that are over.
+
+        What a process starting over the store does first (the claims decide when): a run
+        another live process holds stays with it.
+        """
         halt = await self.store.get_halt()
         # Runs that were working come first: with a limit, they take the first slots.
         for status in sorted(ACTIVE, key=lambda status: status is RunStatus.QUEUED):
             for run in await self.store.list_runs(status=status, limit=100_000):
                 await self._recover(run, halted=halt is not None and halt.halted)
         for approval in await self.store.list_pending_approvals():
-            await self._cancel_if_orphaned(approval)
+            await self.cancel_if_orphaned(approval)
 
     async def _recover(self, run: Run, *, halted: bool) -> None:
         if run.status is RunStatus.AWAITING_APPROVAL:
@@ -245,9 +289,10 @@ class Runner:
                 return
         if run.status is RunStatus.QUEUED and halted:
             return
-        self.submit(run.id)
+        await self.submit(run.id)
 
-    async def _cancel_if_orphaned(self, approval: Approval) -> None:
+    async def cancel_if_orphaned(self, approval: Approval) -> None:
+        """Close ``approval`` as cancelled if its run is over or gone."""
         try:
             run: Run | None = await self.store.get_run(approval.run_id)
         except NotFound:
@@ -275,41 +320,29 @@ class Runner:
                 await self._changed()  # a run may have ended elsewhere (a kill): wake waiters
 
     async def _on(self, signal: Signal) -> None:
-        if not self._mine(signal):
-            return
         if isinstance(signal, ApprovalDecided):
             await self._decided(signal)
         elif isinstance(signal, RunKilled):
-            self._cancel(signal.run_id)
+            self.cancel(signal.run_id)
         elif isinstance(signal, HaltChanged) and signal.halted:
             for run_id in list(self.tasks):
-                self._cancel(run_id)
-
-    def _mine(self, signal: Signal) -> bool:
-        if self.only is None or isinstance(signal, HaltChanged):
-            return True
-        return signal.run_id in self.only
+                self.cancel(run_id)
 
     async def _decided(self, signal: ApprovalDecided) -> None:
         for handle in self.timers.pop(signal.approval_id, []):
             handle.cancel()
-        task = self.tasks.get(signal.run_id)
-        if task is not None and not task.done():
+        working_here = self.working(signal.run_id)
+        if working_here:
             self._wake.add(signal.run_id)  # still busy (parking, say): it goes round again
-        else:
-            # Resume first (it finds out itself whether the run is parked), tell people after.
-            self.submit(signal.run_id)
+        # Resume first (the claims find out whether it is theirs), tell people after.
+        if not await self.claims.decided(signal, working_here=working_here):
+            return
         try:
             approval = await self.store.get_approval(signal.approval_id)
             run = await self.store.get_run(signal.run_id)
         except NotFound:
             return  # a signal about something this store no longer has
         await self.channel.notify(ApprovalSettled(run=run, approval=approval))
-
-    def _cancel(self, run_id: str) -> None:
-        task = self.tasks.get(run_id)
-        if task is not None:
-            task.cancel()
 
     # Deadlines
 
@@ -335,7 +368,7 @@ class Runner:
 
     async def _remind(self, approval_id: str) -> None:
         approval = await self.store.get_approval(approval_id)
-        if approval.status is ApprovalStatus.PENDING:
+        if approval.status is ApprovalStatus.PENDING and await self.claims.reminds(approval):
             run = await self.store.get_run(approval.run_id)
             await self.channel.notify(ApprovalReminder(run=run, approval=approval))
             await self.channel.request_decision(approval)
@@ -359,7 +392,7 @@ class Runner:
 
     async def _escalate(self, approval: Approval) -> None:
         who, seconds = self.policy.escalation[approval.hop]
-        deadline = self.clock.now() + _seconds(seconds)
+        deadline = self.clock.now() + timedelta(seconds=seconds)
         moved = await self.store.escalate_approval(
             approval.id, hop=approval.hop + 1, approvers=[who], deadline=deadline
         )
@@ -379,7 +412,7 @@ class Runner:
         return task
 
 
-async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: str | None = None) -> None:
+async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: Stop | None = None) -> None:
     """Cancel ``tasks`` and wait until each has ended.
 
     A task is cancelled again every second until it ends: a library whose own timeout races
@@ -391,7 +424,3 @@ async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: str | None = No
         for task in pending:
             task.cancel(message)
         _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
