@@ -243,7 +243,7 @@ async def test_a_legacy_call_that_finished_has_its_result_reused(
     trail = [("tool_call", {"arguments": {"target": "ops"}}), ("tool_result", result)]
     run = await legacy_round(harness, "notify", {"target": "ops"}, trail)
     anthropic.enqueue(text_reply("carried on"))
-    harness.runner.submit(run.id)
+    await harness.runner.submit(run.id)
     assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
     assert tools.calls == []
     answered = anthropic.requests[-1].last_user_blocks()[0]
@@ -257,7 +257,7 @@ async def test_a_legacy_call_that_may_have_run_is_not_made_again(
     trail = [("tool_call", {"arguments": {"target": "ops"}})]
     run = await legacy_round(harness, "notify", {"target": "ops"}, trail)
     anthropic.enqueue(text_reply("carried on"))
-    harness.runner.submit(run.id)
+    await harness.runner.submit(run.id)
     assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
     assert tools.calls == []
     answered = anthropic.requests[-1].last_user_blocks()[0]
@@ -280,7 +280,7 @@ async def test_a_legacy_call_has_what_it_left_running_ended_before_it_is_asked_a
                  ("tool_process_started", started)]  # fmt: skip
         run = await legacy_round(harness, "restart", {"target": "web"}, trail)
         anthropic.enqueue(text_reply("restarted"))
-        harness.runner.submit(run.id)
+        await harness.runner.submit(run.id)
         assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
         async with asyncio.timeout(5):
             assert await leftover.wait() == -signal.SIGKILL
