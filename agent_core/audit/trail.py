@@ -20,7 +20,7 @@ from agent_core.errors import AuditTampered, LLMError, NotFound
 from agent_core.llm import LLMRequest, LLMResponse, Next
 from agent_core.logs import redact_value
 from agent_core.models import AuditEvent, AuditKind, JsonValue, Run
-from agent_core.store import Store
+from agent_core.store import AuditRecords, Store
 
 __all__ = ["GLOBAL", "Audit", "AuditedCalls", "StoreReport", "verify_chain", "verify_store"]
 
@@ -31,7 +31,7 @@ _ALL_RUNS = 2**62
 class Audit:
     """Appends audit events; one per action, never edited."""
 
-    store: Store
+    store: AuditRecords
 
     async def record(
         self, run_id: str, kind: AuditKind, *, actor: str, **data: JsonValue

@@ -21,7 +21,7 @@ from agent_core.llm import LLM, LLMRequest, ModelTier
 from agent_core.logs import redact
 from agent_core.memory.records import MemoryType, scope_of
 from agent_core.models import Run
-from agent_core.store import Store
+from agent_core.store import SharedValues
 from agent_core.untrusted import fenced
 
 __all__ = ["Extracted", "FactExtractor", "Lesson", "SessionFacts", "session_of"]
@@ -94,7 +94,7 @@ class Extracted:
 class SessionFacts:
     """Facts of a thread, kept in the Store until their TTL runs out."""
 
-    store: Store
+    store: SharedValues
     ttl_seconds: float
 
     async def keep(self, run: Run, facts: dict[str, str]) -> None:

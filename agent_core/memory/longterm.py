@@ -29,7 +29,7 @@ from agent_core.memory.index import VectorIndex
 from agent_core.memory.records import Memory, MemoryType
 from agent_core.models import JsonValue
 from agent_core.secrets import redact, redact_value
-from agent_core.store import Store
+from agent_core.store import MemoryRecords
 
 __all__ = ["LongTermMemory", "RecallWeights", "Recalled", "Remembered"]
 
@@ -80,7 +80,7 @@ class Remembered:
 class LongTermMemory:
     """Remember, recall and forget, scope by scope."""
 
-    store: Store
+    store: MemoryRecords
     embedder: Embedder
     folder: Path
     """Where the index files live (``<data dir>/memory``)."""

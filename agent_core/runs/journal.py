@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.models import AuditEvent, AuditKind, RiskLevel
-from agent_core.store import Store
+from agent_core.store import Store, ToolCallJournal
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
 from agent_core.tools.processes import end_leftover
 
@@ -110,7 +110,7 @@ async def end_leftovers(record: ToolCallRecord | None) -> bool | None:
 class Attempt:
     """One attempt of a call, kept in the journal as it goes."""
 
-    store: Store
+    store: ToolCallJournal
     clock: Clock
     record: ToolCallRecord
     """The record as last written."""

@@ -20,7 +20,7 @@ from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
 from agent_core.models import AuditKind
-from agent_core.store import Store
+from agent_core.store import SharedValues, Store
 
 __all__ = ["Admission", "LimitName", "LimitReached", "Limits", "SpendLedger"]
 
@@ -56,7 +56,7 @@ class Limits:
 class SpendLedger:
     """Dollars spent per UTC day, for the whole workspace and for each person."""
 
-    store: Store
+    store: SharedValues
     clock: Clock = field(default_factory=SystemClock)
 
     async def charge(self, requester: str, usd: float) -> None:

@@ -12,11 +12,30 @@ from agent_core.audit.chain import UNKEYED, AuditKey, trusted
 from agent_core.clock import Clock
 from agent_core.config import Settings
 from agent_core.errors import AuditTampered, ConfigError
-from agent_core.store.base import Store, Subscription
+from agent_core.store.base import (
+    ApprovalRecords,
+    AuditRecords,
+    Leases,
+    MemoryRecords,
+    RunRecords,
+    SharedValues,
+    Signals,
+    Store,
+    Subscription,
+    ToolCallJournal,
+)
 
 __all__ = [
+    "ApprovalRecords",
+    "AuditRecords",
+    "Leases",
+    "MemoryRecords",
+    "RunRecords",
+    "SharedValues",
+    "Signals",
     "Store",
     "Subscription",
+    "ToolCallJournal",
     "open_settings_store",
     "open_store",
     "shown_url",

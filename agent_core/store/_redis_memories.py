@@ -25,7 +25,7 @@ from agent_core.errors import AlreadyExists, NotFound
 from agent_core.memory.records import Memory
 from agent_core.store._redis_client import texts, transaction
 from agent_core.store._redis_keys import KeyLayout
-from agent_core.store.base import touched, updated_memory
+from agent_core.store.base import touched
 
 __all__ = ["RedisMemories"]
 
@@ -83,21 +83,6 @@ class RedisMemories:
         if seq is None or raw is None:
             raise NotFound("memory", memory_id)
         return _parse(int(seq), raw)
-
-    async def update_memory(self, memory: Memory) -> Memory:
-        stored = await self.get_memory(memory.id)
-        key = self._key("mem", str(stored.seq))
-
-        async def update(pipe: Pipeline) -> Memory:
-            raw = await pipe.get(key)
-            if raw is None:
-                raise NotFound("memory", memory.id)
-            new = updated_memory(_parse(stored.seq, raw), memory)
-            pipe.multi()
-            pipe.set(key, _body(new))
-            return new
-
-        return await transaction(self._redis, update, key)
 
     async def delete_memory(self, memory_id: str) -> Memory | None:
         keys = [self._key("memid", memory_id), self._key("mems")]

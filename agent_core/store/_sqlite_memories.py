@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent_core.errors import AlreadyExists, NotFound
 from agent_core.memory.records import Memory
-from agent_core.store.base import dump, touched, updated_memory
+from agent_core.store.base import dump, touched
 
 if TYPE_CHECKING:  # the connection module creates this module's table
     from agent_core.store._sqlite_conn import ThreadedConnection
@@ -51,14 +51,6 @@ class SqliteMemories:
 
     async def get_memory(self, memory_id: str) -> Memory:
         return await self._db.read(lambda conn: _load(conn, memory_id))
-
-    async def update_memory(self, memory: Memory) -> Memory:
-        def update(conn: sqlite3.Connection) -> Memory:
-            new = updated_memory(_load(conn, memory.id), memory)
-            conn.execute("UPDATE memories SET body = ? WHERE id = ?", (dump(new), new.id))
-            return new
-
-        return await self._db.write(update)
 
     async def delete_memory(self, memory_id: str) -> Memory | None:
         def delete(conn: sqlite3.Connection) -> Memory | None:

@@ -50,10 +50,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SIGNAL_ADAPTER",
+    "ApprovalRecords",
+    "AuditRecords",
     "Lease",
+    "Leases",
+    "MemoryRecords",
+    "RunRecords",
+    "SharedValues",
     "SignalHub",
+    "Signals",
     "Store",
     "Subscription",
+    "ToolCallJournal",
     "checked_save",
     "closed",
     "consumed",
@@ -65,7 +73,6 @@ __all__ = [
     "masked_tool_call",
     "touched",
     "transitioned",
-    "updated_memory",
 ]
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
@@ -174,16 +181,8 @@ def masked_error(error: str | None) -> str | None:
     return None if error is None else redact(error)
 
 
-class Store(Protocol):
-    """Durable, shared state. Every method is safe to call from many processes at once."""
-
-    async def ping(self) -> None:
-        """Raise if the backend cannot be reached."""
-
-    async def close(self) -> None:
-        """Stop background work and release connections."""
-
-    # Runs
+class RunRecords(Protocol):
+    """Runs and their checkpoints."""
 
     async def create_run(self, run: Run) -> Run:
         """Persist a new run; :class:`AlreadyExists` if the id is taken."""
@@ -223,7 +222,9 @@ class Store(Protocol):
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         """The run's last checkpoint, if any."""
 
-    # Approvals
+
+class ApprovalRecords(Protocol):
+    """Approvals and the decisions on them, each change one atomic step."""
 
     async def create_approval(self, approval: Approval) -> Approval:
         """Persist a new approval request; :class:`AlreadyExists` if the id is taken."""
@@ -257,7 +258,9 @@ class Store(Protocol):
         or ``digest`` differs from what was approved.
         """
 
-    # Signals
+
+class Signals(Protocol):
+    """Signals between the processes that share the store."""
 
     async def publish(self, signal: Signal) -> None:
         """Deliver ``signal`` to every subscriber in every process sharing the store."""
@@ -265,11 +268,13 @@ class Store(Protocol):
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Receive signals published from now on, until the context exits."""
 
+
+class Leases(Protocol):
+    """Which process works on a run now, in every process sharing the store."""
+
     def run_queue(self) -> RedisRunQueue | None:
         """The queue workers of a Redis deployment share; None where runs work in the
         process that submits them (SQLite)."""
-
-    # Leases: which process works on a run now, in every process sharing the store
 
     async def take_lease(self, run_id: str, *, holder: str, ttl_seconds: float) -> Lease | None:
         """The run's lease for ``holder``, for ``ttl_seconds``; None while another holds it."""
@@ -286,7 +291,9 @@ class Store(Protocol):
     async def release_lease(self, lease: Lease) -> bool:
         """Let go of ``lease``; False, and nothing written, if it was no longer held."""
 
-    # Small shared values
+
+class SharedValues(Protocol):
+    """Small shared values: idempotency keys, rate limits, spend, facts, the halt."""
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         """True for the first claim of ``key`` within ``ttl_seconds``, False after."""
@@ -317,7 +324,9 @@ class Store(Protocol):
     async def get_halt(self) -> HaltState | None:
         """The global halt, or None if it was never set."""
 
-    # Audit (sealing and heads: agent_core.audit.chain)
+
+class AuditRecords(Protocol):
+    """The sealed audit trails (sealing and heads: :mod:`agent_core.audit.chain`)."""
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
         """Append to the run's sealed chain; returns the event with seq and seals.
@@ -351,7 +360,9 @@ class Store(Protocol):
         when, so a purge is told from a deletion.
         """
 
-    # The tool-call journal (agent_core.toolcalls): what crash recovery decides from
+
+class ToolCallJournal(Protocol):
+    """The tool-call journal (:mod:`agent_core.toolcalls`): what crash recovery decides from."""
 
     async def save_tool_call(self, record: ToolCallRecord) -> None:
         """Write the journal record of one call, replacing the one with its (run, tool_use) id.
@@ -365,7 +376,9 @@ class Store(Protocol):
         """The journal records of these calls of ``run_id``, by tool_use id, in one read;
         calls with no record are left out."""
 
-    # Long-term memory: the records; their vectors live in per-scope indexes beside
+
+class MemoryRecords(Protocol):
+    """Long-term memory records; their vectors live in per-scope indexes beside them."""
 
     async def add_memory(self, memory: Memory) -> Memory:
         """Persist a new memory with the next sequence number (its vector id).
@@ -376,12 +389,6 @@ class Store(Protocol):
 
     async def get_memory(self, memory_id: str) -> Memory:
         """The memory; :class:`NotFound` if there is none."""
-
-    async def update_memory(self, memory: Memory) -> Memory:
-        """Replace a memory's metadata; its id, scope, content and seq never change.
-
-        :class:`NotFound` if it is gone, ``ValueError`` if scope or content differ.
-        """
 
     async def delete_memory(self, memory_id: str) -> Memory | None:
         """Forget a memory; the deleted record, or None if there was none."""
@@ -401,13 +408,24 @@ class Store(Protocol):
         """How many memories each scope holds."""
 
 
-def updated_memory(stored: Memory, new: Memory) -> Memory:
-    """``new`` as it may replace ``stored``: same identity, content and place in the index."""
-    if new.scope != stored.scope or new.content != stored.content:
-        raise ValueError(f"memory {stored.id}: scope and content cannot change")
-    return new.model_copy(
-        update={"seq": stored.seq, "id": stored.id, "created_at": stored.created_at}
-    )
+class Store(
+    RunRecords,
+    ApprovalRecords,
+    Signals,
+    Leases,
+    SharedValues,
+    AuditRecords,
+    ToolCallJournal,
+    MemoryRecords,
+    Protocol,
+):
+    """Durable, shared state. Every method is safe to call from many processes at once."""
+
+    async def ping(self) -> None:
+        """Raise if the backend cannot be reached."""
+
+    async def close(self) -> None:
+        """Stop background work and release connections."""
 
 
 def touched(memory: Memory, at: datetime) -> Memory:

@@ -802,18 +802,6 @@ async def test_a_deleted_memory_is_gone_and_its_number_not_reused(store: Store) 
     assert again.seq > memory.seq
 
 
-async def test_updating_a_memory_keeps_its_identity(store: Store) -> None:
-    memory = await store.add_memory(a_memory())
-    changed = memory.model_copy(update={"importance": 0.9, "seq": 0, "data": {"merged": 2}})
-    saved = await store.update_memory(changed)
-    assert saved.seq == memory.seq and saved.importance == 0.9
-    assert await store.get_memory(memory.id) == saved
-    with pytest.raises(ValueError):
-        await store.update_memory(memory.model_copy(update={"content": "something else"}))
-    with pytest.raises(NotFound):
-        await store.update_memory(a_memory())
-
-
 async def test_touching_memories_counts_each_access(store: Store) -> None:
     memory = await store.add_memory(a_memory())
     at = utcnow()
