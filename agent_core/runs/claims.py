@@ -223,6 +223,12 @@ class Holds:
     freed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set each time a hold is let go (a slot came free)."""
 
+    @classmethod
+    def of(cls, host: RunHost, *, book: LeaseBook, name: str, lease_seconds: float) -> Holds:
+        """The holds of ``host``'s runs: a run whose lease is lost is cancelled as such."""
+        lost = functools.partial(host.cancel, stop=Stop.CLAIM_LOST)
+        return cls(book=book, name=name, lease_seconds=lease_seconds, on_lost=lost)
+
     async def take(self, run_id: str, *, entry: str = "") -> Hold | None:
         """A hold on ``run_id`` (renewed from now on); None while another process has it."""
         lease = await self.book.acquire(
@@ -325,9 +331,8 @@ class LocalClaims:
 
     async def open(self, host: RunHost) -> None:
         self._host = host
-        lost = functools.partial(host.cancel, stop=Stop.CLAIM_LOST)
-        self._holds = Holds(book=StoreLeases(self.store), name=self.name,
-                            lease_seconds=self.lease_seconds, on_lost=lost)  # fmt: skip
+        self._holds = Holds.of(host, book=StoreLeases(self.store), name=self.name,
+                               lease_seconds=self.lease_seconds)  # fmt: skip
 
     async def begin(self) -> None:
         self._loops.append(asyncio.create_task(self.holds.renewing(self._released),

@@ -34,7 +34,6 @@ What makes it safe when a process dies:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,7 +43,6 @@ from agent_core import telemetry
 from agent_core.errors import NotFound
 from agent_core.models import Approval, ApprovalDecided, Run, RunStatus
 from agent_core.runs.claims import TERMINAL, Hold, Holds, parked, wait, worker_name
-from agent_core.runs.orchestrator import Stop
 from agent_core.store import Store
 from agent_core.store.run_queue import BACKOFF, RECONNECT_ERRORS, Entry, RedisRunQueue
 
@@ -100,9 +98,8 @@ class LeasedClaims:
 
     async def open(self, host: RunHost) -> None:
         self._host = host
-        lost = functools.partial(host.cancel, stop=Stop.CLAIM_LOST)
-        self._holds = Holds(book=self.queue, name=self.name, lease_seconds=self.lease_seconds,
-                            on_lost=lost)  # fmt: skip
+        self._holds = Holds.of(host, book=self.queue, name=self.name,
+                               lease_seconds=self.lease_seconds)  # fmt: skip
         await self.queue.ensure_group()
 
     async def begin(self) -> None:
