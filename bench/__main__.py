@@ -22,7 +22,8 @@ from bench import _suite
 from bench._suite import Line
 
 _FORMATS = {"ms": "{:.2f} ms", "s": "{:.1f} s", "MB": "{:,.0f} MB", "/s": "{:,.0f}/s",
-            "recall": "{:.3f}", "B": "{:,.0f} B", "KB": "{:.2f} KB"}  # fmt: skip
+            "recall": "{:.3f}", "B": "{:,.0f} B", "KB": "{:.2f} KB",
+            "share": "{:.0%}", "$": "${:.4f}"}  # fmt: skip
 
 
 def machine() -> str:
@@ -54,6 +55,7 @@ def benchmarks(quick: bool) -> list[tuple[str, Callable[[], list[Line]]]]:
         ("memory", lambda: _suite.memory_lines(1000 if quick else 3000, (10_000, 100_000))),
         ("memory_recall", lambda: _suite.recall_lines(10_000 if quick else 100_000, n // 2)),
         ("observability", lambda: _suite.observability_lines(20, 3 if quick else 10)),
+        ("prompt_cache", lambda: _suite.prompt_cache_lines(5)),
         ("redaction", lambda: _suite.redaction_lines(50 if quick else 300)),
         ("scale_out", lambda: _suite.scale_out_lines(50 if quick else 200, 10 if quick else 30)),
     ]
@@ -76,7 +78,7 @@ def _cells(line: Line) -> tuple[str, str, str, str]:
     p99 = "" if line.p99 is None else fmt.format(line.p99)
     if line.baseline is None:
         return (fmt.format(line.median), p99, "", "")
-    ratio = f"{line.median / line.baseline:.2f}x"
+    ratio = f"{line.median / line.baseline:.2f}x" if line.baseline else ""
     return (fmt.format(line.median), p99, fmt.format(line.baseline), ratio)
 
 

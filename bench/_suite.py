@@ -21,6 +21,7 @@ from bench import (
     memory,
     memory_recall,
     observability,
+    prompt_cache,
     redaction,
     scale,
     slack_ack,
@@ -85,6 +86,21 @@ def executor_lines(steps: int, runs: int) -> list[Line]:
                  fast["baseline"].wall_per_step),
         _latency(bench, "CPU per step, 0 ms model, vs SDK loop", fast["airlock"].cpu_per_step,
                  fast["baseline"].cpu_per_step),
+    ]  # fmt: skip
+
+
+def prompt_cache_lines(steps: int) -> list[Line]:
+    """Input tokens read from the prompt cache on a run, and its input dollars, against the
+    same requests with the breakpoints airlock placed before (tools and system only)."""
+    measured = asyncio.run(prompt_cache.measure(steps))
+    now, before = measured.airlock[-1], measured.before[-1]
+    bench, what = "prompt_cache", f"{steps}-step run, {prompt_cache.MODEL}"
+    return [
+        Line(benchmark=bench, what=f"input read from cache, {what}", median=now.read_share,
+             baseline=before.read_share, unit="share"),
+        Line(benchmark=bench, what=f"input dollars per run, {what}",
+             median=now.dollars(measured.price), baseline=before.dollars(measured.price),
+             unit="$"),
     ]  # fmt: skip
 
 

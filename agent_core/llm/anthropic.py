@@ -45,7 +45,9 @@ class AnthropicLLM:
     """An :class:`~agent_core.llm.LLM` on the Anthropic Messages API.
 
     ``system`` and the tool definitions carry ``cache_control`` breakpoints, so the whole
-    tools+system prefix is cached and every executor turn after the first reads it.
+    tools+system prefix is cached and every executor turn after the first reads it; a third
+    breakpoint moves with the end of a continuing conversation, so each turn also reads the
+    turns before it.
 
     Every ``stop_reason`` is passed through untouched (``end_turn``, ``tool_use``,
     ``max_tokens``, ``stop_sequence``, ``refusal``, ``pause_turn``, and any the API adds
@@ -122,7 +124,7 @@ class AnthropicLLM:
                 model=model,
                 max_tokens=request.max_tokens or self._max_tokens,
                 system=[cached],
-                messages=cast("list[sdk.MessageParam]", request.messages),
+                messages=_cached_messages(request.messages),
                 tools=_cached_tools(request.tools),
                 tool_choice=cast("sdk.ToolChoiceParam", request.tool_choice or anthropic.omit),
             )
@@ -282,6 +284,56 @@ def _resolve_prices(
     if problems:
         raise ConfigError(problems)
     return {model: price for model, price in found.items() if price is not None}
+
+
+# Tools and system take two of the API's four breakpoints; the conversation may use the rest.
+_MESSAGE_BREAKPOINTS = 2
+# Blocks the API refuses a breakpoint on (thinking) or that cannot carry one usefully.
+_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+def _cached_messages(messages: list[dict[str, Any]]) -> list[sdk.MessageParam]:
+    """The conversation with a breakpoint on its newest markable block.
+
+    Each executor turn sends the previous turn's prompt plus one exchange, so a breakpoint
+    that moves with the end of the conversation lets the next turn read everything before
+    it from the cache (the API looks back 20 blocks for the previous entry). Callers' dicts
+    are never changed; a conversation that already carries its own breakpoints keeps them.
+    A single message (a plan, a summary) is sent unmarked: nothing would read its entry, and
+    writing one costs a quarter more than sending the tokens plainly.
+    """
+    marks = sum(
+        1
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and "cache_control" in block
+    )
+    if len(messages) < 2 or marks >= _MESSAGE_BREAKPOINTS:
+        return cast("list[sdk.MessageParam]", messages)
+    *head, last = messages
+    content = last.get("content")
+    if isinstance(content, str):
+        if not content:
+            return cast("list[sdk.MessageParam]", messages)
+        blocks: list[Any] = [{"type": "text", "text": content}]
+    elif isinstance(content, list):
+        blocks = list(content)
+    else:
+        return cast("list[sdk.MessageParam]", messages)
+    for index in range(len(blocks) - 1, -1, -1):
+        block = blocks[index]
+        if _markable(block):
+            blocks[index] = {**block, "cache_control": _CACHE}
+            return cast("list[sdk.MessageParam]", [*head, {**last, "content": blocks}])
+    return cast("list[sdk.MessageParam]", messages)
+
+
+def _markable(block: object) -> bool:
+    if not isinstance(block, dict) or block.get("type") in _UNMARKABLE:
+        return False
+    # The API refuses cache_control on an empty text block.
+    return not (block.get("type") == "text" and not block.get("text"))
 
 
 def _cached_tools(

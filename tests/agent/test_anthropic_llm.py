@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -168,7 +169,10 @@ async def test_content_is_plain_dicts_that_go_straight_back(
     await llm.complete(
         LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=turns, tools=TOOLS)
     )
-    assert server.message_requests()[1].messages == turns
+    sent = server.message_requests()[1].messages
+    # Unchanged but for the conversation's moving cache breakpoint on the newest block.
+    assert sent[-1]["content"][-1].pop("cache_control") == EPHEMERAL
+    assert sent == turns
 
 
 @pytest.mark.parametrize("stop_reason", ["max_tokens", "pause_turn", "stop_sequence", "end_turn"])
@@ -321,3 +325,102 @@ async def test_from_settings(server: AnthropicStandIn) -> None:
     (request,) = server.message_requests()
     assert (request.body or {})["max_tokens"] == 300
     assert response.model == settings.planner_model and response.usage.cost_usd > 0
+
+
+def _turns(steps: int) -> list[list[dict[str, Any]]]:
+    """The conversations of a ``steps``-tool run, as the executor sends them turn by turn."""
+    conversation: list[dict[str, Any]] = [{"role": "user", "content": "check every disk"}]
+    sent = [copy.deepcopy(conversation)]
+    for step in range(steps):
+        use = {"type": "tool_use", "id": f"toolu_{step}", "name": "df", "input": {"n": step}}
+        conversation.append({"role": "assistant", "content": [use]})
+        result = {"type": "tool_result", "tool_use_id": f"toolu_{step}",
+                  "content": f"/dev/sd{step}: 41% used " * 30}  # fmt: skip
+        conversation.append({"role": "user", "content": [result]})
+        sent.append(copy.deepcopy(conversation))
+    return sent
+
+
+async def test_a_growing_conversation_reads_each_earlier_turn_from_the_cache(
+    server: AnthropicStandIn, llm: AnthropicLLM
+) -> None:
+    turns = _turns(5)
+    server.enqueue(*[text_reply("ok") for _ in turns])
+    usages = []
+    for messages in turns:
+        kept = copy.deepcopy(messages)
+        response = await llm.complete(
+            LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=messages, tools=TOOLS)
+        )
+        assert messages == kept, "the caller's conversation must not be changed"
+        usages.append(response.usage)
+    for before, usage in itertools.pairwise(usages[1:]):
+        # Everything the previous turn sent is read back; only the newest exchange is new.
+        assert usage.cache_read_tokens == before.cache_read_tokens + before.cache_write_tokens
+    total = sum(u.input_tokens + u.cache_write_tokens + u.cache_read_tokens for u in usages)
+    assert sum(u.cache_read_tokens for u in usages) / total >= 0.7
+    marked = [
+        [block for block in message["content"] if "cache_control" in block]
+        for message in (server.message_requests()[-1].body or {})["messages"]
+        if isinstance(message["content"], list)
+    ]
+    assert sum(map(len, marked)) == 1 and "cache_control" in marked[-1][0]
+
+
+async def test_a_single_message_is_sent_without_a_conversation_breakpoint(
+    server: AnthropicStandIn, llm: AnthropicLLM
+) -> None:
+    server.enqueue(text_reply("ok"))
+    await llm.complete(LLMRequest(tier=ModelTier.PLANNER, system=SYSTEM, messages=HELLO))
+    assert (server.message_requests()[0].body or {})["messages"] == HELLO
+
+
+@pytest.mark.parametrize(
+    ("last", "expected"),
+    [
+        ("look again", [{"type": "text", "text": "look again", "cache_control": EPHEMERAL}]),
+        (
+            [{"type": "text", "text": "a"}, {"type": "text", "text": ""}],
+            [
+                {"type": "text", "text": "a", "cache_control": EPHEMERAL},
+                {"type": "text", "text": ""},
+            ],
+        ),
+        ([{"type": "text", "text": ""}], [{"type": "text", "text": ""}]),
+        ("", ""),
+    ],
+    ids=["string", "skips-empty-text", "nothing-markable", "empty-string"],
+)
+async def test_the_breakpoint_goes_on_the_newest_block_the_api_accepts_one_on(
+    server: AnthropicStandIn, llm: AnthropicLLM, last: Any, expected: Any
+) -> None:
+    messages = [
+        *HELLO,
+        {"role": "assistant", "content": "which?"},
+        {"role": "user", "content": last},
+    ]
+    server.enqueue(text_reply("ok"))
+    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=messages))
+    sent = (server.message_requests()[0].body or {})["messages"]
+    assert sent[:2] == messages[:2] and sent[2]["content"] == expected
+
+
+async def test_a_conversation_with_its_own_breakpoints_never_exceeds_the_api_limit(
+    server: AnthropicStandIn, llm: AnthropicLLM
+) -> None:
+    own = [
+        {"role": m["role"], "content": [{"type": "text", "text": f"turn {i}",
+                                          "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
+        for i, m in enumerate([*HELLO, {"role": "assistant"}, {"role": "user"}])
+    ]  # fmt: skip
+    server.enqueue(text_reply("ok"), text_reply("ok"))
+    # The stand-in refuses more than four breakpoints with a 400, as the API does.
+    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=own[:2],
+                                  tools=TOOLS))  # fmt: skip
+    sent = (server.message_requests()[0].body or {})["messages"]
+    assert sent == own[:2], "two breakpoints of the caller's own are kept and none added"
+    one = [own[0], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
+    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=one,
+                                  tools=TOOLS))  # fmt: skip
+    sent = (server.message_requests()[1].body or {})["messages"]
+    assert sent[-1]["content"] == [{"type": "text", "text": "more", "cache_control": EPHEMERAL}]
