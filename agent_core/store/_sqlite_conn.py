@@ -34,6 +34,9 @@ class ThreadedConnection:
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.commits = 0
+        """Write transactions committed so far: each is one durable write (an fsync of the
+        WAL under ``synchronous=FULL``). Read by the benchmarks."""
 
     async def open(self) -> None:
         """Open (creating if needed) the file and its tables."""
@@ -71,6 +74,8 @@ class ThreadedConnection:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if begin != "BEGIN":
+            self.commits += 1
         return result
 
     async def close(self) -> None:
