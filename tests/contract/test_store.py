@@ -550,6 +550,30 @@ async def test_concurrent_audit_appends_keep_one_unbroken_chain(store: Store) ->
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
 
 
+async def test_two_stores_appending_to_one_trail_keep_one_chain(store_url: str) -> None:
+    # Each store keeps the head it wrote last; the other's appends in between must be found
+    # (not sealed over), whichever store appends next and however they interleave.
+    first = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    second = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    try:
+        writers = [first, second, second, first, first, second, first]
+        for i, writer in enumerate(writers):
+            await writer.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor=f"{i}"))
+        await asyncio.gather(*(
+            writer.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor=f"c{i}"))
+            for i, writer in enumerate([first, second] * 10)
+        ))  # fmt: skip
+        trail = await first.read_audit("run_a")
+        events = trail.events
+        assert [e.seq for e in events] == list(range(1, 28))
+        assert [e.actor for e in events[:7]] == [str(i) for i in range(7)]
+        assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+        assert not check_trail(trail, KEY).broken
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_appending_the_same_event_twice_records_it_once(store: Store) -> None:
     event = AuditEvent(run_id="run_a", kind="tool_call", actor="airlock")
     first = await store.append_audit(event)
