@@ -104,6 +104,9 @@ class Measured:
 
     calls: list[Counter[str]] = field(default_factory=list)
     writes: list[int] = field(default_factory=list)
+    hops: list[int] = field(default_factory=list)
+    """SQLite: operations run on the connection's thread (a signal poll included when one
+    fell in the goal)."""
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
 
@@ -112,9 +115,15 @@ class Measured:
         return statistics.median(sum(c.values()) for c in self.calls)
 
 
-async def measure(inner: Store, base_url: str, goals: int, writes: Callable[[], Any]) -> Measured:
+async def measure(
+    inner: Store,
+    base_url: str,
+    goals: int,
+    writes: Callable[[], Any],
+    hops: Callable[[], int] = lambda: 0,
+) -> Measured:
     """``goals`` goals one after another on ``inner`` (closed after); ``writes`` reads the
-    durable-write counter (awaited when it is a coroutine)."""
+    durable-write counter (awaited when it is a coroutine), ``hops`` the thread hops."""
     counting = CountingStore(inner)
     store = cast(Store, counting)
     channel = Goals()
@@ -144,7 +153,7 @@ async def measure(inner: Store, base_url: str, goals: int, writes: Callable[[], 
         for index in range(goals + 1):  # the first warms up imports and connections
             gc.collect()
             counting.calls.clear()
-            before = await _read(writes)
+            before, hopped = await _read(writes), hops()
             wall, cpu = time.perf_counter(), time.process_time()
             run = await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
             channel.expect(run.id)
@@ -159,6 +168,7 @@ async def measure(inner: Store, base_url: str, goals: int, writes: Callable[[], 
             if index:
                 measured.calls.append(counting.calls.copy())
                 measured.writes.append(await _read(writes) - before)
+                measured.hops.append(hops() - hopped)
                 measured.walls.append(wall * 1000)
                 measured.cpus.append(cpu * 1000)
     finally:
@@ -182,7 +192,9 @@ async def _ended(host: RunHost, run_id: str) -> None:
 async def sqlite(base_url: str, goals: int) -> Measured:
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
         store = await SqliteStore.open(Path(folder) / "bench.db")
-        return await measure(store, base_url, goals, lambda: store._db.commits)
+        return await measure(
+            store, base_url, goals, lambda: store._db.commits, lambda: store._db.hops
+        )
 
 
 async def redis(base_url: str, goals: int) -> Measured:
@@ -209,13 +221,14 @@ async def run_all(goals: int, *, with_redis: bool = True) -> dict[str, Measured]
 
 def render(results: dict[str, Measured], goals: int) -> list[Table]:
     summary = Table(title=f"one approved one-tool goal, {goals} goals (medians per goal)")
-    for column in ("store", "store calls", "durable writes", "wall ms", "CPU ms"):
+    for column in ("store", "store calls", "thread hops", "durable writes", "wall ms", "CPU ms"):
         summary.add_column(column, justify="left" if column == "store" else "right")
     for name, m in results.items():
         writes = statistics.median(m.writes)
         what = f"{writes:.0f}" if name == "SQLite" else f"({writes:.0f} commands)"
-        summary.add_row(name, f"{m.store_calls:.0f}", what, f"{statistics.median(m.walls):.2f}",
-                        f"{statistics.median(m.cpus):.2f}")  # fmt: skip
+        hops = f"{statistics.median(m.hops):.0f}" if name == "SQLite" else ""
+        wall, cpu = statistics.median(m.walls), statistics.median(m.cpus)
+        summary.add_row(name, f"{m.store_calls:.0f}", hops, what, f"{wall:.2f}", f"{cpu:.2f}")
     calls = Table(title="store calls of one goal, by method")
     calls.add_column("method")
     for name in results:

@@ -32,6 +32,7 @@ from agent_core.clock import Clock
 from agent_core.errors import AuditTampered
 from agent_core.models import AuditEvent
 from agent_core.store.base import dump
+from agent_core.store.steps import held
 
 if TYPE_CHECKING:
     from agent_core.store._sqlite_conn import ThreadedConnection
@@ -49,6 +50,10 @@ class SqliteAudit:
     """Used on the connection's thread only, like the connection."""
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
+        step = held(event.run_id)
+        if step is not None:  # sealed when the step commits
+            step.events.append(event)
+            return event
         return await self._db.write(lambda conn: self._append(conn, event))
 
     def _append(self, conn: sqlite3.Connection, event: AuditEvent) -> AuditEvent:

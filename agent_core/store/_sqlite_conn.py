@@ -34,6 +34,9 @@ class ThreadedConnection:
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airlock-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.hops = 0
+        """Operations run on the connection's thread so far (each a thread hop). Read by
+        the benchmarks."""
         self.commits = 0
         """Write transactions committed so far: each is one durable write (an fsync of the
         WAL under ``synchronous=FULL``). Read by the benchmarks."""
@@ -53,6 +56,7 @@ class ThreadedConnection:
         self._conn = conn
 
     async def _call(self, fn: Callable[[], T]) -> T:
+        self.hops += 1
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
