@@ -22,7 +22,7 @@ from bench import _suite
 from bench._suite import Line
 
 _FORMATS = {"ms": "{:.2f} ms", "s": "{:.1f} s", "MB": "{:,.0f} MB", "/s": "{:,.0f}/s",
-            "recall": "{:.3f}", "": "{:.0f}", "B": "{:,.0f} B", "KB": "{:.2f} KB"}  # fmt: skip
+            "recall": "{:.3f}", "": "{:.1f}", "B": "{:,.0f} B", "KB": "{:.2f} KB"}  # fmt: skip
 
 
 def machine() -> str:

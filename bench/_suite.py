@@ -132,7 +132,8 @@ def durable_writes_lines(goals: int) -> list[Line]:
     results = asyncio.run(durable_writes.run_all(goals))
     bench, lines = "durable_writes", []
     for name, m in results.items():
-        writes = "durable writes (SQLite commits)" if name == "SQLite" else "commands processed"
+        sqlite = name.startswith("SQLite")
+        writes = "durable writes (commits)" if sqlite else "commands processed"
         lines += [
             Line(benchmark=bench, what=f"{name}: store calls per goal", median=m.store_calls,
                  unit=""),

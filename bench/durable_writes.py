@@ -103,8 +103,8 @@ class Measured:
     """Per goal: store calls (by method), durable writes, wall and CPU milliseconds."""
 
     calls: list[Counter[str]] = field(default_factory=list)
-    writes: list[int] = field(default_factory=list)
-    hops: list[int] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+    hops: list[float] = field(default_factory=list)
     """SQLite: operations run on the connection's thread (a signal poll included when one
     fell in the goal)."""
     walls: list[float] = field(default_factory=list)
@@ -121,9 +121,11 @@ async def measure(
     goals: int,
     writes: Callable[[], Any],
     hops: Callable[[], int] = lambda: 0,
+    at_once: int = 1,
 ) -> Measured:
-    """``goals`` goals one after another on ``inner`` (closed after); ``writes`` reads the
-    durable-write counter (awaited when it is a coroutine), ``hops`` the thread hops."""
+    """``goals`` rounds one after another on ``inner`` (closed after), each of ``at_once``
+    goals at the same time, measured per goal; ``writes`` reads the durable-write counter
+    (awaited when it is a coroutine), ``hops`` the thread hops."""
     counting = CountingStore(inner)
     store = cast(Store, counting)
     channel = Goals()
@@ -149,28 +151,33 @@ async def measure(
     await host.start()
     measured = Measured()
     plan = Plan(subtasks=[Subtask(id="s1", description="restart web")])
+
+    async def goal() -> None:
+        run = await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
+        channel.expect(run.id)
+        await host.submit(run.id)
+        await channel.asked[run.id].wait()
+        await _ended(host, run.id)  # parked
+        approval = (await inner.list_pending_approvals(run_id=run.id))[0]
+        await service.decide(approval.id, Decision(kind=DecisionKind.APPROVE, by="U0ADMIN"))
+        await channel.finished[run.id].wait()
+        await _ended(host, run.id)
+
     try:
         for index in range(goals + 1):  # the first warms up imports and connections
             gc.collect()
             counting.calls.clear()
             before, hopped = await _read(writes), hops()
             wall, cpu = time.perf_counter(), time.process_time()
-            run = await store.create_run(Run(goal="restart web", requester="U0REQ", plan=plan))
-            channel.expect(run.id)
-            await host.submit(run.id)
-            await channel.asked[run.id].wait()
-            await _ended(host, run.id)  # parked
-            approval = (await inner.list_pending_approvals(run_id=run.id))[0]
-            await service.decide(approval.id, Decision(kind=DecisionKind.APPROVE, by="U0ADMIN"))
-            await channel.finished[run.id].wait()
-            await _ended(host, run.id)
+            await asyncio.gather(*(goal() for _ in range(at_once)))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             if index:
-                measured.calls.append(counting.calls.copy())
-                measured.writes.append(await _read(writes) - before)
-                measured.hops.append(hops() - hopped)
-                measured.walls.append(wall * 1000)
-                measured.cpus.append(cpu * 1000)
+                calls = Counter({k: v // at_once for k, v in counting.calls.items()})
+                measured.calls.append(calls)
+                measured.writes.append((await _read(writes) - before) / at_once)
+                measured.hops.append((hops() - hopped) / at_once)
+                measured.walls.append(wall * 1000 / at_once)
+                measured.cpus.append(cpu * 1000 / at_once)
     finally:
         await host.stop()
         await inner.close()
@@ -189,12 +196,12 @@ async def _ended(host: RunHost, run_id: str) -> None:
         await asyncio.sleep(0)  # its done-callbacks and the release it spawned
 
 
-async def sqlite(base_url: str, goals: int) -> Measured:
+async def sqlite(base_url: str, goals: int, at_once: int = 1) -> Measured:
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
         store = await SqliteStore.open(Path(folder) / "bench.db")
-        return await measure(
-            store, base_url, goals, lambda: store._db.commits, lambda: store._db.hops
-        )
+        db = store._db
+        return await measure(store, base_url, goals, lambda: db.commits,
+                             lambda: getattr(db, "hops", 0), at_once=at_once)  # fmt: skip
 
 
 async def redis(base_url: str, goals: int) -> Measured:
@@ -211,9 +218,14 @@ async def redis(base_url: str, goals: int) -> Measured:
             await client.aclose()
 
 
+AT_ONCE = 8
+"""Goals at the same time in the concurrent rounds (the durable writes they share)."""
+
+
 async def run_all(goals: int, *, with_redis: bool = True) -> dict[str, Measured]:
     async with standin() as base_url:
         results = {"SQLite": await sqlite(base_url, goals)}
+        results[f"SQLite, {AT_ONCE} at once"] = await sqlite(base_url, goals, AT_ONCE)
         if with_redis:
             results["Redis"] = await redis(base_url, goals)
     return results
@@ -224,9 +236,9 @@ def render(results: dict[str, Measured], goals: int) -> list[Table]:
     for column in ("store", "store calls", "thread hops", "durable writes", "wall ms", "CPU ms"):
         summary.add_column(column, justify="left" if column == "store" else "right")
     for name, m in results.items():
-        writes = statistics.median(m.writes)
-        what = f"{writes:.0f}" if name == "SQLite" else f"({writes:.0f} commands)"
-        hops = f"{statistics.median(m.hops):.0f}" if name == "SQLite" else ""
+        writes, sqlite = statistics.median(m.writes), name.startswith("SQLite")
+        what = f"{writes:.1f}" if sqlite else f"({writes:.0f} commands)"
+        hops = f"{statistics.median(m.hops):.1f}" if sqlite else ""
         wall, cpu = statistics.median(m.walls), statistics.median(m.cpus)
         summary.add_row(name, f"{m.store_calls:.0f}", hops, what, f"{wall:.2f}", f"{cpu:.2f}")
     calls = Table(title="store calls of one goal, by method")
