@@ -94,16 +94,15 @@ class ThreadedConnection:
                 group, self._waiting = self._waiting, []
                 try:
                     await self._call(functools.partial(self._in_group, group))
-                except BaseException as error:  # the commit failed: every write with it
-                    for write in group:
-                        write.error, write.result = error, None
-                for write in group:
-                    if write.done.done():  # its caller stopped waiting
-                        continue
-                    if write.error is not None:
-                        write.done.set_exception(write.error)
-                    else:
-                        write.done.set_result(write.result)
+                except asyncio.CancelledError as cancelled:
+                    # The loop is going away: nobody is told a write landed that may not have.
+                    _answer(group + self._waiting, cancelled)
+                    self._waiting = []
+                    raise
+                except Exception as error:  # the commit failed: every write of the group with it
+                    _answer(group, error)
+                else:
+                    _answer(group, None)
         finally:
             self._committing = None
 
@@ -152,3 +151,15 @@ class ThreadedConnection:
             await self._call(self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
+
+
+def _answer(group: list[_Write], failed: BaseException | None) -> None:
+    """Tell each write's caller (if it still waits) what became of it."""
+    for write in group:
+        if write.done.done():  # its caller stopped waiting
+            continue
+        error = failed or write.error
+        if error is not None:
+            write.done.set_exception(error)
+        else:
+            write.done.set_result(write.result)

@@ -1032,3 +1032,22 @@ async def test_a_step_commits_what_it_holds_when_it_ends_by_an_error(store: Stor
             raise RuntimeError("the step failed")
     kinds = [e.kind for e in await store.list_audit("run_a")]
     assert kinds == ["tool_result", "approval", "refused"]
+
+
+async def test_a_write_that_fails_among_concurrent_ones_fails_alone(store: Store) -> None:
+    # On SQLite concurrent writes share a commit, each in a savepoint of its own.
+    run = await store.create_run(a_run())
+    await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    calls = [store.save_tool_call(a_call(run.id, f"toolu_{i}")) for i in range(10)]
+    stale = store.save_run(run.model_copy(update={"status": RunStatus.FAILED}), checkpoint=b"x")
+    events = [
+        store.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor=f"{i}"))
+        for i in range(5)
+    ]
+    results = await asyncio.gather(*calls, stale, *events, return_exceptions=True)
+    assert isinstance(results[10], VersionConflict)
+    assert [r for r in results if isinstance(r, BaseException)] == [results[10]]
+    assert len(await store.tool_calls(run.id, [f"toolu_{i}" for i in range(10)])) == 10
+    assert [e.seq for e in await store.list_audit(run.id)] == [1, 2, 3, 4, 5]
+    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
+    assert await store.load_checkpoint(run.id) is None
