@@ -22,7 +22,7 @@ from bench import _suite
 from bench._suite import Line
 
 _FORMATS = {"ms": "{:.2f} ms", "s": "{:.1f} s", "MB": "{:,.0f} MB", "/s": "{:,.0f}/s",
-            "recall": "{:.3f}", "B": "{:,.0f} B", "KB": "{:.2f} KB",
+            "recall": "{:.3f}", "": "{:.1f}", "B": "{:,.0f} B", "KB": "{:.2f} KB",
             "share": "{:.0%}", "$": "${:.4f}"}  # fmt: skip
 
 
@@ -52,6 +52,7 @@ def benchmarks(quick: bool) -> list[tuple[str, Callable[[], list[Line]]]]:
         ("command_sandbox", lambda: _suite.command_sandbox_lines(20 if quick else 50)),
         ("approvals", lambda: _suite.approvals_lines(n)),
         ("store", lambda: _suite.store_lines(n)),
+        ("durable_writes", lambda: _suite.durable_writes_lines(10 if quick else 30)),
         ("memory", lambda: _suite.memory_lines(1000 if quick else 3000, (10_000, 100_000))),
         ("memory_recall", lambda: _suite.recall_lines(10_000 if quick else 100_000, n // 2)),
         ("observability", lambda: _suite.observability_lines(20, 3 if quick else 10)),

@@ -17,6 +17,7 @@ import numpy as np
 from bench import (
     approvals,
     command_sandbox,
+    durable_writes,
     executor_step,
     memory,
     memory_recall,
@@ -140,6 +141,24 @@ def store_lines(n: int) -> list[Line]:
              unit=row.unit)
         for row in asyncio.run(_store_rows(n))
     ]  # fmt: skip
+
+
+def durable_writes_lines(goals: int) -> list[Line]:
+    """Store calls, durable writes, wall and CPU of one approved one-tool goal."""
+    results = asyncio.run(durable_writes.run_all(goals))
+    bench, lines = "durable_writes", []
+    for name, m in results.items():
+        sqlite = name.startswith("SQLite")
+        writes = "durable writes (commits)" if sqlite else "commands processed"
+        lines += [
+            Line(benchmark=bench, what=f"{name}: store calls per goal", median=m.store_calls,
+                 unit=""),
+            Line(benchmark=bench, what=f"{name}: {writes} per goal",
+                 median=statistics.median(m.writes), unit=""),
+            _latency(bench, f"{name}: wall per goal ({goals})", m.walls, None),
+            _latency(bench, f"{name}: CPU per goal ({goals})", m.cpus, None),
+        ]  # fmt: skip
+    return lines
 
 
 def memory_lines(real_texts: int, sizes: tuple[int, ...]) -> list[Line]:

@@ -44,6 +44,7 @@ from agent_core.runs.journal import (
     recovery,
 )
 from agent_core.runs.ownership import Ownership
+from agent_core.store import Step
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.untrusted import suspicious, tool_output
@@ -192,17 +193,19 @@ class Executor:
                 messages[:] = await self.working.fit(
                     system=SYSTEM, messages=messages, tools=self.tools.definitions()
                 )
-            response = await self.llm.complete(
-                LLMRequest(
-                    tier=ModelTier.EXECUTOR,
-                    system=SYSTEM,
-                    messages=messages,
-                    tools=self.tools.definitions(),
-                    max_tokens=self.limits.max_tokens,
+            # One step: the turn's audit event lands with the checkpoint that holds the turn.
+            async with self.journal.step(run.id):
+                response = await self.llm.complete(
+                    LLMRequest(
+                        tier=ModelTier.EXECUTOR,
+                        system=SYSTEM,
+                        messages=messages,
+                        tools=self.tools.definitions(),
+                        max_tokens=self.limits.max_tokens,
+                    )
                 )
-            )
-            messages.append({"role": "assistant", "content": response.content})
-            await self._progress(subtask, messages)
+                messages.append({"role": "assistant", "content": response.content})
+                await self._progress(subtask, messages)
             stop = response.stop_reason
             if stop in ("end_turn", "stop_sequence"):
                 return response.text.strip() or "(done, no summary)"
@@ -249,7 +252,7 @@ class Executor:
         if _concurrent(calls):
             try:
                 async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._answer(run, subtask, c)) for c in calls]
+                    tasks = [group.create_task(self._answer_alone(run, subtask, c)) for c in calls]
             except* OwnershipLost as lost:  # one is enough: the run is another worker's
                 raise lost.exceptions[0] from None
             results += [task.result() for task in tasks]
@@ -257,9 +260,12 @@ class Executor:
         else:
             # One at a time, each result checkpointed: a run parked for a decision, or a
             # process that dies, resumes with the calls already answered left alone.
+            # Each call one step: its result, journal record and audit events land with the
+            # checkpoint that holds its result.
             for call in calls:
-                results.append(await self._answer(run, subtask, call))
-                await self._progress(subtask, messages)
+                async with self.journal.step(run.id) as step:
+                    results.append(await self._answer(run, subtask, call, step))
+                    await self._progress(subtask, messages)
         order = [b["id"] for b in _last_tool_uses(messages)]
         results.sort(key=lambda r: order.index(r["tool_use_id"]))
 
@@ -283,7 +289,13 @@ class Executor:
         risk = self._assess(run, tool, arguments).level
         return _Call(block=block, tool=tool, problem=None, risk=risk)
 
-    async def _answer(self, run: Run, subtask: Subtask, call: _Call) -> dict[str, Any]:
+    async def _answer_alone(self, run: Run, subtask: Subtask, call: _Call) -> dict[str, Any]:
+        """A call of a round whose calls run at once: a step of its own, committed at its end
+        (the round's checkpoint follows them all)."""
+        async with self.journal.step(run.id) as step:
+            return await self._answer(run, subtask, call, step)
+
+    async def _answer(self, run: Run, subtask: Subtask, call: _Call, step: Step) -> dict[str, Any]:
         block_id = call.block["id"]
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
@@ -298,17 +310,18 @@ class Executor:
         if self.ownership is not None and call.risk.rank >= RiskLevel.HIGH.rank:
             await self.ownership.check()  # a worker that lost the run asks nobody
         preview = await self._preview(run, tool, arguments)
-        verdict = await self.gate.check_tool_call(
-            run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
-            risk=call.risk, tool_use_id=block_id, preview=preview, earlier_copy_ended=ended,
-            grantable=assessed.grantable,
-            risk_of=lambda edited: self._assess(run, tool, edited).level,
-        )  # fmt: skip
+        async with step.outside():  # the gate tells people what it records: durable first
+            verdict = await self.gate.check_tool_call(
+                run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
+                risk=call.risk, tool_use_id=block_id, preview=preview, earlier_copy_ended=ended,
+                grantable=assessed.grantable,
+                risk_of=lambda edited: self._assess(run, tool, edited).level,
+            )  # fmt: skip
         if not isinstance(verdict, Allowed):
             await self._audit(run, AuditKind.TOOL_REFUSED, tool=tool.name, tool_use_id=block_id,
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
-        return await self._execute(run, tool, arguments, verdict, call)
+        return await self._execute(run, tool, arguments, verdict, call, step)
 
     async def _end_leftovers(self, run: Run, call: _Call) -> bool | None:
         """End what earlier attempts of this call started and left running, before anything
@@ -342,7 +355,13 @@ class Executor:
         assert_never(decision)
 
     async def _execute(
-        self, run: Run, tool: Tool, asked: dict[str, Any], verdict: Allowed, call: _Call
+        self,
+        run: Run,
+        tool: Tool,
+        asked: dict[str, Any],
+        verdict: Allowed,
+        call: _Call,
+        step: Step,
     ) -> dict[str, Any]:
         arguments, block_id = verdict.arguments, call.block["id"]
         risk = self._assess(run, tool, arguments).level
@@ -357,9 +376,11 @@ class Executor:
         await self._audit(run, AuditKind.TOOL_CALL, tool=tool.name, tool_use_id=block_id,
                           arguments=arguments, approval_id=verdict.approval_id,
                           approved_by=verdict.approved_by, **edited)  # fmt: skip
+        # Durable before the tool starts: a crash from here on is recovered from "started".
+        await step.commit()
         started = time.monotonic()
         result = await telemetry.tool_call(
-            lambda: self._run_tool(run, tool, arguments, attempt),
+            lambda: self._run_tool(run, tool, arguments, attempt, step),
             run=run, tool=tool, risk=risk, call_id=block_id,
             approval_id=verdict.approval_id, approved_by=verdict.approved_by,
         )  # fmt: skip
@@ -375,7 +396,7 @@ class Executor:
         return result
 
     async def _run_tool(
-        self, run: Run, tool: Tool, arguments: dict[str, Any], attempt: Attempt
+        self, run: Run, tool: Tool, arguments: dict[str, Any], attempt: Attempt, step: Step
     ) -> dict[str, Any]:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
         block_id = attempt.record.tool_use_id
@@ -385,6 +406,7 @@ class Executor:
             await self._audit(run, AuditKind.TOOL_PROCESS_STARTED, tool=tool.name,
                               tool_use_id=block_id,
                               process=record.model_dump(mode="json"))  # fmt: skip
+            await step.commit()  # a crash must not lose what it has to end
 
         context = replace(self.context(run), on_process=started)
         try:

@@ -1,7 +1,8 @@
 """The tool-call journal, and what a resumed round does with each call it finds there.
 
 Every call that runs is written to the store before it runs (``started``), with every process
-it starts, and again when it returns (``finished``). A round picked up after the process
+it starts, and again when it returns (``finished``, committed with the checkpoint that holds
+the call's result: one step, :meth:`ToolJournal.step`). A round picked up after the process
 stopped reads the records of its calls in one lookup and decides from them alone:
 
 - a call that finished has its result reused: it is not made twice;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +29,7 @@ from pydantic import ValidationError
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.models import AuditEvent, AuditKind, RiskLevel
-from agent_core.store import Store, ToolCallJournal
+from agent_core.store import Step, Store, ToolCallJournal
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
 from agent_core.tools.processes import end_leftover
 
@@ -137,6 +139,11 @@ class ToolJournal:
     audit_fallback: bool = False
     """The run began under a version that kept no journal: the calls of a resumed round that
     have no record are looked up in its audit trail (read once for the round)."""
+
+    def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
+        """One step of the run: its journal records and audit events land with the run's next
+        save, in one transaction (:mod:`agent_core.store.steps`)."""
+        return self.store.step(run_id)
 
     async def lookup(self, run_id: str, tool_use_ids: Sequence[str]) -> dict[str, ToolCallRecord]:
         """The records of a resumed round's calls, by tool_use id, in one read."""

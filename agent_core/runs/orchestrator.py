@@ -505,11 +505,13 @@ class _Schedule:
             # A failed step keeps its conversation: a retry resumes it, calls already made
             # and their results included, instead of making them again.
             state.checkpoint.conversations.pop(subtask_id, None)
-        await state.save(results={**state.run.results, subtask_id: result})
-        await Audit(store=state.orchestrator.store).record(
-            state.run.id, AuditKind.SUBTASK_FINISHED, actor="airlock", subtask_id=subtask_id,
-            status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
-        )  # fmt: skip
+        store = state.orchestrator.store
+        async with store.step(state.run.id):  # the event lands with the result it records
+            await Audit(store=store).record(
+                state.run.id, AuditKind.SUBTASK_FINISHED, actor="airlock", subtask_id=subtask_id,
+                status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
+            )  # fmt: skip
+            await state.save(results={**state.run.results, subtask_id: result})
         summary = result.output if result.status == "completed" else (result.error or result.status)
         await state.orchestrator.channel.notify(
             StepFinished(

@@ -24,6 +24,7 @@ from agent_core.store.base import (
     Subscription,
     ToolCallJournal,
 )
+from agent_core.store.steps import Step, Steps
 
 __all__ = [
     "ApprovalRecords",
@@ -33,6 +34,8 @@ __all__ = [
     "RunRecords",
     "SharedValues",
     "Signals",
+    "Step",
+    "Steps",
     "Store",
     "Subscription",
     "ToolCallJournal",

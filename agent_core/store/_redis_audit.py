@@ -43,6 +43,7 @@ from agent_core.models import AuditEvent
 from agent_core.store._redis_client import texts, transaction
 from agent_core.store._redis_keys import KeyLayout
 from agent_core.store.base import dump
+from agent_core.store.steps import held
 
 __all__ = ["RedisAudit"]
 
@@ -60,6 +61,13 @@ class RedisAudit:
         self._append_script = self._redis.register_script(_APPEND)
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
+        step = held(event.run_id)
+        if step is not None:  # sealed when the step commits
+            step.events.append(event)
+            return event
+        return await self._append_audit(event)
+
+    async def _append_audit(self, event: AuditEvent) -> AuditEvent:
         run_id = event.run_id
         keys = [
             self._key("audithead", run_id),

@@ -10,11 +10,14 @@ A record is replaced whole (HSET), and the calls of a resumed round are read in 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from agent_core.store._redis_keys import KeyLayout
 from agent_core.store.base import dump, masked_tool_call
+from agent_core.store.steps import held
 from agent_core.toolcalls import ToolCallRecord
 
 __all__ = ["RedisJournal"]
@@ -28,9 +31,15 @@ class RedisJournal:
 
     async def save_tool_call(self, record: ToolCallRecord) -> None:
         stored = masked_tool_call(record)
-        await self._redis.hset(
-            self._key("toolcalls", stored.run_id), stored.tool_use_id, dump(stored)
-        )
+        step = held(stored.run_id)
+        if step is not None:
+            step.tool_calls.append(stored)
+            return
+        await self._put_tool_call(self._redis, stored)
+
+    def _put_tool_call(self, redis: Redis | Pipeline, record: ToolCallRecord) -> Any:
+        """Write ``record`` (masked already); awaitable on a client, queued on a pipeline."""
+        return redis.hset(self._key("toolcalls", record.run_id), record.tool_use_id, dump(record))
 
     async def tool_calls(
         self, run_id: str, tool_use_ids: Sequence[str]

@@ -1,9 +1,12 @@
 """The SQLite store's audit trails: events, each trail's sealed head, and the anchor.
 
 ``audit`` holds the events (one row each, whole as JSON), ``audit_heads`` each trail's head
-and ``kv`` (namespace ``audit``, key ``anchor``) the anchor. An append reads the head (not
-the last event), and writes the event and the new head in one ``BEGIN IMMEDIATE``
-transaction; only a trail's first append also reads and writes the anchor. What is
+and ``kv`` (namespace ``audit``, key ``anchor``) the anchor. An append writes the event and
+the new head in one ``BEGIN IMMEDIATE`` transaction. The head a store wrote last is kept in
+memory: the next append seals after it without reading it, and replaces it only if it is
+still stored byte for byte (a compare-and-set under the write lock), so an append by another
+process in between is found and the head read and checked again; the chain never forks.
+Only a trail's first append also reads and writes the anchor. What is
 written is decided by :mod:`agent_core.audit.chain`, the same as for Redis.
 """
 
@@ -29,6 +32,7 @@ from agent_core.clock import Clock
 from agent_core.errors import AuditTampered
 from agent_core.models import AuditEvent
 from agent_core.store.base import dump
+from agent_core.store.steps import held
 
 if TYPE_CHECKING:
     from agent_core.store._sqlite_conn import ThreadedConnection
@@ -46,35 +50,61 @@ class SqliteAudit:
     """Used on the connection's thread only, like the connection."""
 
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
-        def append(conn: sqlite3.Connection) -> AuditEvent:
-            raw = _raw_head(conn, event.run_id)
-            known = None if raw is None else self._audit_heads.known(event.run_id, raw)
-            head = known or _head(event.run_id, raw)
-            write = appended(
-                event,
-                head=head,
-                anchor=_anchor(conn) if needs_anchor(head, self._audit_key) else None,
-                last=_last(conn, event.run_id) if head is None else None,
-                key=self._audit_key,
-                now=self._clock.now(),
-                checked=known is not None,
-            )
-            if write is None:  # appended already: appending is idempotent
-                assert head is not None
-                return _event(conn, event.run_id, head.count)
-            assert write.event is not None
-            try:
-                conn.execute(
-                    "INSERT INTO audit (run_id, seq, body) VALUES (?, ?, ?)",
-                    (event.run_id, write.event.seq, dump(write.event)),
-                )
-            except sqlite3.IntegrityError:
-                why = f"an event {write.event.seq} is stored already, though its head ends before"
-                raise AuditTampered(event.run_id, why) from None
-            self._audit_heads.remember(write.head, _put(conn, write))
-            return write.event
+        step = held(event.run_id)
+        if step is not None:  # sealed when the step commits
+            step.events.append(event)
+            return event
+        return await self._db.write(lambda conn: self._append(conn, event))
 
-        return await self._db.write(append)
+    def _append(self, conn: sqlite3.Connection, event: AuditEvent) -> AuditEvent:
+        """Append ``event`` inside the caller's write transaction; the event as sealed."""
+        return self._append_to_known(conn, event) or self._append_read(conn, event)
+
+    def _append_to_known(self, conn: sqlite3.Connection, event: AuditEvent) -> AuditEvent | None:
+        """Append after the head this store last wrote or checked, without reading it: the
+        head is replaced only if it is still stored exactly so (a compare-and-set inside the
+        write lock). None when it is not (another process appended since, or the head was
+        changed), or when this store knows no head: the caller reads the head instead."""
+        cached = self._audit_heads.last(event.run_id)
+        if cached is None or needs_anchor(cached[1], self._audit_key):
+            return None
+        text, head = cached
+        write = appended(event, head=head, anchor=None, last=None, key=self._audit_key,
+                         now=self._clock.now(), checked=True)  # fmt: skip
+        if write is None:  # a retried append: answered from what is stored
+            return None
+        assert write.event is not None
+        stored = dump(write.head)
+        swapped = conn.execute(
+            "UPDATE audit_heads SET body = ? WHERE run_id = ? AND body = ?",
+            (stored, event.run_id, text),
+        )
+        if swapped.rowcount != 1:
+            return None
+        _insert(conn, write.event)
+        self._audit_heads.remember(write.head, stored)
+        return write.event
+
+    def _append_read(self, conn: sqlite3.Connection, event: AuditEvent) -> AuditEvent:
+        raw = _raw_head(conn, event.run_id)
+        known = None if raw is None else self._audit_heads.known(event.run_id, raw)
+        head = known or _head(event.run_id, raw)
+        write = appended(
+            event,
+            head=head,
+            anchor=_anchor(conn) if needs_anchor(head, self._audit_key) else None,
+            last=_last(conn, event.run_id) if head is None else None,
+            key=self._audit_key,
+            now=self._clock.now(),
+            checked=known is not None,
+        )
+        if write is None:  # appended already: appending is idempotent
+            assert head is not None
+            return _event(conn, event.run_id, head.count)
+        assert write.event is not None
+        _insert(conn, write.event)
+        self._audit_heads.remember(write.head, _put(conn, write))
+        return write.event
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         return await self._db.read(lambda conn: _events(conn, run_id))
@@ -118,6 +148,17 @@ class SqliteAudit:
             return conn.execute("DELETE FROM audit WHERE run_id = ?", (run_id,)).rowcount
 
         return await self._db.write(delete)
+
+
+def _insert(conn: sqlite3.Connection, event: AuditEvent) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO audit (run_id, seq, body) VALUES (?, ?, ?)",
+            (event.run_id, event.seq, dump(event)),
+        )
+    except sqlite3.IntegrityError:
+        why = f"an event {event.seq} is stored already, though its head ends before"
+        raise AuditTampered(event.run_id, why) from None
 
 
 def _raw_head(conn: sqlite3.Connection, run_id: str) -> str | None:

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from agent_core.store.base import dump, masked_tool_call
+from agent_core.store.steps import held
 from agent_core.toolcalls import ToolCallRecord
 
 if TYPE_CHECKING:
     from agent_core.store._sqlite_conn import ThreadedConnection
 
-__all__ = ["SqliteJournal"]
+__all__ = ["SqliteJournal", "put_tool_call"]
 
 
 class SqliteJournal:
@@ -26,13 +27,11 @@ class SqliteJournal:
 
     async def save_tool_call(self, record: ToolCallRecord) -> None:
         stored = masked_tool_call(record)
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO tool_calls (run_id, tool_use_id, body) VALUES (?, ?, ?)"
-                " ON CONFLICT (run_id, tool_use_id) DO UPDATE SET body = excluded.body",
-                (stored.run_id, stored.tool_use_id, dump(stored)),
-            )
-        )
+        step = held(stored.run_id)
+        if step is not None:
+            step.tool_calls.append(stored)
+            return
+        await self._db.write(lambda conn: put_tool_call(conn, stored))
 
     async def tool_calls(
         self, run_id: str, tool_use_ids: Sequence[str]
@@ -50,3 +49,12 @@ class SqliteJournal:
             return {key: ToolCallRecord.model_validate_json(body) for key, body in rows}
 
         return await self._db.read(select)
+
+
+def put_tool_call(conn: sqlite3.Connection, record: ToolCallRecord) -> None:
+    """Write ``record`` (masked already) over the call's earlier one."""
+    conn.execute(
+        "INSERT INTO tool_calls (run_id, tool_use_id, body) VALUES (?, ?, ?)"
+        " ON CONFLICT (run_id, tool_use_id) DO UPDATE SET body = excluded.body",
+        (record.run_id, record.tool_use_id, dump(record)),
+    )

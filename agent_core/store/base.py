@@ -43,6 +43,7 @@ from agent_core.models import (
     is_legal_transition,
 )
 from agent_core.secrets import redact, redact_value
+from agent_core.store.steps import Steps
 from agent_core.toolcalls import ToolCallRecord
 
 if TYPE_CHECKING:
@@ -417,6 +418,7 @@ class Store(
     AuditRecords,
     ToolCallJournal,
     MemoryRecords,
+    Steps,
     Protocol,
 ):
     """Durable, shared state. Every method is safe to call from many processes at once."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import TypeVar
 
@@ -61,6 +61,7 @@ from agent_core.store.base import (
     transitioned,
 )
 from agent_core.store.run_queue import RedisRunQueue
+from agent_core.store.steps import Held, Step, held, holding
 
 __all__ = ["RedisStore"]
 
@@ -210,6 +211,33 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
         return [Run.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
+        step = held(run.id)
+        if step:
+            await self._commit_held(step.take())
+        return await self._save_run(run, checkpoint)
+
+    def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
+        return holding(run_id, self._commit_step)
+
+    async def _commit_step(
+        self, step: Held, run: Run | None, checkpoint: bytes | None
+    ) -> Run | None:
+        await self._commit_held(step)
+        return None if run is None else await self._save_run(run, checkpoint)
+
+    async def _commit_held(self, step: Held) -> None:
+        """The held writes, journal first, then the events in order. Not one transaction
+        here: an audit append is a compare-and-set script of its own (a crash between them
+        leaves the journal ahead of the trail, which is what recovery reads)."""
+        if step.tool_calls:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for record in step.tool_calls:
+                    self._put_tool_call(pipe, record)
+                await pipe.execute()
+        for event in step.events:
+            await self._append_audit(event)
+
+    async def _save_run(self, run: Run, checkpoint: bytes | None) -> Run:
         run = masked_run(run)
         checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
         key = self._key("run", run.id)

@@ -22,14 +22,14 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 from agent_core.approvals.rule import apply_decision
 from agent_core.audit.chain import UNKEYED, AuditKey, HeadCache
 from agent_core.clock import Clock, SystemClock
-from agent_core.errors import NotFound
+from agent_core.errors import NotFound, VersionConflict
 from agent_core.models import (
     AlreadyDecided,
     Approval,
@@ -44,7 +44,7 @@ from agent_core.models import (
 )
 from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
-from agent_core.store._sqlite_journal import SqliteJournal
+from agent_core.store._sqlite_journal import SqliteJournal, put_tool_call
 from agent_core.store._sqlite_memories import SqliteMemories
 from agent_core.store._sqlite_rows import (
     insert_approval,
@@ -71,6 +71,7 @@ from agent_core.store.base import (
     masked_run,
     transitioned,
 )
+from agent_core.store.steps import Held, Step, held, holding
 
 __all__ = ["SqliteStore"]
 
@@ -151,28 +152,42 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
         return await self._db.read(select)
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
+        step = held(run.id)
+        if step:
+            saved = await self._commit_step(step.take(), run, checkpoint)
+            assert saved is not None
+            return saved
         run = masked_run(run)
         checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
+        return await self._db.write(lambda conn: _save(conn, run, checkpoint, self._now()))
 
-        def save(conn: sqlite3.Connection) -> Run:
-            # Only the columns the checks need: parsing the stored body would cost more.
-            row = conn.execute(
-                "SELECT version, status, created_at FROM runs WHERE id = ?", (run.id,)
-            ).fetchone()
-            if row is None:
-                raise NotFound("run", run.id)
-            saved = checked_save(
-                run,
-                version=row[0],
-                status=RunStatus(row[1]),
-                created_at=datetime.fromisoformat(row[2]),
-                now=self._now(),
-            )
-            if checkpoint is not None:
-                put_checkpoint(conn, run.id, checkpoint)
-            return put_run(conn, saved)
+    def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
+        return holding(run_id, self._commit_step)
 
-        return await self._db.write(save)
+    async def _commit_step(
+        self, step: Held, run: Run | None, checkpoint: bytes | None
+    ) -> Run | None:
+        """The held writes, then the run's save, in one transaction. A save that loses its
+        compare-and-set (or finds no run) is raised after the held writes are committed."""
+        run = None if run is None else masked_run(run)
+        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
+
+        def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:
+            for record in step.tool_calls:
+                put_tool_call(conn, record)
+            for event in step.events:
+                self._append(conn, event)
+            if run is None:
+                return None
+            try:
+                return _save(conn, run, checkpoint, self._now())
+            except (NotFound, VersionConflict) as error:  # nothing of the run was written
+                return error
+
+        outcome = await self._db.write(commit)
+        if isinstance(outcome, NotFound | VersionConflict):
+            raise outcome
+        return outcome
 
     async def transition_run(
         self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
@@ -436,6 +451,25 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
             return None if row is None else HaltState.model_validate_json(row[0])
 
         return await self._db.read(select)
+
+
+def _save(conn: sqlite3.Connection, run: Run, checkpoint: bytes | None, now: datetime) -> Run:
+    # Only the columns the checks need: parsing the stored body would cost more.
+    row = conn.execute(
+        "SELECT version, status, created_at FROM runs WHERE id = ?", (run.id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound("run", run.id)
+    saved = checked_save(
+        run,
+        version=row[0],
+        status=RunStatus(row[1]),
+        created_at=datetime.fromisoformat(row[2]),
+        now=now,
+    )
+    if checkpoint is not None:
+        put_checkpoint(conn, run.id, checkpoint)
+    return put_run(conn, saved)
 
 
 def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: float) -> float:

@@ -550,6 +550,30 @@ async def test_concurrent_audit_appends_keep_one_unbroken_chain(store: Store) ->
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
 
 
+async def test_two_stores_appending_to_one_trail_keep_one_chain(store_url: str) -> None:
+    # Each store keeps the head it wrote last; the other's appends in between must be found
+    # (not sealed over), whichever store appends next and however they interleave.
+    first = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    second = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    try:
+        writers = [first, second, second, first, first, second, first]
+        for i, writer in enumerate(writers):
+            await writer.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor=f"{i}"))
+        await asyncio.gather(*(
+            writer.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor=f"c{i}"))
+            for i, writer in enumerate([first, second] * 10)
+        ))  # fmt: skip
+        trail = await first.read_audit("run_a")
+        events = trail.events
+        assert [e.seq for e in events] == list(range(1, 28))
+        assert [e.actor for e in events[:7]] == [str(i) for i in range(7)]
+        assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+        assert not check_trail(trail, KEY).broken
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_appending_the_same_event_twice_records_it_once(store: Store) -> None:
     event = AuditEvent(run_id="run_a", kind="tool_call", actor="airlock")
     first = await store.append_audit(event)
@@ -934,3 +958,96 @@ async def test_a_sqlite_file_from_before_the_journal_gains_it(tmp_path: Path) ->
         assert list(await store.tool_calls("run_a", ["toolu_1"])) == ["toolu_1"]
     finally:
         await store.close()
+
+
+# Steps: a step's journal records and audit events land with the run's next save
+
+
+async def test_a_step_lands_with_the_run_save_that_follows_it(store_url: str) -> None:
+    writer = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    reader = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    try:
+        run = await writer.create_run(a_run())
+        finished = a_call(run.id, "toolu_1").ended(
+            ToolCallState.FINISHED, output="sent", is_error=False, at=utcnow()
+        )
+        async with writer.step(run.id):
+            await writer.save_tool_call(finished)
+            await writer.append_audit(AuditEvent(run_id=run.id, kind="tool_result", actor="a"))
+            # Another run's writes, and another task's (even one the step's task started),
+            # are not held.
+            await writer.append_audit(AuditEvent(run_id="run_other", kind="x", actor="a"))
+            await asyncio.create_task(
+                writer.append_audit(AuditEvent(run_id=run.id, kind="approval_decided", actor="b"))
+            )
+            assert await reader.tool_calls(run.id, ["toolu_1"]) == {}
+            assert [e.kind for e in await reader.list_audit(run.id)] == ["approval_decided"]
+            assert [e.kind for e in await reader.list_audit("run_other")] == ["x"]
+            saved = await writer.save_run(run.model_copy(update={"status": RunStatus.PLANNING}),
+                                          checkpoint=b"turn-1")  # fmt: skip
+            assert await reader.tool_calls(run.id, ["toolu_1"]) == {"toolu_1": finished}
+            assert [e.kind for e in await reader.list_audit(run.id)] == [
+                "approval_decided", "tool_result"]  # fmt: skip
+            assert await reader.load_checkpoint(run.id) == b"turn-1"
+            assert (await reader.get_run(run.id)).version == saved.version
+            # After the save the step holds again, until its end.
+            await writer.append_audit(AuditEvent(run_id=run.id, kind="subtask_finished", actor="a"))
+            assert len(await reader.list_audit(run.id)) == 2
+        trail = await reader.read_audit(run.id)
+        assert [e.kind for e in trail.events][-1] == "subtask_finished"
+        assert not check_trail(trail, KEY).broken
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_step_whose_save_loses_its_race_still_keeps_what_happened(store: Store) -> None:
+    run = await store.create_run(a_run())
+    await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    with pytest.raises(VersionConflict):
+        async with store.step(run.id):
+            await store.save_tool_call(a_call(run.id, "toolu_1"))
+            await store.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor="a"))
+            await store.save_run(run.model_copy(update={"status": RunStatus.FAILED}),
+                                 checkpoint=b"stale")  # fmt: skip
+    # The call started and was audited: that stands, though the run was saved elsewhere.
+    assert list(await store.tool_calls(run.id, ["toolu_1"])) == ["toolu_1"]
+    assert [e.kind for e in await store.list_audit(run.id)] == ["tool_call"]
+    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
+    assert await store.load_checkpoint(run.id) is None
+
+
+async def test_a_step_commits_what_it_holds_when_it_ends_by_an_error(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.step("run_a") as step:
+            await store.save_tool_call(a_call("run_a", "toolu_1"))
+            await step.commit()
+            assert list(await store.tool_calls("run_a", ["toolu_1"])) == ["toolu_1"]
+            await store.append_audit(AuditEvent(run_id="run_a", kind="tool_result", actor="a"))
+            async with step.outside():  # what is held first, then written at once in here
+                await store.append_audit(AuditEvent(run_id="run_a", kind="approval", actor="a"))
+                assert len(await store.list_audit("run_a")) == 2
+            await store.append_audit(AuditEvent(run_id="run_a", kind="refused", actor="a"))
+            assert len(await store.list_audit("run_a")) == 2
+            raise RuntimeError("the step failed")
+    kinds = [e.kind for e in await store.list_audit("run_a")]
+    assert kinds == ["tool_result", "approval", "refused"]
+
+
+async def test_a_write_that_fails_among_concurrent_ones_fails_alone(store: Store) -> None:
+    # On SQLite concurrent writes share a commit, each in a savepoint of its own.
+    run = await store.create_run(a_run())
+    await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    calls = [store.save_tool_call(a_call(run.id, f"toolu_{i}")) for i in range(10)]
+    stale = store.save_run(run.model_copy(update={"status": RunStatus.FAILED}), checkpoint=b"x")
+    events = [
+        store.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor=f"{i}"))
+        for i in range(5)
+    ]
+    results = await asyncio.gather(*calls, stale, *events, return_exceptions=True)
+    assert isinstance(results[10], VersionConflict)
+    assert [r for r in results if isinstance(r, BaseException)] == [results[10]]
+    assert len(await store.tool_calls(run.id, [f"toolu_{i}" for i in range(10)])) == 10
+    assert [e.seq for e in await store.list_audit(run.id)] == [1, 2, 3, 4, 5]
+    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
+    assert await store.load_checkpoint(run.id) is None

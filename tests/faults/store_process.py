@@ -7,6 +7,7 @@ It speaks line by line on stdout so the test can wait for each step.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 
@@ -21,6 +22,7 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.store import Store, open_store
+from agent_core.toolcalls import ToolCallRecord, arguments_digest
 
 
 def say(line: str) -> None:
@@ -69,7 +71,28 @@ async def write(store: Store, run_id: str) -> None:
     await wait_for_go()
 
 
-COMMANDS = {"decide": decide, "listen": listen, "publish": publish, "write": write}
+async def steps(store: Store, writers: str) -> None:
+    """Commit steps from ``writers`` concurrent tasks until killed, each one a tool call's
+    journal record and its audit event, printing each step once it is acknowledged."""
+
+    async def writer(index: int) -> None:
+        for n in itertools.count():
+            run_id = f"run_{index}_{n}"
+            async with store.step(run_id):
+                record = ToolCallRecord(run_id=run_id, tool_use_id="toolu_1", tool="restart",
+                                        digest=arguments_digest({}))  # fmt: skip
+                await store.save_tool_call(record)
+                await store.append_audit(AuditEvent(run_id=run_id, kind="tool_call", actor="a"))
+            say(f"{run_id} {connection.commits}")
+
+    connection = store._db  # type: ignore[attr-defined]  # its commits: groups happened
+    async with asyncio.TaskGroup() as group:
+        for index in range(int(writers)):
+            group.create_task(writer(index))
+
+
+COMMANDS = {"decide": decide, "listen": listen, "publish": publish, "write": write,
+            "steps": steps}  # fmt: skip
 
 
 async def main(url: str, command: str, *args: str) -> None:

@@ -125,3 +125,31 @@ async def test_what_was_written_survives_the_writer_being_killed(store_url: str)
         assert [e.kind for e in await store.list_audit("run_killed")] == ["tool_call"]
     finally:
         await store.close()
+
+
+async def test_a_writer_killed_mid_group_commit_loses_nothing_it_acknowledged(
+    tmp_path: Path,
+) -> None:
+    # Sixteen tasks commit steps at once, so their writes share commits; the process is killed
+    # while groups are in flight. Every step it acknowledged is there, whole; a step it did not
+    # acknowledge is there whole or not at all, never its journal record without its event.
+    url = f"sqlite:///{tmp_path / 'airlock.db'}"
+    async with store_process(url, "steps", "16") as writer:
+        lines = [(await writer.line()).split() for _ in range(200)]
+        writer.process.send_signal(signal.SIGKILL)
+        await writer.process.wait()
+    acknowledged = {run_id for run_id, _ in lines}
+    assert int(lines[-1][1]) < len(lines)  # fewer commits than steps: they were grouped
+    store = await open_store(url)
+    try:
+        runs = await store.audit_runs()
+        assert acknowledged <= set(runs)
+        for run_id in runs:
+            assert list(await store.tool_calls(run_id, ["toolu_1"])) == ["toolu_1"]
+            assert [e.kind for e in await store.list_audit(run_id)] == ["tool_call"]
+        written = int((await store._db.read(  # type: ignore[attr-defined]
+            lambda conn: conn.execute("SELECT count(*) FROM tool_calls").fetchone()
+        ))[0])  # fmt: skip
+        assert written == len(runs)
+    finally:
+        await store.close()
