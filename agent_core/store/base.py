@@ -3,7 +3,7 @@
 Two backends implement it, :class:`~agent_core.store.sqlite.SqliteStore`
 (embedded default) and :class:`~agent_core.store.redis.RedisStore` (shared by
 many processes), and both pass ``tests/contract/test_store.py``. The pieces
-both need (signal fan-out, run transitions, approval consumption) live here so
+both need (signal fan-out, run saves, approval consumption) live here so
 the two cannot drift apart.
 """
 
@@ -24,7 +24,6 @@ from agent_core.audit.chain import AuditAnchor, AuditTrail
 from agent_core.errors import (
     ApprovalNotUsable,
     IllegalTransition,
-    StatusConflict,
     VersionConflict,
 )
 from agent_core.memory.records import Memory
@@ -68,11 +67,9 @@ __all__ = [
     "dump",
     "escalated",
     "masked_checkpoint",
-    "masked_error",
     "masked_run",
     "masked_tool_call",
     "touched",
-    "transitioned",
 ]
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
@@ -176,11 +173,6 @@ def masked_tool_call(record: ToolCallRecord) -> ToolCallRecord:
     return record if output == record.output else record.model_copy(update={"output": output})
 
 
-def masked_error(error: str | None) -> str | None:
-    """A run's error (an exception's text, often) as it is stored."""
-    return None if error is None else redact(error)
-
-
 class RunRecords(Protocol):
     """Runs and their checkpoints."""
 
@@ -210,14 +202,6 @@ class RunRecords(Protocol):
         :class:`IllegalTransition` when the status change is not allowed.
         Returns the run as stored (version bumped, ``updated_at`` set).
         """
-
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        """Compare-and-set the status: :class:`StatusConflict` if it is not ``expected``."""
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        """Replace the run's checkpoint blob."""
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         """The run's last checkpoint, if any."""
@@ -431,21 +415,6 @@ class Store(
 def touched(memory: Memory, at: datetime) -> Memory:
     """``memory`` after one more access at ``at``."""
     return memory.model_copy(update={"access_count": memory.access_count + 1, "last_accessed": at})
-
-
-def transitioned(
-    run: Run, *, expected: RunStatus, target: RunStatus, now: datetime, error: str | None
-) -> Run:
-    """``run`` moved to ``target``, after checking the compare-and-set and the state machine."""
-    if run.status is not expected:
-        raise StatusConflict(run.id, expected, run.status)
-    if not is_legal_transition(run.status, target):
-        raise IllegalTransition(run.id, run.status, target)
-    # Going back to the queue is a retry: a new attempt of the same run.
-    attempt = run.attempt + 1 if target is RunStatus.QUEUED else run.attempt
-    return run.model_copy(
-        update={"status": target, "attempt": attempt, "error": error, "updated_at": now}
-    )
 
 
 def checked_save(

@@ -56,9 +56,7 @@ from agent_core.store.base import (
     dump,
     escalated,
     masked_checkpoint,
-    masked_error,
     masked_run,
-    transitioned,
 )
 from agent_core.store.run_queue import RedisRunQueue
 
@@ -230,23 +228,6 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
 
         return await transaction(self._redis, save, key)
 
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        error = masked_error(error)
-        key = self._key("run", run_id)
-
-        async def transition(pipe: Pipeline) -> Run:
-            stored = await self._watched_run(pipe, key, run_id)
-            moved = transitioned(
-                stored, expected=expected, target=target, now=self._now(), error=error
-            )
-            return self._put_run(
-                pipe, stored, moved.model_copy(update={"version": stored.version + 1})
-            )
-
-        return await transaction(self._redis, transition, key)
-
     async def _watched_run(self, pipe: Pipeline, key: str, run_id: str) -> Run:
         raw = await pipe.get(key)
         if raw is None:
@@ -260,9 +241,6 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
             pipe.zrem(self._key("runs", stored.status), run.id)
             pipe.zadd(self._key("runs", run.status), {run.id: run.created_at.timestamp()})
         return run
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._redis.set(self._key("checkpoint", run_id), masked_checkpoint(data).hex())
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         raw = await self._redis.get(self._key("checkpoint", run_id))

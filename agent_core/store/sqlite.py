@@ -67,9 +67,7 @@ from agent_core.store.base import (
     dump,
     escalated,
     masked_checkpoint,
-    masked_error,
     masked_run,
-    transitioned,
 )
 
 __all__ = ["SqliteStore"]
@@ -173,24 +171,6 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
             return put_run(conn, saved)
 
         return await self._db.write(save)
-
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        error = masked_error(error)
-
-        def transition(conn: sqlite3.Connection) -> Run:
-            stored = load_run(conn, run_id)
-            moved = transitioned(
-                stored, expected=expected, target=target, now=self._now(), error=error
-            )
-            return put_run(conn, moved.model_copy(update={"version": stored.version + 1}))
-
-        return await self._db.write(transition)
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        stored = masked_checkpoint(data)
-        await self._db.write(lambda conn: put_checkpoint(conn, run_id, stored))
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         def load(conn: sqlite3.Connection) -> bytes | None:
