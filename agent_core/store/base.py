@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agent_core.audit.chain import AuditAnchor, AuditTrail
 from agent_core.errors import (
@@ -36,6 +37,9 @@ from agent_core.models import (
     Decision,
     DecisionOutcome,
     HaltState,
+    MessageLocation,
+    MessagePurpose,
+    MessageSubject,
     Run,
     RunStatus,
     Signal,
@@ -48,12 +52,14 @@ if TYPE_CHECKING:
     from agent_core.store.run_queue import RedisRunQueue
 
 __all__ = [
+    "LEGACY_MESSAGE_FACTS",
     "SIGNAL_ADAPTER",
     "ApprovalRecords",
     "AuditRecords",
     "Lease",
     "Leases",
     "MemoryRecords",
+    "MessageLocations",
     "RunRecords",
     "SharedValues",
     "SignalHub",
@@ -66,11 +72,15 @@ __all__ = [
     "consumed",
     "dump",
     "escalated",
+    "legacy_location",
     "masked_checkpoint",
     "masked_run",
     "masked_tool_call",
+    "readable_locations",
     "touched",
 ]
+
+logger = logging.getLogger(__name__)
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
 """Parses and serialises the :data:`~agent_core.models.Signal` union."""
@@ -392,6 +402,21 @@ class MemoryRecords(Protocol):
         """How many memories each scope holds."""
 
 
+class MessageLocations(Protocol):
+    """Where the messages about runs and approvals are, so any process can edit them later."""
+
+    async def remember_message(self, location: MessageLocation, *, ttl_seconds: float) -> None:
+        """Keep ``location`` for ``ttl_seconds``; the same message (channel and ts) of the
+        same subject remembered again replaces it."""
+
+    async def messages_of(self, subject: MessageSubject, subject_id: str) -> list[MessageLocation]:
+        """The unexpired locations of the messages about ``subject_id``, oldest message first.
+
+        A stored value that is not a valid location of this subject is left out (and logged),
+        never returned.
+        """
+
+
 class Store(
     RunRecords,
     ApprovalRecords,
@@ -401,6 +426,7 @@ class Store(
     AuditRecords,
     ToolCallJournal,
     MemoryRecords,
+    MessageLocations,
     Protocol,
 ):
     """Durable, shared state. Every method is safe to call from many processes at once."""
@@ -410,6 +436,55 @@ class Store(
 
     async def close(self) -> None:
         """Stop background work and release connections."""
+
+
+def readable_locations(
+    bodies: Sequence[str | bytes], subject: MessageSubject, subject_id: str
+) -> list[MessageLocation]:
+    """The stored ``bodies`` that are valid locations of ``subject_id``, oldest message first."""
+    found = set()
+    for body in bodies:
+        try:
+            location = MessageLocation.model_validate_json(body)
+        except ValidationError:
+            location = None
+        if location is None or (location.subject, location.subject_id) != (subject, subject_id):
+            logger.warning("stored message location refused",
+                           extra={"subject": subject.value, "subject_id": subject_id})  # fmt: skip
+            continue
+        found.add(location)
+    return sorted(found, key=lambda at: (float(at.ts), at.channel))
+
+
+LEGACY_MESSAGE_FACTS = {
+    MessageSubject.APPROVAL: "slack:approval-message:",
+    MessageSubject.RUN: "slack:status-message:",
+}
+"""Session-fact scopes (+ the subject's id) that held message locations, as ``"channel ts"``,
+before they had a table of their own: read by the upgrade (see docs/operations.md)."""
+
+
+def legacy_location(
+    subject: MessageSubject, subject_id: str, name: str, value: str
+) -> MessageLocation | None:
+    """The location a legacy fact named ``name`` held, or None if it holds none valid."""
+    if subject is MessageSubject.RUN:
+        purpose = MessagePurpose.RUN_STATUS if name == "at" else None
+    elif name == "at":
+        purpose = MessagePurpose.APPROVAL_REQUEST
+    elif name == "also":
+        purpose = MessagePurpose.APPROVAL_COPY
+    else:
+        purpose = MessagePurpose.APPROVAL_DM if name.startswith("dm:") else None
+    channel, _, ts = value.partition(" ")
+    if purpose is None:
+        return None
+    try:
+        return MessageLocation(
+            subject=subject, subject_id=subject_id, purpose=purpose, channel=channel, ts=ts
+        )
+    except ValidationError:
+        return None
 
 
 def touched(memory: Memory, at: datetime) -> Memory:

@@ -9,8 +9,8 @@ travel over Redis pub/sub; the listener re-subscribes after a lost connection.
 This module maps each Store operation to Redis commands. The key layout and the
 script that creates a record are in ``_redis_keys``, the connection pool and the
 retried transactions in ``_redis_client``, the signal listener in
-``_redis_signals``, the audit trails in ``_redis_audit`` and the tool-call journal in
-``_redis_journal``.
+``_redis_signals``, the audit trails in ``_redis_audit``, the tool-call journal in
+``_redis_journal`` and the message locations in ``_redis_messages``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from agent_core.store._redis_client import connect, milliseconds, texts, transac
 from agent_core.store._redis_journal import RedisJournal
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
+from agent_core.store._redis_messages import RedisMessages
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     Lease,
@@ -65,7 +66,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore(RedisMemories, RedisAudit, RedisJournal):
+class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes.
 
     ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); it stays in this

@@ -11,7 +11,8 @@ This module maps each Store operation to one transaction. The connection and
 its thread are in ``_sqlite_conn``, the tables and how runs, checkpoints and
 approvals map to rows in ``_sqlite_rows``, the signals table (written on
 publish, polled for other processes' signals) in ``_sqlite_signals``, the
-audit trails in ``_sqlite_audit`` and the tool-call journal in ``_sqlite_journal``.
+audit trails in ``_sqlite_audit``, the tool-call journal in ``_sqlite_journal`` and the
+message locations (and the file's migrations) in ``_sqlite_messages``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
 from agent_core.store._sqlite_journal import SqliteJournal
 from agent_core.store._sqlite_memories import SqliteMemories
+from agent_core.store._sqlite_messages import SqliteMessages, migrate
 from agent_core.store._sqlite_rows import (
     insert_approval,
     insert_run,
@@ -73,7 +75,7 @@ from agent_core.store.base import (
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
+class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     """A :class:`~agent_core.store.base.Store` in one SQLite file.
 
     ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); without one,
@@ -109,6 +111,8 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
         """Open (creating if needed) the store at ``path``."""
         store = cls(path, clock=clock, poll_interval=poll_interval, audit_key=audit_key)
         await store._db.open()
+        now = store._now().timestamp()
+        await store._db.write(lambda conn: migrate(conn, now=now))
         return store
 
     def _now(self) -> datetime:
