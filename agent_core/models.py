@@ -26,6 +26,7 @@ __all__ = [
     "ApprovalStatus",
     "AuditEvent",
     "AuditKind",
+    "ChannelKind",
     "Concluded",
     "Counted",
     "Decision",
@@ -210,6 +211,25 @@ class Spend(_Record):
     cost_usd: float = 0.0
 
 
+class ChannelKind(StrEnum):
+    """Who could read the conversation a run was asked for in, as its front end was told.
+
+    Set where the run is created, from what the front end received about the conversation
+    (Slack's ``channel_type``, a slash command's ``channel_name``), never from the shape of
+    its id: memory scoping and who may read the goal follow it.
+    """
+
+    DIRECT = "direct"
+    """A direct message with airlock: the requester's alone."""
+    PRIVATE = "private"
+    """A private channel or group DM, or a conversation of unknown kind (runs stored before
+    the kind was kept): only its members read it."""
+    PUBLIC = "public"
+    """A channel the front end was not told is private."""
+    TERMINAL = "terminal"
+    """No conversation: a goal typed on the machine (``airlock run``)."""
+
+
 class Run(_Record):
     """One goal handed to the agent, from queueing to its final status."""
 
@@ -218,6 +238,8 @@ class Run(_Record):
     requester: str = Field(min_length=1)
     channel: str | None = None
     thread_ts: str | None = None
+    channel_kind: ChannelKind = ChannelKind.PRIVATE
+    """Who could read where the goal was said; private unless its front end says otherwise."""
     status: RunStatus = RunStatus.QUEUED
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -68,7 +68,7 @@ from bot.slack.fit import MESSAGE_TEXT, SECTION_TEXT, cut, cut_markdown
 from bot.slack.pings import approvers_to_ping
 from bot.slack.progress import plan_messages, status_line, tool_notice
 from bot.slack.render import inert, inert_code, inert_markdown, mention
-from bot.slack.visibility import in_direct_message, private_request_notice
+from bot.slack.visibility import asked_privately, private_request_notice
 
 __all__ = ["SlackChannel", "status_line"]  # status_line: from bot.slack.progress, for its callers
 
@@ -165,7 +165,7 @@ class SlackChannel:
         if approval.risk.rank < RiskLevel.HIGH.rank:
             return
         # Copies for others: what a DM says stays with its requester.
-        copied = card_context(run, approval, thread=thread, private=in_direct_message(run))
+        copied = card_context(run, approval, thread=thread, private=asked_privately(run))
         if self.approval_channel:
             await self._copy_to_channel(run, approval, posted, copied)
         if self.approval_dms:
@@ -176,7 +176,7 @@ class SlackChannel:
     ) -> None:
         """The card in the approval channel too, linking to the request in its thread."""
         assert self.approval_channel is not None
-        if in_direct_message(run):  # what a DM says stays out of a shared channel
+        if asked_privately(run):  # what a DM or private channel says stays out of a shared one
             notice = private_request_notice(approval)
             await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
             return
@@ -419,7 +419,7 @@ class SlackChannel:
         for channel, ts in await self.shown_at(approval.id):
             context = None
             if run is not None:
-                private = in_direct_message(run) and channel != run.channel
+                private = asked_privately(run) and channel != run.channel
                 context = card_context(run, approval, thread=thread, private=private)
             # The buttons must go whatever happens: a plain outcome if the card is refused.
             for build in (settled_blocks, settled_fallback_blocks):

@@ -12,6 +12,7 @@ from agent_core.channel import ApprovalSettled, PlanReady, RunFinished
 from agent_core.models import (
     Approval,
     ApprovalStatus,
+    ChannelKind,
     MessageLocation,
     MessagePurpose,
     MessageSubject,
@@ -44,7 +45,8 @@ async def test_risky_requests_also_go_to_the_approval_channel_and_both_settle(
     store, slack, client = parts
     channel = SlackChannel(client=client, store=store, approval_channel="C0APPROVALS")
     thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
-    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"],
+                                     channel_kind=ChannelKind.PUBLIC, **thread_of))  # fmt: skip
     subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
     approval = await store.create_approval(
         Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=run.requester)
