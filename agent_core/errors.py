@@ -10,7 +10,6 @@ Every error derives from :class:`AirlockError`::
     │   ├── NotFound                no record with that id
     │   ├── AlreadyExists           a record with that id exists already
     │   ├── IllegalTransition       a run status change the state machine forbids
-    │   ├── StatusConflict          compare-and-set lost: the status was not the expected one
     │   └── VersionConflict         optimistic write lost: someone saved the record first
     ├── OwnershipLost               another worker took the run over: stop, write nothing
     ├── ApprovalError               a decision that cannot apply to this approval
@@ -45,7 +44,6 @@ __all__ = [
     "OwnershipLost",
     "PlanError",
     "StandInError",
-    "StatusConflict",
     "StoreError",
     "ToolError",
     "ToolRefused",
@@ -119,16 +117,6 @@ class IllegalTransition(StoreError):
         self.current = current
         self.target = target
         super().__init__(f"run {run_id}: {current} -> {target} is not a legal transition")
-
-
-class StatusConflict(StoreError):
-    """A compare-and-set expected ``expected`` but found ``actual``."""
-
-    def __init__(self, run_id: str, expected: str, actual: str) -> None:
-        self.run_id = run_id
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"run {run_id}: expected status {expected}, found {actual}")
 
 
 class VersionConflict(StoreError):

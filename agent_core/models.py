@@ -26,6 +26,7 @@ __all__ = [
     "ApprovalStatus",
     "AuditEvent",
     "AuditKind",
+    "ChannelKind",
     "Concluded",
     "Counted",
     "Decision",
@@ -35,6 +36,9 @@ __all__ = [
     "HaltChanged",
     "HaltState",
     "JsonValue",
+    "MessageLocation",
+    "MessagePurpose",
+    "MessageSubject",
     "Plan",
     "PlanSubject",
     "Precedent",
@@ -207,6 +211,25 @@ class Spend(_Record):
     cost_usd: float = 0.0
 
 
+class ChannelKind(StrEnum):
+    """Who could read the conversation a run was asked for in, as its front end was told.
+
+    Set where the run is created, from what the front end received about the conversation
+    (Slack's ``channel_type``, a slash command's ``channel_name``), never from the shape of
+    its id: memory scoping and who may read the goal follow it.
+    """
+
+    DIRECT = "direct"
+    """A direct message with airlock: the requester's alone."""
+    PRIVATE = "private"
+    """A private channel or group DM, or a conversation of unknown kind (runs stored before
+    the kind was kept): only its members read it."""
+    PUBLIC = "public"
+    """A channel the front end was not told is private."""
+    TERMINAL = "terminal"
+    """No conversation: a goal typed on the machine (``airlock run``)."""
+
+
 class Run(_Record):
     """One goal handed to the agent, from queueing to its final status."""
 
@@ -215,6 +238,8 @@ class Run(_Record):
     requester: str = Field(min_length=1)
     channel: str | None = None
     thread_ts: str | None = None
+    channel_kind: ChannelKind = ChannelKind.PRIVATE
+    """Who could read where the goal was said; private unless its front end says otherwise."""
     status: RunStatus = RunStatus.QUEUED
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -463,6 +488,60 @@ class QuestionAnswered(_Record):
     channel: str
     thread_ts: str
     text: str
+
+
+class MessageSubject(StrEnum):
+    """What a remembered message is about."""
+
+    APPROVAL = "approval"
+    RUN = "run"
+
+
+class MessagePurpose(StrEnum):
+    """What a remembered message shows; each belongs to one kind of subject."""
+
+    APPROVAL_REQUEST = "approval_request"
+    """The request, with its buttons, in the run's thread."""
+    APPROVAL_COPY = "approval_copy"
+    """Its copy in the approval channel."""
+    APPROVAL_DM = "approval_dm"
+    """Its copy in one approver's direct message."""
+    RUN_STATUS = "run_status"
+    """The run's status line, edited as the run moves."""
+
+    @property
+    def subject(self) -> MessageSubject:
+        """The kind of subject a message of this purpose is about."""
+        return MessageSubject.RUN if self is MessagePurpose.RUN_STATUS else MessageSubject.APPROVAL
+
+
+_CONVERSATION_ID = r"^[A-Z0-9]{2,40}$"
+"""A conversation's id as chat services give it (Slack's: ``C…``, ``G…``, ``D…``)."""
+_MESSAGE_TS = r"^[0-9]{1,12}\.[0-9]{1,9}$"
+"""A message's id in its conversation (Slack's ``ts``: seconds and a sequence)."""
+
+
+class MessageLocation(BaseModel):
+    """Where a message airlock posted about a run or an approval is, to edit it later.
+
+    Read back from the store and used to edit a message, so a stored value that is not a
+    conversation id and a message ts, or whose purpose is not about its subject, is refused
+    on the way in (a forged row cannot send an edit anywhere else).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject: MessageSubject
+    subject_id: str = Field(min_length=1, max_length=200)
+    purpose: MessagePurpose
+    channel: str = Field(pattern=_CONVERSATION_ID)
+    ts: str = Field(pattern=_MESSAGE_TS)
+
+    @model_validator(mode="after")
+    def _purpose_fits_subject(self) -> MessageLocation:
+        if self.purpose.subject is not self.subject:
+            raise ValueError(f"a {self.purpose} message is not about a {self.subject}")
+        return self
 
 
 Signal: TypeAlias = Annotated[

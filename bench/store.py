@@ -132,9 +132,9 @@ async def signal_latency(publisher: Store, listener: Store, n: int) -> list[floa
 async def park(store: Store, n: int) -> None:
     for i in range(n):
         run, approval = parked(i)
-        await store.create_run(run)
+        created = await store.create_run(run)
         await store.create_approval(approval)
-        await store.save_checkpoint(run.id, b"x" * 200)
+        await store.save_run(created, checkpoint=b"x" * 200)
 
 
 async def bench_sqlite(n: int, folder: Path) -> list[Row]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_core.clock import utcnow
-from agent_core.models import JsonValue, Run, new_id
+from agent_core.models import ChannelKind, JsonValue, Run, new_id
 
 __all__ = [
     "WORKSPACE",
@@ -73,20 +74,25 @@ def dm_scope(user: str) -> str:
     return f"user:{user}"
 
 
-def scope_of_place(*, channel: str | None, user: str) -> str:
-    """The scope of a conversation in ``channel`` with ``user``.
+def scope_of_place(*, kind: ChannelKind, channel: str | None, user: str) -> str:
+    """The scope of a conversation of ``kind`` in ``channel`` with ``user``.
 
-    Slack direct-message channel ids start with ``D``; what is said there belongs to
-    the person, not to a channel. No channel (the terminal) is the person's too.
+    What is said in a direct message, or at the terminal, belongs to the person; what is
+    said in a channel (or a conversation of unknown kind) to that conversation. The kind is
+    what the front end was told, never read from the channel's id.
     """
-    if channel is None or channel.startswith("D"):
-        return dm_scope(user)
-    return f"channel:{channel}"
+    match kind:
+        case ChannelKind.DIRECT | ChannelKind.TERMINAL:
+            return dm_scope(user)
+        case ChannelKind.PRIVATE | ChannelKind.PUBLIC:
+            return dm_scope(user) if channel is None else f"channel:{channel}"
+        case _:
+            assert_never(kind)
 
 
 def scope_of(run: Run) -> str:
     """The scope ``run`` learns into."""
-    return scope_of_place(channel=run.channel, user=run.requester)
+    return scope_of_place(kind=run.channel_kind, channel=run.channel, user=run.requester)
 
 
 def readable_scopes(scope: str) -> list[str]:

@@ -18,6 +18,8 @@ Every key starts with the store's prefix (``airlock:`` by default)::
     signals                     the pub/sub channel for signals
     mem..., memid..., mems...   long-term memory records (see ``_redis_memories``)
     toolcalls:<run id>          the run's tool-call journal (see ``_redis_journal``)
+    msgs:<subject>:<id>         where the messages about a run or an approval are
+                                (see ``_redis_messages``)
 
 A new record and its index entries are written by one script, :data:`CREATE`,
 so that no reader finds an index entry without its record, or the reverse.

@@ -3,7 +3,7 @@
 Two backends implement it, :class:`~agent_core.store.sqlite.SqliteStore`
 (embedded default) and :class:`~agent_core.store.redis.RedisStore` (shared by
 many processes), and both pass ``tests/contract/test_store.py``. The pieces
-both need (signal fan-out, run transitions, approval consumption) live here so
+both need (signal fan-out, run saves, approval consumption) live here so
 the two cannot drift apart.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,13 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agent_core.audit.chain import AuditAnchor, AuditTrail
 from agent_core.errors import (
     ApprovalNotUsable,
     IllegalTransition,
-    StatusConflict,
     VersionConflict,
 )
 from agent_core.memory.records import Memory
@@ -37,6 +37,9 @@ from agent_core.models import (
     Decision,
     DecisionOutcome,
     HaltState,
+    MessageLocation,
+    MessagePurpose,
+    MessageSubject,
     Run,
     RunStatus,
     Signal,
@@ -50,12 +53,14 @@ if TYPE_CHECKING:
     from agent_core.store.run_queue import RedisRunQueue
 
 __all__ = [
+    "LEGACY_MESSAGE_FACTS",
     "SIGNAL_ADAPTER",
     "ApprovalRecords",
     "AuditRecords",
     "Lease",
     "Leases",
     "MemoryRecords",
+    "MessageLocations",
     "RunRecords",
     "SharedValues",
     "SignalHub",
@@ -68,13 +73,15 @@ __all__ = [
     "consumed",
     "dump",
     "escalated",
+    "legacy_location",
     "masked_checkpoint",
-    "masked_error",
     "masked_run",
     "masked_tool_call",
+    "readable_locations",
     "touched",
-    "transitioned",
 ]
+
+logger = logging.getLogger(__name__)
 
 SIGNAL_ADAPTER: TypeAdapter[Signal] = TypeAdapter(Signal)
 """Parses and serialises the :data:`~agent_core.models.Signal` union."""
@@ -177,11 +184,6 @@ def masked_tool_call(record: ToolCallRecord) -> ToolCallRecord:
     return record if output == record.output else record.model_copy(update={"output": output})
 
 
-def masked_error(error: str | None) -> str | None:
-    """A run's error (an exception's text, often) as it is stored."""
-    return None if error is None else redact(error)
-
-
 class RunRecords(Protocol):
     """Runs and their checkpoints."""
 
@@ -211,14 +213,6 @@ class RunRecords(Protocol):
         :class:`IllegalTransition` when the status change is not allowed.
         Returns the run as stored (version bumped, ``updated_at`` set).
         """
-
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        """Compare-and-set the status: :class:`StatusConflict` if it is not ``expected``."""
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        """Replace the run's checkpoint blob."""
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         """The run's last checkpoint, if any."""
@@ -409,6 +403,21 @@ class MemoryRecords(Protocol):
         """How many memories each scope holds."""
 
 
+class MessageLocations(Protocol):
+    """Where the messages about runs and approvals are, so any process can edit them later."""
+
+    async def remember_message(self, location: MessageLocation, *, ttl_seconds: float) -> None:
+        """Keep ``location`` for ``ttl_seconds``; the same message (channel and ts) of the
+        same subject remembered again replaces it."""
+
+    async def messages_of(self, subject: MessageSubject, subject_id: str) -> list[MessageLocation]:
+        """The unexpired locations of the messages about ``subject_id``, oldest message first.
+
+        A stored value that is not a valid location of this subject is left out (and logged),
+        never returned.
+        """
+
+
 class Store(
     RunRecords,
     ApprovalRecords,
@@ -419,6 +428,7 @@ class Store(
     ToolCallJournal,
     MemoryRecords,
     Steps,
+    MessageLocations,
     Protocol,
 ):
     """Durable, shared state. Every method is safe to call from many processes at once."""
@@ -430,24 +440,58 @@ class Store(
         """Stop background work and release connections."""
 
 
+def readable_locations(
+    bodies: Sequence[str | bytes], subject: MessageSubject, subject_id: str
+) -> list[MessageLocation]:
+    """The stored ``bodies`` that are valid locations of ``subject_id``, oldest message first."""
+    found = set()
+    for body in bodies:
+        try:
+            location = MessageLocation.model_validate_json(body)
+        except ValidationError:
+            location = None
+        if location is None or (location.subject, location.subject_id) != (subject, subject_id):
+            logger.warning("stored message location refused",
+                           extra={"subject": subject.value, "subject_id": subject_id})  # fmt: skip
+            continue
+        found.add(location)
+    return sorted(found, key=lambda at: (float(at.ts), at.channel))
+
+
+LEGACY_MESSAGE_FACTS = {
+    MessageSubject.APPROVAL: "slack:approval-message:",
+    MessageSubject.RUN: "slack:status-message:",
+}
+"""Session-fact scopes (+ the subject's id) that held message locations, as ``"channel ts"``,
+before they had a table of their own: read by the upgrade (see docs/operations.md)."""
+
+
+def legacy_location(
+    subject: MessageSubject, subject_id: str, name: str, value: str
+) -> MessageLocation | None:
+    """The location a legacy fact named ``name`` held, or None if it holds none valid."""
+    if subject is MessageSubject.RUN:
+        purpose = MessagePurpose.RUN_STATUS if name == "at" else None
+    elif name == "at":
+        purpose = MessagePurpose.APPROVAL_REQUEST
+    elif name == "also":
+        purpose = MessagePurpose.APPROVAL_COPY
+    else:
+        purpose = MessagePurpose.APPROVAL_DM if name.startswith("dm:") else None
+    channel, _, ts = value.partition(" ")
+    if purpose is None:
+        return None
+    try:
+        return MessageLocation(
+            subject=subject, subject_id=subject_id, purpose=purpose, channel=channel, ts=ts
+        )
+    except ValidationError:
+        return None
+
+
 def touched(memory: Memory, at: datetime) -> Memory:
     """``memory`` after one more access at ``at``."""
     return memory.model_copy(update={"access_count": memory.access_count + 1, "last_accessed": at})
-
-
-def transitioned(
-    run: Run, *, expected: RunStatus, target: RunStatus, now: datetime, error: str | None
-) -> Run:
-    """``run`` moved to ``target``, after checking the compare-and-set and the state machine."""
-    if run.status is not expected:
-        raise StatusConflict(run.id, expected, run.status)
-    if not is_legal_transition(run.status, target):
-        raise IllegalTransition(run.id, run.status, target)
-    # Going back to the queue is a retry: a new attempt of the same run.
-    attempt = run.attempt + 1 if target is RunStatus.QUEUED else run.attempt
-    return run.model_copy(
-        update={"status": target, "attempt": attempt, "error": error, "updated_at": now}
-    )
 
 
 def checked_save(

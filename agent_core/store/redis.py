@@ -9,8 +9,8 @@ travel over Redis pub/sub; the listener re-subscribes after a lost connection.
 This module maps each Store operation to Redis commands. The key layout and the
 script that creates a record are in ``_redis_keys``, the connection pool and the
 retried transactions in ``_redis_client``, the signal listener in
-``_redis_signals``, the audit trails in ``_redis_audit`` and the tool-call journal in
-``_redis_journal``.
+``_redis_signals``, the audit trails in ``_redis_audit``, the tool-call journal in
+``_redis_journal`` and the message locations in ``_redis_messages``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from agent_core.store._redis_client import connect, milliseconds, texts, transac
 from agent_core.store._redis_journal import RedisJournal
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
+from agent_core.store._redis_messages import RedisMessages
 from agent_core.store._redis_signals import SignalListener
 from agent_core.store.base import (
     Lease,
@@ -56,9 +57,7 @@ from agent_core.store.base import (
     dump,
     escalated,
     masked_checkpoint,
-    masked_error,
     masked_run,
-    transitioned,
 )
 from agent_core.store.run_queue import RedisRunQueue
 from agent_core.store.steps import Held, Step, held, holding
@@ -68,7 +67,7 @@ __all__ = ["RedisStore"]
 T = TypeVar("T")
 
 
-class RedisStore(RedisMemories, RedisAudit, RedisJournal):
+class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     """A :class:`~agent_core.store.base.Store` on a Redis server, shared by processes.
 
     ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); it stays in this
@@ -258,23 +257,6 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
 
         return await transaction(self._redis, save, key)
 
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        error = masked_error(error)
-        key = self._key("run", run_id)
-
-        async def transition(pipe: Pipeline) -> Run:
-            stored = await self._watched_run(pipe, key, run_id)
-            moved = transitioned(
-                stored, expected=expected, target=target, now=self._now(), error=error
-            )
-            return self._put_run(
-                pipe, stored, moved.model_copy(update={"version": stored.version + 1})
-            )
-
-        return await transaction(self._redis, transition, key)
-
     async def _watched_run(self, pipe: Pipeline, key: str, run_id: str) -> Run:
         raw = await pipe.get(key)
         if raw is None:
@@ -288,9 +270,6 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal):
             pipe.zrem(self._key("runs", stored.status), run.id)
             pipe.zadd(self._key("runs", run.status), {run.id: run.created_at.timestamp()})
         return run
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._redis.set(self._key("checkpoint", run_id), masked_checkpoint(data).hex())
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         raw = await self._redis.get(self._key("checkpoint", run_id))

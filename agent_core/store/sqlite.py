@@ -11,7 +11,8 @@ This module maps each Store operation to one transaction. The connection and
 its thread are in ``_sqlite_conn``, the tables and how runs, checkpoints and
 approvals map to rows in ``_sqlite_rows``, the signals table (written on
 publish, polled for other processes' signals) in ``_sqlite_signals``, the
-audit trails in ``_sqlite_audit`` and the tool-call journal in ``_sqlite_journal``.
+audit trails in ``_sqlite_audit``, the tool-call journal in ``_sqlite_journal`` and the
+message locations (and the file's migrations) in ``_sqlite_messages``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
 from agent_core.store._sqlite_journal import SqliteJournal, put_tool_call
 from agent_core.store._sqlite_memories import SqliteMemories
+from agent_core.store._sqlite_messages import SqliteMessages, migrate
 from agent_core.store._sqlite_rows import (
     insert_approval,
     insert_run,
@@ -67,16 +69,14 @@ from agent_core.store.base import (
     dump,
     escalated,
     masked_checkpoint,
-    masked_error,
     masked_run,
-    transitioned,
 )
 from agent_core.store.steps import Held, Step, held, holding
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
+class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     """A :class:`~agent_core.store.base.Store` in one SQLite file.
 
     ``audit_key`` seals the audit trail (:mod:`agent_core.audit.chain`); without one,
@@ -112,6 +112,8 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
         """Open (creating if needed) the store at ``path``."""
         store = cls(path, clock=clock, poll_interval=poll_interval, audit_key=audit_key)
         await store._db.open()
+        now = store._now().timestamp()
+        await store._db.write(lambda conn: migrate(conn, now=now))
         return store
 
     def _now(self) -> datetime:
@@ -188,24 +190,6 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal):
         if isinstance(outcome, NotFound | VersionConflict):
             raise outcome
         return outcome
-
-    async def transition_run(
-        self, run_id: str, *, expected: RunStatus, target: RunStatus, error: str | None = None
-    ) -> Run:
-        error = masked_error(error)
-
-        def transition(conn: sqlite3.Connection) -> Run:
-            stored = load_run(conn, run_id)
-            moved = transitioned(
-                stored, expected=expected, target=target, now=self._now(), error=error
-            )
-            return put_run(conn, moved.model_copy(update={"version": stored.version + 1}))
-
-        return await self._db.write(transition)
-
-    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        stored = masked_checkpoint(data)
-        await self._db.write(lambda conn: put_checkpoint(conn, run_id, stored))
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         def load(conn: sqlite3.Connection) -> bytes | None:

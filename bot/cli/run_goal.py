@@ -15,7 +15,7 @@ from agent_core.config import Settings
 from agent_core.errors import ConfigError, NotFound
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.logs import redact
-from agent_core.models import FINAL_STATUSES, Run, RunStatus
+from agent_core.models import FINAL_STATUSES, ChannelKind, Run, RunStatus
 from agent_core.runs.host import RunHost
 from agent_core.runs.limits import Admission, Limits
 from agent_core.store import Store, open_settings_store, shown_url
@@ -78,7 +78,8 @@ async def run_goal(
         stack.push_async_callback(host.stop)
         if resume is None:
             assert goal is not None
-            run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run))
+            run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run,
+                                             channel_kind=ChannelKind.TERMINAL))  # fmt: skip
         else:
             run = await store.get_run(resume)
         status.hide()

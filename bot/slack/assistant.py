@@ -24,7 +24,7 @@ from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import Authority
-from agent_core.models import Approval, PlanSubject, ToolCallSubject
+from agent_core.models import Approval, ChannelKind, PlanSubject, ToolCallSubject
 from agent_core.store import Store
 from bot.slack.admin import AdminCommands
 from bot.slack.channel import SlackChannel
@@ -88,8 +88,10 @@ class _Panel:
             await say("What should I do? Write the goal here, e.g. _find out why staging is slow_.")
         else:
             delivery = event.get("client_msg_id") or event.get("ts")
+            # The assistant panel's threads are the user's direct messages with the app.
             await self.intake.start(client, goal=text, user=user, channel=event["channel"],
-                                    thread_ts=event["thread_ts"], delivery=delivery)  # fmt: skip
+                                    thread_ts=event["thread_ts"], kind=ChannelKind.DIRECT,
+                                    delivery=delivery)  # fmt: skip
 
     async def _waiting(self, user: str) -> str:
         """The requests ``user`` may decide now: what App Home lists under "Waiting for you"."""

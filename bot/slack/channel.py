@@ -1,7 +1,9 @@
 """Slack as the operator channel: a run's thread shows its progress and asks its approvals.
 
-Approval messages are remembered in the store (channel and ts, by approval id), so whichever
-process settles an approval, after any restart, can turn its buttons into the outcome.
+Approval and status messages are remembered in the store (their locations, by approval or run
+id), so whichever process settles an approval, after any restart, can turn its buttons into the
+outcome. A remembered location is used only where that kind of message belongs (a status line
+in its run's channel, a copy in the approval channel), whatever a store row says.
 
 Everything a model, a tool or a person wrote is shown through :mod:`bot.slack.render` and fitted by
 :mod:`bot.slack.fit`. A card Slack refuses is posted again in a plain form (the buttons, and the
@@ -43,6 +45,9 @@ from agent_core.models import (
     Approval,
     ApprovalStatus,
     AuditKind,
+    MessageLocation,
+    MessagePurpose,
+    MessageSubject,
     Plan,
     QuestionAnswered,
     RiskLevel,
@@ -63,16 +68,12 @@ from bot.slack.fit import MESSAGE_TEXT, SECTION_TEXT, cut, cut_markdown
 from bot.slack.pings import approvers_to_ping
 from bot.slack.progress import plan_messages, status_line, tool_notice
 from bot.slack.render import inert, inert_code, inert_markdown, mention
-from bot.slack.visibility import in_direct_message, private_request_notice
+from bot.slack.visibility import asked_privately, private_request_notice
 
 __all__ = ["SlackChannel", "status_line"]  # status_line: from bot.slack.progress, for its callers
 
 logger = logging.getLogger(__name__)
 
-_MESSAGE = "slack:approval-message:"
-"""Session-fact scope prefix (+ approval id): "channel ts" of the request message."""
-_STATUS = "slack:status-message:"
-"""Session-fact scope prefix (+ run id): "channel ts" of the run's status message."""
 _QUESTION = "slack:question:"
 """Session-fact scope prefix (+ "channel thread_ts"): the run waiting for a reply there."""
 _KEEP_SECONDS = 90 * 86_400.0
@@ -160,11 +161,11 @@ class SlackChannel:
         if isinstance(posted, str):
             await self._undeliverable(run, approval, posted)
             return
-        await self._remember(approval, "at", posted)
+        await self._remember(approval, MessagePurpose.APPROVAL_REQUEST, posted)
         if approval.risk.rank < RiskLevel.HIGH.rank:
             return
         # Copies for others: what a DM says stays with its requester.
-        copied = card_context(run, approval, thread=thread, private=in_direct_message(run))
+        copied = card_context(run, approval, thread=thread, private=asked_privately(run))
         if self.approval_channel:
             await self._copy_to_channel(run, approval, posted, copied)
         if self.approval_dms:
@@ -175,7 +176,7 @@ class SlackChannel:
     ) -> None:
         """The card in the approval channel too, linking to the request in its thread."""
         assert self.approval_channel is not None
-        if in_direct_message(run):  # what a DM says stays out of a shared channel
+        if asked_privately(run):  # what a DM or private channel says stays out of a shared one
             notice = private_request_notice(approval)
             await self.client.chat_postMessage(channel=self.approval_channel, text=notice)
             return
@@ -188,7 +189,7 @@ class SlackChannel:
         copy = await self._card(approval, channel=self.approval_channel, suffix=suffix,
                                 context=context)  # fmt: skip
         if not isinstance(copy, str):
-            await self._remember(approval, "also", copy)
+            await self._remember(approval, MessagePurpose.APPROVAL_COPY, copy)
 
     async def _ping_approvers(self, run: Run, approval: Approval, context: CardContext) -> None:
         """Each named approver gets the card, buttons and all, in a direct message; every
@@ -199,7 +200,7 @@ class SlackChannel:
                                     suffix=" · you are one of its approvers")  # fmt: skip
             if isinstance(copy, str):
                 continue  # logged; the others and the thread still have it
-            await self._remember(approval, f"dm:{user}:{copy['ts']}", copy)  # each ping
+            await self._remember(approval, MessagePurpose.APPROVAL_DM, copy)  # each ping
 
     async def _thread_link(self, run: Run) -> str | None:
         return await thread_permalink(self.client, self.store, run)
@@ -249,12 +250,31 @@ class SlackChannel:
 
     async def shown_at(self, approval_id: str) -> set[tuple[str, str]]:
         """Where the request messages of ``approval_id`` are: (channel, ts) pairs."""
-        found = (await self.store.get_facts(_MESSAGE + approval_id)).values()
-        return {(where.split(" ", 1)[0], where.split(" ", 1)[-1]) for where in found}
+        found = await self.store.messages_of(MessageSubject.APPROVAL, approval_id)
+        run = await self._run_of_id(approval_id) if found else None
+        return {(at.channel, at.ts) for at in found if self._belongs(at, run)}
 
-    async def _remember(self, approval: Approval, key: str, posted: Any) -> None:
-        where = f"{posted['channel']} {posted['ts']}"
-        await self.store.set_fact(_MESSAGE + approval.id, key, where, ttl_seconds=_KEEP_SECONDS)
+    def _belongs(self, at: MessageLocation, run: Run | None) -> bool:
+        """Whether a remembered message is where a message of its purpose is posted."""
+        match at.purpose:
+            case MessagePurpose.APPROVAL_REQUEST | MessagePurpose.RUN_STATUS:
+                fits = run is None or at.channel == run.channel
+            case MessagePurpose.APPROVAL_COPY:
+                fits = at.channel == self.approval_channel
+            case MessagePurpose.APPROVAL_DM:
+                fits = True  # the direct message Slack opened with one approver
+            case _:
+                assert_never(at.purpose)
+        if not fits:
+            logger.warning("message location out of place", extra={
+                "subject_id": at.subject_id, "purpose": at.purpose.value})  # fmt: skip
+        return fits
+
+    async def _remember(self, approval: Approval, purpose: MessagePurpose, posted: Any) -> None:
+        location = MessageLocation(subject=MessageSubject.APPROVAL, subject_id=approval.id,
+                                   purpose=purpose, channel=posted["channel"],
+                                   ts=posted["ts"])  # fmt: skip
+        await self.store.remember_message(location, ttl_seconds=_KEEP_SECONDS)
 
     async def ask(self, run: Run, question: str) -> str:
         """Ask in the run's thread and wait for the first reply there, in any process.
@@ -352,8 +372,10 @@ class SlackChannel:
 
     async def remember_status(self, run: Run, channel: str, ts: str) -> None:
         """The message to keep editing with ``run``'s status."""
-        await self.store.set_fact(_STATUS + run.id, "at", f"{channel} {ts}",
-                                  ttl_seconds=_KEEP_SECONDS)  # fmt: skip
+        location = MessageLocation(subject=MessageSubject.RUN, subject_id=run.id,
+                                   purpose=MessagePurpose.RUN_STATUS, channel=channel,
+                                   ts=ts)  # fmt: skip
+        await self.store.remember_message(location, ttl_seconds=_KEEP_SECONDS)
 
     async def _update_status(self, event: RunEvent) -> None:
         if isinstance(event, ApprovalNeeded):
@@ -362,12 +384,13 @@ class SlackChannel:
         if text is None:
             return
         await self._assistant_status(event)
-        where = (await self.store.get_facts(_STATUS + event.run.id)).get("at")
-        if where is None:
+        found = await self.store.messages_of(MessageSubject.RUN, event.run.id)
+        shown = [at for at in found if at.purpose is MessagePurpose.RUN_STATUS
+                 and self._belongs(at, event.run)]  # fmt: skip
+        if not shown:
             return
-        channel, ts = where.split(" ", 1)
         try:
-            await self.client.chat_update(channel=channel, ts=ts, text=text)
+            await self.client.chat_update(channel=shown[-1].channel, ts=shown[-1].ts, text=text)
         except SlackApiError as error:
             logger.warning("slack status update failed", extra={"run_id": event.run.id,
                            "error": error.response.get("error")})  # fmt: skip
@@ -396,7 +419,7 @@ class SlackChannel:
         for channel, ts in await self.shown_at(approval.id):
             context = None
             if run is not None:
-                private = in_direct_message(run) and channel != run.channel
+                private = asked_privately(run) and channel != run.channel
                 context = card_context(run, approval, thread=thread, private=private)
             # The buttons must go whatever happens: a plain outcome if the card is refused.
             for build in (settled_blocks, settled_fallback_blocks):
@@ -412,6 +435,12 @@ class SlackChannel:
         try:
             return await self.store.get_run(approval.run_id)
         except NotFound:  # a request made outside a run (tests, the CLI): no context to show
+            return None
+
+    async def _run_of_id(self, approval_id: str) -> Run | None:
+        try:
+            return await self._run_of(await self.store.get_approval(approval_id))
+        except NotFound:
             return None
 
 

@@ -17,11 +17,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.models import Run
+from agent_core.models import ChannelKind, Run
 from agent_core.runs.limits import Admission
 from agent_core.store import Store
 from bot.slack.admin import ADMIN_VERBS, AdminCommands
 from bot.slack.blocks import mention, safe
+from bot.slack.conversations import kind_of_command, kind_of_event
 from bot.slack.memory_commands import MEMORY_VERBS, MemoryCommands
 from bot.slack.privately import NOT_A_MEMBER, invite_me, reply_privately
 
@@ -56,9 +57,11 @@ class GoalIntake:
 
     async def start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
-        delivery: str | None, dry_run: bool = False,
+        kind: ChannelKind, delivery: str | None, dry_run: bool = False,
     ) -> Run | None:  # fmt: skip
         """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started.
+
+        ``kind`` is what Slack said of the conversation (:mod:`bot.slack.conversations`).
 
         Where the bot cannot post (it is not a member of the channel), nothing starts and
         ``user`` is told privately how to invite it.
@@ -67,7 +70,7 @@ class GoalIntake:
             return None  # a retry of a delivery already handled
         try:
             return await self._start(client, goal=goal.strip(), user=user, channel=channel,
-                                     thread_ts=thread_ts, dry_run=dry_run)  # fmt: skip
+                                     thread_ts=thread_ts, kind=kind, dry_run=dry_run)  # fmt: skip
         except SlackApiError as error:
             if error.response.get("error") not in NOT_A_MEMBER:
                 raise
@@ -77,7 +80,7 @@ class GoalIntake:
 
     async def _start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
-        dry_run: bool,
+        kind: ChannelKind, dry_run: bool,
     ) -> Run | None:  # fmt: skip
         say = _sayer(client, channel, thread_ts)
         if not goal:
@@ -92,7 +95,8 @@ class GoalIntake:
         if refused is not None:
             await say(f":no_entry: {refused.describe(self.admission.clock.now())}")
             return None
-        run = Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts, dry_run=dry_run)
+        run = Run(goal=goal, requester=user, channel=channel, thread_ts=thread_ts,
+                  channel_kind=kind, dry_run=dry_run)  # fmt: skip
         # Said before the run exists: where the bot cannot post, no run is left queued.
         posted = await say(f":eyes: `{run.id}` planning…")
         run = await self.store.create_run(run)
@@ -118,7 +122,7 @@ def register_goals(
         await intake.start(
             client, goal=_MENTION.sub("", event.get("text") or ""), user=event["user"],
             channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
-            delivery=body.get("event_id"),
+            kind=kind_of_event(event, otherwise=ChannelKind.PUBLIC), delivery=body.get("event_id"),
         )  # fmt: skip
 
     @app.command("/agent")
@@ -130,12 +134,13 @@ def register_goals(
         verb, _, rest = goal.partition(" ")
         verb = verb.lower()
         user, channel = command["user_id"], command["channel_id"]
+        kind = kind_of_command(command)
 
         async def answer(text: str) -> None:
             await reply_privately(client, user=user, channel=channel, text=text, respond=respond)
 
         if memory is not None and verb in MEMORY_VERBS:
-            await answer(await memory.answer(user, channel, goal))
+            await answer(await memory.answer(user, channel, goal, kind=kind))
             return
         if not goal or verb == "help" or verb in ADMIN_VERBS:
             await answer(await admin.answer(user, goal) if verb in ADMIN_VERBS else HELP)
@@ -157,7 +162,8 @@ def register_goals(
             await answer(invite_me(str(error.response.get("error"))))
             return
         await intake.start(client, goal=goal, user=user, channel=top["channel"],
-                           thread_ts=top["ts"], delivery=None, dry_run=dry_run)  # fmt: skip
+                           thread_ts=top["ts"], kind=kind, delivery=None,
+                           dry_run=dry_run)  # fmt: skip
 
 
 def direct_goal(event: dict[str, Any]) -> bool:

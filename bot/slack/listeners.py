@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import DecisionService, Refused
 from agent_core.errors import NotFound
-from agent_core.models import Approval, Decision, DecisionKind, ToolCallSubject
+from agent_core.models import Approval, ChannelKind, Decision, DecisionKind, ToolCallSubject
 from agent_core.store import Store
 from bot.slack.blocks import (
     APPROVE,
@@ -160,8 +160,8 @@ def register_approvals(
                                 user=event["user"], text=text)  # fmt: skip
         elif intake is not None and direct_goal(event):
             await intake.start(client, goal=text, user=event["user"], channel=event["channel"],
-                               thread_ts=event["ts"], delivery=event.get("client_msg_id")
-                               or event.get("ts"))  # fmt: skip
+                               thread_ts=event["ts"], kind=ChannelKind.DIRECT,
+                               delivery=event.get("client_msg_id") or event.get("ts"))  # fmt: skip
 
 
 def _from_button(body: dict[str, Any]) -> _Answer:

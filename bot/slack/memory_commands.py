@@ -16,7 +16,7 @@ from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.errors import NotFound
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, readable_scopes, scope_of_place
-from agent_core.models import AuditKind
+from agent_core.models import AuditKind, ChannelKind
 from agent_core.store import Store
 from bot.slack.blocks import safe
 from bot.slack.fit import cut
@@ -42,13 +42,14 @@ class MemoryCommands:
     authority: Authority
     audit: Audit
 
-    async def answer(self, user: str, channel: str, text: str) -> str:
-        """The reply to ``text`` (starting with one of :data:`MEMORY_VERBS`) from ``user``."""
+    async def answer(self, user: str, channel: str, text: str, *, kind: ChannelKind) -> str:
+        """The reply to ``text`` (starting with one of :data:`MEMORY_VERBS`) from ``user``, in
+        ``channel`` of ``kind``."""
         verb, _, rest = text.strip().partition(" ")
         rest = rest.strip()
         if self.memory is None:
             return "Memory is turned off here (AIRLOCK_MEMORY_ENABLED=false)."
-        scope = scope_of_place(channel=channel, user=user)
+        scope = scope_of_place(kind=kind, channel=channel, user=user)
         verb = verb.lower()
         if verb == "remember":
             return await self._remember(self.memory, user, scope, rest)

@@ -396,7 +396,7 @@ async def test_approvals_of_runs_gone_or_over_are_cancelled_at_start(
         Approval(run_id="run_gone", subject=subject, risk=RiskLevel.HIGH)
     )
     over = await harness.store.create_run(Run(goal="old", requester="U0REQUEST"))
-    await harness.store.transition_run(over.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED)
+    await harness.store.save_run(over.model_copy(update={"status": RunStatus.FAILED}))
     stale = await harness.store.create_approval(
         Approval(run_id=over.id, subject=subject, risk=RiskLevel.HIGH)
     )

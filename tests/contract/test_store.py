@@ -21,7 +21,6 @@ from agent_core.errors import (
     AuditTampered,
     IllegalTransition,
     NotFound,
-    StatusConflict,
     VersionConflict,
 )
 from agent_core.memory.records import Memory
@@ -103,7 +102,7 @@ async def test_runs_are_listed_by_status_oldest_first(store: Store) -> None:
     runs = [a_run(created_at=start + timedelta(seconds=i)) for i in range(3)]
     for run in reversed(runs):
         await store.create_run(run)
-    await store.transition_run(runs[1].id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
+    await store.save_run(moved(runs[1], RunStatus.PLANNING))
 
     queued = await store.list_runs(status=RunStatus.QUEUED)
     assert [r.id for r in queued] == [runs[0].id, runs[2].id]
@@ -135,51 +134,59 @@ async def test_someones_newest_runs_are_found_among_many_older_ones(store: Store
     assert await store.list_runs(requester="U0NOBODY") == []
 
 
-async def test_a_transition_is_compare_and_set(store: Store) -> None:
+def moved(run: Run, status: RunStatus, **changes: object) -> Run:
+    """``run`` in ``status``, as the run host and the controls save it."""
+    return run.model_copy(update={"status": status, **changes})
+
+
+async def test_a_status_change_is_compare_and_set(store: Store) -> None:
     run = await store.create_run(a_run())
-    moved = await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
-    assert moved.status is RunStatus.PLANNING
-    assert moved.version == run.version + 1
+    planning = await store.save_run(moved(run, RunStatus.PLANNING))
+    assert planning.status is RunStatus.PLANNING
+    assert planning.version == run.version + 1
 
-    with pytest.raises(StatusConflict) as lost:
-        await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.PLANNING)
-    assert lost.value.actual == RunStatus.PLANNING
-    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
+    # The same move from the same read, again: the run changed since, so it is refused.
+    with pytest.raises(VersionConflict) as lost:
+        await store.save_run(moved(run, RunStatus.PLANNING))
+    assert (lost.value.expected, lost.value.actual) == (run.version, planning.version)
+    assert await store.get_run(run.id) == planning
 
 
-async def test_an_illegal_transition_is_an_error_and_changes_nothing(store: Store) -> None:
+async def test_an_illegal_status_change_is_an_error_and_changes_nothing(store: Store) -> None:
     run = await store.create_run(a_run())
     with pytest.raises(IllegalTransition):
-        await store.transition_run(run.id, expected=RunStatus.QUEUED, target=RunStatus.COMPLETED)
-    assert (await store.get_run(run.id)).status is RunStatus.QUEUED
+        await store.save_run(moved(run, RunStatus.COMPLETED))
+    assert await store.get_run(run.id) == run
 
 
 async def test_a_failed_run_goes_back_to_the_queue_as_a_new_attempt(store: Store) -> None:
     run = await store.create_run(a_run())
-    await store.transition_run(
-        run.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED, error="tool crashed"
-    )
-    failed = await store.get_run(run.id)
-    assert failed.error == "tool crashed"
+    failed = await store.save_run(moved(run, RunStatus.FAILED, error="tool crashed"))
+    assert (await store.get_run(run.id)).error == "tool crashed"
 
-    retried = await store.transition_run(run.id, expected=RunStatus.FAILED, target=RunStatus.QUEUED)
+    # What ``/agent retry`` saves (agent_core/runs/control.py): the next attempt, queued.
+    retried = await store.save_run(moved(failed, RunStatus.QUEUED, attempt=2, error=None))
     assert (retried.status, retried.attempt, retried.error) == (RunStatus.QUEUED, 2, None)
+    assert await store.get_run(run.id) == retried
     assert [r.id for r in await store.list_runs(status=RunStatus.FAILED)] == []
+    assert [r.id for r in await store.list_runs(status=RunStatus.QUEUED)] == [run.id]
 
 
-async def test_only_one_of_two_racing_transitions_wins(store: Store) -> None:
+async def test_only_one_of_racing_status_changes_wins(store: Store) -> None:
     run = await store.create_run(a_run())
     results = await asyncio.gather(
         *(
-            store.transition_run(run.id, expected=RunStatus.QUEUED, target=target)
+            store.save_run(moved(run, target))
             for target in (RunStatus.PLANNING, RunStatus.KILLED) * 5
         ),
         return_exceptions=True,
     )
     winners = [r for r in results if isinstance(r, Run)]
     assert len(winners) == 1
-    assert all(isinstance(r, StatusConflict) for r in results if not isinstance(r, Run))
+    assert all(isinstance(r, VersionConflict) for r in results if not isinstance(r, Run))
     assert (await store.get_run(run.id)).status is winners[0].status
+    assert len(await store.list_runs(status=winners[0].status)) == 1
+    assert await store.list_runs(status=RunStatus.QUEUED) == []
 
 
 async def test_saving_a_run_is_optimistic(store: Store) -> None:
@@ -201,10 +208,22 @@ async def test_saving_a_run_is_optimistic(store: Store) -> None:
 
 
 async def test_checkpoints_are_replaced_and_binary_safe(store: Store) -> None:
-    assert await store.load_checkpoint("run_x") is None
-    await store.save_checkpoint("run_x", b"\x00first\xff")
-    await store.save_checkpoint("run_x", b"\x00second\xff")
-    assert await store.load_checkpoint("run_x") == b"\x00second\xff"
+    run = await store.create_run(a_run())
+    assert await store.load_checkpoint(run.id) is None
+    run = await store.save_run(run, checkpoint=b"\x00first\xff")
+    run = await store.save_run(run, checkpoint=b"\x00second\xff")
+    assert await store.load_checkpoint(run.id) == b"\x00second\xff"
+    # A status move saves no checkpoint (the orchestrator's ``move``): the last one holds.
+    await store.save_run(moved(run, RunStatus.PLANNING))
+    assert await store.load_checkpoint(run.id) == b"\x00second\xff"
+
+
+async def test_a_checkpoint_is_not_written_when_its_run_save_loses(store: Store) -> None:
+    run = await store.create_run(a_run())
+    await store.save_run(run, checkpoint=b"kept")
+    with pytest.raises(VersionConflict):
+        await store.save_run(run, checkpoint=b"from a stale read")
+    assert await store.load_checkpoint(run.id) == b"kept"
 
 
 async def test_a_run_and_its_checkpoint_rest_with_their_secrets_masked(store: Store) -> None:
@@ -239,9 +258,7 @@ async def test_a_run_and_its_checkpoint_rest_with_their_secrets_masked(store: St
             ]
         }
     }
-    failed = await store.transition_run(
-        run.id, expected=RunStatus.QUEUED, target=RunStatus.FAILED, error=f"{key} expired"
-    )
+    failed = await store.save_run(moved(saved, RunStatus.FAILED, error=f"{key} expired"))
     assert failed.error == "sk-ant-[redacted] expired"
     assert key not in (await store.get_run(run.id)).model_dump_json()
 

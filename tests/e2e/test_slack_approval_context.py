@@ -191,7 +191,7 @@ async def test_a_goal_said_in_a_direct_message_stays_there(bot: Bot) -> None:
     for copied in copies:
         assert "staging is slow" not in shown(copied) and "Restart the web tier" not in shown(
             copied)  # fmt: skip
-        assert "goal asked in a direct message" in shown(copied)
+        assert "goal asked in a private conversation" in shown(copied)
 
 
 async def test_a_plan_card_counts_its_steps_and_names_the_decider(bot: Bot) -> None:

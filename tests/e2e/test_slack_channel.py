@@ -12,6 +12,10 @@ from agent_core.channel import ApprovalSettled, PlanReady, RunFinished
 from agent_core.models import (
     Approval,
     ApprovalStatus,
+    ChannelKind,
+    MessageLocation,
+    MessagePurpose,
+    MessageSubject,
     Plan,
     RiskLevel,
     Run,
@@ -41,7 +45,8 @@ async def test_risky_requests_also_go_to_the_approval_channel_and_both_settle(
     store, slack, client = parts
     channel = SlackChannel(client=client, store=store, approval_channel="C0APPROVALS")
     thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
-    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"],
+                                     channel_kind=ChannelKind.PUBLIC, **thread_of))  # fmt: skip
     subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
     approval = await store.create_approval(
         Approval(run_id=run.id, subject=subject, risk=RiskLevel.HIGH, requester=run.requester)
@@ -114,3 +119,35 @@ async def test_a_settled_card_slack_refuses_still_loses_its_buttons(
     refused, plain = slack.calls_to("chat.update")
     assert not refused.response["ok"] and plain.response["ok"]
     assert "actions" not in str(plain.args["blocks"]) and "rejected by <@U0BOB>" in str(plain.args)
+
+
+async def test_a_remembered_location_is_used_only_where_its_message_belongs(
+    parts: tuple[Store, SlackStandIn, AsyncWebClient],
+) -> None:
+    # Rows a compromised store could hold: each a well-formed location, of the right
+    # subject, but in a channel a message of its purpose is never posted to.
+    store, slack, client = parts
+    channel = SlackChannel(client=client, store=store, approval_channel="C0APPROVALS")
+    thread_of = {"channel": MENTION["channel"], "thread_ts": MENTION["ts"]}
+    run = await store.create_run(Run(goal="deploy", requester=MENTION["user"], **thread_of))
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    approval = await store.create_approval(
+        Approval(run_id=run.id, subject=subject, risk=RiskLevel.LOW, requester=run.requester)
+    )
+    await channel.request_decision(approval)
+    [card] = slack.calls_to("chat.postMessage")
+    for purpose, subject_kind, subject_id in (
+        (MessagePurpose.RUN_STATUS, MessageSubject.RUN, run.id),
+        (MessagePurpose.APPROVAL_REQUEST, MessageSubject.APPROVAL, approval.id),
+        (MessagePurpose.APPROVAL_COPY, MessageSubject.APPROVAL, approval.id),
+    ):
+        await store.remember_message(MessageLocation(
+            subject=subject_kind, subject_id=subject_id, purpose=purpose, channel="C0ELSEWHERE",
+            ts="1595926230.000999"), ttl_seconds=60)  # fmt: skip
+
+    assert await channel.shown_at(approval.id) == {(card.response["channel"], card.response["ts"])}
+    plan = Plan(subtasks=[Subtask(id="s1", description="look")])
+    await channel.notify(PlanReady(run=run, plan=plan))
+    settled = approval.model_copy(update={"status": ApprovalStatus.APPROVED, "decided_by": "U0BOB"})
+    await channel.notify(ApprovalSettled(run=run, approval=settled))
+    assert [c.args["channel"] for c in slack.calls_to("chat.update")] == [MENTION["channel"]]

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from agent_core.models import Approval, HaltState, RiskLevel, RunStatus, ToolCallSubject
+from agent_core.models import (
+    Approval,
+    ChannelKind,
+    HaltState,
+    RiskLevel,
+    RunStatus,
+    ToolCallSubject,
+)
 from agent_core.store import Store, open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.redis_server import free_port
@@ -117,6 +124,7 @@ async def test_a_mention_runs_in_its_thread_through_an_approval(bot: Bot) -> Non
     assert stream.args["thread_ts"] == event["ts"]
 
     [run] = await bot.store.list_runs()
+    assert run.channel_kind is ChannelKind.PUBLIC  # a mention: a channel, never a DM
     assert (run.goal, run.requester, run.status) == (
         "Hi there!",
         event["user"],
@@ -170,6 +178,8 @@ async def test_agent_command_starts_a_thread_and_halt_refuses(bot: Bot) -> None:
     planned = await bot.slack.wait_for_answer("dry run", timeout=30)
     assert "1 subtask planned, none run" in planned
     assert [r.dry_run for r in await bot.store.list_runs()].count(True) == 1
+    # The recorded command was typed in #random: a public channel, by its channel_name.
+    assert {r.channel_kind for r in await bot.store.list_runs()} == {ChannelKind.PUBLIC}
 
     await bot.store.set_halt(HaltState(halted=True, by="U0ADMIN", reason="maintenance"))
     form = slash_command(bot.slack, "another goal", user=form["user_id"])

@@ -60,12 +60,12 @@ async def publish(store: Store, run_id: str) -> None:
 
 async def write(store: Store, run_id: str) -> None:
     """Write one of everything, report it, then wait to be killed."""
-    await store.create_run(Run(id=run_id, goal="survive a SIGKILL", requester="U0REQUEST"))
+    run = await store.create_run(Run(id=run_id, goal="survive a SIGKILL", requester="U0REQUEST"))
     subject = ToolCallSubject(subtask_id="s1", tool="run_command", arguments={"cmd": "uptime"})
     approval = Approval(id=f"apr_{run_id}", run_id=run_id, subject=subject, risk=RiskLevel.HIGH)
     await store.create_approval(approval)
     await store.record_decision(approval.id, Decision(kind=DecisionKind.APPROVE, by="U0ALICE"))
-    await store.save_checkpoint(run_id, b"checkpoint-1")
+    await store.save_run(run, checkpoint=b"checkpoint-1")
     await store.append_audit(AuditEvent(run_id=run_id, kind="tool_call", actor="airlock"))
     say("written")
     await wait_for_go()

@@ -36,7 +36,7 @@ def test_the_context_is_inert_and_the_requester_a_mention_built_from_an_id() -> 
     assert text == ("*For step* `sˋ1`: &lt;@U0EVIL&gt; x\n*Goal:* &lt;!here&gt; go\n"
                     f"*Asked by* <@W111> · <{GOOD}|Open the run's thread>")  # fmt: skip
     hidden = context_text(CardContext(requester="not an id <@U1>"))
-    assert "<@U1>" not in hidden and "_(goal asked in a direct message)_" in hidden
+    assert "<@U1>" not in hidden and "_(goal asked in a private conversation)_" in hidden
 
 
 def test_a_long_goal_is_cut_visibly() -> None:
