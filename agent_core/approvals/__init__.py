@@ -1,7 +1,15 @@
 """Human approval: policy, who may decide, the decision path, and the risk gate."""
 
 from agent_core.approvals.authority import LOCAL_PREFIX, Authority, local_identity
-from agent_core.approvals.gate import Allowed, ApprovalGate, Denied, Gate, Verdict, approval_id
+from agent_core.approvals.gate import (
+    Allowed,
+    ApprovalGate,
+    Denied,
+    Gate,
+    Pending,
+    Verdict,
+    approval_id,
+)
 from agent_core.approvals.policy import ApprovalPolicy
 from agent_core.approvals.risk import CallRisk, RiskPolicy, RiskReason, contains_secret
 from agent_core.approvals.service import (
@@ -22,6 +30,7 @@ __all__ = [
     "DecisionService",
     "Denied",
     "Gate",
+    "Pending",
     "Refused",
     "RiskPolicy",
     "RiskReason",
