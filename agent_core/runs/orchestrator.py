@@ -12,6 +12,7 @@ import asyncio
 import enum
 import graphlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -46,21 +47,26 @@ from agent_core.tools import ToolContext, ToolRegistry
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["Checkpoint", "Orchestrator", "RunPolicy", "Stop", "stop_of"]
+__all__ = ["Checkpoint", "Orchestrator", "RunPolicy", "Stop", "StopOf"]
 
 
-class Stop(enum.Enum):
-    """Why a run's task was cancelled though the run goes on: given as the cancel message, it
-    leaves the run as it is, at its last checkpoint, for whoever resumes it. A cancellation
-    without one is a kill."""
+class Stop(enum.StrEnum):
+    """Why a run's task was cancelled though the run goes on. Its host records it on the
+    task's record before cancelling, and the run is left as it is, at its last checkpoint, for
+    whoever resumes it. A cancellation with none recorded is a kill."""
 
-    SHUTDOWN = "its process is shutting down"
-    CLAIM_LOST = "another process took the run over"
+    SHUTDOWN = "shutdown"
+    """Its process is shutting down."""
+    CLAIM_LOST = "claim_lost"
+    """Another process took the run over."""
 
 
-def stop_of(cancelled: BaseException) -> Stop | None:
-    """The :class:`Stop` a cancellation carries; None for a kill."""
-    return next((arg for arg in cancelled.args if isinstance(arg, Stop)), None)
+StopOf: TypeAlias = Callable[[], Stop | None]
+"""Why the task working on a run was cancelled, when asked after the cancellation."""
+
+
+def _killed() -> Stop | None:
+    return None
 
 
 logger = logging.getLogger(__name__)
@@ -144,12 +150,14 @@ class Orchestrator:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process is shutting down: each run stops at its next checkpoint."""
 
-    async def execute(self, run_id: str, *, ownership: Ownership | None = None) -> Run:
+    async def execute(
+        self, run_id: str, *, ownership: Ownership | None = None, stop_of: StopOf = _killed
+    ) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
 
         A parked run ends this call with status ``awaiting_approval``; calling it again after
         the decision resumes the run from its checkpoint. Cancelling the task that awaits this
-        ends the run as ``killed``, unless the cancel message is a :class:`Stop`, which leaves
+        ends the run as ``killed``, unless ``stop_of`` then gives a :class:`Stop`, which leaves
         it at its checkpoint. If another process finished the run meanwhile (a kill), this
         returns the run as that process left it.
 
@@ -163,26 +171,26 @@ class Orchestrator:
         if state.run.status.is_final:
             return state.run
         with telemetry.run_span(state.run, latest=lambda: state.run):
-            await self._work_on(state)
+            await self._work_on(state, stop_of)
         return state.run
 
-    async def _work_on(self, state: _RunState) -> None:
+    async def _work_on(self, state: _RunState, stop_of: StopOf) -> None:
         try:
             await state.claim()
             await state.load_checkpoint()  # after the claim: no earlier owner writes after it
-            await self._drive(state)
+            await self._drive(state, stop_of)
         except _StoppedElsewhere:
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
 
-    async def _drive(self, state: _RunState) -> None:
+    async def _drive(self, state: _RunState, stop_of: StopOf) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
         try:
             async with deadline:
                 outcome = await state.drive()
-        except asyncio.CancelledError as cancelled:
-            if stop_of(cancelled) is not None:
+        except asyncio.CancelledError:
+            if stop_of() is not None:
                 raise  # the run stays as it is, to be resumed from its checkpoint
             try:
                 await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
