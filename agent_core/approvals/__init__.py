@@ -18,7 +18,7 @@ from agent_core.approvals.service import (
     edit_risk_check,
     schema_edit_check,
 )
-from agent_core.approvals.settle import close_undecided
+from agent_core.approvals.settle import close_undecided, close_with_run
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -37,6 +37,7 @@ __all__ = [
     "Verdict",
     "approval_id",
     "close_undecided",
+    "close_with_run",
     "contains_secret",
     "edit_risk_check",
     "local_identity",

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent_core import telemetry
-from agent_core.approvals import ApprovalPolicy, close_undecided
+from agent_core.approvals import ApprovalPolicy, close_undecided, close_with_run
 from agent_core.audit.trail import Audit
 from agent_core.channel import (
     ApprovalEscalated,
@@ -286,6 +286,7 @@ class RunHost:
                 telemetry.run_finished(RunStatus.FAILED)
             except VersionConflict:
                 run = await self.store.get_run(run_id)
+        await close_with_run(self.store, run_id, by="airlock", at=self.clock.now())
         await self.channel.notify(RunFinished(run=run, status=run.status, result=reason))
         return run
 

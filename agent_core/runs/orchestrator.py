@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from pydantic import BaseModel
 
 from agent_core import telemetry
-from agent_core.approvals import ApprovalGate, ApprovalPolicy, Denied, Pending, RiskPolicy
+from agent_core.approvals import (
+    ApprovalGate,
+    ApprovalPolicy,
+    Denied,
+    Pending,
+    RiskPolicy,
+    close_with_run,
+)
 from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.channel import (
     BudgetWarning,
@@ -394,6 +401,9 @@ class _RunState:
         error = None if status is RunStatus.COMPLETED else result
         await self.save(status=status, error=error)
         telemetry.run_finished(status)
+        # A step may still wait for a person (another step ended the run): nobody is asked now.
+        await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
+                             at=self.orchestrator.clock.now())  # fmt: skip
         await Audit(store=self.orchestrator.store).record(
             self.run.id, AuditKind.RUN_FINISHED, actor="airlock", status=status.value,
             result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
