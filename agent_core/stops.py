@@ -1,13 +1,15 @@
 """Signals that end a run early. They steer control flow; they are not errors.
 
-Each carries the final status the orchestrator records and a reason for people.
+Each carries the final status the orchestrator records and a reason for people. A run that
+waits for a person does not end: that is a value, the gate's
+:class:`~agent_core.approvals.gate.Pending`, which the orchestrator records as a parked run.
 """
 
 from __future__ import annotations
 
 from agent_core.models import RunStatus
 
-__all__ = ["AwaitingDecision", "BudgetExceeded", "RunStop"]
+__all__ = ["BudgetExceeded", "RunStop"]
 
 
 class RunStop(Exception):
@@ -30,17 +32,3 @@ class BudgetExceeded(RunStop):
         self.used = used
         self.limit = limit
         super().__init__(f"{budget} budget exhausted: {used:g} of {limit:g}")
-
-
-class AwaitingDecision(RunStop):
-    """Signal: park the run until ``approval_id`` is decided; no coroutine waits for a person.
-
-    The run is checkpointed with status ``awaiting_approval``; a decision, from any process,
-    resumes it from the checkpoint.
-    """
-
-    status = RunStatus.AWAITING_APPROVAL
-
-    def __init__(self, approval_id: str) -> None:
-        self.approval_id = approval_id
-        super().__init__(f"waiting for a decision on {approval_id}")

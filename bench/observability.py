@@ -62,7 +62,7 @@ from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.llm import LLMResponse, Middleware, ModelTier, Usage, llm_stack
 from agent_core.llm.anthropic import AnthropicLLM
 from agent_core.llm.budget import Budget, BudgetLimits
-from agent_core.models import Plan, Run, Subtask
+from agent_core.models import Plan, Run, Subtask, SubtaskResult
 from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.runs.journal import ToolJournal
 from agent_core.store import Store, open_store
@@ -135,7 +135,7 @@ class Bench:
         if variant.otlp_metrics:
             await asyncio.to_thread(self.meters.force_flush)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        assert result.status == "completed", result.error
+        assert isinstance(result, SubtaskResult) and result.status == "completed", result
         if keep:
             self.walls.setdefault(variant.name, []).append(wall * 1000 / self.steps)
             self.cpus.setdefault(variant.name, []).append(cpu * 1000 / self.steps)

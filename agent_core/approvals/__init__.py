@@ -1,7 +1,15 @@
 """Human approval: policy, who may decide, the decision path, and the risk gate."""
 
 from agent_core.approvals.authority import LOCAL_PREFIX, Authority, local_identity
-from agent_core.approvals.gate import Allowed, ApprovalGate, Denied, Gate, Verdict, approval_id
+from agent_core.approvals.gate import (
+    Allowed,
+    ApprovalGate,
+    Denied,
+    Gate,
+    Pending,
+    Verdict,
+    approval_id,
+)
 from agent_core.approvals.policy import ApprovalPolicy
 from agent_core.approvals.risk import CallRisk, RiskPolicy, RiskReason, contains_secret
 from agent_core.approvals.service import (
@@ -10,7 +18,7 @@ from agent_core.approvals.service import (
     edit_risk_check,
     schema_edit_check,
 )
-from agent_core.approvals.settle import close_undecided
+from agent_core.approvals.settle import close_undecided, close_with_run
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -22,12 +30,14 @@ __all__ = [
     "DecisionService",
     "Denied",
     "Gate",
+    "Pending",
     "Refused",
     "RiskPolicy",
     "RiskReason",
     "Verdict",
     "approval_id",
     "close_undecided",
+    "close_with_run",
     "contains_secret",
     "edit_risk_check",
     "local_identity",

@@ -2,8 +2,8 @@
 
 LOW runs; MEDIUM tells the channel and runs; HIGH and CRITICAL need a persisted approval bound
 to the exact call. Nothing waits for a person here: a new request is persisted, shown, and the
-run is parked (:class:`~agent_core.stops.AwaitingDecision`); when a decision arrives the run is
-resumed from its checkpoint, comes back through this gate for the same call, finds the decided
+verdict is :class:`Pending`, which parks the run; when a decision arrives the run is resumed
+from its checkpoint, comes back through this gate for the same call, finds the decided
 approval, and consumes it once. The same path serves a restart, in any process.
 
 Each call's requests form a chain of attempts (:func:`approval_id`). The next attempt is asked
@@ -45,7 +45,7 @@ from agent_core.models import (
     TimeoutPolicy,
     ToolCallSubject,
 )
-from agent_core.stops import AwaitingDecision, RunStop
+from agent_core.stops import RunStop
 from agent_core.store import Store
 
 _ASKED = "approval-asked:"
@@ -58,6 +58,7 @@ __all__ = [
     "DecisionMemory",
     "Denied",
     "Gate",
+    "Pending",
     "RiskOf",
     "Verdict",
     "approval_id",
@@ -87,11 +88,19 @@ class Denied:
     reason: str
 
 
-Verdict: TypeAlias = Allowed | Denied
+@dataclass(kw_only=True, frozen=True)
+class Pending:
+    """Not yet: ``approval_id`` is asked and undecided. The run parks (no coroutine waits
+    for a person) and, once it is decided, comes back to the gate for the same call."""
+
+    approval_id: str
+
+
+Verdict: TypeAlias = Allowed | Denied | Pending
 
 
 class Gate(Protocol):
-    """Decides whether a tool call or a plan may go ahead (or parks the run)."""
+    """Decides whether a tool call or a plan may go ahead, may not, or must wait."""
 
     async def check_tool_call(
         self,
@@ -203,7 +212,7 @@ class ApprovalGate:
             if not await self.store.get_facts(_ASKED + latest.id):
                 # The process that created it died before anyone was asked: ask now.
                 await self._deliver(run, latest)
-            raise AwaitingDecision(latest.id)
+            return Pending(approval_id=latest.id)
         if latest.consumed_at is None:  # met for the first time (a plan's is met on every resume)
             telemetry.approval_waited(latest)
         if self.memory is not None:
@@ -319,7 +328,7 @@ class ApprovalGate:
         if approval.status is not ApprovalStatus.PENDING:  # decided already (an admin's edit)
             return await self._gate(run, key, subject, risk, rules)
         await self._deliver(run, approval)
-        raise AwaitingDecision(approval.id)
+        return Pending(approval_id=approval.id)
 
     async def _request(
         self,

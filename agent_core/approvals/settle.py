@@ -14,7 +14,7 @@ from agent_core.audit.trail import Audit
 from agent_core.models import Approval, ApprovalDecided, ApprovalStatus, AuditKind, Concluded
 from agent_core.store import Store
 
-__all__ = ["close_undecided"]
+__all__ = ["close_undecided", "close_with_run"]
 
 
 async def close_undecided(
@@ -45,3 +45,19 @@ async def close_undecided(
                                         approval_id=approval.id, **details)  # fmt: skip
         await store.publish(ApprovalDecided(approval_id=approval.id, run_id=approval.run_id))
     return outcome.approval
+
+
+async def close_with_run(
+    store: Store,
+    run_id: str,
+    *,
+    by: str,
+    at: datetime,
+    reason: str = "its run is over",
+) -> None:
+    """Cancel every approval of ``run_id`` still pending: its run has ended (finished, failed
+    or killed), so nobody should be asked any more, and each request says so where it is shown.
+    """
+    for approval in await store.list_pending_approvals(run_id=run_id):
+        await close_undecided(store, approval, status=ApprovalStatus.CANCELLED, by=by, at=at,
+                              why=AuditKind.APPROVAL_CANCELLED, reason=reason)  # fmt: skip

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent_core import telemetry
-from agent_core.approvals import Authority, Refused, close_undecided
+from agent_core.approvals import Authority, Refused, close_with_run
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
 from agent_core.errors import NotFound, VersionConflict
 from agent_core.models import (
-    ApprovalStatus,
     AuditKind,
     HaltChanged,
     HaltState,
@@ -132,10 +131,8 @@ class RunControl:
                 telemetry.run_killed()
             except VersionConflict:
                 run = await self.store.get_run(run.id)
-        for approval in await self.store.list_pending_approvals(run_id=run.id):
-            await close_undecided(self.store, approval, status=ApprovalStatus.CANCELLED, by=by,
-                                  at=self.clock.now(), why=AuditKind.APPROVAL_CANCELLED,
-                                  reason="its run was killed")  # fmt: skip
+        await close_with_run(self.store, run.id, by=by, at=self.clock.now(),
+                             reason="its run was killed")  # fmt: skip
         await self.store.publish(RunKilled(run_id=run.id, by=by, reason=why))
         await self.audit.record(run.id, AuditKind.RUN_KILLED, actor=by, reason=why)
         return run

@@ -6,6 +6,11 @@ rejection, an exception or a timeout all become ``is_error`` results the model c
 Tool output is capped and fenced as untrusted data before it goes back to the model.
 Every call is kept in the run's tool-call journal (:mod:`agent_core.runs.journal`) before it
 runs and when it returns; a round resumed from a checkpoint decides from that alone.
+
+A subtask can also stop before its result, as a value rather than an error: an
+:data:`Interruption`, when a call waits for a person (the gate's :class:`Pending`) or the
+process is shutting down (:class:`Drained`). Its conversation is checkpointed either way, and
+the calls of its round left unanswered are answered when the run resumes.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, assert_never
 
 from jsonschema import Draft202012Validator
 
 from agent_core import telemetry
-from agent_core.approvals import Allowed, CallRisk, Gate, RiskPolicy
+from agent_core.approvals import Allowed, CallRisk, Denied, Gate, Pending, RiskPolicy
 from agent_core.audit.trail import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
@@ -52,7 +57,7 @@ from agent_core.untrusted import suspicious, tool_output
 if TYPE_CHECKING:
     from agent_core.memory.working import WorkingMemory
 
-__all__ = ["Executor", "ExecutorLimits", "PrivateDataFlag"]
+__all__ = ["Drained", "Executor", "ExecutorLimits", "Interruption", "PrivateDataFlag"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,16 @@ stop; do not retry the same call. When the subtask is done, reply with a short, 
 summary of the result and no tool call."""
 
 Messages = list[dict[str, Any]]
+
+
+@dataclass(kw_only=True, frozen=True)
+class Drained:
+    """The process is shutting down and the subtask's conversation was just checkpointed:
+    it stops here, and whichever process resumes the run goes on from that checkpoint."""
+
+
+Interruption: TypeAlias = Pending | Drained
+"""Why a subtask stopped before its result: a call waits for a person, or a shutdown."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -134,8 +149,9 @@ class Executor:
     journal: ToolJournal
     """Where every tool call is recorded before it runs and when it returns; what a round
     resumed after a crash decides from (never the audit trail)."""
-    on_progress: Callable[[str, Messages], Awaitable[None]] | None = None
-    """Called with the subtask's conversation after every model turn and tool call."""
+    on_progress: Callable[[str, Messages], Awaitable[Drained | None]] | None = None
+    """Called with the subtask's conversation after every model turn and tool call (to
+    checkpoint it); :class:`Drained` stops the subtask there."""
     audit: Audit | None = None
     """Where every tool call's start and end are recorded for people; None records nothing
     there (the journal is kept either way)."""
@@ -164,25 +180,36 @@ class Executor:
         inputs: dict[str, str],
         messages: Messages | None = None,
         notes: Sequence[str] = (),
-    ) -> SubtaskResult:
+    ) -> SubtaskResult | Interruption:
         """Carry out ``subtask``; ``messages`` resumes a conversation from a checkpoint.
 
         ``notes`` are remembered facts and memories, put into a new conversation's brief.
+        An :data:`Interruption` instead of a result: the subtask stopped at its checkpoint,
+        to go on from there when the run resumes.
         """
         brief = _brief(run, subtask, inputs, notes)
         conversation = messages or [{"role": "user", "content": brief}]
         with telemetry.subtask_span(run, subtask, resumed=bool(messages)) as span:
             try:
                 output = await self._loop(run, subtask, conversation)
-                result = SubtaskResult(status="completed", output=output)
             except _SubtaskStop as stop:
-                result = SubtaskResult(status="failed", error=str(stop))
-            return telemetry.subtask_result(span, result)
+                return telemetry.subtask_result(
+                    span, SubtaskResult(status="failed", error=str(stop))
+                )
+            if isinstance(output, Pending):
+                telemetry.subtask_parked(span, output.approval_id)
+                return output
+            if isinstance(output, Drained):
+                telemetry.subtask_drained(span)
+                return output
+            return telemetry.subtask_result(span, SubtaskResult(status="completed", output=output))
 
-    async def _loop(self, run: Run, subtask: Subtask, messages: Messages) -> str:
+    async def _loop(self, run: Run, subtask: Subtask, messages: Messages) -> str | Interruption:
         pending = _unanswered(messages)
         if pending:  # resumed: parked for a decision, or the process died mid-round
-            await self._tool_round(run, subtask, messages, pending, resumed=True)
+            stopped = await self._tool_round(run, subtask, messages, pending, resumed=True)
+            if stopped is not None:
+                return stopped
         elif len(messages) > 1 and messages[-1]["role"] == "assistant":
             # The process stopped after the model's final answer, before the result was
             # recorded: that answer is the result (asking again could call tools again).
@@ -205,12 +232,16 @@ class Executor:
                     )
                 )
                 messages.append({"role": "assistant", "content": response.content})
-                await self._progress(subtask, messages)
+                drained = await self._progress(subtask, messages)
+            if drained is not None:
+                return drained
             stop = response.stop_reason
             if stop in ("end_turn", "stop_sequence"):
                 return response.text.strip() or "(done, no summary)"
             if stop == "tool_use":
-                await self._tool_round(run, subtask, messages, response.tool_uses)
+                stopped = await self._tool_round(run, subtask, messages, response.tool_uses)
+                if stopped is not None:
+                    return stopped
             elif stop == "max_tokens":
                 continued = self._continue_after_max_tokens(response, messages, continued)
             elif stop == "refusal":
@@ -241,7 +272,9 @@ class Executor:
         blocks: list[dict[str, Any]],
         *,
         resumed: bool = False,
-    ) -> None:
+    ) -> Interruption | None:
+        """Answer the calls of a model turn; None once each has its result, else why the
+        round stopped short (a call waits for a person, or a shutdown)."""
         calls = [self._prepare(run, block, messages) for block in blocks]
         if resumed:  # one lookup for the whole round
             earlier = await self.journal.lookup(run.id, [c.block["id"] for c in calls])
@@ -250,24 +283,45 @@ class Executor:
             messages.append({"role": "user", "content": []})
         results: list[dict[str, Any]] = messages[-1]["content"]
         if _concurrent(calls):
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._answer_alone(run, subtask, c)) for c in calls]
-            except* OwnershipLost as lost:  # one is enough: the run is another worker's
-                raise lost.exceptions[0] from None
-            results += [task.result() for task in tasks]
-            await self._progress(subtask, messages)
+            stopped = await self._answer_together(run, subtask, calls, messages)
         else:
-            # One at a time, each result checkpointed: a run parked for a decision, or a
-            # process that dies, resumes with the calls already answered left alone.
-            # Each call one step: its result, journal record and audit events land with the
-            # checkpoint that holds its result.
-            for call in calls:
-                async with self.journal.step(run.id) as step:
-                    results.append(await self._answer(run, subtask, call, step))
-                    await self._progress(subtask, messages)
+            stopped = await self._answer_in_turn(run, subtask, calls, messages)
         order = [b["id"] for b in _last_tool_uses(messages)]
         results.sort(key=lambda r: order.index(r["tool_use_id"]))
+        return stopped
+
+    async def _answer_together(
+        self, run: Run, subtask: Subtask, calls: list[_Call], messages: Messages
+    ) -> Interruption | None:
+        """Answer ``calls`` at once, then checkpoint their results together."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._answer_alone(run, subtask, c)) for c in calls]
+        except* OwnershipLost as lost:  # one is enough: the run is another worker's
+            raise lost.exceptions[0] from None
+        answers = [task.result() for task in tasks]
+        messages[-1]["content"] += [a for a in answers if not isinstance(a, Pending)]
+        drained = await self._progress(subtask, messages)
+        parked = next((a for a in answers if isinstance(a, Pending)), None)
+        return parked if parked is not None else drained
+
+    async def _answer_in_turn(
+        self, run: Run, subtask: Subtask, calls: list[_Call], messages: Messages
+    ) -> Interruption | None:
+        """Answer ``calls`` one at a time, each result checkpointed: a run parked for a
+        decision, or a process that dies, resumes with the calls already answered left alone."""
+        for call in calls:
+            # Each call one step: its result, journal record and audit events land with the
+            # checkpoint that holds its result.
+            async with self.journal.step(run.id) as step:
+                answer = await self._answer(run, subtask, call, step)
+                if isinstance(answer, Pending):
+                    return answer
+                messages[-1]["content"].append(answer)
+                drained = await self._progress(subtask, messages)
+            if drained is not None:
+                return drained
+        return None
 
     def _prepare(self, run: Run, block: dict[str, Any], messages: Messages) -> _Call:
         name, arguments = block["name"], block.get("input", {})
@@ -289,13 +343,18 @@ class Executor:
         risk = self._assess(run, tool, arguments).level
         return _Call(block=block, tool=tool, problem=None, risk=risk)
 
-    async def _answer_alone(self, run: Run, subtask: Subtask, call: _Call) -> dict[str, Any]:
+    async def _answer_alone(
+        self, run: Run, subtask: Subtask, call: _Call
+    ) -> dict[str, Any] | Pending:
         """A call of a round whose calls run at once: a step of its own, committed at its end
         (the round's checkpoint follows them all)."""
         async with self.journal.step(run.id) as step:
             return await self._answer(run, subtask, call, step)
 
-    async def _answer(self, run: Run, subtask: Subtask, call: _Call, step: Step) -> dict[str, Any]:
+    async def _answer(
+        self, run: Run, subtask: Subtask, call: _Call, step: Step
+    ) -> dict[str, Any] | Pending:
+        """The call's ``tool_result`` block, or :class:`Pending` while it waits for a person."""
         block_id = call.block["id"]
         if call.problem is not None or call.tool is None:
             return _result(block_id, call.problem or "unknown tool", error=True)
@@ -317,11 +376,15 @@ class Executor:
                 grantable=assessed.grantable,
                 risk_of=lambda edited: self._assess(run, tool, edited).level,
             )  # fmt: skip
-        if not isinstance(verdict, Allowed):
+        if isinstance(verdict, Pending):
+            return verdict
+        if isinstance(verdict, Denied):
             await self._audit(run, AuditKind.TOOL_REFUSED, tool=tool.name, tool_use_id=block_id,
                               arguments=arguments, reason=verdict.reason)  # fmt: skip
             return _result(block_id, f"not run: {verdict.reason}", error=True)
-        return await self._execute(run, tool, arguments, verdict, call, step)
+        if isinstance(verdict, Allowed):
+            return await self._execute(run, tool, arguments, verdict, call, step)
+        assert_never(verdict)
 
     async def _end_leftovers(self, run: Run, call: _Call) -> bool | None:
         """End what earlier attempts of this call started and left running, before anything
@@ -440,9 +503,10 @@ class Executor:
         if self.audit is not None:
             await self.audit.record(run.id, kind, actor="airlock", **data)
 
-    async def _progress(self, subtask: Subtask, messages: Messages) -> None:
+    async def _progress(self, subtask: Subtask, messages: Messages) -> Drained | None:
         if self.on_progress is not None:
-            await self.on_progress(subtask.id, messages)
+            return await self.on_progress(subtask.id, messages)
+        return None
 
 
 def _concurrent(calls: list[_Call]) -> bool:

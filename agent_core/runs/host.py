@@ -12,9 +12,9 @@ The host holds a task only for a run that is working or waiting its turn for a s
 ``slots.limit`` at once; the rest wait in line, first come first served, and are told their
 place). A run waiting for a person is parked in the store with no coroutine, no slot and no
 lease; a decision, in whichever process it lands, has the claims resume it. A kill cancels
-the run's task, a halt cancels them all, and a stop cancels them with
-:attr:`Stop.SHUTDOWN <agent_core.runs.orchestrator.Stop>` after a grace period, leaving each
-run at its last checkpoint.
+the run's task, a halt cancels them all, and a stop cancels them after a grace period, having
+first written :attr:`Stop.SHUTDOWN <agent_core.runs.orchestrator.Stop>` on each task's record,
+which leaves each run at its last checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent_core import telemetry
-from agent_core.approvals import ApprovalPolicy, close_undecided
+from agent_core.approvals import ApprovalPolicy, close_undecided, close_with_run
 from agent_core.audit.trail import Audit
 from agent_core.channel import (
     ApprovalEscalated,
@@ -56,16 +56,26 @@ from agent_core.models import (
 )
 from agent_core.runs.claims import Claims, Hold
 from agent_core.runs.control import ACTIVE
-from agent_core.runs.orchestrator import Orchestrator, Stop, stop_of
+from agent_core.runs.orchestrator import Orchestrator, Stop
 from agent_core.runs.slots import RunQueue
 from agent_core.store import Store
 
-__all__ = ["RunHost", "cancelled"]
+__all__ = ["RunHost", "RunTask", "cancelled"]
 
 logger = logging.getLogger(__name__)
 
 _RECHECK_SECONDS = 1.0
 _RECANCEL_SECONDS = 1.0
+
+
+@dataclass(kw_only=True, eq=False)
+class RunTask:
+    """The host's record of the task working on a run here."""
+
+    task: asyncio.Task[Run]
+    stop: Stop | None = None
+    """Why the task was cancelled though the run goes on, written before it is cancelled;
+    None (a cancellation with no reason recorded) is a kill."""
 
 
 @dataclass(kw_only=True)
@@ -81,14 +91,19 @@ class RunHost:
     clock: Clock = field(default_factory=SystemClock)
     slots: RunQueue = field(default_factory=RunQueue)
     """Which runs hold a slot and which wait for one (no limit unless given one)."""
-    tasks: dict[str, asyncio.Task[Run]] = field(default_factory=dict)
-    """Runs working, or waiting for a slot, in this process now."""
+    run_tasks: dict[str, RunTask] = field(default_factory=dict)
+    """Runs working, or waiting for a slot, in this process now: their tasks' records."""
     timers: dict[str, list[asyncio.TimerHandle]] = field(default_factory=dict)
     """Reminder and deadline timers, by approval id."""
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
     _listening: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: set[str] = field(default_factory=set)
+
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[Run]]:
+        """The tasks of the runs working, or waiting for a slot, in this process now."""
+        return {run_id: record.task for run_id, record in self.run_tasks.items()}
 
     @property
     def audit(self) -> Audit:
@@ -122,7 +137,9 @@ class RunHost:
         for handles in self.timers.values():
             for handle in handles:
                 handle.cancel()
-        await cancelled([*self.tasks.values(), *self._background], Stop.SHUTDOWN)
+        for record in self.run_tasks.values():
+            record.stop = Stop.SHUTDOWN
+        await cancelled([*self.tasks.values(), *self._background])
         await self.claims.closed()
 
     async def submit(self, run_id: str) -> bool:
@@ -140,29 +157,37 @@ class RunHost:
 
     def working(self, run_id: str) -> bool:
         """Whether ``run_id`` is working, or waiting for a slot, here."""
-        task = self.tasks.get(run_id)
-        return task is not None and not task.done()
+        record = self.run_tasks.get(run_id)
+        return record is not None and not record.task.done()
 
     def work(self, run_id: str, hold: Hold) -> None:
         """Start ``run_id`` under ``hold`` (for the claims, which took it)."""
         self.slots.join(run_id)
         task = asyncio.create_task(self._run(run_id, hold), name=f"airlock-run-{run_id}")
         task.add_done_callback(functools.partial(self._ended, run_id, hold))
-        self.tasks[run_id] = task
+        self.run_tasks[run_id] = RunTask(task=task)
 
     def cancel(self, run_id: str, stop: Stop | None = None) -> None:
         """Cancel the task of ``run_id``: for ``stop``, or, without one, as killed."""
-        task = self.tasks.get(run_id)
-        if task is not None:
-            task.cancel(stop)
+        record = self.run_tasks.get(run_id)
+        if record is not None:
+            record.stop = stop
+            record.task.cancel()
+
+    def _stop_of(self, run_id: str) -> Stop | None:
+        """Why the current task, working on ``run_id``, was cancelled; None: a kill."""
+        record = self.run_tasks.get(run_id)
+        mine = record is not None and record.task is asyncio.current_task()
+        return record.stop if record is not None and mine else None
 
     def _ended(self, run_id: str, hold: Hold, task: asyncio.Task[Run]) -> None:
         """Bookkeeping for a task that ended, also one cancelled before it ever ran (a kill
         right after it was submitted), whose own ``finally`` never ran: its hold is let go
         here, as its own code would have."""
         self.slots.leave(run_id)
-        if self.tasks.get(run_id) is task:
-            del self.tasks[run_id]
+        record = self.run_tasks.get(run_id)
+        if record is not None and record.task is task:
+            del self.run_tasks[run_id]
         if not hold.over:
             self._spawn(self.claims.done(hold, None))
 
@@ -188,8 +213,9 @@ class RunHost:
             return run
         finally:
             self.slots.leave(run_id)
-            if self.tasks.get(run_id) is asyncio.current_task():
-                del self.tasks[run_id]
+            record = self.run_tasks.get(run_id)
+            if record is not None and record.task is asyncio.current_task():
+                del self.run_tasks[run_id]
             # Let go (and see to a decision that came while parking) even when cancelled.
             await asyncio.shield(self.claims.done(hold, run))
             await self._changed()
@@ -220,8 +246,8 @@ class RunHost:
                     continue
                 shown = place
                 await self._tell_place(run_id, place)
-        except asyncio.CancelledError as cancelled:
-            if stop_of(cancelled) is None:  # killed while in line
+        except asyncio.CancelledError:
+            if self._stop_of(run_id) is None:  # killed while in line
                 await asyncio.shield(self._ended_in_line(run_id))
             raise
         if shown:
@@ -240,7 +266,8 @@ class RunHost:
     async def _drive(self, run_id: str, hold: Hold) -> Run:
         while True:
             self._wake.discard(run_id)
-            run = await self.orchestrator.execute(run_id, ownership=hold)
+            stop_of = functools.partial(self._stop_of, run_id)
+            run = await self.orchestrator.execute(run_id, ownership=hold, stop_of=stop_of)
             if run.status is not RunStatus.AWAITING_APPROVAL:
                 return run
             for approval in await self.store.list_pending_approvals(run_id=run_id):
@@ -259,6 +286,7 @@ class RunHost:
                 telemetry.run_finished(RunStatus.FAILED)
             except VersionConflict:
                 run = await self.store.get_run(run_id)
+        await close_with_run(self.store, run_id, by="airlock", at=self.clock.now())
         await self.channel.notify(RunFinished(run=run, status=run.status, result=reason))
         return run
 
@@ -412,7 +440,7 @@ class RunHost:
         return task
 
 
-async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: Stop | None = None) -> None:
+async def cancelled(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until each has ended.
 
     A task is cancelled again every second until it ends: a library whose own timeout races
@@ -422,5 +450,5 @@ async def cancelled(tasks: Iterable[asyncio.Task[Any]], message: Stop | None = N
     pending = {task for task in tasks if not task.done()}
     while pending:
         for task in pending:
-            task.cancel(message)
+            task.cancel()
         _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)

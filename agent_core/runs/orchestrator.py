@@ -12,13 +12,21 @@ import asyncio
 import enum
 import graphlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel
 
 from agent_core import telemetry
-from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy, RiskPolicy
+from agent_core.approvals import (
+    ApprovalGate,
+    ApprovalPolicy,
+    Denied,
+    Pending,
+    RiskPolicy,
+    close_with_run,
+)
 from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.channel import (
     BudgetWarning,
@@ -34,39 +42,47 @@ from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflic
 from agent_core.llm import LLM, LLMStack, Usage, llm_stack
 from agent_core.llm.budget import Budget, BudgetLimits
 from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
-from agent_core.runs.executor import Executor, ExecutorLimits
+from agent_core.runs.executor import Drained, Executor, ExecutorLimits, Interruption
 from agent_core.runs.journal import ToolJournal
 from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.planner import Planner
-from agent_core.stops import AwaitingDecision, RunStop
+from agent_core.stops import RunStop
 from agent_core.store import Store
 from agent_core.tools import ToolContext, ToolRegistry
 
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
     from agent_core.memory.service import AgentMemory
 
-__all__ = ["Checkpoint", "Orchestrator", "RunPolicy", "Stop", "stop_of"]
+__all__ = ["Checkpoint", "Orchestrator", "RunPolicy", "Stop", "StopOf"]
 
 
-class Stop(enum.Enum):
-    """Why a run's task was cancelled though the run goes on: given as the cancel message, it
-    leaves the run as it is, at its last checkpoint, for whoever resumes it. A cancellation
-    without one is a kill."""
+class Stop(enum.StrEnum):
+    """Why a run's task was cancelled though the run goes on. Its host records it on the
+    task's record before cancelling, and the run is left as it is, at its last checkpoint, for
+    whoever resumes it. A cancellation with none recorded is a kill."""
 
-    SHUTDOWN = "its process is shutting down"
-    CLAIM_LOST = "another process took the run over"
+    SHUTDOWN = "shutdown"
+    """Its process is shutting down."""
+    CLAIM_LOST = "claim_lost"
+    """Another process took the run over."""
 
 
-def stop_of(cancelled: BaseException) -> Stop | None:
-    """The :class:`Stop` a cancellation carries; None for a kill."""
-    return next((arg for arg in cancelled.args if isinstance(arg, Stop)), None)
+StopOf: TypeAlias = Callable[[], Stop | None]
+"""Why the task working on a run was cancelled, when asked after the cancellation."""
+
+
+def _killed() -> Stop | None:
+    return None
 
 
 logger = logging.getLogger(__name__)
 
 _AUDITED_CHARS = 4000
 """Longest result text kept in an audit event (the whole result is on the run record)."""
+
+_Outcome: TypeAlias = tuple[RunStatus, str] | Interruption
+"""How a pass at a run ends: a final status and its result, or stopped short to resume later."""
 
 
 class Checkpoint(BaseModel):
@@ -141,12 +157,14 @@ class Orchestrator:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process is shutting down: each run stops at its next checkpoint."""
 
-    async def execute(self, run_id: str, *, ownership: Ownership | None = None) -> Run:
+    async def execute(
+        self, run_id: str, *, ownership: Ownership | None = None, stop_of: StopOf = _killed
+    ) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
 
         A parked run ends this call with status ``awaiting_approval``; calling it again after
         the decision resumes the run from its checkpoint. Cancelling the task that awaits this
-        ends the run as ``killed``, unless the cancel message is a :class:`Stop`, which leaves
+        ends the run as ``killed``, unless ``stop_of`` then gives a :class:`Stop`, which leaves
         it at its checkpoint. If another process finished the run meanwhile (a kill), this
         returns the run as that process left it.
 
@@ -160,26 +178,26 @@ class Orchestrator:
         if state.run.status.is_final:
             return state.run
         with telemetry.run_span(state.run, latest=lambda: state.run):
-            await self._work_on(state)
+            await self._work_on(state, stop_of)
         return state.run
 
-    async def _work_on(self, state: _RunState) -> None:
+    async def _work_on(self, state: _RunState, stop_of: StopOf) -> None:
         try:
             await state.claim()
             await state.load_checkpoint()  # after the claim: no earlier owner writes after it
-            await self._drive(state)
+            await self._drive(state, stop_of)
         except _StoppedElsewhere:
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
 
-    async def _drive(self, state: _RunState) -> None:
+    async def _drive(self, state: _RunState, stop_of: StopOf) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
         try:
             async with deadline:
-                result = await state.drive()
-        except asyncio.CancelledError as cancelled:
-            if stop_of(cancelled) is not None:
+                outcome = await state.drive()
+        except asyncio.CancelledError:
+            if stop_of() is not None:
                 raise  # the run stays as it is, to be resumed from its checkpoint
             try:
                 await asyncio.shield(state.finish(RunStatus.KILLED, "killed"))
@@ -192,11 +210,6 @@ class Orchestrator:
                 raise
             limit = self.policy.run_timeout_seconds
             await state.finish(RunStatus.TIMED_OUT, f"the run took longer than {limit:g} s")
-        except AwaitingDecision:
-            await state.move(RunStatus.AWAITING_APPROVAL)
-        except _Drained:
-            # Left as it is, just checkpointed: the next process to start resumes it there.
-            logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
         except RunStop as stop:
             await state.finish(stop.status, stop.reason)
         except PlanError as error:
@@ -204,15 +217,22 @@ class Orchestrator:
         except LLMError as error:
             await state.finish(RunStatus.FAILED, f"the model call failed: {error}")
         else:
-            await state.finish(result[0], result[1])
+            await _conclude(state, outcome)
+
+
+async def _conclude(state: _RunState, outcome: _Outcome) -> None:
+    """Record how the pass ended: parked for a person, left for the next process, or over."""
+    if isinstance(outcome, Pending):
+        await state.move(RunStatus.AWAITING_APPROVAL)
+    elif isinstance(outcome, Drained):
+        # Left as it is, just checkpointed: the next process to start resumes it there.
+        logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
+    else:
+        await state.finish(*outcome)
 
 
 class _StoppedElsewhere(Exception):
     """Signal: another process ended the run (a kill); stop without writing."""
-
-
-class _Drained(Exception):
-    """Signal: the process is shutting down and the run just wrote a checkpoint; stop here."""
 
 
 @dataclass(kw_only=True)
@@ -275,7 +295,7 @@ class _RunState:
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)
 
-    async def drive(self) -> tuple[RunStatus, str]:
+    async def drive(self) -> _Outcome:
         o = self.orchestrator
         if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
             await self.move(RunStatus.PLANNING)
@@ -295,7 +315,9 @@ class _RunState:
             planned = f"{count} subtask{'' if count == 1 else 's'}"
             return RunStatus.COMPLETED, f"dry run: {planned} planned, none run"
         verdict = await self.gate().check_plan(run=self.run, plan=self.run.plan)
-        if not isinstance(verdict, Allowed):
+        if isinstance(verdict, Pending):
+            return verdict
+        if isinstance(verdict, Denied):
             return RunStatus.REJECTED, f"plan {verdict.reason}"
         await self.move(RunStatus.RUNNING)
         return await _Schedule(state=self, plan=self.run.plan).run()
@@ -345,12 +367,12 @@ class _RunState:
             private_data=_PrivateData(state=self),
         )
 
-    async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
-        """Checkpoint after a model turn or tool round."""
+    async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> Drained | None:
+        """Checkpoint after a model turn or tool round; :class:`Drained` while shutting down
+        (the subtask stops at this checkpoint)."""
         self.checkpoint.conversations[subtask_id] = messages
         await self.save()
-        if self.orchestrator.draining.is_set():
-            raise _Drained
+        return Drained() if self.orchestrator.draining.is_set() else None
 
     async def save(self, *, with_checkpoint: bool = True, **changes: Any) -> None:
         """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
@@ -379,6 +401,9 @@ class _RunState:
         error = None if status is RunStatus.COMPLETED else result
         await self.save(status=status, error=error)
         telemetry.run_finished(status)
+        # A step may still wait for a person (another step ended the run): nobody is asked now.
+        await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
+                             at=self.orchestrator.clock.now())  # fmt: skip
         await Audit(store=self.orchestrator.store).record(
             self.run.id, AuditKind.RUN_FINISHED, actor="airlock", status=status.value,
             result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
@@ -424,11 +449,11 @@ class _Schedule:
 
     state: _RunState
     plan: Plan
-    running: dict[asyncio.Task[SubtaskResult], str] = field(default_factory=dict)
-    parked: AwaitingDecision | _Drained | None = None
+    running: dict[asyncio.Task[SubtaskResult | Interruption], str] = field(default_factory=dict)
+    parked: Interruption | None = None
     """Why the schedule stops early: a decision to wait for, or a shutdown."""
 
-    async def run(self) -> tuple[RunStatus, str]:
+    async def run(self) -> _Outcome:
         sorter = graphlib.TopologicalSorter({s.id: set(s.depends_on) for s in self.plan.subtasks})
         sorter.prepare()
         ready: list[str] = []
@@ -445,7 +470,7 @@ class _Schedule:
         finally:
             await self._cancel_all()
         if self.parked is not None:
-            raise self.parked
+            return self.parked
         return self._outcome()
 
     async def _start(self, ready: list[str], sorter: graphlib.TopologicalSorter[str]) -> list[str]:
@@ -474,17 +499,16 @@ class _Schedule:
         done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             subtask_id = self.running.pop(task)
-            try:
-                result = task.result()
-            except (AwaitingDecision, _Drained) as parked:
+            result = task.result()
+            if isinstance(result, Pending | Drained):
                 # Waiting for a person says more than shutting down: it wins.
-                if not isinstance(self.parked, AwaitingDecision):
-                    self.parked = parked
+                if not isinstance(self.parked, Pending):
+                    self.parked = result
                 continue
             await self._record(subtask_id, result)
             sorter.done(subtask_id)
 
-    async def _one(self, subtask_id: str) -> SubtaskResult:
+    async def _one(self, subtask_id: str) -> SubtaskResult | Interruption:
         state, subtask = self.state, self._subtask(subtask_id)
         index = [s.id for s in self.plan.subtasks].index(subtask_id) + 1
         await state.orchestrator.channel.notify(

@@ -25,7 +25,6 @@ from agent_core.models import (
     Subtask,
     SubtaskResult,
 )
-from agent_core.stops import AwaitingDecision
 from agent_core.telemetry import _conventions as gen_ai
 from agent_core.telemetry import _metrics
 from agent_core.telemetry._providers import tracer
@@ -60,15 +59,12 @@ def current_conversation() -> str | None:
 
 @contextmanager
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
-    """A current span whose end tells a signal (parked, cancelled) from an error."""
+    """A current span whose end tells a cancellation from an error."""
     with tracer().start_as_current_span(
         name, kind=kind, record_exception=False, set_status_on_exception=False
     ) as current:
         try:
             yield current
-        except AwaitingDecision:
-            current.set_attribute("airlock.parked", True)
-            raise
         except asyncio.CancelledError:
             current.set_attribute("airlock.cancelled", True)
             raise
@@ -192,6 +188,20 @@ def subtask_result(current: Span, result: SubtaskResult) -> SubtaskResult:
         if result.status == "failed":
             current.set_status(Status(StatusCode.ERROR, text(result.error or "failed")))
     return result
+
+
+def subtask_parked(current: Span, approval_id: str) -> None:
+    """Note on its subtask's span that the pass stopped to wait for ``approval_id``: a
+    signal, not an error (the run resumes once a person decides)."""
+    if current.is_recording():
+        current.set_attributes({"airlock.parked": True, "airlock.approval.id": approval_id})
+
+
+def subtask_drained(current: Span) -> None:
+    """Note on its subtask's span that the pass stopped at a checkpoint for a shutdown: a
+    signal, not an error (the next process resumes it there)."""
+    if current.is_recording():
+        current.set_attribute("airlock.drained", True)
 
 
 async def tool_call(

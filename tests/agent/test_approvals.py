@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent_core.approvals import ApprovalPolicy, Authority, Refused
+from agent_core.llm.budget import BudgetLimits
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -30,7 +32,7 @@ from agent_core.testing.anthropic_server import (
     tool_use_block,
     tool_use_reply,
 )
-from agent_core.testing.channel import RecordingChannel
+from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.builtins.command import command_risk
 from agent_core.tools.builtins.files import write_file_tool
@@ -465,3 +467,85 @@ async def test_a_crash_inside_the_run_ends_it_failed_not_running(
     assert run.status is RunStatus.FAILED
     assert run.error == "internal error: ZeroDivisionError: bug in a risk rule"
     assert harness.channel.kinds()[-1] == "run_finished"
+
+
+class _Asking(RecordingChannel):
+    """A channel that says when a tool call's request was sent out; plans are approved."""
+
+    def __init__(self, *, fails: bool = False) -> None:
+        plans = approve_all()
+        super().__init__(decider=lambda a: plans(a) if a.subject.kind == "plan" else None)
+        self.sent = asyncio.Event()
+        self.fails = fails
+
+    async def request_decision(self, approval: Approval) -> None:
+        await super().request_decision(approval)
+        if approval.subject.kind == "plan":
+            return
+        self.sent.set()
+        if self.fails:
+            raise RuntimeError("the channel broke after asking")
+
+
+async def _settled_with_its_run(harness: Harness, run: Run) -> None:
+    """The run's request was closed as the run ended: cancelled, audited and signalled."""
+    asked = harness.channel.asked[-1]
+    assert isinstance(asked.subject, ToolCallSubject)
+    assert await harness.store.list_pending_approvals(run_id=run.id) == []
+    closed = await harness.store.get_approval(asked.id)
+    assert (closed.status, closed.decided_by) == (ApprovalStatus.CANCELLED, "airlock")
+    trail = [e for e in await harness.store.list_audit(run.id) if e.kind == "approval_cancelled"]
+    assert [(e.data["approval_id"], e.data["reason"]) for e in trail] == [
+        (asked.id, "its run is over")
+    ]
+
+
+async def test_a_run_that_ends_while_a_step_waits_for_a_person_cancels_the_request(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Tools
+) -> None:
+    """Two steps at once: one waits for a person, the other makes the run's last allowed model
+    call and the run ends over budget. Its request ends with it, not left pending (buttons
+    live, no trail, no deadline) until some process starts over the store."""
+    channel = _Asking()
+
+    async def after_the_ask(arguments: dict[str, Any], context: ToolContext) -> str:
+        await channel.sent.wait()
+        return "looked"
+
+    restart = tools.registry.get("restart")
+    assert restart is not None
+    look = Tool(name="look", description="Looks.", risk=RiskLevel.LOW,
+                input_schema={"type": "object"}, handler=after_the_ask)  # fmt: skip
+    harness = await harness_factory(
+        channel=channel, registry=ToolRegistry([restart, look]),
+        budget=BudgetLimits(llm_calls=3, tokens=10**7, usd=100.0),
+    )  # fmt: skip
+    steps = [
+        {"id": "s1", "description": "restart web", "required_tools": ["restart"],
+         "depends_on": [], "risk_level": "high"},
+        {"id": "s2", "description": "look around", "required_tools": ["look"],
+         "depends_on": [], "risk_level": "low"},
+    ]  # fmt: skip
+
+    def respond(request: Any) -> Any:
+        body = json.dumps(request.body)
+        if "Your subtask (s1)" in body:
+            return tool_use_reply("restart", {"target": "web"})
+        if "Your subtask (s2)" in body:
+            return tool_use_reply("look", {})
+        return tool_use_reply("submit_plan", {"subtasks": steps})
+
+    anthropic.set_default(respond)
+    run = await harness.finished((await harness.start()).id)
+    assert run.status is RunStatus.BUDGET_EXCEEDED, run.error
+    await _settled_with_its_run(harness, run)
+
+
+async def test_a_run_that_crashes_after_asking_cancels_the_request(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory(channel=_Asking(fails=True))
+    anthropic.enqueue(plan(["restart"]), tool_use_reply("restart", {"target": "web"}))
+    run = await harness.finished((await harness.start()).id)
+    assert run.status is RunStatus.FAILED and "the channel broke" in str(run.error)
+    await _settled_with_its_run(harness, run)

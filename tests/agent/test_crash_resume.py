@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent_core.approvals import ApprovalGate, ApprovalPolicy
+from agent_core.approvals import ApprovalGate, ApprovalPolicy, Pending
 from agent_core.audit.trail import Audit
 from agent_core.clock import utcnow
 from agent_core.models import (
@@ -24,7 +24,6 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.runs.orchestrator import Checkpoint
-from agent_core.stops import AwaitingDecision
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.toolcalls import ToolCallState
@@ -202,9 +201,9 @@ async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval
             "risk": RiskLevel.HIGH}  # fmt: skip
     asked = [gate.check_tool_call(**call) for gate in gates]
     outcomes = await asyncio.gather(*asked, return_exceptions=True)
-    assert all(isinstance(o, AwaitingDecision) for o in outcomes), outcomes
+    assert all(isinstance(o, Pending) for o in outcomes), outcomes
     (approval,) = await store.list_pending_approvals(run_id=run.id)
-    assert {o.approval_id for o in outcomes if isinstance(o, AwaitingDecision)} == {approval.id}
+    assert {o.approval_id for o in outcomes if isinstance(o, Pending)} == {approval.id}
 
 
 # --- runs that crashed under the version before the journal ---------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.channel import RecordingChannel
-from agent_core.tools import ToolRegistry
+from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import API_KEY, Harness, text_tool
 
 Factory = Callable[..., Awaitable[Harness]]
@@ -221,6 +222,10 @@ async def test_a_run_is_traced_agent_plan_subtask_chat_tool_and_approval_wait(
     assert names(traced.children(planner_call)) == ["anthropic.messages.create"]
     assert names(traced.children(parked)) == ["chat claude-sonnet-4-6"]
     assert parked.attributes is not None and parked.attributes["airlock.parked"] is True
+    # Waiting for a person is a signal, not an error, and the span says for which request.
+    assert parked.attributes["airlock.approval.id"] == harness.channel.asked[0].id
+    assert parked.status.status_code is StatusCode.UNSET
+    assert "error.type" not in parked.attributes
 
     [resumed] = traced.children(second)
     assert resumed.attributes is not None and resumed.attributes["airlock.subtask.resumed"]
@@ -249,6 +254,41 @@ async def test_a_run_is_traced_agent_plan_subtask_chat_tool_and_approval_wait(
         "airlock.approver": "local:tests",
     }  # fmt: skip
     assert tool.status.status_code is StatusCode.UNSET
+
+
+async def test_a_subtask_stopped_for_a_shutdown_is_marked_drained_not_failed(
+    harness_factory: Factory, anthropic: AnthropicStandIn, traced: Traced
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def migrate(arguments: dict[str, Any], context: ToolContext) -> str:
+        started.set()
+        await release.wait()
+        return "migrated"
+
+    registry = ToolRegistry([Tool(name="migrate", description="Migrate.",
+                                  input_schema={"type": "object"}, risk=RiskLevel.LOW,
+                                  handler=migrate)])  # fmt: skip
+    harness = await harness_factory(registry=registry)
+    plan = {"subtasks": [{"id": "s1", "description": "migrate", "required_tools": ["migrate"],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", plan), tool_use_reply("migrate", {}))
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await started.wait()
+    stopping = asyncio.create_task(harness.runner.stop(grace_seconds=10))
+    await harness.orchestrator.draining.wait()
+    release.set()
+    async with asyncio.timeout(10):
+        await stopping
+    assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+
+    [subtask] = traced.named("airlock.subtask")
+    assert subtask.attributes is not None and subtask.attributes["airlock.drained"] is True
+    assert subtask.status.status_code is StatusCode.UNSET
+    assert "error.type" not in subtask.attributes and "airlock.parked" not in subtask.attributes
+    [agent] = traced.named("invoke_agent")
+    assert agent.status.status_code is StatusCode.UNSET
 
 
 async def test_a_slack_run_s_conversation_is_its_thread(

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from agent_core.approvals import ApprovalGate, ApprovalPolicy
+from agent_core.approvals import ApprovalGate, ApprovalPolicy, Pending
 from agent_core.audit.trail import Audit
 from agent_core.clock import utcnow
 from agent_core.llm.anthropic import AnthropicLLM
-from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, ToolCallSubject
-from agent_core.runs.executor import Executor, ExecutorLimits
+from agent_core.models import AuditEvent, RiskLevel, Run, Subtask, SubtaskResult, ToolCallSubject
+from agent_core.runs.executor import Drained, Executor, ExecutorLimits
 from agent_core.runs.journal import ToolJournal
-from agent_core.stops import AwaitingDecision
 from agent_core.store import Store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel
@@ -43,18 +42,34 @@ class World:
 
     async def resume(self, record: ToolCallRecord | None) -> str:
         """Resume a round whose one call has ``record`` in the journal; what the model is told."""
+        messages = await self._round(record)
+        result = await self._run(messages)
+        assert isinstance(result, SubtaskResult) and result.status == "completed", result
+        [answer] = [b for b in messages[2]["content"] if b["tool_use_id"] == CALL]
+        return str(answer["content"])
+
+    async def parked(self, record: ToolCallRecord | None) -> Pending:
+        """Resume such a round, which stops to wait for a person: on which approval."""
+        messages = await self._round(record)
+        result = await self._run(messages)
+        assert isinstance(result, Pending), result
+        assert messages[2:] == [{"role": "user", "content": []}]  # the call is unanswered
+        return result
+
+    async def _round(self, record: ToolCallRecord | None) -> list[dict[str, Any]]:
         if record is not None:
             await self.store.save_tool_call(record)
         call = {"type": "tool_use", "id": CALL, "name": "send", "input": ARGUMENTS}
-        messages = [{"role": "user", "content": "send it"},
-                    {"role": "assistant", "content": [call]}]  # fmt: skip
+        return [{"role": "user", "content": "send it"},
+                {"role": "assistant", "content": [call]}]  # fmt: skip
+
+    async def _run(self, messages: list[dict[str, Any]]) -> SubtaskResult | Pending:
         result = await self.executor.run(
             run=self.run, subtask=Subtask(id="s1", description="send it"), inputs={},
             messages=messages,
         )  # fmt: skip
-        assert result.status == "completed", result.error
-        [answer] = [b for b in messages[2]["content"] if b["tool_use_id"] == CALL]
-        return str(answer["content"])
+        assert not isinstance(result, Drained)
+        return result
 
     async def kinds(self) -> list[str]:
         return [e.kind for e in await self.store.list_audit(self.run.id)]
@@ -157,10 +172,10 @@ async def test_a_risky_call_the_journal_says_started_goes_to_a_person_again(
     world_of: WorldOf, anthropic: AnthropicStandIn
 ) -> None:
     world = await world_of(RiskLevel.HIGH)
-    with pytest.raises(AwaitingDecision):
-        await world.resume(world.record())
+    parked = await world.parked(world.record())
     assert world.calls == []
     [asked] = world.channel.asked
+    assert parked.approval_id == asked.id
     assert isinstance(asked.subject, ToolCallSubject) and asked.subject.tool_use_id == CALL
     assert asked.subject.earlier_copy_ended is None  # it started no process
 
@@ -174,11 +189,11 @@ async def test_what_the_journal_says_a_call_started_is_ended_before_a_person_is_
     try:
         process = running_process(leftover.pid, sandboxed=True)
         assert process is not None
-        with pytest.raises(AwaitingDecision):
-            await world.resume(world.record(processes=[process]))
+        parked = await world.parked(world.record(processes=[process]))
         async with asyncio.timeout(5):
             assert await leftover.wait() == -signal.SIGKILL
         [asked] = world.channel.asked
+        assert parked.approval_id == asked.id
         assert isinstance(asked.subject, ToolCallSubject) and asked.subject.earlier_copy_ended
     finally:
         if leftover.returncode is None:
