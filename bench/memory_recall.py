@@ -120,6 +120,8 @@ async def measure(n: int, queries: int, corpus: int = CORPUS) -> list[Row]:
         _latency(f"index search alone, k=30, {n:,} vectors ({kind})", times["search"]),
         _latency(f"recall end to end, k=10, {n:,} memories, vs the PyTorch path",
                  times["recall"], times["recall old"]),
+        _latency(f"recall end to end, k=10, {n:,} memories, the PyTorch path (old)",
+                 times["recall old"]),
         Row(what=f"recall@10 vs exact, {corpus:,} real memories, {_RECALL_QUERIES} queries",
             median=quality, unit="recall"),
     ]  # fmt: skip
