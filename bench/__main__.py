@@ -54,7 +54,12 @@ def benchmarks(quick: bool) -> list[tuple[str, Callable[[], list[Line]]]]:
         ("store", lambda: _suite.store_lines(n)),
         ("durable_writes", lambda: _suite.durable_writes_lines(10 if quick else 30)),
         ("memory", lambda: _suite.memory_lines(1000 if quick else 3000, (10_000, 100_000))),
-        ("memory_recall", lambda: _suite.recall_lines(10_000 if quick else 100_000, n // 2)),
+        (
+            "memory_recall",
+            lambda: _suite.recall_lines(
+                10_000 if quick else 100_000, n // 2, 1_000 if quick else 5_000
+            ),
+        ),
         ("observability", lambda: _suite.observability_lines(20, 3 if quick else 10)),
         ("prompt_cache", lambda: _suite.prompt_cache_lines(5)),
         ("redaction", lambda: _suite.redaction_lines(50 if quick else 300)),

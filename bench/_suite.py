@@ -177,12 +177,12 @@ def memory_lines(real_texts: int, sizes: tuple[int, ...]) -> list[Line]:
     ]  # fmt: skip
 
 
-def recall_lines(n: int, queries: int) -> list[Line]:
-    """``recall`` end to end against its embedding plus index search alone."""
-    rows = asyncio.run(memory_recall.measure(n, queries))
+def recall_lines(n: int, queries: int, corpus: int) -> list[Line]:
+    """``recall`` end to end against the same on the PyTorch path, and its recall@10."""
+    rows = asyncio.run(memory_recall.measure(n, queries, corpus))
     return [
         Line(benchmark="memory_recall", what=row.what, median=row.median, p99=row.p99,
-             baseline=row.baseline)
+             baseline=row.baseline, unit=row.unit)
         for row in rows
     ]  # fmt: skip
 
