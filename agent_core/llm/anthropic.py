@@ -19,6 +19,13 @@ from anthropic import types as sdk
 from agent_core.config import DEFAULT_PRICES, ModelPrice, Settings
 from agent_core.errors import ConfigError, LLMError
 from agent_core.llm import LLMRequest, LLMResponse, ModelTier, Usage
+from agent_core.llm.messages import (
+    ContentBlock,
+    Message,
+    TextBlock,
+    ToolDefinition,
+    ToolUseBlock,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicLLM", "price_for"]
 
@@ -122,9 +129,9 @@ class AnthropicLLM:
                 model=model,
                 max_tokens=request.max_tokens or self._max_tokens,
                 system=[cached],
-                messages=cast("list[sdk.MessageParam]", request.messages),
+                messages=_sdk_messages(request.messages),
                 tools=_cached_tools(request.tools),
-                tool_choice=cast("sdk.ToolChoiceParam", request.tool_choice or anthropic.omit),
+                tool_choice=request.tool_choice or anthropic.omit,
             )
             return self._response(model, message)
 
@@ -151,7 +158,7 @@ class AnthropicLLM:
             counted = await self._client.messages.count_tokens(
                 model=model,
                 system=request.system,
-                messages=cast("list[sdk.MessageParam]", request.messages),
+                messages=_sdk_messages(request.messages),
                 tools=cast("list[sdk.MessageCountTokensToolParam]", tools),
             )
         except anthropic.AnthropicError as error:
@@ -202,7 +209,7 @@ class AnthropicLLM:
         if message.stop_reason is None:
             raise LLMError(model, "the API returned a message without a stop_reason")
         return LLMResponse(
-            content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
+            content=[_block(model, block) for block in message.content],
             stop_reason=message.stop_reason,
             model=message.model,
             usage=self._usage(model, message.usage),
@@ -284,8 +291,50 @@ def _resolve_prices(
     return {model: price for model, price in found.items() if price is not None}
 
 
+def _sdk_messages(messages: list[Message]) -> list[sdk.MessageParam]:
+    """The conversation as the SDK types it (fresh dicts: the caller's are never changed)."""
+    return [_message_param(m) for m in messages]
+
+
+def _message_param(message: Message) -> sdk.MessageParam:
+    content = message["content"]
+    sent: sdk.MessageContentParam = (
+        content if isinstance(content, str) else [_block_param(b) for b in content]
+    )
+    if message["role"] == "user":
+        return sdk.UserMessageParam(role="user", content=sent)
+    return sdk.AssistantMessageParam(role="assistant", content=sent)
+
+
+def _block_param(block: ContentBlock) -> sdk.ContentBlockParam:
+    if block["type"] == "text":
+        return {"type": "text", "text": block["text"]}
+    if block["type"] == "tool_use":
+        return {"type": "tool_use", "id": block["id"], "name": block["name"],
+                "input": block["input"]}  # fmt: skip
+    result: sdk.ToolResultBlockParam = {
+        "type": "tool_result", "tool_use_id": block["tool_use_id"], "content": block["content"]
+    }  # fmt: skip
+    if "is_error" in block:
+        result["is_error"] = block["is_error"]
+    return result
+
+
+def _block(model: str, block: sdk.ContentBlock) -> ContentBlock:
+    """A block of the model's answer, as the conversation keeps it."""
+    if block.type == "text":
+        return TextBlock(type="text", text=block.text)
+    if block.type == "tool_use":
+        return ToolUseBlock(type="tool_use", id=block.id, name=block.name, input=dict(block.input))
+    # Thinking and server tools are never asked for: such a block would be dropped on the
+    # way back to the model, which refuses a conversation missing it.
+    raise LLMError(
+        model, f"the model answered with a {block.type} block, which airlock never asks for"
+    )
+
+
 def _cached_tools(
-    tools: list[dict[str, Any]] | None,
+    tools: list[ToolDefinition] | None,
 ) -> list[sdk.ToolUnionParam] | anthropic.Omit:
     if not tools:
         return anthropic.omit

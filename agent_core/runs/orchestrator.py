@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, ApprovalGate, ApprovalPolicy, RiskPolicy
+from agent_core.audit import events
 from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.channel import (
     BudgetWarning,
@@ -33,7 +34,8 @@ from agent_core.config import Settings
 from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
 from agent_core.llm import LLM, LLMStack, Usage, llm_stack
 from agent_core.llm.budget import Budget, BudgetLimits
-from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.llm.messages import Message
+from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.runs.executor import Executor, ExecutorLimits
 from agent_core.runs.journal import ToolJournal
 from agent_core.runs.limits import SpendLedger
@@ -72,7 +74,7 @@ _AUDITED_CHARS = 4000
 class Checkpoint(BaseModel):
     """What a run needs, besides its record, to resume: each unfinished subtask's conversation."""
 
-    conversations: dict[str, list[dict[str, Any]]] = {}
+    conversations: dict[str, list[Message]] = {}
     journal: bool = False
     """Whether every tool call of the run is in the tool-call journal. A checkpoint written by
     a version before the journal (or by one that dropped this field) has it False: resuming
@@ -267,10 +269,10 @@ class _RunState:
                 await self.save(owner=ownership.owner, with_checkpoint=False)
             except OwnershipLost:
                 continue
-            await Audit(store=self.orchestrator.store).record(
-                self.run.id, AuditKind.RUN_CLAIMED, actor="airlock", worker=ownership.owner,
-                status=self.run.status.value, attempt=self.run.attempt,
-            )  # fmt: skip
+            claimed = events.RunClaimed(
+                worker=ownership.owner, status=self.run.status, attempt=self.run.attempt
+            )
+            await Audit(store=self.orchestrator.store).record(self.run.id, claimed, actor="airlock")
             break
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)
@@ -286,8 +288,9 @@ class _RunState:
                 notes = await self.memory_notes()
                 plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
-            await Audit(store=o.store).record(self.run.id, AuditKind.PLAN_CREATED, actor="airlock",
-                                              plan=plan.model_dump(mode="json"))  # fmt: skip
+            await Audit(store=o.store).record(
+                self.run.id, events.PlanCreated(plan=plan), actor="airlock"
+            )
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
         if self.run.dry_run:
@@ -345,7 +348,7 @@ class _RunState:
             private_data=_PrivateData(state=self),
         )
 
-    async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> None:
+    async def progress(self, subtask_id: str, messages: list[Message]) -> None:
         """Checkpoint after a model turn or tool round."""
         self.checkpoint.conversations[subtask_id] = messages
         await self.save()
@@ -379,10 +382,10 @@ class _RunState:
         error = None if status is RunStatus.COMPLETED else result
         await self.save(status=status, error=error)
         telemetry.run_finished(status)
-        await Audit(store=self.orchestrator.store).record(
-            self.run.id, AuditKind.RUN_FINISHED, actor="airlock", status=status.value,
-            result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
-        )  # fmt: skip
+        finished = events.RunFinished(
+            status=status, result=result[:_AUDITED_CHARS], spend=self.run.spend
+        )
+        await Audit(store=self.orchestrator.store).record(self.run.id, finished, actor="airlock")
         await self.orchestrator.channel.notify(
             RunFinished(run=self.run, status=status, result=result)
         )
@@ -506,10 +509,11 @@ class _Schedule:
             # and their results included, instead of making them again.
             state.checkpoint.conversations.pop(subtask_id, None)
         await state.save(results={**state.run.results, subtask_id: result})
-        await Audit(store=state.orchestrator.store).record(
-            state.run.id, AuditKind.SUBTASK_FINISHED, actor="airlock", subtask_id=subtask_id,
-            status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
+        finished = events.SubtaskFinished(
+            subtask_id=subtask_id, status=result.status, output=result.output[:_AUDITED_CHARS],
+            error=result.error,
         )  # fmt: skip
+        await Audit(store=state.orchestrator.store).record(state.run.id, finished, actor="airlock")
         summary = result.output if result.status == "completed" else (result.error or result.status)
         await state.orchestrator.channel.notify(
             StepFinished(
