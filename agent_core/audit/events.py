@@ -121,8 +121,9 @@ class RunRefused(_Event):
 
     kind = AuditKind.RUN_REFUSED
     limit: str
-    used: float
-    allowed: float
+    used: int | float
+    """As counted: a number of runs, or dollars (an int stays one in what is stored)."""
+    allowed: int | float
 
 
 class SubtaskFinished(_Event):
