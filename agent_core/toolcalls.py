@@ -13,6 +13,7 @@ shared values.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -22,12 +23,30 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent_core.clock import utcnow
 from agent_core.models import canonical_json
 
-__all__ = ["ProcessRecord", "ToolCallRecord", "ToolCallState", "arguments_digest"]
+__all__ = ["ProcessRecord", "ToolCall", "ToolCallRecord", "ToolCallState", "arguments_digest"]
 
 
 def arguments_digest(arguments: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of a call's arguments: equal arguments, equal digest."""
     return hashlib.sha256(canonical_json(arguments).encode()).hexdigest()
+
+
+@dataclass(kw_only=True, frozen=True)
+class ToolCall:
+    """One tool call the model asked for: the value that goes from the model's tool_use block
+    to the risk gate, the approval's subject, the journal, the audit trail and the span."""
+
+    id: str
+    """The model's id for the call (``toolu_...``), unique in the run."""
+    tool: str
+    """The tool's name, as the model gave it (it may name no tool)."""
+    arguments: dict[str, Any]
+    """Whatever JSON object the model sent; checked against the tool's schema before a call."""
+
+    @property
+    def digest(self) -> str:
+        """:func:`arguments_digest` of the arguments."""
+        return arguments_digest(self.arguments)
 
 
 class ProcessRecord(BaseModel):

@@ -25,6 +25,7 @@ from agent_core import telemetry
 from agent_core.approvals.policy import ApprovalPolicy
 from agent_core.approvals.rule import apply_decision
 from agent_core.approvals.service import GRANTS
+from agent_core.audit import events
 from agent_core.audit.trail import Audit
 from agent_core.channel import ApprovalNeeded, OperatorChannel, ToolNotice
 from agent_core.clock import Clock, SystemClock
@@ -32,7 +33,6 @@ from agent_core.errors import AlreadyExists, NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
-    AuditKind,
     Decision,
     DecisionKind,
     Plan,
@@ -243,10 +243,11 @@ class ApprovalGate:
         grant = await self._granted(run, subject.tool, risk)
         if grant is None:
             return await self._ask(run, key, 0, subject, risk, rules)
-        await self.audit.record(run.id, AuditKind.APPROVAL_GRANTED_FOR_RUN, actor="airlock",
-                                tool=subject.tool, arguments=subject.arguments,
-                                tool_use_id=subject.tool_use_id, granted_by=grant.by,
-                                approval_id=grant.approval, risk=risk.value)  # fmt: skip
+        granted = events.ApprovalGrantedForRun(
+            tool=subject.tool, arguments=subject.arguments, tool_use_id=subject.tool_use_id,
+            granted_by=grant.by, approval_id=grant.approval, risk=risk,
+        )  # fmt: skip
+        await self.audit.record(run.id, granted, actor="airlock")
         return Allowed(arguments=subject.arguments, approval_id=grant.approval,
                        approved_by=grant.by)  # fmt: skip
 
@@ -296,10 +297,9 @@ class ApprovalGate:
             seed = Decision(kind=DecisionKind.APPROVE, by=edit.by, at=edit.at,
                             as_admin=edit.as_admin)  # fmt: skip
         risk = RiskLevel.highest(risks)
-        await self.audit.record(run.id, AuditKind.APPROVAL_REASKED, actor="airlock",
-                                approval_id=approval_id(run.id, key, attempt),
-                                supersedes=previous.id, risk=risk.value,
-                                was=previous.risk.value)  # fmt: skip
+        reasked = events.ApprovalReasked(approval_id=approval_id(run.id, key, attempt),
+                                  supersedes=previous.id, risk=risk, was=previous.risk)  # fmt: skip
+        await self.audit.record(run.id, reasked, actor="airlock")
         return await self._ask(run, key, attempt, subject, risk, rules, seed=seed)
 
     async def _ask(
@@ -322,9 +322,10 @@ class ApprovalGate:
             # Another process asked the same at the same moment (a worker that took the run
             # over while this one was still at it): that request stands; go by it.
             return await self._gate(run, key, subject, risk, rules)
-        await self.audit.record(run.id, AuditKind.APPROVAL_REQUESTED, actor="airlock",
-                                approval_id=approval.id, risk=approval.risk.value,
-                                subject=subject.model_dump(mode="json"))  # fmt: skip
+        requested = events.ApprovalRequested(
+            approval_id=approval.id, risk=approval.risk, subject=subject
+        )
+        await self.audit.record(run.id, requested, actor="airlock")
         if approval.status is not ApprovalStatus.PENDING:  # decided already (an admin's edit)
             return await self._gate(run, key, subject, risk, rules)
         await self._deliver(run, approval)

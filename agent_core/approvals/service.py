@@ -17,13 +17,13 @@ from jsonschema import Draft202012Validator
 from agent_core import telemetry
 from agent_core.approvals.authority import Authority
 from agent_core.approvals.risk import RiskPolicy
+from agent_core.audit import events
 from agent_core.audit.trail import Audit
 from agent_core.errors import NotFound
 from agent_core.models import (
     Approval,
     ApprovalDecided,
     ApprovalStatus,
-    AuditKind,
     Concluded,
     Decision,
     DecisionKind,
@@ -123,10 +123,10 @@ class DecisionService:
             return Refused(reason=f"there is no approval {approval_id}")
         refusal = await self._refusal(approval, decision)
         if refusal is not None:
-            await self.audit.record(
-                approval.run_id, AuditKind.DECISION_REFUSED, actor=decision.by,
-                approval_id=approval.id, decision=decision.kind.value, reason=refusal,
-            )  # fmt: skip
+            refused = events.DecisionRefused(
+                approval_id=approval.id, decision=decision.kind, reason=refusal
+            )
+            await self.audit.record(approval.run_id, refused, actor=decision.by)
             return Refused(reason=refusal)
         # Admin authority and an edit's risk are ours to establish; claims are ignored.
         decision = decision.model_copy(
@@ -177,21 +177,22 @@ class DecisionService:
                     ttl_seconds=self.grant_ttl_seconds,
                 )  # fmt: skip
             if outcome.approval.status is ApprovalStatus.SUPERSEDED:
-                await self.audit.record(
-                    approval.run_id, AuditKind.APPROVAL_SUPERSEDED, actor=decision.by,
-                    approval_id=approval.id, risk=approval.risk.value,
+                superseded = events.ApprovalSuperseded(
+                    approval_id=approval.id, risk=approval.risk,
                     edited_risk=str(decision.edited_risk),
                     edited_arguments=decision.edited_arguments,
                 )  # fmt: skip
+                await self.audit.record(approval.run_id, superseded, actor=decision.by)
             # Wake the run first: the audit line can follow a moment later.
             await self.store.publish(
                 ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
             )
-        await self.audit.record(
-            approval.run_id, AuditKind.APPROVAL_DECIDED, actor=decision.by, approval_id=approval.id,
-            decision=decision.kind.value, outcome=outcome.kind, reason=decision.reason,
-            edited_arguments=decision.edited_arguments, status=outcome.approval.status.value,
+        decided = events.ApprovalDecided(
+            approval_id=approval.id, decision=decision.kind, outcome=outcome.kind,
+            reason=decision.reason, edited_arguments=decision.edited_arguments,
+            status=outcome.approval.status,
         )  # fmt: skip
+        await self.audit.record(approval.run_id, decided, actor=decision.by)
 
 
 def _grant_refusal(approval: Approval) -> str | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from agent_core import telemetry
+from agent_core.audit import events
 from agent_core.audit.trail import Audit
-from agent_core.models import Approval, ApprovalDecided, ApprovalStatus, AuditKind, Concluded
+from agent_core.models import Approval, ApprovalDecided, ApprovalStatus, Concluded
 from agent_core.store import Store
 
 __all__ = ["close_undecided", "close_with_run"]
@@ -24,14 +25,13 @@ async def close_undecided(
     status: ApprovalStatus,
     by: str,
     at: datetime,
-    why: AuditKind,
+    why: events.ApprovalExpired | events.ApprovalCancelled | events.ApprovalUndeliverable,
     trail: bool = True,
-    **details: str,
 ) -> Approval | None:
     """Close ``approval`` as ``status`` (expired or cancelled) if it is still pending.
 
     Only the process whose close wins goes on: it counts the approval as settled, appends
-    ``why`` (with ``details``) to the run's trail and signals the decision to every process,
+    ``why`` to the run's trail and signals the decision to every process,
     so the parked run resumes (and is told the call was not approved) and every copy of the
     request is updated. ``trail=False`` when the run's record is gone: there is no trail to
     append to, and nothing to resume. None when someone else settled it first.
@@ -41,8 +41,7 @@ async def close_undecided(
         return None
     telemetry.approval_settled(outcome.approval)
     if trail:
-        await Audit(store=store).record(approval.run_id, why, actor=by,
-                                        approval_id=approval.id, **details)  # fmt: skip
+        await Audit(store=store).record(approval.run_id, why, actor=by)
         await store.publish(ApprovalDecided(approval_id=approval.id, run_id=approval.run_id))
     return outcome.approval
 
@@ -59,5 +58,6 @@ async def close_with_run(
     or killed), so nobody should be asked any more, and each request says so where it is shown.
     """
     for approval in await store.list_pending_approvals(run_id=run_id):
+        ended = events.ApprovalCancelled(approval_id=approval.id, reason=reason)
         await close_undecided(store, approval, status=ApprovalStatus.CANCELLED, by=by, at=at,
-                              why=AuditKind.APPROVAL_CANCELLED, reason=reason)  # fmt: skip
+                              why=ended)  # fmt: skip

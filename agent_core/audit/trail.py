@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent_core.audit.chain import GLOBAL, AuditAnchor, AuditKey, AuditTrail, sealing
+from agent_core.audit.events import LLMAsked, LLMCall, LLMFailed, Recorded, TokenCounts, stored
 from agent_core.audit.verify import Finding, TrailReport, check_trail, problem, ranges
 from agent_core.errors import AuditTampered, LLMError, NotFound
 from agent_core.llm import LLMRequest, LLMResponse, Next
 from agent_core.logs import redact_value
-from agent_core.models import AuditEvent, AuditKind, JsonValue, Run
+from agent_core.models import AuditEvent, Run
 from agent_core.store import AuditRecords, Store
 
 __all__ = ["GLOBAL", "Audit", "AuditedCalls", "StoreReport", "verify_chain", "verify_store"]
@@ -33,10 +34,9 @@ class Audit:
 
     store: AuditRecords
 
-    async def record(
-        self, run_id: str, kind: AuditKind, *, actor: str, **data: JsonValue
-    ) -> AuditEvent:
-        """Append ``kind`` by ``actor`` to the trail of ``run_id``, secrets masked first."""
+    async def record(self, run_id: str, event: Recorded, *, actor: str) -> AuditEvent:
+        """Append ``event`` by ``actor`` to the trail of ``run_id``, secrets masked first."""
+        kind, data = stored(event)
         return await self.store.append_audit(
             AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value(data))
         )
@@ -53,29 +53,27 @@ class AuditedCalls:
     async def __call__(self, request: LLMRequest, call_next: Next) -> LLMResponse:
         """The call, with an ``llm_call`` event after it, or ``llm_error`` if it failed."""
         messages, system = request.messages, request.system
-        asked = {
-            "tier": request.tier.value,
-            "system_sha256": hashlib.sha256(system.encode()).hexdigest(),
-            "messages": len(messages),
-            "input": messages[-1] if messages else None,
-            "tools": [t.get("name") for t in request.tools or []],
-        }
+        asked = LLMAsked(
+            tier=request.tier.value,
+            system_sha256=hashlib.sha256(system.encode()).hexdigest(),
+            messages=len(messages),
+            input=messages[-1] if messages else None,
+            tools=[t["name"] for t in request.tools or []],
+        )
         try:
             response = await call_next(request)
         except LLMError as error:
-            await self.audit.record(self.run_id, AuditKind.LLM_ERROR, actor="airlock",
-                                    request=asked, model=error.model,
-                                    error=error.reason)  # fmt: skip
+            failed = LLMFailed(request=asked, model=error.model, error=error.reason)
+            await self.audit.record(self.run_id, failed, actor="airlock")
             raise
         usage = response.usage
-        await self.audit.record(
-            self.run_id, AuditKind.LLM_CALL, actor="airlock", request=asked, model=response.model,
-            stop_reason=response.stop_reason, content=response.content,
-            usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                   "cache_write_tokens": usage.cache_write_tokens,
-                   "cache_read_tokens": usage.cache_read_tokens},
-            cost_usd=usage.cost_usd,
+        counts = TokenCounts(
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens,
         )  # fmt: skip
+        call = LLMCall(request=asked, model=response.model, stop_reason=response.stop_reason,
+                       content=response.content, usage=counts, cost_usd=usage.cost_usd)  # fmt: skip
+        await self.audit.record(self.run_id, call, actor="airlock")
         return response
 
 

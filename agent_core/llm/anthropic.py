@@ -19,6 +19,13 @@ from anthropic import types as sdk
 from agent_core.config import DEFAULT_PRICES, ModelPrice, Settings
 from agent_core.errors import ConfigError, LLMError
 from agent_core.llm import LLMRequest, LLMResponse, ModelTier, Usage
+from agent_core.llm.messages import (
+    ContentBlock,
+    Message,
+    TextBlock,
+    ToolDefinition,
+    ToolUseBlock,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicLLM", "price_for"]
 
@@ -126,7 +133,7 @@ class AnthropicLLM:
                 system=[cached],
                 messages=_cached_messages(request.messages),
                 tools=_cached_tools(request.tools),
-                tool_choice=cast("sdk.ToolChoiceParam", request.tool_choice or anthropic.omit),
+                tool_choice=request.tool_choice or anthropic.omit,
             )
             return self._response(model, message)
 
@@ -153,7 +160,7 @@ class AnthropicLLM:
             counted = await self._client.messages.count_tokens(
                 model=model,
                 system=request.system,
-                messages=cast("list[sdk.MessageParam]", request.messages),
+                messages=_sdk_messages(request.messages),
                 tools=cast("list[sdk.MessageCountTokensToolParam]", tools),
             )
         except anthropic.AnthropicError as error:
@@ -204,7 +211,7 @@ class AnthropicLLM:
         if message.stop_reason is None:
             raise LLMError(model, "the API returned a message without a stop_reason")
         return LLMResponse(
-            content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
+            content=[_block(model, block) for block in message.content],
             stop_reason=message.stop_reason,
             model=message.model,
             usage=self._usage(model, message.usage),
@@ -286,58 +293,81 @@ def _resolve_prices(
     return {model: price for model, price in found.items() if price is not None}
 
 
-# Tools and system take two of the API's four breakpoints; the conversation may use the rest.
-_MESSAGE_BREAKPOINTS = 2
-# Blocks the API refuses a breakpoint on (thinking) or that cannot carry one usefully.
-_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
+# Blocks the API accepts a breakpoint on; an empty text block is refused one.
+_MARKABLE = frozenset({"text", "tool_use", "tool_result"})
 
 
-def _cached_messages(messages: list[dict[str, Any]]) -> list[sdk.MessageParam]:
-    """The conversation with a breakpoint on its newest markable block.
+def _cached_messages(messages: list[Message]) -> list[sdk.MessageParam]:
+    """The conversation as the SDK types it, with a breakpoint on its newest markable block.
 
     Each executor turn sends the previous turn's prompt plus one exchange, so a breakpoint
     that moves with the end of the conversation lets the next turn read everything before
-    it from the cache (the API looks back 20 blocks for the previous entry). Callers' dicts
-    are never changed; a conversation that already carries its own breakpoints keeps them.
-    A single message (a plan, a summary) is sent unmarked: nothing would read its entry, and
-    writing one costs a quarter more than sending the tokens plainly.
+    it from the cache (the API looks back 20 blocks for the previous entry); with tools and
+    system that makes three of the API's four. A single message (a plan, a summary) is sent
+    unmarked: nothing would read its entry, and writing one costs a quarter more than
+    sending the tokens plainly.
     """
-    marks = sum(
-        1
-        for message in messages
-        if isinstance(message.get("content"), list)
-        for block in message["content"]
-        if isinstance(block, dict) and "cache_control" in block
+    sent = _sdk_messages(messages)
+    if len(sent) < 2:
+        return sent
+    last = sent[-1]
+    content = last["content"]
+    blocks: list[Any] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     )
-    if len(messages) < 2 or marks >= _MESSAGE_BREAKPOINTS:
-        return cast("list[sdk.MessageParam]", messages)
-    *head, last = messages
-    content = last.get("content")
-    if isinstance(content, str):
-        if not content:
-            return cast("list[sdk.MessageParam]", messages)
-        blocks: list[Any] = [{"type": "text", "text": content}]
-    elif isinstance(content, list):
-        blocks = list(content)
-    else:
-        return cast("list[sdk.MessageParam]", messages)
     for index in range(len(blocks) - 1, -1, -1):
         block = blocks[index]
-        if _markable(block):
-            blocks[index] = {**block, "cache_control": _CACHE}
-            return cast("list[sdk.MessageParam]", [*head, {**last, "content": blocks}])
-    return cast("list[sdk.MessageParam]", messages)
+        if block.get("type") in _MARKABLE and not (block["type"] == "text" and not block["text"]):
+            blocks[index] = {**block, "cache_control": _CACHE}  # fresh dicts: callers' untouched
+            sent[-1] = cast("sdk.MessageParam", {**last, "content": blocks})
+            break
+    return sent
 
 
-def _markable(block: object) -> bool:
-    if not isinstance(block, dict) or block.get("type") in _UNMARKABLE:
-        return False
-    # The API refuses cache_control on an empty text block.
-    return not (block.get("type") == "text" and not block.get("text"))
+def _sdk_messages(messages: list[Message]) -> list[sdk.MessageParam]:
+    """The conversation as the SDK types it (fresh dicts: the caller's are never changed)."""
+    return [_message_param(m) for m in messages]
+
+
+def _message_param(message: Message) -> sdk.MessageParam:
+    content = message["content"]
+    sent: sdk.MessageContentParam = (
+        content if isinstance(content, str) else [_block_param(b) for b in content]
+    )
+    if message["role"] == "user":
+        return sdk.UserMessageParam(role="user", content=sent)
+    return sdk.AssistantMessageParam(role="assistant", content=sent)
+
+
+def _block_param(block: ContentBlock) -> sdk.ContentBlockParam:
+    if block["type"] == "text":
+        return {"type": "text", "text": block["text"]}
+    if block["type"] == "tool_use":
+        return {"type": "tool_use", "id": block["id"], "name": block["name"],
+                "input": block["input"]}  # fmt: skip
+    result: sdk.ToolResultBlockParam = {
+        "type": "tool_result", "tool_use_id": block["tool_use_id"], "content": block["content"]
+    }  # fmt: skip
+    if "is_error" in block:
+        result["is_error"] = block["is_error"]
+    return result
+
+
+def _block(model: str, block: sdk.ContentBlock) -> ContentBlock:
+    """A block of the model's answer, as the conversation keeps it."""
+    if block.type == "text":
+        return TextBlock(type="text", text=block.text)
+    if block.type == "tool_use":
+        return ToolUseBlock(type="tool_use", id=block.id, name=block.name, input=dict(block.input))
+    # Thinking and server tools are never asked for: such a block would be dropped on the
+    # way back to the model, which refuses a conversation missing it.
+    raise LLMError(
+        model, f"the model answered with a {block.type} block, which airlock never asks for"
+    )
 
 
 def _cached_tools(
-    tools: list[dict[str, Any]] | None,
+    tools: list[ToolDefinition] | None,
 ) -> list[sdk.ToolUnionParam] | anthropic.Omit:
     if not tools:
         return anthropic.omit

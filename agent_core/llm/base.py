@@ -1,14 +1,20 @@
 """The LLM seam: what the planner and executor ask of a model, and what they get back.
 
-Messages and content blocks use the Anthropic Messages API shapes (the SDK's own
-TypedDicts), since that is what is sent back to the model turn after turn.
+Messages and content blocks are the Messages API's shapes, typed in
+:mod:`agent_core.llm.messages`, since that is what is sent back to the model turn after turn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from agent_core.llm.messages import ContentBlock, Message, ToolDefinition, ToolUseBlock, text_of
+from agent_core.llm.messages import tool_uses as tool_uses_of
+
+if TYPE_CHECKING:  # the SDK is slow to import; its TypedDict is the API's own shape
+    from anthropic.types import ToolChoiceParam
 
 __all__ = [
     "LLM",
@@ -77,11 +83,11 @@ class LLMRequest:
     """Which configured model answers."""
     system: str
     """The system prompt (cached with the tools by the implementation)."""
-    messages: list[dict[str, Any]]
+    messages: list[Message]
     """The conversation so far, oldest first; the last one is the turn's new input."""
-    tools: list[dict[str, Any]] | None = None
+    tools: list[ToolDefinition] | None = None
     """Tool definitions the model may call; none when ``None`` or empty."""
-    tool_choice: dict[str, Any] | None = None
+    tool_choice: ToolChoiceParam | None = None
     """How the model must use the tools (``{"type": "tool", "name": ...}``); the API's
     default when ``None``."""
     max_tokens: int | None = None
@@ -92,8 +98,8 @@ class LLMRequest:
 class LLMResponse:
     """One model turn."""
 
-    content: list[dict[str, Any]]
-    """The assistant's content blocks as the API returned them (``text``, ``tool_use``, ...)."""
+    content: list[ContentBlock]
+    """The assistant's content blocks (``text``, ``tool_use``)."""
     stop_reason: str
     """Why the turn ended: end_turn, tool_use, max_tokens, stop_sequence, refusal, pause_turn."""
     model: str
@@ -106,12 +112,12 @@ class LLMResponse:
     @property
     def text(self) -> str:
         """The text blocks joined."""
-        return "".join(b.get("text", "") for b in self.content if b.get("type") == "text")
+        return text_of(self.content)
 
     @property
-    def tool_uses(self) -> list[dict[str, Any]]:
+    def tool_uses(self) -> list[ToolUseBlock]:
         """The ``tool_use`` blocks, in order."""
-        return [b for b in self.content if b.get("type") == "tool_use"]
+        return tool_uses_of(self.content)
 
 
 class LLM(Protocol):

@@ -10,16 +10,17 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, assert_never
 
 from agent_core.errors import LLMError
 from agent_core.llm import CountsTokens, LLMRequest, ModelTier
+from agent_core.llm.messages import ContentBlock, Message, ToolDefinition, blocks_of
 
 __all__ = ["ApiTokenCounter", "EstimatedTokenCounter", "TokenCounter", "estimate_text_tokens"]
 
 logger = logging.getLogger(__name__)
 
-Messages = list[dict[str, Any]]
+Messages = list[Message]
 
 CHARS_PER_TOKEN = 4.0
 """Characters of English text or JSON per token, roughly."""
@@ -29,7 +30,7 @@ class TokenCounter(Protocol):
     """Counts the input tokens of a Messages request (system, messages and tools)."""
 
     async def count(
-        self, *, system: str, messages: Messages, tools: list[dict[str, Any]] | None
+        self, *, system: str, messages: Messages, tools: list[ToolDefinition] | None
     ) -> int:
         """Input tokens of a request with this system prompt, conversation and tools."""
         ...
@@ -59,21 +60,21 @@ class EstimatedTokenCounter:
     """Tokens of framing per non-text block (type, ids, names)."""
 
     async def count(
-        self, *, system: str, messages: Messages, tools: list[dict[str, Any]] | None
+        self, *, system: str, messages: Messages, tools: list[ToolDefinition] | None
     ) -> int:
         """The estimate; never fails, never waits."""
         return self.estimate(system=system, messages=messages, tools=tools)
 
     def estimate(
-        self, *, system: str, messages: Messages, tools: list[dict[str, Any]] | None
+        self, *, system: str, messages: Messages, tools: list[ToolDefinition] | None
     ) -> int:
         """The estimate, synchronously."""
         texts = [system, *(_json(tool) for tool in tools or [])]
         framed = 0
         for message in messages:
-            for block in _blocks(message.get("content")):
+            for block in blocks_of(message["content"]):
                 texts.append(_readable(block))
-                framed += block.get("type") != "text"
+                framed += block["type"] != "text"
         chars = sum(len(text) for text in texts)
         return math.ceil(chars / CHARS_PER_TOKEN * self.factor) + framed * self.block_overhead
 
@@ -97,7 +98,7 @@ class ApiTokenCounter:
     """Whether an API count failed already (and was logged)."""
 
     async def count(
-        self, *, system: str, messages: Messages, tools: list[dict[str, Any]] | None
+        self, *, system: str, messages: Messages, tools: list[ToolDefinition] | None
     ) -> int:
         """The API's count, or the estimate once the API has failed."""
         if not self.failed:
@@ -113,24 +114,15 @@ class ApiTokenCounter:
         return self.fallback.estimate(system=system, messages=messages, tools=tools)
 
 
-def _blocks(content: object) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-
-
-def _readable(block: dict[str, Any]) -> str:
+def _readable(block: ContentBlock) -> str:
     """The part of a block the model reads as tokens."""
-    kind = block.get("type")
-    if kind == "text":
-        return str(block.get("text", ""))
-    if kind == "tool_use":
-        return f"{block.get('id', '')}{block.get('name', '')}{_json(block.get('input', {}))}"
-    if kind == "tool_result":
-        inner = block.get("content", "")
-        body = "".join(_readable(b) for b in _blocks(inner))
-        return f"{block.get('tool_use_id', '')}{body}"
-    return _json({k: v for k, v in block.items() if k != "cache_control"})
+    if block["type"] == "text":
+        return block["text"]
+    if block["type"] == "tool_use":
+        return f"{block['id']}{block['name']}{_json(block['input'])}"
+    if block["type"] == "tool_result":
+        return f"{block['tool_use_id']}{block['content']}"
+    assert_never(block["type"])
 
 
 def _json(value: object) -> str:

@@ -14,11 +14,20 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal, assert_never
+from typing import Literal, assert_never
 
 from agent_core.config import Settings
 from agent_core.errors import ConfigError, LLMError
 from agent_core.llm import LLM, CountsTokens, LLMRequest, ModelTier
+from agent_core.llm.messages import (
+    ContentBlock,
+    Message,
+    TextBlock,
+    ToolDefinition,
+    ToolResultBlock,
+    blocks_of,
+    tool_uses,
+)
 from agent_core.memory.tokens import (
     CHARS_PER_TOKEN,
     ApiTokenCounter,
@@ -32,7 +41,7 @@ __all__ = ["SUMMARY_SYSTEM", "SUMMARY_TAG", "WorkingMemory", "summary_of", "toke
 
 logger = logging.getLogger(__name__)
 
-Messages = list[dict[str, Any]]
+Messages = list[Message]
 
 SUMMARY_TAG = "summary_of_earlier_turns"
 """The tag around the summary in the first user turn."""
@@ -92,7 +101,7 @@ class WorkingMemory:
         )
 
     async def fit(
-        self, *, system: str, messages: Messages, tools: list[dict[str, Any]] | None
+        self, *, system: str, messages: Messages, tools: list[ToolDefinition] | None
     ) -> Messages:
         """``messages`` itself when under budget, else a shorter conversation that keeps the
         task (``messages[0]``) with a summary of the cut turns, and the most recent turns.
@@ -118,9 +127,9 @@ class WorkingMemory:
     async def _choose_cut(
         self,
         system: str,
-        head: dict[str, Any],
+        head: Message,
         messages: Messages,
-        tools: list[dict[str, Any]] | None,
+        tools: list[ToolDefinition] | None,
     ) -> int | None:
         """The first index to keep: the fewest cut turns that reach the low-water mark."""
         cuts = [i for i in range(2, len(messages)) if messages[i]["role"] == "assistant"]
@@ -186,7 +195,7 @@ class WorkingMemory:
         return _clip(summary, self.summary_max_tokens * int(CHARS_PER_TOKEN))
 
 
-def summary_of(message: dict[str, Any]) -> str | None:
+def summary_of(message: Message) -> str | None:
     """The summary of earlier turns a (first user) message carries, if any."""
     return _split_head(message)[1]
 
@@ -210,32 +219,27 @@ def _warn_over_budget(size: int, budget: int) -> None:
     )
 
 
-def _blocks(content: object) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+def _summary_text(block: ContentBlock) -> str | None:
+    if block["type"] == "text" and block["text"].startswith(_OPEN):
+        return block["text"]
+    return None
 
 
-def _is_summary(block: dict[str, Any]) -> bool:
-    return block.get("type") == "text" and str(block.get("text", "")).startswith(_OPEN)
-
-
-def _split_head(first: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _split_head(first: Message) -> tuple[Message, str | None]:
     """The first turn without its summary block, and that summary's text."""
     content = first["content"]
     if not isinstance(content, list):
         return first, None
-    found = [b for b in content if _is_summary(b)]
-    old = (
-        str(found[-1]["text"]).removeprefix(_HEADER).removesuffix(f"\n{_CLOSE}") if found else None
-    )
-    return {**first, "content": [b for b in content if not _is_summary(b)]}, old
+    found = [text for b in content if (text := _summary_text(b)) is not None]
+    old = found[-1].removeprefix(_HEADER).removesuffix(f"\n{_CLOSE}") if found else None
+    kept = [b for b in content if _summary_text(b) is None]
+    return Message(role=first["role"], content=kept), old
 
 
-def _with_summary(head: dict[str, Any], summary: str) -> dict[str, Any]:
+def _with_summary(head: Message, summary: str) -> Message:
     # The summary may quote tool output: fenced, it cannot close its own fence.
-    block = {"type": "text", "text": fenced(SUMMARY_TAG, _PREAMBLE + summary)}
-    return {**head, "content": [*_blocks(head["content"]), block]}
+    block = TextBlock(type="text", text=fenced(SUMMARY_TAG, _PREAMBLE + summary))
+    return Message(role=head["role"], content=[*blocks_of(head["content"]), block])
 
 
 def _earlier(old: str, cap: int) -> str:
@@ -244,50 +248,35 @@ def _earlier(old: str, cap: int) -> str:
 
 def _transcript(messages: Messages, cap: int) -> list[str]:
     """One line of text per content block, each at most about ``cap`` characters."""
-    names = {
-        b.get("id"): str(b.get("name"))
-        for m in messages
-        for b in _blocks(m["content"])
-        if b.get("type") == "tool_use"
-    }
+    names = {b["id"]: b["name"] for m in messages for b in tool_uses(m["content"])}
     return [
-        _render(str(m["role"]), block, names, cap)
-        for m in messages
-        for block in _blocks(m["content"])
+        _render(m["role"], block, names, cap) for m in messages for block in blocks_of(m["content"])
     ]
 
 
-def _render(role: str, block: dict[str, Any], names: dict[Any, str], cap: int) -> str:
-    kind = block.get("type")
-    if kind == "text":
-        return f"{role.title()}: {_clip(str(block.get('text', '')), cap)}"
-    if kind == "tool_use":
-        arguments = json.dumps(block.get("input", {}), ensure_ascii=False, sort_keys=True)
-        return f"Assistant called {block.get('name')} with {_clip(arguments, cap)}"
-    if kind == "tool_result":
-        name = names.get(block.get("tool_use_id"), "a tool")
+def _render(role: str, block: ContentBlock, names: dict[str, str], cap: int) -> str:
+    if block["type"] == "text":
+        return f"{role.title()}: {_clip(block['text'], cap)}"
+    if block["type"] == "tool_use":
+        arguments = json.dumps(block["input"], ensure_ascii=False, sort_keys=True)
+        return f"Assistant called {block['name']} with {_clip(arguments, cap)}"
+    if block["type"] == "tool_result":
+        name = names.get(block["tool_use_id"], "a tool")
         verb = "failed" if block.get("is_error") else "returned"
         return f"{name} {verb}:\n{tool_output(name, _unfenced(block), cap)}"
-    return f"{role.title()}: [{kind} block]"
+    assert_never(block["type"])
 
 
-def _unfenced(result: dict[str, Any]) -> str:
+def _unfenced(result: ToolResultBlock) -> str:
     """A tool_result's text without the executor's fence (it is fenced again, capped)."""
-    content = result.get("content", "")
-    text = "\n".join(str(b.get("text", f"[{b.get('type')} block]")) for b in _blocks(content))
-    return unfence(text)
+    return unfence(result["content"])
 
 
 def _note(old: str | None, cut: Messages, max_chars: int) -> str:
     """A deterministic stand-in for a summary: the latest steps that fit, each capped."""
     items = _transcript(cut, _NOTE_ITEM_CHARS)
     parts = ["(No summary could be written; these are the last steps of the cut turns.)"]
-    calls = Counter(
-        str(b.get("name"))
-        for m in cut
-        for b in _blocks(m["content"])
-        if b.get("type") == "tool_use"
-    )
+    calls = Counter(b["name"] for m in cut for b in tool_uses(m["content"]))
     if calls:
         parts.append("Tools called: " + ", ".join(f"{name} ×{n}" for name, n in calls.items()))
     if old:

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from agent_core import telemetry
 from agent_core.approvals import Authority, Refused, close_with_run
+from agent_core.audit import events
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
 from agent_core.errors import NotFound, VersionConflict
 from agent_core.models import (
-    AuditKind,
     HaltChanged,
     HaltState,
     Run,
@@ -54,7 +54,7 @@ class RunControl:
         except NotFound:
             return Refused(reason=f"there is no run {run_id}")
         if not (await self.authority.is_admin(by) or by == run.requester):
-            await self.audit.record(run.id, AuditKind.KILL_REFUSED, actor=by)
+            await self.audit.record(run.id, events.KillRefused(), actor=by)
             return Refused(reason="only an admin or the person who asked for the run may kill it")
         return await self._kill(run, by=by, reason=reason)
 
@@ -70,7 +70,7 @@ class RunControl:
         except NotFound:
             return Refused(reason=f"there is no run {run_id}")
         if not (await self.authority.is_admin(by) or by == run.requester):
-            await self.audit.record(run.id, AuditKind.RETRY_REFUSED, actor=by)
+            await self.audit.record(run.id, events.RetryRefused(), actor=by)
             return Refused(reason="only an admin or the person who asked for the run may retry it")
         if run.status not in RETRYABLE:
             return Refused(reason=f"it is {run.status.value}; only failed, timed-out or"
@@ -84,14 +84,14 @@ class RunControl:
             run = await self.store.save_run(retried)
         except VersionConflict:
             return Refused(reason="the run changed meanwhile; look at it again")
-        await self.audit.record(run.id, AuditKind.RUN_RETRIED, actor=by, attempt=run.attempt)
+        await self.audit.record(run.id, events.RunRetried(attempt=run.attempt), actor=by)
         return run
 
     async def kill_all(self, *, by: str, reason: str | None = None) -> list[Run] | Refused:
         """Kill every run that is not over (admins only)."""
         if not await self.authority.is_admin(by):
             return Refused(reason="only an admin may kill every run")
-        await self.audit.record(GLOBAL, AuditKind.KILL_ALL, actor=by, reason=reason)
+        await self.audit.record(GLOBAL, events.KillAll(reason=reason), actor=by)
         return [await self._kill(run, by=by, reason=reason) for run in await self._active()]
 
     async def halt(self, *, by: str, reason: str | None = None) -> list[Run] | Refused:
@@ -100,7 +100,7 @@ class RunControl:
             return Refused(reason="only an admin may halt airlock")
         await self.store.set_halt(HaltState(halted=True, by=by, reason=reason))
         await self.store.publish(HaltChanged(halted=True, by=by))
-        await self.audit.record(GLOBAL, AuditKind.HALT, actor=by, reason=reason)
+        await self.audit.record(GLOBAL, events.Halt(reason=reason), actor=by)
         return [
             await self._kill(run, by=by, reason=reason or "halted") for run in await self._active()
         ]
@@ -112,7 +112,7 @@ class RunControl:
         state = HaltState(halted=False, by=by)
         await self.store.set_halt(state)
         await self.store.publish(HaltChanged(halted=False, by=by))
-        await self.audit.record(GLOBAL, AuditKind.RESUME, actor=by)
+        await self.audit.record(GLOBAL, events.Resume(), actor=by)
         return state
 
     async def _active(self) -> list[Run]:
@@ -134,5 +134,5 @@ class RunControl:
         await close_with_run(self.store, run.id, by=by, at=self.clock.now(),
                              reason="its run was killed")  # fmt: skip
         await self.store.publish(RunKilled(run_id=run.id, by=by, reason=why))
-        await self.audit.record(run.id, AuditKind.RUN_KILLED, actor=by, reason=why)
+        await self.audit.record(run.id, events.RunKilled(reason=why), actor=by)
         return run

@@ -20,18 +20,28 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Protocol, TypeAlias, assert_never
 
 from jsonschema import Draft202012Validator
 
 from agent_core import telemetry
 from agent_core.approvals import Allowed, CallRisk, Denied, Gate, Pending, RiskPolicy
+from agent_core.audit import events
 from agent_core.audit.trail import Audit
 from agent_core.errors import OwnershipLost, ToolError, ToolTimeout
 from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
+from agent_core.llm.messages import (
+    ContentBlock,
+    Message,
+    ToolResultBlock,
+    ToolUseBlock,
+    call_of,
+    text_of,
+    tool_result,
+    tool_uses,
+)
 from agent_core.memory.notes import memory_block
 from agent_core.models import (
-    AuditKind,
     RiskLevel,
     Run,
     Subtask,
@@ -50,7 +60,7 @@ from agent_core.runs.journal import (
 )
 from agent_core.runs.ownership import Ownership
 from agent_core.store import Step
-from agent_core.toolcalls import ProcessRecord, ToolCallRecord
+from agent_core.toolcalls import ProcessRecord, ToolCall, ToolCallRecord
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.untrusted import suspicious, tool_output
 
@@ -68,7 +78,7 @@ remembered from earlier work and possibly outdated. If a tool call is rejected, 
 stop; do not retry the same call. When the subtask is done, reply with a short, factual \
 summary of the result and no tool call."""
 
-Messages = list[dict[str, Any]]
+Messages = list[Message]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -128,7 +138,7 @@ class _LocalFlag:
 
 @dataclass(kw_only=True, frozen=True)
 class _Call:
-    block: dict[str, Any]
+    call: ToolCall
     tool: Tool | None
     problem: str | None
     risk: RiskLevel
@@ -169,8 +179,8 @@ class Executor:
             self.private_data = _LocalFlag(value=run.private_data_read)
         return self.private_data
 
-    def _assess(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> CallRisk:
-        return self.risk.assess(tool, arguments, private_data_read=self._flag(run).is_set())
+    def _assess(self, run: Run, tool: Tool, call: ToolCall) -> CallRisk:
+        return self.risk.assess(tool, call.arguments, private_data_read=self._flag(run).is_set())
 
     async def run(
         self,
@@ -213,7 +223,7 @@ class Executor:
         elif len(messages) > 1 and messages[-1]["role"] == "assistant":
             # The process stopped after the model's final answer, before the result was
             # recorded: that answer is the result (asking again could call tools again).
-            return _text(messages[-1]) or "(done, no summary)"
+            return text_of(messages[-1]["content"]).strip() or "(done, no summary)"
         continued = False
         for _ in range(self.limits.max_iterations):
             if self.working is not None:  # in place: the next checkpoint holds the cut version
@@ -269,25 +279,26 @@ class Executor:
         run: Run,
         subtask: Subtask,
         messages: Messages,
-        blocks: list[dict[str, Any]],
+        blocks: list[ToolUseBlock],
         *,
         resumed: bool = False,
     ) -> Interruption | None:
         """Answer the calls of a model turn; None once each has its result, else why the
         round stopped short (a call waits for a person, or a shutdown)."""
-        calls = [self._prepare(run, block, messages) for block in blocks]
+        calls = [self._prepare(run, call_of(block), messages) for block in blocks]
         if resumed:  # one lookup for the whole round
-            earlier = await self.journal.lookup(run.id, [c.block["id"] for c in calls])
-            calls = [replace(c, earlier=earlier.get(c.block["id"])) for c in calls]
+            earlier = await self.journal.lookup(run.id, [c.call.id for c in calls])
+            calls = [replace(c, earlier=earlier.get(c.call.id)) for c in calls]
         if messages[-1]["role"] == "assistant":
             messages.append({"role": "user", "content": []})
-        results: list[dict[str, Any]] = messages[-1]["content"]
+        results = messages[-1]["content"]
+        assert isinstance(results, list)  # a resumed round's results (see _unanswered)
         if _concurrent(calls):
             stopped = await self._answer_together(run, subtask, calls, messages)
         else:
             stopped = await self._answer_in_turn(run, subtask, calls, messages)
         order = [b["id"] for b in _last_tool_uses(messages)]
-        results.sort(key=lambda r: order.index(r["tool_use_id"]))
+        results.sort(key=lambda block: _answers(block, order))
         return stopped
 
     async def _answer_together(
@@ -300,7 +311,9 @@ class Executor:
         except* OwnershipLost as lost:  # one is enough: the run is another worker's
             raise lost.exceptions[0] from None
         answers = [task.result() for task in tasks]
-        messages[-1]["content"] += [a for a in answers if not isinstance(a, Pending)]
+        results = messages[-1]["content"]
+        assert isinstance(results, list)
+        results += [a for a in answers if not isinstance(a, Pending)]
         drained = await self._progress(subtask, messages)
         parked = next((a for a in answers if isinstance(a, Pending)), None)
         return parked if parked is not None else drained
@@ -310,6 +323,8 @@ class Executor:
     ) -> Interruption | None:
         """Answer ``calls`` one at a time, each result checkpointed: a run parked for a
         decision, or a process that dies, resumes with the calls already answered left alone."""
+        results = messages[-1]["content"]
+        assert isinstance(results, list)
         for call in calls:
             # Each call one step: its result, journal record and audit events land with the
             # checkpoint that holds its result.
@@ -317,35 +332,35 @@ class Executor:
                 answer = await self._answer(run, subtask, call, step)
                 if isinstance(answer, Pending):
                     return answer
-                messages[-1]["content"].append(answer)
+                results.append(answer)
                 drained = await self._progress(subtask, messages)
             if drained is not None:
                 return drained
         return None
 
-    def _prepare(self, run: Run, block: dict[str, Any], messages: Messages) -> _Call:
-        name, arguments = block["name"], block.get("input", {})
+    def _prepare(self, run: Run, asked: ToolCall, messages: Messages) -> _Call:
+        name, arguments = asked.tool, asked.arguments
         tool = self.tools.get(name)
         if tool is None:
             known = ", ".join(self.tools.names) or "none"
-            return _Call(block=block, tool=None, problem=f"unknown tool {name!r}; tools: {known}",
+            return _Call(call=asked, tool=None, problem=f"unknown tool {name!r}; tools: {known}",
                          risk=RiskLevel.LOW)  # fmt: skip
         errors = sorted(Draft202012Validator(tool.input_schema).iter_errors(arguments), key=str)
         if errors:
             where = "/".join(str(p) for p in errors[0].absolute_path) or "arguments"
             problem = f"invalid arguments for {name} at {where}: {errors[0].message}"
-            return _Call(block=block, tool=tool, problem=problem, risk=self.risk.base(tool))
-        if _times_called(messages, name, arguments) >= self.limits.loop_repeat_limit:
+            return _Call(call=asked, tool=tool, problem=problem, risk=self.risk.base(tool))
+        if _times_called(messages, asked) >= self.limits.loop_repeat_limit:
             raise _SubtaskStop(
                 f"loop detected: {name} was called {self.limits.loop_repeat_limit} times"
                 " with the same arguments"
             )
-        risk = self._assess(run, tool, arguments).level
-        return _Call(block=block, tool=tool, problem=None, risk=risk)
+        risk = self._assess(run, tool, asked).level
+        return _Call(call=asked, tool=tool, problem=None, risk=risk)
 
     async def _answer_alone(
         self, run: Run, subtask: Subtask, call: _Call
-    ) -> dict[str, Any] | Pending:
+    ) -> ToolResultBlock | Pending:
         """A call of a round whose calls run at once: a step of its own, committed at its end
         (the round's checkpoint follows them all)."""
         async with self.journal.step(run.id) as step:
@@ -353,14 +368,14 @@ class Executor:
 
     async def _answer(
         self, run: Run, subtask: Subtask, call: _Call, step: Step
-    ) -> dict[str, Any] | Pending:
+    ) -> ToolResultBlock | Pending:
         """The call's ``tool_result`` block, or :class:`Pending` while it waits for a person."""
-        block_id = call.block["id"]
+        block_id = call.call.id
         if call.problem is not None or call.tool is None:
-            return _result(block_id, call.problem or "unknown tool", error=True)
-        tool, arguments = call.tool, call.block.get("input", {})
+            return tool_result(block_id, call.problem or "unknown tool", error=True)
+        tool, asked = call.tool, call.call
         # Again, now: an earlier call of this round may have read private data.
-        assessed = self._assess(run, tool, arguments)
+        assessed = self._assess(run, tool, call.call)
         call = replace(call, risk=assessed.level)
         ended = await self._end_leftovers(run, call)
         answer = await self._recover(run, call)
@@ -368,22 +383,29 @@ class Executor:
             return answer
         if self.ownership is not None and call.risk.rank >= RiskLevel.HIGH.rank:
             await self.ownership.check()  # a worker that lost the run asks nobody
-        preview = await self._preview(run, tool, arguments)
+        preview = await self._preview(run, tool, call.call)
         async with step.outside():  # the gate tells people what it records: durable first
             verdict = await self.gate.check_tool_call(
-                run=run, subtask_id=subtask.id, tool=tool.name, arguments=arguments,
+                run=run, subtask_id=subtask.id, tool=tool.name, arguments=asked.arguments,
                 risk=call.risk, tool_use_id=block_id, preview=preview, earlier_copy_ended=ended,
                 grantable=assessed.grantable,
-                risk_of=lambda edited: self._assess(run, tool, edited).level,
+                risk_of=lambda edited: self._assess(
+                    run, tool, replace(asked, arguments=edited)
+                ).level,
             )  # fmt: skip
         if isinstance(verdict, Pending):
             return verdict
         if isinstance(verdict, Denied):
-            await self._audit(run, AuditKind.TOOL_REFUSED, tool=tool.name, tool_use_id=block_id,
-                              arguments=arguments, reason=verdict.reason)  # fmt: skip
-            return _result(block_id, f"not run: {verdict.reason}", error=True)
+            refused = events.ToolRefused(
+                tool=tool.name,
+                tool_use_id=block_id,
+                arguments=asked.arguments,
+                reason=verdict.reason,
+            )
+            await self._audit(run, refused)
+            return tool_result(block_id, f"not run: {verdict.reason}", error=True)
         if isinstance(verdict, Allowed):
-            return await self._execute(run, tool, arguments, verdict, call, step)
+            return await self._execute(run, tool, verdict, call, step)
         assert_never(verdict)
 
     async def _end_leftovers(self, run: Run, call: _Call) -> bool | None:
@@ -391,107 +413,103 @@ class Executor:
         else happens to it; whether all of it was confirmed ended (None: nothing to end)."""
         ended = await end_leftovers(call.earlier)
         if ended is not None:
-            await self._audit(run, AuditKind.TOOL_PROCESS_ENDED, tool=call.block["name"],
-                              tool_use_id=call.block["id"], confirmed=ended)  # fmt: skip
+            told = events.ToolProcessEnded(
+                tool=call.call.tool, tool_use_id=call.call.id, confirmed=ended
+            )
+            await self._audit(run, told)
         return ended
 
-    async def _recover(self, run: Run, call: _Call) -> dict[str, Any] | None:
+    async def _recover(self, run: Run, call: _Call) -> ToolResultBlock | None:
         """The answer, in a resumed round, for a call its journal says was started before;
         None: go ahead as usual (see :mod:`agent_core.runs.journal`)."""
         if call.tool is None:
             return None
-        block_id, tool = call.block["id"], call.tool
+        block_id, tool = call.call.id, call.tool
         decision = recovery(call.earlier, idempotent=tool.idempotent, risk=call.risk)
         if isinstance(decision, Reuse):
-            await self._audit(
-                run, AuditKind.TOOL_RESULT_REUSED, tool=tool.name, tool_use_id=block_id
-            )
-            return _result(block_id, decision.output, error=decision.is_error)
+            await self._audit(run, events.ToolResultReused(tool=tool.name, tool_use_id=block_id))
+            return tool_result(block_id, decision.output, error=decision.is_error)
         if isinstance(decision, OutcomeUnknown):
             await self.journal.outcome_unknown(decision.record)
-            await self._audit(
-                run, AuditKind.TOOL_OUTCOME_UNKNOWN, tool=tool.name, tool_use_id=block_id
-            )
-            return _result(block_id, OUTCOME_UNKNOWN, error=True)
+            await self._audit(run, events.ToolOutcomeUnknown(tool=tool.name, tool_use_id=block_id))
+            return tool_result(block_id, OUTCOME_UNKNOWN, error=True)
         if isinstance(decision, Proceed):
             return None
         assert_never(decision)
 
     async def _execute(
-        self,
-        run: Run,
-        tool: Tool,
-        asked: dict[str, Any],
-        verdict: Allowed,
-        call: _Call,
-        step: Step,
-    ) -> dict[str, Any]:
-        arguments, block_id = verdict.arguments, call.block["id"]
-        risk = self._assess(run, tool, arguments).level
-        edited: dict[str, Any] = {"original_arguments": asked} if asked != arguments else {}
+        self, run: Run, tool: Tool, verdict: Allowed, asked: _Call, step: Step
+    ) -> ToolResultBlock:
+        call = replace(asked.call, arguments=verdict.arguments)  # an approver's edit included
+        block_id = call.id
+        risk = self._assess(run, tool, call).level
+        edited = asked.call.arguments if asked.call.arguments != call.arguments else None
+        worker = None
         if self.ownership is not None:
             await self.ownership.check()
-            edited["worker"] = self.ownership.owner
+            worker = self.ownership.owner
         if tool.reads_private_data:  # kept before the call: a crash must not forget it
             await self._flag(run).set()
-        attempt = await self.journal.start(run_id=run.id, tool_use_id=block_id, tool=tool.name,
-                                           arguments=arguments, earlier=call.earlier)  # fmt: skip
-        await self._audit(run, AuditKind.TOOL_CALL, tool=tool.name, tool_use_id=block_id,
-                          arguments=arguments, approval_id=verdict.approval_id,
-                          approved_by=verdict.approved_by, **edited)  # fmt: skip
+        attempt = await self.journal.start(run.id, call, earlier=asked.earlier)
+        await self._audit(run, events.ToolCalled.of(
+            call, approval_id=verdict.approval_id, approved_by=verdict.approved_by,
+            original_arguments=edited, worker=worker,
+        ))  # fmt: skip
         # Durable before the tool starts: a crash from here on is recovered from "started".
         await step.commit()
         started = time.monotonic()
         result = await telemetry.tool_call(
-            lambda: self._run_tool(run, tool, arguments, attempt, step),
-            run=run, tool=tool, risk=risk, call_id=block_id,
+            lambda: self._run_tool(run, tool, call, attempt, step),
+            run=run, tool=tool, risk=risk, call=call,
             approval_id=verdict.approval_id, approved_by=verdict.approved_by,
         )  # fmt: skip
-        await attempt.finished(result["content"], is_error=bool(result.get("is_error")))
+        failed = result.get("is_error", False)
+        await attempt.finished(result["content"], is_error=failed)
         flags = suspicious(result["content"])
-        await self._audit(run, AuditKind.TOOL_RESULT, tool=tool.name, tool_use_id=block_id,
-                          is_error=bool(result.get("is_error")), output=result["content"][:4000],
-                          flags=flags,
-                          duration_ms=round((time.monotonic() - started) * 1000, 3))  # fmt: skip
+        await self._audit(run, events.ToolResult(
+            tool=tool.name, tool_use_id=block_id, is_error=failed,
+            output=result["content"][:4000], flags=flags,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+        ))  # fmt: skip
         if flags:
-            await self._audit(run, AuditKind.INJECTION_SUSPECTED, tool=tool.name,
-                              tool_use_id=block_id, flags=flags)  # fmt: skip
+            suspected = events.InjectionSuspected(tool=tool.name, tool_use_id=block_id, flags=flags)
+            await self._audit(run, suspected)
         return result
 
     async def _run_tool(
-        self, run: Run, tool: Tool, arguments: dict[str, Any], attempt: Attempt, step: Step
-    ) -> dict[str, Any]:
+        self, run: Run, tool: Tool, call: ToolCall, attempt: Attempt, step: Step
+    ) -> ToolResultBlock:
         timeout = tool.timeout_seconds or self.limits.tool_timeout_seconds
         block_id = attempt.record.tool_use_id
 
         async def started(record: ProcessRecord) -> None:
             await attempt.process_started(record)
-            await self._audit(run, AuditKind.TOOL_PROCESS_STARTED, tool=tool.name,
-                              tool_use_id=block_id,
-                              process=record.model_dump(mode="json"))  # fmt: skip
+            begun = events.ToolProcessStarted(tool=tool.name, tool_use_id=block_id, process=record)
+            await self._audit(run, begun)
             await step.commit()  # a crash must not lose what it has to end
 
         context = replace(self.context(run), on_process=started)
         try:
             async with asyncio.timeout(timeout):
-                output = await tool.handler(arguments, context)
+                output = await tool.handler(call.arguments, context)
         except TimeoutError:
-            return _result(block_id, str(ToolTimeout(tool.name, timeout)), error=True)
+            return tool_result(block_id, str(ToolTimeout(tool.name, timeout)), error=True)
         except ToolError as error:
-            return _result(block_id, str(error), error=True)
+            return tool_result(block_id, str(error), error=True)
         except Exception as error:  # a broken tool must not end the run; the model is told
             logger.warning(
                 "tool raised", extra={"run_id": run.id, "tool": tool.name}, exc_info=True
             )
-            return _result(block_id, f"{tool.name} failed: {type(error).__name__}: {error}", True)
-        return _result(block_id, tool_output(tool.name, output, self.limits.output_max_chars))
+            failed = f"{tool.name} failed: {type(error).__name__}: {error}"
+            return tool_result(block_id, failed, error=True)
+        return tool_result(block_id, tool_output(tool.name, output, self.limits.output_max_chars))
 
-    async def _preview(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> str | None:
+    async def _preview(self, run: Run, tool: Tool, call: ToolCall) -> str | None:
         """What the call would do, for the approver; a failing preview never blocks the gate."""
         if tool.preview is None:
             return None
         try:
-            return await tool.preview(arguments)
+            return await tool.preview(call.arguments)
         except ToolError as error:
             return f"(no preview: {error})"
         except Exception as error:  # the call is still gated; the approver sees why
@@ -499,9 +517,9 @@ class Executor:
                            exc_info=True)  # fmt: skip
             return f"(no preview: {type(error).__name__}: {error})"
 
-    async def _audit(self, run: Run, kind: AuditKind, **data: Any) -> None:
+    async def _audit(self, run: Run, event: events.Recorded) -> None:
         if self.audit is not None:
-            await self.audit.record(run.id, kind, actor="airlock", **data)
+            await self.audit.record(run.id, event, actor="airlock")
 
     async def _progress(self, subtask: Subtask, messages: Messages) -> Drained | None:
         if self.on_progress is not None:
@@ -519,11 +537,9 @@ def _concurrent(calls: list[_Call]) -> bool:
     return not (reads and sends)
 
 
-def _result(tool_use_id: str, content: str, error: bool = False) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
-    if error:
-        block["is_error"] = True
-    return block
+def _answers(block: ContentBlock, order: list[str]) -> int:
+    """Where the answer ``block`` goes in a round's results: its call's place in ``order``."""
+    return order.index(block["tool_use_id"]) if block["type"] == "tool_result" else -1
 
 
 def _brief(run: Run, subtask: Subtask, inputs: dict[str, str], notes: Sequence[str]) -> str:
@@ -540,16 +556,14 @@ def _brief(run: Run, subtask: Subtask, inputs: dict[str, str], notes: Sequence[s
     return "\n\n".join(parts)
 
 
-def _times_called(messages: Messages, name: str, arguments: dict[str, Any]) -> int:
-    wanted = canonical_json(arguments)
+def _times_called(messages: Messages, call: ToolCall) -> int:
+    wanted = canonical_json(call.arguments)
     return sum(
         1
         for m in messages
-        if m["role"] == "assistant" and isinstance(m["content"], list)
-        for b in m["content"]
-        if b.get("type") == "tool_use"
-        and b["name"] == name
-        and canonical_json(b.get("input", {})) == wanted
+        if m["role"] == "assistant"
+        for b in tool_uses(m["content"])
+        if b["name"] == call.tool and canonical_json(b["input"]) == wanted
     )
 
 
@@ -560,20 +574,13 @@ def _forget_last_turn(messages: Messages) -> None:
         messages.pop()
 
 
-def _text(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content.strip()
-    return "".join(b.get("text", "") for b in content if b.get("type") == "text").strip()
-
-
-def _last_tool_uses(messages: Messages) -> list[dict[str, Any]]:
+def _last_tool_uses(messages: Messages) -> list[ToolUseBlock]:
     """The tool_use blocks of the last model turn."""
     turns = [m for m in messages if m["role"] == "assistant" and isinstance(m["content"], list)]
-    return [b for b in turns[-1]["content"] if b.get("type") == "tool_use"] if turns else []
+    return tool_uses(turns[-1]["content"]) if turns else []
 
 
-def _unanswered(messages: Messages) -> list[dict[str, Any]]:
+def _unanswered(messages: Messages) -> list[ToolUseBlock]:
     """The last turn's tool_use blocks that have no tool_result yet (resuming a round)."""
     if not messages:
         return []
@@ -586,7 +593,7 @@ def _unanswered(messages: Messages) -> list[dict[str, Any]]:
         or not isinstance(last["content"], list)
     ):
         return []
-    answered = {b.get("tool_use_id") for b in last["content"] if b.get("type") == "tool_result"}
+    answered = {b["tool_use_id"] for b in last["content"] if b["type"] == "tool_result"}
     if not answered and last["content"]:
         return []
     return [b for b in _last_tool_uses(messages) if b["id"] not in answered]

@@ -31,6 +31,7 @@ from typing import Any
 
 from agent_core import telemetry
 from agent_core.approvals import ApprovalPolicy, close_undecided, close_with_run
+from agent_core.audit import events
 from agent_core.audit.trail import Audit
 from agent_core.channel import (
     ApprovalEscalated,
@@ -46,7 +47,6 @@ from agent_core.models import (
     Approval,
     ApprovalDecided,
     ApprovalStatus,
-    AuditKind,
     HaltChanged,
     Run,
     RunKilled,
@@ -329,10 +329,11 @@ class RunHost:
             return
         # Signalled like any other close (start() listens before it recovers), so the
         # request's every copy is updated wherever it was posted.
+        reason = "its run is over" if run is not None else "its run is gone"
         await close_undecided(
             self.store, approval, status=ApprovalStatus.CANCELLED, by="airlock",
-            at=self.clock.now(), why=AuditKind.APPROVAL_CANCELLED, trail=run is not None,
-            reason="its run is over" if run is not None else "its run is gone",
+            at=self.clock.now(), trail=run is not None,
+            why=events.ApprovalCancelled(approval_id=approval.id, reason=reason),
         )  # fmt: skip
 
     # Signals
@@ -408,15 +409,15 @@ class RunHost:
             return
         policy = self.policy.timeout(approval.risk)
         if policy is TimeoutPolicy.KEEP:
-            await self.audit.record(approval.run_id, AuditKind.APPROVAL_KEPT, actor="airlock",
-                                    approval_id=approval.id)  # fmt: skip
+            await self.audit.record(approval.run_id, events.ApprovalKept(approval_id=approval.id),
+                                    actor="airlock")  # fmt: skip
             return
         if policy is TimeoutPolicy.ESCALATE and approval.hop < len(self.policy.escalation):
             await self._escalate(approval)
             return
+        expired = events.ApprovalExpired(approval_id=approval.id, policy=policy)
         await close_undecided(self.store, approval, status=ApprovalStatus.EXPIRED, by="airlock",
-                              at=self.clock.now(), why=AuditKind.APPROVAL_EXPIRED,
-                              policy=policy.value)  # fmt: skip
+                              at=self.clock.now(), why=expired)  # fmt: skip
 
     async def _escalate(self, approval: Approval) -> None:
         who, seconds = self.policy.escalation[approval.hop]
@@ -426,8 +427,8 @@ class RunHost:
         )
         if moved is None:
             return
-        await self.audit.record(approval.run_id, AuditKind.APPROVAL_ESCALATED, actor="airlock",
-                                approval_id=approval.id, to=who, hop=moved.hop)  # fmt: skip
+        escalated = events.ApprovalEscalated(approval_id=approval.id, to=who, hop=moved.hop)
+        await self.audit.record(approval.run_id, escalated, actor="airlock")
         run = await self.store.get_run(approval.run_id)
         await self.channel.notify(ApprovalEscalated(run=run, approval=moved))
         await self.channel.request_decision(moved)

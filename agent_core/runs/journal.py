@@ -23,14 +23,20 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ValidationError
 
 from agent_core.clock import Clock, SystemClock
 from agent_core.models import AuditEvent, AuditKind, RiskLevel
 from agent_core.store import Step, Store, ToolCallJournal
-from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
+from agent_core.toolcalls import (
+    ProcessRecord,
+    ToolCall,
+    ToolCallRecord,
+    ToolCallState,
+    arguments_digest,
+)
 from agent_core.tools.processes import end_leftover
 
 __all__ = [
@@ -154,19 +160,13 @@ class ToolJournal:
         return found
 
     async def start(
-        self,
-        *,
-        run_id: str,
-        tool_use_id: str,
-        tool: str,
-        arguments: dict[str, Any],
-        earlier: ToolCallRecord | None,
+        self, run_id: str, call: ToolCall, *, earlier: ToolCallRecord | None
     ) -> Attempt:
-        """Record, before it runs, that the call begins (again, after ``earlier``)."""
-        digest, now = arguments_digest(arguments), self.clock.now()
+        """Record, before it runs, that ``call`` begins (again, after ``earlier``)."""
+        digest, now = call.digest, self.clock.now()
         if earlier is None:
             record = ToolCallRecord(
-                run_id=run_id, tool_use_id=tool_use_id, tool=tool, digest=digest, started_at=now
+                run_id=run_id, tool_use_id=call.id, tool=call.tool, digest=digest, started_at=now
             )
         else:
             record = earlier.again(digest=digest, at=now)

@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal, assert_never
 
 from agent_core.approvals import LOCAL_PREFIX
+from agent_core.audit import events
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.clock import Clock, SystemClock
 from agent_core.config import Settings
-from agent_core.models import AuditKind
 from agent_core.store import SharedValues, Store
 
 __all__ = ["Admission", "LimitName", "LimitReached", "Limits", "SpendLedger"]
@@ -117,14 +117,10 @@ class Admission:
         now = self.clock.now()
         reached = await self._budgets(requester, now) or await self._hourly(requester, now)
         if reached is not None:
-            await Audit(store=self.store).record(
-                GLOBAL,
-                AuditKind.RUN_REFUSED,
-                actor=requester,
-                limit=reached.limit,
-                used=reached.used,
-                allowed=reached.allowed,
+            refused = events.RunRefused(
+                limit=reached.limit, used=reached.used, allowed=reached.allowed
             )
+            await Audit(store=self.store).record(GLOBAL, refused, actor=requester)
         return reached
 
     async def _budgets(self, requester: str, now: datetime) -> LimitReached | None:

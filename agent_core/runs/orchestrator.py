@@ -27,6 +27,7 @@ from agent_core.approvals import (
     RiskPolicy,
     close_with_run,
 )
+from agent_core.audit import events
 from agent_core.audit.trail import Audit, AuditedCalls
 from agent_core.channel import (
     BudgetWarning,
@@ -41,7 +42,8 @@ from agent_core.config import Settings
 from agent_core.errors import LLMError, OwnershipLost, PlanError, VersionConflict
 from agent_core.llm import LLM, LLMStack, Usage, llm_stack
 from agent_core.llm.budget import Budget, BudgetLimits
-from agent_core.models import AuditKind, Plan, Run, RunStatus, Subtask, SubtaskResult
+from agent_core.llm.messages import Message
+from agent_core.models import Plan, Run, RunStatus, Subtask, SubtaskResult
 from agent_core.runs.executor import Drained, Executor, ExecutorLimits, Interruption
 from agent_core.runs.journal import ToolJournal
 from agent_core.runs.limits import SpendLedger
@@ -88,7 +90,7 @@ _Outcome: TypeAlias = tuple[RunStatus, str] | Interruption
 class Checkpoint(BaseModel):
     """What a run needs, besides its record, to resume: each unfinished subtask's conversation."""
 
-    conversations: dict[str, list[dict[str, Any]]] = {}
+    conversations: dict[str, list[Message]] = {}
     journal: bool = False
     """Whether every tool call of the run is in the tool-call journal. A checkpoint written by
     a version before the journal (or by one that dropped this field) has it False: resuming
@@ -287,10 +289,10 @@ class _RunState:
                 await self.save(owner=ownership.owner, with_checkpoint=False)
             except OwnershipLost:
                 continue
-            await Audit(store=self.orchestrator.store).record(
-                self.run.id, AuditKind.RUN_CLAIMED, actor="airlock", worker=ownership.owner,
-                status=self.run.status.value, attempt=self.run.attempt,
-            )  # fmt: skip
+            claimed = events.RunClaimed(
+                worker=ownership.owner, status=self.run.status, attempt=self.run.attempt
+            )
+            await Audit(store=self.orchestrator.store).record(self.run.id, claimed, actor="airlock")
             break
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)
@@ -306,8 +308,9 @@ class _RunState:
                 notes = await self.memory_notes()
                 plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
             await self.save(plan=plan)
-            await Audit(store=o.store).record(self.run.id, AuditKind.PLAN_CREATED, actor="airlock",
-                                              plan=plan.model_dump(mode="json"))  # fmt: skip
+            await Audit(store=o.store).record(
+                self.run.id, events.PlanCreated(plan=plan), actor="airlock"
+            )
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
         if self.run.dry_run:
@@ -367,7 +370,7 @@ class _RunState:
             private_data=_PrivateData(state=self),
         )
 
-    async def progress(self, subtask_id: str, messages: list[dict[str, Any]]) -> Drained | None:
+    async def progress(self, subtask_id: str, messages: list[Message]) -> Drained | None:
         """Checkpoint after a model turn or tool round; :class:`Drained` while shutting down
         (the subtask stops at this checkpoint)."""
         self.checkpoint.conversations[subtask_id] = messages
@@ -404,10 +407,10 @@ class _RunState:
         # A step may still wait for a person (another step ended the run): nobody is asked now.
         await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
                              at=self.orchestrator.clock.now())  # fmt: skip
-        await Audit(store=self.orchestrator.store).record(
-            self.run.id, AuditKind.RUN_FINISHED, actor="airlock", status=status.value,
-            result=result[:_AUDITED_CHARS], spend=self.run.spend.model_dump(mode="json"),
-        )  # fmt: skip
+        finished = events.RunFinished(
+            status=status, result=result[:_AUDITED_CHARS], spend=self.run.spend
+        )
+        await Audit(store=self.orchestrator.store).record(self.run.id, finished, actor="airlock")
         await self.orchestrator.channel.notify(
             RunFinished(run=self.run, status=status, result=result)
         )
@@ -530,11 +533,12 @@ class _Schedule:
             # and their results included, instead of making them again.
             state.checkpoint.conversations.pop(subtask_id, None)
         store = state.orchestrator.store
+        finished = events.SubtaskFinished(
+            subtask_id=subtask_id, status=result.status, output=result.output[:_AUDITED_CHARS],
+            error=result.error,
+        )  # fmt: skip
         async with store.step(state.run.id):  # the event lands with the result it records
-            await Audit(store=store).record(
-                state.run.id, AuditKind.SUBTASK_FINISHED, actor="airlock", subtask_id=subtask_id,
-                status=result.status, output=result.output[:_AUDITED_CHARS], error=result.error,
-            )  # fmt: skip
+            await Audit(store=store).record(state.run.id, finished, actor="airlock")
             await state.save(results={**state.run.results, subtask_id: result})
         summary = result.output if result.status == "completed" else (result.error or result.status)
         await state.orchestrator.channel.notify(

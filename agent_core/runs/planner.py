@@ -14,13 +14,14 @@ from pydantic import ValidationError
 from agent_core.approvals.risk import RiskPolicy
 from agent_core.errors import PlanError
 from agent_core.llm import LLM, LLMRequest, LLMResponse, ModelTier
+from agent_core.llm.messages import ContentBlock, Message, TextBlock, ToolDefinition, tool_result
 from agent_core.memory.notes import memory_block
 from agent_core.models import Plan, RiskLevel
 from agent_core.tools import ToolRegistry
 
 __all__ = ["SUBMIT_PLAN", "Planner", "validate_plan"]
 
-SUBMIT_PLAN: dict[str, Any] = {
+SUBMIT_PLAN: ToolDefinition = {
     "name": "submit_plan",
     "description": "Submit the plan: the subtasks that together achieve the goal.",
     "input_schema": {
@@ -71,7 +72,7 @@ class Planner:
 
     async def plan(self, *, goal: str, tools: ToolRegistry, memory: Sequence[str] = ()) -> Plan:
         """A valid plan for ``goal``, or :class:`PlanError` with the last errors."""
-        messages: list[dict[str, Any]] = [
+        messages: list[Message] = [
             {"role": "user", "content": _request(goal, tools, memory, self.risk)}
         ]
         errors: list[str] = []
@@ -182,7 +183,7 @@ def _with_risk_floor(plan: Plan, tools: ToolRegistry, risk: RiskPolicy) -> Plan:
     return Plan(subtasks=raised)
 
 
-def _repair_turns(response: LLMResponse, errors: list[str]) -> list[dict[str, Any]]:
+def _repair_turns(response: LLMResponse, errors: list[str]) -> list[Message]:
     feedback = (
         "The plan is invalid:\n"
         + "\n".join(f"- {e}" for e in errors)
@@ -191,13 +192,13 @@ def _repair_turns(response: LLMResponse, errors: list[str]) -> list[dict[str, An
     calls = response.tool_uses
     if not calls:
         return [
-            {"role": "assistant", "content": response.content or [{"type": "text", "text": "-"}]},
+            {
+                "role": "assistant",
+                "content": response.content or [TextBlock(type="text", text="-")],
+            },
             {"role": "user", "content": feedback},
         ]
-    results = [
-        {"type": "tool_result", "tool_use_id": b["id"], "content": feedback, "is_error": True}
-        for b in calls
-    ]
+    results: list[ContentBlock] = [tool_result(b["id"], feedback, error=True) for b in calls]
     return [
         {"role": "assistant", "content": response.content},
         {"role": "user", "content": results},

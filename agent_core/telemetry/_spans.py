@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -30,6 +30,8 @@ from agent_core.telemetry import _metrics
 from agent_core.telemetry._providers import tracer
 
 if TYPE_CHECKING:
+    from agent_core.llm.messages import ToolResultBlock
+    from agent_core.toolcalls import ToolCall
     from agent_core.tools import Tool
 
 _MAX_TEXT = 300
@@ -205,15 +207,15 @@ def subtask_drained(current: Span) -> None:
 
 
 async def tool_call(
-    work: Callable[[], Awaitable[dict[str, Any]]],
+    work: Callable[[], Awaitable[ToolResultBlock]],
     *,
     run: Run,
     tool: Tool,
     risk: RiskLevel,
-    call_id: str,
+    call: ToolCall,
     approval_id: str | None = None,
     approved_by: str | None = None,
-) -> dict[str, Any]:
+) -> ToolResultBlock:
     """Await ``work`` (one tool call, giving its ``tool_result`` block) in a span; count it."""
     started = time.perf_counter()
     with span(f"execute_tool {tool.name}") as current:
@@ -222,7 +224,7 @@ async def tool_call(
                 gen_ai.OPERATION: "execute_tool",
                 "gen_ai.tool.name": tool.name,
                 "gen_ai.tool.type": gen_ai.TOOL_TYPE,
-                "gen_ai.tool.call.id": call_id,
+                "gen_ai.tool.call.id": call.id,
                 gen_ai.CONVERSATION: conversation_id(run),
                 "airlock.run.id": run.id,
                 "airlock.tool.risk": risk.value,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_core.channel import OperatorChannel
+from agent_core.llm.messages import ToolDefinition
 from agent_core.models import RiskLevel, Run
 from agent_core.toolcalls import ProcessRecord
 
@@ -78,10 +79,8 @@ class Tool:
     source: str = field(default="builtin")
     """Where it comes from: ``builtin`` or ``mcp:<server>``."""
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> ToolDefinition:
         """The tool as the Messages API's ``tools`` parameter wants it."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "input_schema": self.input_schema,
-        }
+        return ToolDefinition(
+            name=self.name, description=self.description, input_schema=self.input_schema
+        )

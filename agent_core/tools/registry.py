@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent_core.llm.messages import ToolDefinition
 from agent_core.tools.base import Tool
 
 __all__ = ["ToolRegistry"]
@@ -45,7 +46,7 @@ class ToolRegistry:
         """Every tool name, sorted."""
         return sorted(self._tools)
 
-    def definitions(self) -> list[dict[str, Any]]:
+    def definitions(self) -> list[ToolDefinition]:
         """All tools as the Messages API's ``tools`` parameter, in a stable order."""
         return [self._tools[name].definition() for name in self.names]
 

@@ -14,12 +14,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent_core.audit.chain import AuditKey, AuditTrail
+from agent_core.audit.events import LLMCall, RunClaimed, RunFinished, ToolCalled, ToolResult, read
 from agent_core.audit.trail import GLOBAL, StoreReport, verify_store
 from agent_core.audit.verify import check_trail
 from agent_core.clock import utcnow
 from agent_core.config import Settings
 from agent_core.errors import NotFound
-from agent_core.models import AuditEvent, AuditKind, JsonValue, canonical_json
+from agent_core.models import AuditEvent, JsonValue, canonical_json
 from agent_core.store import Store
 from bot.cli.status import StatusLine
 
@@ -189,25 +190,25 @@ async def _expired(store: Store, trail: str, cutoff: datetime) -> bool:
 
 def describe(event: AuditEvent) -> str:
     """One line for a person: the gist of an event's data."""
+    match read(event):
+        case LLMCall(usage=usage) as call:
+            tokens = f"{usage.input_tokens} in / {usage.output_tokens} out"
+            return f"{call.model} {call.stop_reason}, {tokens}, ${call.cost_usd:.4f}"
+        case ToolCalled() as call:
+            who = f", approved by {call.approved_by}" if call.approved_by else ""
+            edited = " (edited)" if call.original_arguments is not None else ""
+            where = f", on {call.worker}" if call.worker else ""
+            return f"{call.tool} {_short(call.arguments)}{edited}{who}{where}"
+        case RunClaimed() as claimed:
+            return f"taken up by {claimed.worker} ({claimed.status}, attempt {claimed.attempt})"
+        case ToolResult() as result:
+            flags = f" flags: {', '.join(result.flags)}" if result.flags else ""
+            state = "error" if result.is_error else "ok"
+            return f"{result.tool} {state} in {event.data['duration_ms']} ms{flags}"
+        case RunFinished() as finished:
+            return f"{finished.status}: {_short(finished.result)}"
+    # Any other kind, or data this version does not recognise: the gist of it as stored.
     d = event.data
-    match event.kind:
-        case "llm_call":
-            usage = d.get("usage") or {}
-            tokens = f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out"
-            return f"{d.get('model')} {d.get('stop_reason')}, {tokens}, ${d.get('cost_usd', 0):.4f}"
-        case "tool_call":
-            who = f", approved by {d['approved_by']}" if d.get("approved_by") else ""
-            edited = " (edited)" if "original_arguments" in d else ""
-            where = f", on {d['worker']}" if d.get("worker") else ""
-            return f"{d.get('tool')} {_short(d.get('arguments'))}{edited}{who}{where}"
-        case "run_claimed":
-            return f"taken up by {d.get('worker')} ({d.get('status')}, attempt {d.get('attempt')})"
-        case "tool_result":
-            flags = f" flags: {', '.join(d['flags'])}" if d.get("flags") else ""
-            state = "error" if d.get("is_error") else "ok"
-            return f"{d.get('tool')} {state} in {d.get('duration_ms')} ms{flags}"
-        case "run_finished":
-            return f"{d.get('status')}: {_short(d.get('result'))}"
     return _short({k: v for k, v in d.items() if k not in ("subject", "plan", "content")})
 
 
@@ -229,11 +230,11 @@ def _short(value: JsonValue, limit: int = 120) -> str:
 
 def _totals(trail: AuditTrail, key: AuditKey | None) -> str:
     events = trail.events
-    calls = [e for e in events if e.kind == AuditKind.LLM_CALL]
-    tools = [e for e in events if e.kind == AuditKind.TOOL_CALL]
-    tokens = sum((e.data.get("usage") or {}).get("input_tokens", 0)
-                 + (e.data.get("usage") or {}).get("output_tokens", 0) for e in calls)  # fmt: skip
-    cost = sum(float(e.data.get("cost_usd", 0)) for e in calls)
+    typed = [read(e) for e in events]
+    calls = [e for e in typed if isinstance(e, LLMCall)]
+    tools = [e for e in typed if isinstance(e, ToolCalled)]
+    tokens = sum(call.usage.input_tokens + call.usage.output_tokens for call in calls)
+    cost = sum(call.cost_usd for call in calls)
     chain = "broken" if check_trail(trail, key).broken else "intact"
     if key is None:
         chain += " (seals not checked: AIRLOCK_AUDIT_KEY is not set)"

@@ -18,11 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_core.approvals import local_identity
+from agent_core.audit.events import MemoryAdded, MemoryForgotten
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.config import Settings
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, MemoryType
-from agent_core.models import AuditKind
 from agent_core.store import Store
 from bot.cli.status import StatusLine
 from bot.slack.fit import cut
@@ -103,10 +103,8 @@ def add(
             scope=where, content=content, created_by=me, memory_type=kind,
             importance=importance, expires_at=expires,
         )  # fmt: skip
-        await Audit(store=store).record(
-            GLOBAL, AuditKind.MEMORY_ADDED, actor=me, memory_id=kept.memory.id, scope=where,
-            merged=kept.merged,
-        )  # fmt: skip
+        added = MemoryAdded(memory_id=kept.memory.id, scope=where, merged=kept.merged)
+        await Audit(store=store).record(GLOBAL, added, actor=me)
         replaced = f", replacing {kept.replaced.id}" if kept.replaced else ""
         out.print(f"remembered as {kept.memory.id} in {where}{replaced}")
         return 0
@@ -155,8 +153,8 @@ def forget(
         if gone is None:
             err.print(f"airlock memory: there is no memory {memory_id}")
             return 1
-        await Audit(store=store).record(GLOBAL, AuditKind.MEMORY_FORGOTTEN, actor=local_identity(),
-                                        memory_id=memory_id, scope=gone.scope)  # fmt: skip
+        forgotten = MemoryForgotten(memory_id=memory_id, scope=gone.scope)
+        await Audit(store=store).record(GLOBAL, forgotten, actor=local_identity())
         out.print(Text(f"forgot {memory_id} ({gone.scope}): {visible(_short(gone.content))}"))
         return 0
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from agent_core.approvals import DecisionService, Refused
+from agent_core.audit.events import ApprovalDecided, ToolCalled, read
 from agent_core.errors import NotFound
 from agent_core.models import AuditKind, Decision, DecisionKind, Run
 from agent_core.runs.control import ACTIVE, RunControl
@@ -103,16 +104,16 @@ class AdminCommands:
                 "Not allowed: only an admin or the person who asked for the run may see its audit."
             )
         events = await self.store.list_audit(run.id)
-        tools = [e.data.get("tool") for e in events if e.kind == AuditKind.TOOL_CALL]
-        decided = [e for e in events if e.kind == AuditKind.APPROVAL_DECIDED]
+        typed = [(e, read(e)) for e in events]
+        tools = [t.tool for _, t in typed if isinstance(t, ToolCalled)]
         called = cut(inert(", ".join(str(t) for t in tools)), 1000) or "none"
         lines = [
             f"*Run `{inert_code(run.id)}`* {run.status.value} · asked by {mention(run.requester)}",
             f"{run.spend.llm_calls} model calls, ${run.spend.cost_usd:.4f} · "
             f"{len(tools)} tool call(s): {called}",
         ]
-        lines += [f"• {mention(e.actor)} {inert(str(e.data.get('decision')))} "
-                  f"`{inert_code(str(e.data.get('approval_id')))}`" for e in decided]  # fmt: skip
+        lines += [f"• {mention(e.actor)} {inert(str(t.decision))} `{inert_code(t.approval_id)}`"
+                  for e, t in typed if isinstance(t, ApprovalDecided)]  # fmt: skip
         lines += [f"• {e.kind.replace('_', ' ')} by {mention(e.actor)}" for e in events
                   if e.kind in _REFUSALS_AND_KILLS]  # fmt: skip
         return cut("\n".join(lines), 3900)

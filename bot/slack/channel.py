@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import close_undecided
+from agent_core.audit.events import ApprovalUndeliverable
 from agent_core.channel import (
     ApprovalEscalated,
     ApprovalNeeded,
@@ -44,7 +45,6 @@ from agent_core.errors import NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
-    AuditKind,
     MessageLocation,
     MessagePurpose,
     MessageSubject,
@@ -244,9 +244,9 @@ class SlackChannel:
         await self._say(run, f":warning: The approval request `{inert_code(approval.id)}` could "
                         f"not be posted: {inert(why)}. It is cancelled; the agent is told the "
                         "call was not approved.")  # fmt: skip
+        cancelled = ApprovalUndeliverable(approval_id=approval.id, reason=why)
         await close_undecided(self.store, approval, status=ApprovalStatus.CANCELLED, by="airlock",
-                              at=utcnow(), why=AuditKind.APPROVAL_UNDELIVERABLE,
-                              reason=why)  # fmt: skip
+                              at=utcnow(), why=cancelled)  # fmt: skip
 
     async def shown_at(self, approval_id: str) -> set[tuple[str, str]]:
         """Where the request messages of ``approval_id`` are: (channel, ts) pairs."""

@@ -17,8 +17,9 @@ from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent_core.audit.events import AnswerFeedback, AnswerFeedbackRefused
 from agent_core.audit.trail import Audit
-from agent_core.models import AuditKind, Run
+from agent_core.models import Run
 from agent_core.store import Store
 from agent_core.telemetry import answer_feedback
 from bot.slack.answers import FEEDBACK
@@ -82,16 +83,14 @@ class _Feedback:
         run = await self.store.get_run(click.run_id)
         user, verdict = click.user.id, click.verdict
         if user != run.requester:
-            await self.audit.record(
-                run.id, AuditKind.ANSWER_FEEDBACK_REFUSED, actor=user, value=verdict
-            )
+            await self.audit.record(run.id, AnswerFeedbackRefused(value=verdict), actor=user)
             await self._tell(client, click, f"Only {mention(run.requester)}, who asked for this "
                              "run, can say whether its answer helped.")  # fmt: skip
             return
         key = f"answer-feedback:{run.id}:{verdict}"
         if not await self.store.claim_idempotency_key(key, ttl_seconds=_ONCE_SECONDS):
             return  # said already
-        await self.audit.record(run.id, AuditKind.ANSWER_FEEDBACK, actor=user, value=verdict)
+        await self.audit.record(run.id, AnswerFeedback(value=verdict), actor=user)
         answer_feedback(verdict)
         if verdict == "positive":
             await self._learn(run, user)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_core.approvals import Authority
+from agent_core.audit.events import MemoryAdded, MemoryForgotten
 from agent_core.audit.trail import GLOBAL, Audit
 from agent_core.errors import NotFound
 from agent_core.memory.notes import describe_age
 from agent_core.memory.records import WORKSPACE, readable_scopes, scope_of_place
-from agent_core.models import AuditKind, ChannelKind
+from agent_core.models import ChannelKind
 from agent_core.store import Store
 from bot.slack.blocks import safe
 from bot.slack.fit import cut
@@ -67,9 +68,8 @@ class MemoryCommands:
         if len(text) > 1000:
             return f"Too long to remember ({len(text)} characters; at most 1000)."
         kept = await memory.remember(scope=scope, content=text, created_by=user, importance=0.7)
-        await self.audit.record(GLOBAL, AuditKind.MEMORY_ADDED, actor=user,
-                                memory_id=kept.memory.id, scope=scope,
-                                merged=kept.merged)  # fmt: skip
+        added = MemoryAdded(memory_id=kept.memory.id, scope=scope, merged=kept.merged)
+        await self.audit.record(GLOBAL, added, actor=user)
         if kept.replaced is not None:
             return (
                 f"Updated what I knew: `{kept.replaced.id}` "
@@ -90,8 +90,8 @@ class MemoryCommands:
                 "Not allowed: that memory belongs somewhere else; forget it there or ask an admin."
             )
         await memory.forget(memory_id)
-        await self.audit.record(GLOBAL, AuditKind.MEMORY_FORGOTTEN, actor=user, memory_id=memory_id,
-                                scope=found.scope)  # fmt: skip
+        forgotten = MemoryForgotten(memory_id=memory_id, scope=found.scope)
+        await self.audit.record(GLOBAL, forgotten, actor=user)
         return f"Forgot `{safe(memory_id)}`: {cut(safe(found.content), 200)}"
 
     async def _search(self, memory: LongTermMemory, scope: str, query: str) -> str:
