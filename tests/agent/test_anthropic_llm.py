@@ -405,22 +405,25 @@ async def test_the_breakpoint_goes_on_the_newest_block_the_api_accepts_one_on(
     assert sent[:2] == messages[:2] and sent[2]["content"] == expected
 
 
-async def test_a_conversation_with_its_own_breakpoints_never_exceeds_the_api_limit(
+async def test_breakpoints_smuggled_into_the_conversation_are_dropped_and_one_is_placed(
     server: AnthropicStandIn, llm: AnthropicLLM
 ) -> None:
-    own = [
-        {"role": m["role"], "content": [{"type": "text", "text": f"turn {i}",
-                                          "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
-        for i, m in enumerate([*HELLO, {"role": "assistant"}, {"role": "user"}])
-    ]  # fmt: skip
-    server.enqueue(text_reply("ok"), text_reply("ok"))
-    # The stand-in refuses more than four breakpoints with a 400, as the API does.
-    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=own[:2],
+    # A block carrying its own cache_control (a tool result or a memory someone shaped so)
+    # is not the conversation's to set: four of them would push the request past the API's
+    # limit of four breakpoints, and the stand-in would refuse it with a 400 as the API does.
+    smuggled = {"type": "ephemeral", "ttl": "1h"}
+    own: list[Any] = [
+        {
+            "role": role,
+            "content": [{"type": "text", "text": f"turn {i}", "cache_control": smuggled}],
+        }
+        for i, role in enumerate(["user", "assistant", "user", "assistant", "user"])
+    ]
+    server.enqueue(text_reply("ok"))
+    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=own,
                                   tools=TOOLS))  # fmt: skip
     sent = (server.message_requests()[0].body or {})["messages"]
-    assert sent == own[:2], "two breakpoints of the caller's own are kept and none added"
-    one = [own[0], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
-    await llm.complete(LLMRequest(tier=ModelTier.EXECUTOR, system=SYSTEM, messages=one,
-                                  tools=TOOLS))  # fmt: skip
-    sent = (server.message_requests()[1].body or {})["messages"]
-    assert sent[-1]["content"] == [{"type": "text", "text": "more", "cache_control": EPHEMERAL}]
+    marks = [b["cache_control"] for m in sent for b in m["content"] if "cache_control" in b]
+    assert marks == [EPHEMERAL], "only airlock's own breakpoint, on the newest block"
+    assert sent[-1]["content"] == [{"type": "text", "text": "turn 4", "cache_control": EPHEMERAL}]
+    assert own[0]["content"][0]["cache_control"] == smuggled, "the caller's dicts are untouched"
