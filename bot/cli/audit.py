@@ -13,14 +13,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent_core.audit.chain import AuditKey, AuditTrail
-from agent_core.audit.trail import GLOBAL, StoreReport, verify_store
-from agent_core.audit.verify import check_trail
-from agent_core.clock import utcnow
-from agent_core.config import Settings
-from agent_core.errors import NotFound
-from agent_core.models import AuditEvent, AuditKind, JsonValue, canonical_json
-from agent_core.store import Store
+from agent_core import (
+    GLOBAL,
+    Airlock,
+    AuditEvent,
+    AuditKey,
+    AuditKind,
+    AuditTrail,
+    JsonValue,
+    NotFound,
+    Settings,
+    Store,
+    StoreReport,
+    canonical_json,
+    check_trail,
+    utcnow,
+    verify_store,
+)
 from bot.cli.status import StatusLine
 
 __all__ = ["audit_app", "describe", "inert"]
@@ -34,7 +43,10 @@ def _on_store(
 ) -> None:
     from bot.cli.main import with_store  # imported late: bot.cli.main adds this module's commands
 
-    with_store(env_file, work, audit="write" if writes else "read")
+    async def on_store(airlock: Airlock) -> int:
+        return await work(airlock.store, airlock.settings)
+
+    with_store(env_file, on_store, audit="write" if writes else "read")
 
 
 audit_app = typer.Typer(

@@ -12,13 +12,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent_core.approvals import DecisionService, Refused
-from agent_core.errors import NotFound
-from agent_core.models import AuditKind, Decision, DecisionKind, Run
-from agent_core.runs.control import ACTIVE, RunControl
-from agent_core.runs.limits import SpendLedger
-from agent_core.store import Store
-from agent_core.store.run_queue import RedisRunQueue
+from agent_core import (
+    ACTIVE,
+    AuditKind,
+    Decision,
+    DecisionKind,
+    DecisionService,
+    NotFound,
+    RedisRunQueue,
+    Refused,
+    Run,
+    RunControl,
+    SpendLedger,
+    Store,
+)
 from bot.slack.fit import cut
 from bot.slack.render import inert, inert_code, mention
 from bot.slack.replies import decision_reply

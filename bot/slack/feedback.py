@@ -17,16 +17,13 @@ from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.audit.trail import Audit
-from agent_core.models import AuditKind, Run
-from agent_core.store import Store
-from agent_core.telemetry import answer_feedback
+from agent_core import Audit, AuditKind, Run, Store, answer_feedback
 from bot.slack.answers import FEEDBACK
 from bot.slack.privately import reply_privately
 from bot.slack.render import mention
 
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
-    from agent_core.memory.service import AgentMemory
+    from agent_core import AgentMemory
 
 __all__ = ["FeedbackClick", "register_feedback"]
 

@@ -11,18 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_core.approvals import Authority
-from agent_core.audit.trail import GLOBAL, Audit
-from agent_core.errors import NotFound
-from agent_core.memory.notes import describe_age
-from agent_core.memory.records import WORKSPACE, readable_scopes, scope_of_place
-from agent_core.models import AuditKind
-from agent_core.store import Store
+from agent_core import (
+    GLOBAL,
+    WORKSPACE,
+    Audit,
+    AuditKind,
+    Authority,
+    NotFound,
+    Store,
+    describe_age,
+    readable_scopes,
+    scope_of_place,
+)
 from bot.slack.blocks import safe
 from bot.slack.fit import cut
 
 if TYPE_CHECKING:  # importing it loads FAISS; serve without memory need not
-    from agent_core.memory.longterm import LongTermMemory
+    from agent_core import LongTermMemory
 
 __all__ = ["MEMORY_VERBS", "MemoryCommands"]
 

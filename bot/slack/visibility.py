@@ -7,7 +7,7 @@ a placeholder instead.
 
 from __future__ import annotations
 
-from agent_core.models import Approval, Run
+from agent_core import Approval, Run
 from bot.slack.fit import cut
 from bot.slack.render import inert
 
