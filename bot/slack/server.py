@@ -136,9 +136,9 @@ async def serve(
         await stopped.wait()
 
 
-def slack_channel(settings: Settings, client: AsyncWebClient) -> Callable[
-    [ChannelParts], SlackChannel
-]:  # fmt: skip
+def slack_channel(
+    settings: Settings, client: AsyncWebClient
+) -> Callable[[ChannelParts], SlackChannel]:
     """How the core makes its channel: Slack, posting with ``client``."""
 
     def make(parts: ChannelParts) -> SlackChannel:
