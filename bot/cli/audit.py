@@ -13,15 +13,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent_core.audit.chain import AuditKey, AuditTrail
-from agent_core.audit.events import LLMCall, RunClaimed, RunFinished, ToolCalled, ToolResult, read
-from agent_core.audit.trail import GLOBAL, StoreReport, verify_store
-from agent_core.audit.verify import check_trail
-from agent_core.clock import utcnow
-from agent_core.config import Settings
-from agent_core.errors import NotFound
-from agent_core.models import AuditEvent, JsonValue, canonical_json
-from agent_core.store import Store
+from agent_core import (
+    GLOBAL,
+    Airlock,
+    AuditEvent,
+    AuditKey,
+    AuditTrail,
+    JsonValue,
+    NotFound,
+    Settings,
+    Store,
+    StoreReport,
+    audit_events,
+    canonical_json,
+    check_trail,
+    utcnow,
+    verify_store,
+)
 from bot.cli.status import StatusLine
 
 __all__ = ["audit_app", "describe", "inert"]
@@ -35,7 +43,10 @@ def _on_store(
 ) -> None:
     from bot.cli.main import with_store  # imported late: bot.cli.main adds this module's commands
 
-    with_store(env_file, work, audit="write" if writes else "read")
+    async def on_store(airlock: Airlock) -> int:
+        return await work(airlock.store, airlock.settings)
+
+    with_store(env_file, on_store, audit="write" if writes else "read")
 
 
 audit_app = typer.Typer(
@@ -190,22 +201,22 @@ async def _expired(store: Store, trail: str, cutoff: datetime) -> bool:
 
 def describe(event: AuditEvent) -> str:
     """One line for a person: the gist of an event's data."""
-    match read(event):
-        case LLMCall(usage=usage) as call:
+    match audit_events.read(event):
+        case audit_events.LLMCall(usage=usage) as call:
             tokens = f"{usage.input_tokens} in / {usage.output_tokens} out"
             return f"{call.model} {call.stop_reason}, {tokens}, ${call.cost_usd:.4f}"
-        case ToolCalled() as call:
+        case audit_events.ToolCalled() as call:
             who = f", approved by {call.approved_by}" if call.approved_by else ""
             edited = " (edited)" if call.original_arguments is not None else ""
             where = f", on {call.worker}" if call.worker else ""
             return f"{call.tool} {_short(call.arguments)}{edited}{who}{where}"
-        case RunClaimed() as claimed:
+        case audit_events.RunClaimed() as claimed:
             return f"taken up by {claimed.worker} ({claimed.status}, attempt {claimed.attempt})"
-        case ToolResult() as result:
+        case audit_events.ToolResult() as result:
             flags = f" flags: {', '.join(result.flags)}" if result.flags else ""
             state = "error" if result.is_error else "ok"
             return f"{result.tool} {state} in {event.data['duration_ms']} ms{flags}"
-        case RunFinished() as finished:
+        case audit_events.RunFinished() as finished:
             return f"{finished.status}: {_short(finished.result)}"
     # Any other kind, or data this version does not recognise: the gist of it as stored.
     d = event.data
@@ -230,9 +241,9 @@ def _short(value: JsonValue, limit: int = 120) -> str:
 
 def _totals(trail: AuditTrail, key: AuditKey | None) -> str:
     events = trail.events
-    typed = [read(e) for e in events]
-    calls = [e for e in typed if isinstance(e, LLMCall)]
-    tools = [e for e in typed if isinstance(e, ToolCalled)]
+    typed = [audit_events.read(e) for e in events]
+    calls = [e for e in typed if isinstance(e, audit_events.LLMCall)]
+    tools = [e for e in typed if isinstance(e, audit_events.ToolCalled)]
     tokens = sum(call.usage.input_tokens + call.usage.output_tokens for call in calls)
     cost = sum(call.cost_usd for call in calls)
     chain = "broken" if check_trail(trail, key).broken else "intact"

@@ -16,12 +16,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent_core.approvals import Refused
-from agent_core.config import Settings, env_name
-from agent_core.errors import ConfigError
-from agent_core.logs import configure_logging, redact
-from agent_core.models import DecisionKind, Run
-from agent_core.store import Store, open_settings_store, shown_url
+from agent_core import (
+    Airlock,
+    ConfigError,
+    DecisionKind,
+    Refused,
+    Run,
+    Settings,
+    configure_logging,
+    env_name,
+    redact,
+    shown_url,
+)
 from bot.cli.startup import (
     CONFIG_EXIT,
     check_folders,
@@ -249,17 +255,18 @@ def _operate(
 
 def with_store(
     env_file: Path,
-    work: Callable[[Store, Settings], Awaitable[int]],
+    work: Callable[[Airlock], Awaitable[int]],
     *,
     memory: bool = False,
     audit: Literal["write", "read"] = "write",
 ) -> None:
-    """Run ``work`` on the configured store (closed afterwards); exit with what it returns.
+    """Run ``work`` on the airlock of the configured store (closed afterwards); exit with what
+    it returns.
 
     ``memory``: ``work`` writes memory indexes, so their folder must be usable.
     ``audit="read"`` for commands that never write the audit trail (see
-    :func:`~agent_core.store.open_settings_store`); they only read what is stored, so a store
-    that is not there is an error, not one to make.
+    :meth:`Airlock.from_settings`); they only read what is stored, so a store that is not
+    there is an error, not one to make.
     """
     settings = _settings(env_file)
     if audit == "read":
@@ -267,11 +274,8 @@ def with_store(
     _folders(settings, memory=memory)
 
     async def main() -> int:
-        store = await open_settings_store(settings, audit=audit)
-        try:
-            return await work(store, settings)
-        finally:
-            await store.close()
+        async with Airlock.from_settings(settings, audit=audit) as airlock:
+            return await work(airlock)
 
     raise typer.Exit(run_main(main()))
 
@@ -368,7 +372,7 @@ def retry(
     """Retry a run as its next attempt, here in the terminal; calls already made are kept."""
 
     async def work(acting: Operator) -> int:
-        return _report(await acting.control.retry(run_id, by=acting.identity))
+        return _report(await acting.retry(run_id))
 
     settings = _settings(env_file)
     if settings.anthropic_api_key is None:
@@ -398,7 +402,7 @@ def halt(
     """Kill every run and refuse new ones until `airlock resume` (admins)."""
 
     async def work(acting: Operator) -> int:
-        return _report(await acting.control.halt(by=acting.identity, reason=reason))
+        return _report(await acting.halt(reason))
 
     # A halt may come first, before any run: it makes the store if need be.
     _operate(env_file, identity, work, existing=False)
@@ -409,7 +413,7 @@ def resume(identity: As = None, env_file: EnvFile = Path(".env")) -> None:
     """Accept new runs again after a halt (admins)."""
 
     async def work(acting: Operator) -> int:
-        result = await acting.control.resume(by=acting.identity)
+        result = await acting.resume()
         if isinstance(result, Refused):
             return _report(result)
         out.print("airlock accepts new runs again")
@@ -440,8 +444,7 @@ def config(env_file: EnvFile = Path(".env")) -> None:
 
 def _tool_risks(settings: Settings) -> Table:
     """Each tool's base risk exactly as the gate and the planner apply it."""
-    from agent_core.approvals import RiskPolicy
-    from agent_core.tools.builtins import builtin_tools
+    from agent_core import RiskPolicy, builtin_tools
 
     risk = RiskPolicy.from_settings(settings)
     table = Table("tool", "base risk", "a call is raised by", title="tool risks, as applied")

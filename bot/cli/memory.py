@@ -17,19 +17,23 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent_core.approvals import local_identity
-from agent_core.audit.events import MemoryAdded, MemoryForgotten
-from agent_core.audit.trail import GLOBAL, Audit
-from agent_core.config import Settings
-from agent_core.memory.notes import describe_age
-from agent_core.memory.records import WORKSPACE, MemoryType
-from agent_core.store import Store
+from agent_core import (
+    GLOBAL,
+    WORKSPACE,
+    Airlock,
+    Audit,
+    MemoryType,
+    Store,
+    audit_events,
+    describe_age,
+    local_identity,
+)
 from bot.cli.status import StatusLine
 from bot.slack.fit import cut
 from bot.slack.render import visible
 
 if TYPE_CHECKING:  # loads FAISS: only the memory commands pay for it
-    from agent_core.memory.longterm import LongTermMemory
+    from agent_core import LongTermMemory
 
 __all__ = ["memory_app"]
 
@@ -64,17 +68,12 @@ def _with_memory(
     loaded first (a spinner on a terminal says so: it takes seconds)."""
     from bot.cli.main import with_store
 
-    async def with_memory(store: Store, settings: Settings) -> int:
-        from agent_core.memory.service import AgentMemory
-
-        memory = AgentMemory.from_settings(settings, store).longterm
-        try:
+    async def with_memory(airlock: Airlock) -> int:
+        async with airlock.long_term_memory() as memory:
             if embeds:
                 with StatusLine().during("loading the embedding model"):
                     await memory.embedder.warm()
-            return await work(store, memory)
-        finally:
-            await memory.close()
+            return await work(airlock.store, memory)
 
     with_store(env_file, with_memory, memory=True)
 
@@ -103,7 +102,7 @@ def add(
             scope=where, content=content, created_by=me, memory_type=kind,
             importance=importance, expires_at=expires,
         )  # fmt: skip
-        added = MemoryAdded(memory_id=kept.memory.id, scope=where, merged=kept.merged)
+        added = audit_events.MemoryAdded(memory_id=kept.memory.id, scope=where, merged=kept.merged)
         await Audit(store=store).record(GLOBAL, added, actor=me)
         replaced = f", replacing {kept.replaced.id}" if kept.replaced else ""
         out.print(f"remembered as {kept.memory.id} in {where}{replaced}")
@@ -153,7 +152,7 @@ def forget(
         if gone is None:
             err.print(f"airlock memory: there is no memory {memory_id}")
             return 1
-        forgotten = MemoryForgotten(memory_id=memory_id, scope=gone.scope)
+        forgotten = audit_events.MemoryForgotten(memory_id=memory_id, scope=gone.scope)
         await Audit(store=store).record(GLOBAL, forgotten, actor=local_identity())
         out.print(Text(f"forgot {memory_id} ({gone.scope}): {visible(_short(gone.content))}"))
         return 0

@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from agent_core.approvals import Authority, DecisionService, Refused, local_identity
-from agent_core.audit.trail import Audit
-from agent_core.config import Settings
-from agent_core.logs import redact
-from agent_core.models import Decision, DecisionKind, DecisionOutcome, Run, ToolCallSubject
-from agent_core.runs.control import RunControl
-from agent_core.store import Store, open_settings_store
+from agent_core import (
+    Airlock,
+    Decision,
+    DecisionKind,
+    DecisionOutcome,
+    HaltState,
+    Refused,
+    Run,
+    Settings,
+    Store,
+    ToolCallSubject,
+    local_identity,
+    redact,
+)
 from bot.slack.render import visible
 
 __all__ = ["Operator", "approvals_table", "operator"]
@@ -28,44 +35,49 @@ __all__ = ["Operator", "approvals_table", "operator"]
 
 @dataclass(kw_only=True)
 class Operator:
-    """The store, the decision service and the kill switch, acting as ``identity``."""
+    """The airlock on the configured store, acting as ``identity``: the same decision path
+    and kill switch as Slack."""
 
     identity: str
-    store: Store
-    decisions: DecisionService
-    control: RunControl
+    airlock: Airlock
+
+    @property
+    def store(self) -> Store:
+        return self.airlock.store
 
     async def decide(
         self, approval_id: str, kind: DecisionKind, reason: str | None = None
     ) -> DecisionOutcome | Refused:
         """Approve or reject ``approval_id`` as this operator."""
-        return await self.decisions.decide(
+        return await self.airlock.decide(
             approval_id, Decision(kind=kind, by=self.identity, reason=reason)
         )
 
     async def kill(self, run_id: str | None, reason: str | None) -> list[Run] | Run | Refused:
         """Kill one run, or every run when ``run_id`` is None."""
         if run_id is None:
-            return await self.control.kill_all(by=self.identity, reason=reason)
-        return await self.control.kill(run_id, by=self.identity, reason=reason)
+            return await self.airlock.kill_all(by=self.identity, reason=reason)
+        return await self.airlock.kill(run_id, by=self.identity, reason=reason)
+
+    async def retry(self, run_id: str) -> Run | Refused:
+        """Queue a failed run again as its next attempt."""
+        return await self.airlock.retry(run_id, by=self.identity)
+
+    async def halt(self, reason: str | None) -> list[Run] | Refused:
+        """Kill every run and refuse new ones until :meth:`resume`."""
+        return await self.airlock.halt(by=self.identity, reason=reason)
+
+    async def resume(self) -> HaltState | Refused:
+        """Accept new runs again."""
+        return await self.airlock.resume(by=self.identity)
 
 
 @asynccontextmanager
 async def operator(settings: Settings, identity: str | None) -> AsyncIterator[Operator]:
     """An :class:`Operator` on the configured store, closed afterwards."""
     who = identity or settings.operator_id or local_identity()
-    store = await open_settings_store(settings)
-    try:
-        authority = Authority.from_settings(settings)
-        audit = Audit(store=store)
-        yield Operator(
-            identity=who,
-            store=store,
-            decisions=DecisionService(store=store, authority=authority, audit=audit),
-            control=RunControl(store=store, authority=authority, audit=audit),
-        )
-    finally:
-        await store.close()
+    async with Airlock.from_settings(settings) as airlock:
+        yield Operator(identity=who, airlock=airlock)
 
 
 async def approvals_table(store: Store) -> Table:

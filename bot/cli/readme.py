@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from agent_core.config import Settings, env_name
+from agent_core import Settings, env_name
 
 __all__ = [
     "CONFIGURATION",

@@ -9,18 +9,24 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from agent_core.approvals import local_identity
-from agent_core.clock import utcnow
-from agent_core.config import Settings
-from agent_core.errors import ConfigError, NotFound
-from agent_core.llm.anthropic import AnthropicLLM
-from agent_core.logs import redact
-from agent_core.models import FINAL_STATUSES, ChannelKind, Run, RunStatus
-from agent_core.runs.host import RunHost
-from agent_core.runs.limits import Admission, Limits
-from agent_core.store import Store, open_settings_store, shown_url
-from agent_core.telemetry import configure_tracing
-from bot import wiring
+from agent_core import (
+    FINAL_STATUSES,
+    Admission,
+    Airlock,
+    ChannelKind,
+    ChannelParts,
+    ConfigError,
+    NotFound,
+    Run,
+    RunStatus,
+    Settings,
+    Store,
+    configure_tracing,
+    local_identity,
+    redact,
+    shown_url,
+    utcnow,
+)
 from bot.cli.status import StatusLine
 from bot.cli.terminal import TerminalChannel
 from bot.slack.render import visible
@@ -49,8 +55,8 @@ async def run_goal(
         status.show("starting: the store, the model client, the tools")
         # Flushes spans last, after everything else has stopped; blocks, so in a thread.
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
-        store = await open_settings_store(settings)
-        stack.push_async_callback(store.close)
+        airlock = await stack.enter_async_context(Airlock.from_settings(settings))
+        store = airlock.store
         if resume is not None:
             await _existing(store, resume, settings)
         halt = await store.get_halt()
@@ -60,22 +66,19 @@ async def run_goal(
             why = visible(f"airlock is halted by {halt.by}: {reason}")
             console.print(why, style="red", markup=False)
             return None
-        if resume is None and (refused := await _refusal(settings, store)) is not None:
+        if resume is None and (refused := await _refusal(airlock.admission)) is not None:
             console.print(refused, style="red", markup=False)
             return None
         status.show("starting: the model client, memory and the tools")
-        llm = await stack.enter_async_context(AnthropicLLM.from_settings(settings))
-        memory = wiring.memory(settings, store, stack)
-        registry = await wiring.tools(settings, stack, report=_reporter(console, status),
-                                      memory=memory)  # fmt: skip
         operator = local_identity()
-        channel = TerminalChannel(operator=operator, console=console, auto_approve=auto_approve,
-                                  status=status)  # fmt: skip
-        channel.decide = wiring.decisions(settings, store, registry, channel).decide
-        orchestrator = wiring.orchestrator(settings, store, llm, registry, channel, memory=memory)
-        host = wiring.terminal_host(settings, store, orchestrator, channel)
-        await host.start()
-        stack.push_async_callback(host.stop)
+
+        def terminal(parts: ChannelParts) -> TerminalChannel:
+            return TerminalChannel(operator=operator, console=console, auto_approve=auto_approve,
+                                   status=status, decide=parts.decide)  # fmt: skip
+
+        await airlock.connect(terminal, hosting="terminal", report=_reporter(console, status))
+        await airlock.start_runs()
+        stack.push_async_callback(airlock.stop_runs)
         if resume is None:
             assert goal is not None
             run = await store.create_run(Run(goal=goal, requester=operator, dry_run=dry_run,
@@ -85,11 +88,11 @@ async def run_goal(
         status.hide()
         console.print(f"run {run.id} · store {shown_url(settings.effective_store_url)}",
                       style="dim", markup=False)  # fmt: skip
-        if not await _take(host, run, wait=wait, console=console):
+        if not await _take(airlock, run, wait=wait, console=console):
             return await store.get_run(run.id)  # it ended while this terminal waited
         if resume is None:
             status.show("planning")
-        return await host.wait_for(run.id, FINAL_STATUSES)
+        return await airlock.wait_for(run.id, FINAL_STATUSES)
 
 
 def _reporter(console: Console, status: StatusLine) -> Callable[[str], None]:
@@ -111,13 +114,13 @@ async def _existing(store: Store, run_id: str, settings: Settings) -> None:
         raise ConfigError([f"--resume {run_id}: there is no such run in {where}"]) from None
 
 
-async def _take(host: RunHost, run: Run, *, wait: bool, console: Console) -> bool:
+async def _take(airlock: Airlock, run: Run, *, wait: bool, console: Console) -> bool:
     """Take the run's lease for this terminal and start it. While another process holds it:
     say who and until when, and exit 2, or with ``wait`` wait until it is let go or lapses
     (a crashed holder's does). False if the run ended meanwhile."""
     told = ""
-    while not await host.submit(run.id):
-        held = await host.held_by(run.id)
+    while not await airlock.submit(run.id):
+        held = await airlock.held_by(run.id)
         if held is None:  # let go between the two looks: take it now
             continue
         holder, seconds = held
@@ -131,16 +134,15 @@ async def _take(host: RunHost, run: Run, *, wait: bool, console: Console) -> boo
             console.print(f"run {run.id} is held by {holder} until {until}; waiting for it",
                           style="yellow", markup=False)  # fmt: skip
             told = holder
-        if (await host.store.get_run(run.id)).status in FINAL_STATUSES:
+        if (await airlock.store.get_run(run.id)).status in FINAL_STATUSES:
             return False
         # Polling: a lease lapsing sends no event.
         await asyncio.sleep(min(seconds, 1.0))
     return True
 
 
-async def _refusal(settings: Settings, store: Store) -> str | None:
+async def _refusal(admission: Admission) -> str | None:
     """Why the person at this keyboard may not start a run now; None when they may."""
-    admission = Admission(store=store, limits=Limits.from_settings(settings))
     reached = await admission.admit(local_identity())
     return None if reached is None else reached.describe(admission.clock.now())
 

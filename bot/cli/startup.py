@@ -20,9 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from agent_core.config import Settings, load_settings
-from agent_core.errors import ConfigError
-from agent_core.store import sqlite_path
+from agent_core import ConfigError, Settings, load_settings, sqlite_path
 
 __all__ = [
     "CONFIG_EXIT",

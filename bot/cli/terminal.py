@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import assert_never
 
@@ -20,33 +19,32 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agent_core.approvals import Refused
-from agent_core.channel import (
+from agent_core import (
+    Approval,
     ApprovalEscalated,
     ApprovalNeeded,
     ApprovalReminder,
     ApprovalSettled,
     BudgetWarning,
-    PlanReady,
-    RunEvent,
-    RunFinished,
-    RunQueued,
-    StepFinished,
-    StepStarted,
-    ToolNotice,
-)
-from agent_core.logs import redact
-from agent_core.memory.notes import describe_precedents
-from agent_core.models import (
-    Approval,
+    Decide,
     Decision,
     DecisionKind,
     Plan,
+    PlanReady,
     PlanSubject,
+    Refused,
     RiskLevel,
     Run,
+    RunEvent,
+    RunFinished,
+    RunQueued,
     RunStatus,
+    StepFinished,
+    StepStarted,
     ToolCallSubject,
+    ToolNotice,
+    describe_precedents,
+    redact,
 )
 from bot.cli.status import StatusLine
 from bot.slack.fit import marker
@@ -76,8 +74,9 @@ class TerminalChannel:
     """Who decides at this keyboard, e.g. ``local:alice``."""
     console: Console = field(default_factory=Console)
     auto_approve: bool = False
-    decide: Callable[[str, Decision], Awaitable[object]] | None = None
-    """Where answers go: ``DecisionService.decide``."""
+    decide: Decide | None = None
+    """Where answers go: the decision path (:attr:`ChannelParts.decide`); None for a channel
+    that only shows a run (it cannot take an answer)."""
     status: StatusLine = field(default_factory=StatusLine)
     """What the run is doing between events (a spinner on stderr, on a terminal only)."""
     _prompts: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -139,7 +138,7 @@ class TerminalChannel:
                 )
                 return
             if self.decide is None:
-                raise RuntimeError("TerminalChannel.decide is not connected")
+                raise RuntimeError("this TerminalChannel was made without a decision path")
             outcome = await self.decide(approval.id, decision)
             if isinstance(outcome, Refused):
                 self.console.print(Text(f"not accepted: {visible(outcome.reason)}", style="red"))

@@ -14,15 +14,11 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from agent_core.config import Settings
-from agent_core.errors import ConfigError
-from agent_core.store import open_settings_store
-from agent_core.telemetry import configure_tracing
-from bot import wiring
+from agent_core import Airlock, ConfigError, Settings, configure_tracing
 from bot.slack.app import build_client
-from bot.slack.channel import SlackChannel
 from bot.slack.metrics_http import serve_metrics
-from bot.slack.server import build_web_app, stop_on_signals
+from bot.slack.pings import usergroup_members
+from bot.slack.server import build_web_app, slack_channel, stop_on_signals
 
 __all__ = ["work"]
 
@@ -39,23 +35,21 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
     stopped = stop_on_signals()
     async with AsyncExitStack() as stack:
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
-        store = await open_settings_store(settings)
-        stack.push_async_callback(store.close)
-        if store.run_queue() is None:
-            raise ConfigError([_NEEDS_REDIS])
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        channel = SlackChannel(client=build_client(settings, session=session), store=store,
-                               approval_channel=settings.approval_channel,
-                               approvers=settings.approvers,
-                               approval_dms=settings.approval_dms)  # fmt: skip
-        agent = await wiring.agent(settings, store, channel, stack)
-        worker = agent.runs(settings)
+        client = build_client(settings, session=session)
+        airlock = await stack.enter_async_context(
+            Airlock.from_settings(settings, groups=usergroup_members(client))
+        )
+        if airlock.queue is None:
+            raise ConfigError([_NEEDS_REDIS])
+        await airlock.connect(slack_channel(settings, client))
         await serve_metrics(settings, host, port, stack)
-        site = web.AppRunner(build_web_app(settings, None, store))
+        site = web.AppRunner(build_web_app(settings, None, airlock.store))
         await site.setup()
         stack.push_async_callback(site.cleanup)
         await web.TCPSite(site, host, port).start()
-        await worker.start()
-        stack.push_async_callback(worker.stop, grace_seconds=settings.shutdown_grace_seconds)
+        await airlock.start_runs()
+        stack.push_async_callback(airlock.stop_runs,
+                                  grace_seconds=settings.shutdown_grace_seconds)  # fmt: skip
         logger.info("airlock worker is working", extra={"port": port})
         await stopped.wait()

@@ -28,15 +28,17 @@ from aiohttp import web
 from rich.console import Console
 from rich.prompt import Confirm, Prompt
 
-from agent_core.audit.chain import AuditKey
-from agent_core.config import Settings, load_settings
-from agent_core.errors import AirlockError
-from agent_core.runs.host import RunHost
-from agent_core.store import open_settings_store
-from agent_core.testing.anthropic_server import AnthropicStandIn
-from agent_core.testing.slack_requests import SlackRequest, SlackRequestSigner, post_to_bot
-from agent_core.testing.slack_requests import load_json_payload as sample
-from agent_core.testing.slack_server import SlackCall, SlackIdentity, SlackStandIn
+from agent_core import Airlock, AirlockError, AuditKey, Settings, load_settings
+from agent_core.testing import (
+    AnthropicStandIn,
+    SlackCall,
+    SlackIdentity,
+    SlackRequest,
+    SlackRequestSigner,
+    SlackStandIn,
+    post_to_bot,
+)
+from agent_core.testing import load_json_payload as sample
 from bot.demo.script import FIRST_GOAL, SECOND_GOAL, ScriptedModel, prepare_workspace
 from bot.demo.view import (
     Button,
@@ -49,7 +51,8 @@ from bot.demo.view import (
 from bot.slack.app import build_app, build_client
 from bot.slack.blocks import APPROVE, EDIT, FIELD, REJECT, REJECT_WITH_REASON
 from bot.slack.home import KILL
-from bot.slack.server import _agent, build_web_app
+from bot.slack.pings import usergroup_members
+from bot.slack.server import build_web_app, connect_slack
 
 __all__ = ["BANNER", "run_demo"]
 
@@ -126,7 +129,7 @@ class _Demo:
 
     console: Console
     slack: SlackStandIn
-    host: RunHost
+    airlock: Airlock
     url: str
     http: aiohttp.ClientSession
     transcript: Transcript
@@ -151,11 +154,11 @@ class _Demo:
         )
         settings = _settings(slack, anthropic, folder)
         prepare_workspace(settings.effective_workspace_dir)
-        host, url = await _serve(settings, stack)
+        airlock, url = await _serve(settings, stack)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         person: _Person = _Autopilot(console=console) if auto else _Keyboard(console=console)
         signer = SlackRequestSigner(_SECRET)
-        return cls(console=console, slack=slack, host=host, url=url, http=http,
+        return cls(console=console, slack=slack, airlock=airlock, url=url, http=http,
                    transcript=transcript, person=person, signer=signer)  # fmt: skip
 
     async def goal(self, text: str, number: int) -> str:
@@ -241,7 +244,7 @@ class _Demo:
 
     async def _quiet(self) -> None:
         """Let the finished run's last work (what it remembers) end before the next goal."""
-        working = list(self.host.tasks.values())
+        working = self.airlock.working()
         if working:
             await asyncio.wait(working, timeout=STEP_TIMEOUT)
         self.transcript.flush()
@@ -262,22 +265,22 @@ def _settings(slack: SlackStandIn, anthropic: AnthropicStandIn, folder: Path) ->
     )  # fmt: skip
 
 
-async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[RunHost, str]:
+async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[Airlock, str]:
     """`airlock serve`'s start-up, on 127.0.0.1 and a free port, without its signal handling."""
-    store = await open_settings_store(settings)
-    stack.push_async_callback(store.close)
     client = build_client(settings)
+    airlock = await stack.enter_async_context(
+        Airlock.from_settings(settings, groups=usergroup_members(client))
+    )
     app = build_app(settings, client=client)
-    host = await _agent(settings, store, client, app, stack)
-    assert host is not None  # the demo's store is SQLite: runs work in this process
-    site = web.AppRunner(build_web_app(settings, app, store))
+    await connect_slack(airlock, app, client)
+    site = web.AppRunner(build_web_app(settings, app, airlock.store))
     await site.setup()
     stack.push_async_callback(site.cleanup)
     await web.TCPSite(site, "127.0.0.1", 0).start()
-    await host.start()
-    stack.push_async_callback(host.stop)
+    await airlock.start_runs()  # the demo's store is SQLite: runs work in this process
+    stack.push_async_callback(airlock.stop_runs)
     port = site.addresses[0][1]
-    return host, f"http://127.0.0.1:{port}/slack/events"
+    return airlock, f"http://127.0.0.1:{port}/slack/events"
 
 
 def _submission(view: dict[str, Any], value: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_core.testing.anthropic_server import (
+from agent_core.testing import (
     RecordedRequest,
     Reply,
     text_reply,

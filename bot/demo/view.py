@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from rich.console import Console
 
-from agent_core.testing.slack_server import SlackCall, SlackStandIn
+from agent_core.testing import SlackCall, SlackStandIn
 from bot.slack.render import BACKTICK, visible
 
 __all__ = ["Button", "Transcript", "answer_text", "answer_thread", "buttons", "final_status",

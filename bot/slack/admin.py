@@ -12,14 +12,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent_core.approvals import DecisionService, Refused
-from agent_core.audit.events import ApprovalDecided, ToolCalled, read
-from agent_core.errors import NotFound
-from agent_core.models import AuditKind, Decision, DecisionKind, Run
-from agent_core.runs.control import ACTIVE, RunControl
-from agent_core.runs.limits import SpendLedger
-from agent_core.store import Store
-from agent_core.store.run_queue import RedisRunQueue
+from agent_core import (
+    ACTIVE,
+    AuditKind,
+    Decision,
+    DecisionKind,
+    DecisionService,
+    NotFound,
+    RedisRunQueue,
+    Refused,
+    Run,
+    RunControl,
+    SpendLedger,
+    Store,
+    audit_events,
+)
 from bot.slack.fit import cut
 from bot.slack.render import inert, inert_code, mention
 from bot.slack.replies import decision_reply
@@ -104,8 +111,8 @@ class AdminCommands:
                 "Not allowed: only an admin or the person who asked for the run may see its audit."
             )
         events = await self.store.list_audit(run.id)
-        typed = [(e, read(e)) for e in events]
-        tools = [t.tool for _, t in typed if isinstance(t, ToolCalled)]
+        typed = [(e, audit_events.read(e)) for e in events]
+        tools = [t.tool for _, t in typed if isinstance(t, audit_events.ToolCalled)]
         called = cut(inert(", ".join(str(t) for t in tools)), 1000) or "none"
         lines = [
             f"*Run `{inert_code(run.id)}`* {run.status.value} · asked by {mention(run.requester)}",
@@ -113,7 +120,7 @@ class AdminCommands:
             f"{len(tools)} tool call(s): {called}",
         ]
         lines += [f"• {mention(e.actor)} {inert(str(t.decision))} `{inert_code(t.approval_id)}`"
-                  for e, t in typed if isinstance(t, ApprovalDecided)]  # fmt: skip
+                  for e, t in typed if isinstance(t, audit_events.ApprovalDecided)]  # fmt: skip
         lines += [f"• {e.kind.replace('_', ' ')} by {mention(e.actor)}" for e in events
                   if e.kind in _REFUSALS_AND_KILLS]  # fmt: skip
         return cut("\n".join(lines), 3900)

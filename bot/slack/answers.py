@@ -26,8 +26,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.logs import redact
-from agent_core.models import Run, RunStatus
+from agent_core import Run, RunStatus, redact
 from bot.slack.fit import ANSWER_TEXT, MESSAGE_TEXT, cut, cut_markdown, split
 from bot.slack.progress import finished_text
 from bot.slack.render import inert_markdown, visible

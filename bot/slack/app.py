@@ -16,9 +16,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.config import Settings
-from agent_core.errors import NotFound
-from agent_core.store import Store
+from agent_core import NotFound, Settings, Store
 from bot.slack.payloads import payload_problem
 from bot.slack.request_log import REJECTED, rejections
 

@@ -23,9 +23,14 @@ from slack_bolt.listener_matcher.async_listener_matcher import AsyncCustomListen
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority
-from agent_core.models import Approval, ChannelKind, PlanSubject, ToolCallSubject
-from agent_core.store import Store
+from agent_core import (
+    Approval,
+    Authority,
+    ChannelKind,
+    PlanSubject,
+    Store,
+    ToolCallSubject,
+)
 from bot.slack.admin import AdminCommands
 from bot.slack.channel import SlackChannel
 from bot.slack.fit import cut

@@ -27,8 +27,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from agent_core.memory.notes import describe_age
-from agent_core.models import (
+from agent_core import (
     Approval,
     ApprovalStatus,
     DecisionKind,
@@ -36,6 +35,7 @@ from agent_core.models import (
     PlanSubject,
     RiskLevel,
     ToolCallSubject,
+    describe_age,
 )
 from bot.slack.card_context import CardContext, context_text
 from bot.slack.editing import editable

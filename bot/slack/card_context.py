@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.models import Approval, Run, ToolCallSubject
-from agent_core.store import Store
+from agent_core import Approval, Run, Store, ToolCallSubject
 from bot.slack.fit import cut
 from bot.slack.render import inert, inert_code, mention
 from bot.slack.visibility import PRIVATE_GOAL

@@ -24,37 +24,36 @@ from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import close_undecided
-from agent_core.audit.events import ApprovalUndeliverable
-from agent_core.channel import (
+from agent_core import (
+    Approval,
     ApprovalEscalated,
     ApprovalNeeded,
     ApprovalReminder,
     ApprovalSettled,
-    BudgetWarning,
-    PlanReady,
-    RunEvent,
-    RunFinished,
-    RunQueued,
-    StepFinished,
-    StepStarted,
-    ToolNotice,
-)
-from agent_core.clock import utcnow
-from agent_core.errors import NotFound
-from agent_core.models import (
-    Approval,
     ApprovalStatus,
+    BudgetWarning,
     MessageLocation,
     MessagePurpose,
     MessageSubject,
+    NotFound,
     Plan,
+    PlanReady,
     QuestionAnswered,
     RiskLevel,
     Run,
+    RunEvent,
+    RunFinished,
+    RunQueued,
     RunStatus,
+    StepFinished,
+    StepStarted,
+    Store,
+    Subscription,
+    ToolNotice,
+    audit_events,
+    close_undecided,
+    utcnow,
 )
-from agent_core.store import Store, Subscription
 from bot.slack.answers import AnswerPoster, markdown_blocks
 from bot.slack.blocks import (
     approval_blocks,
@@ -65,7 +64,7 @@ from bot.slack.blocks import (
 )
 from bot.slack.card_context import CardContext, card_context, thread_permalink
 from bot.slack.fit import MESSAGE_TEXT, SECTION_TEXT, cut, cut_markdown
-from bot.slack.pings import approvers_to_ping
+from bot.slack.pings import approvers_to_ping, usergroup_members
 from bot.slack.progress import plan_messages, status_line, tool_notice
 from bot.slack.render import inert, inert_code, inert_markdown, mention
 from bot.slack.visibility import asked_privately, private_request_notice
@@ -244,7 +243,7 @@ class SlackChannel:
         await self._say(run, f":warning: The approval request `{inert_code(approval.id)}` could "
                         f"not be posted: {inert(why)}. It is cancelled; the agent is told the "
                         "call was not approved.")  # fmt: skip
-        cancelled = ApprovalUndeliverable(approval_id=approval.id, reason=why)
+        cancelled = audit_events.ApprovalUndeliverable(approval_id=approval.id, reason=why)
         await close_undecided(self.store, approval, status=ApprovalStatus.CANCELLED, by="airlock",
                               at=utcnow(), why=cancelled)  # fmt: skip
 
@@ -332,8 +331,7 @@ class SlackChannel:
         return True
 
     async def members_of(self, group: str) -> set[str]:
-        response = await self.client.usergroups_users_list(usergroup=group)
-        return set(response.get("users") or [])
+        return await usergroup_members(self.client)(group)
 
     async def _say(self, run: Run, text: str) -> None:
         if run.channel is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent_core.models import ChannelKind
+from agent_core import ChannelKind
 
 __all__ = ["kind_of_command", "kind_of_event"]
 

@@ -31,7 +31,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from agent_core.models import Approval, ToolCallSubject
+from agent_core import Approval, ToolCallSubject
 from bot.slack.blocks import EDIT_VIEW, FIELD
 from bot.slack.editing import editable, edited, masked_string
 from bot.slack.fit import INPUT_HINT, INPUT_VALUE, shorten, size

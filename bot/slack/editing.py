@@ -15,10 +15,7 @@ import difflib
 import json
 from typing import Any
 
-from agent_core.errors import NotFound
-from agent_core.logs import redact
-from agent_core.models import Approval, ToolCallSubject
-from agent_core.store import Store
+from agent_core import Approval, NotFound, Store, ToolCallSubject, redact
 from bot.slack.render import hidden
 
 __all__ = ["editable", "edited", "masked_string", "read_edit"]

@@ -17,17 +17,13 @@ from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.audit.events import AnswerFeedback, AnswerFeedbackRefused
-from agent_core.audit.trail import Audit
-from agent_core.models import Run
-from agent_core.store import Store
-from agent_core.telemetry import answer_feedback
+from agent_core import Audit, Run, Store, answer_feedback, audit_events
 from bot.slack.answers import FEEDBACK
 from bot.slack.privately import reply_privately
 from bot.slack.render import mention
 
 if TYPE_CHECKING:  # importing memory loads FAISS; only a process that uses it pays
-    from agent_core.memory.service import AgentMemory
+    from agent_core import AgentMemory
 
 __all__ = ["FeedbackClick", "register_feedback"]
 
@@ -83,14 +79,16 @@ class _Feedback:
         run = await self.store.get_run(click.run_id)
         user, verdict = click.user.id, click.verdict
         if user != run.requester:
-            await self.audit.record(run.id, AnswerFeedbackRefused(value=verdict), actor=user)
+            await self.audit.record(
+                run.id, audit_events.AnswerFeedbackRefused(value=verdict), actor=user
+            )
             await self._tell(client, click, f"Only {mention(run.requester)}, who asked for this "
                              "run, can say whether its answer helped.")  # fmt: skip
             return
         key = f"answer-feedback:{run.id}:{verdict}"
         if not await self.store.claim_idempotency_key(key, ttl_seconds=_ONCE_SECONDS):
             return  # said already
-        await self.audit.record(run.id, AnswerFeedback(value=verdict), actor=user)
+        await self.audit.record(run.id, audit_events.AnswerFeedback(value=verdict), actor=user)
         answer_feedback(verdict)
         if verdict == "positive":
             await self._learn(run, user)

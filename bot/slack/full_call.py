@@ -18,10 +18,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority
-from agent_core.errors import NotFound
-from agent_core.models import Approval, PlanSubject
-from agent_core.store import Store
+from agent_core import Approval, Authority, NotFound, PlanSubject, Store
 from bot.slack.blocks import RISK_BADGE, VIEW_FULL, mrkdwn, plan_lines, section
 from bot.slack.fit import SECTION_TEXT, cut, pack, split
 from bot.slack.render import code_block, inert, inert_code, json_text, plural

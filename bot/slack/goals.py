@@ -17,9 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.models import ChannelKind, Run
-from agent_core.runs.limits import Admission
-from agent_core.store import Store
+from agent_core import Admission, ChannelKind, Run, Store
 from bot.slack.admin import ADMIN_VERBS, AdminCommands
 from bot.slack.blocks import mention, safe
 from bot.slack.conversations import kind_of_command, kind_of_event

@@ -27,11 +27,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority
-from agent_core.models import Approval, Run
-from agent_core.runs.control import ACTIVE, RunControl
-from agent_core.runs.limits import SpendLedger
-from agent_core.store import Store
+from agent_core import ACTIVE, Approval, Authority, Run, RunControl, SpendLedger, Store
 from bot.slack.blocks import approval_blocks, mrkdwn
 from bot.slack.fit import VIEW_BLOCKS, VIEW_BYTES, cut
 from bot.slack.render import inert, inert_code, mention

@@ -17,10 +17,17 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import DecisionService, Refused
-from agent_core.errors import NotFound
-from agent_core.models import Approval, ChannelKind, Decision, DecisionKind, ToolCallSubject
-from agent_core.store import Store
+from agent_core import (
+    Approval,
+    ChannelKind,
+    Decision,
+    DecisionKind,
+    DecisionService,
+    NotFound,
+    Refused,
+    Store,
+    ToolCallSubject,
+)
 from bot.slack.blocks import (
     APPROVE,
     APPROVE_FOR_RUN,

@@ -11,19 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_core.approvals import Authority
-from agent_core.audit.events import MemoryAdded, MemoryForgotten
-from agent_core.audit.trail import GLOBAL, Audit
-from agent_core.errors import NotFound
-from agent_core.memory.notes import describe_age
-from agent_core.memory.records import WORKSPACE, readable_scopes, scope_of_place
-from agent_core.models import ChannelKind
-from agent_core.store import Store
+from agent_core import (
+    GLOBAL,
+    WORKSPACE,
+    Audit,
+    Authority,
+    ChannelKind,
+    NotFound,
+    Store,
+    audit_events,
+    describe_age,
+    readable_scopes,
+    scope_of_place,
+)
 from bot.slack.blocks import safe
 from bot.slack.fit import cut
 
 if TYPE_CHECKING:  # importing it loads FAISS; serve without memory need not
-    from agent_core.memory.longterm import LongTermMemory
+    from agent_core import LongTermMemory
 
 __all__ = ["MEMORY_VERBS", "MemoryCommands"]
 
@@ -68,7 +73,7 @@ class MemoryCommands:
         if len(text) > 1000:
             return f"Too long to remember ({len(text)} characters; at most 1000)."
         kept = await memory.remember(scope=scope, content=text, created_by=user, importance=0.7)
-        added = MemoryAdded(memory_id=kept.memory.id, scope=scope, merged=kept.merged)
+        added = audit_events.MemoryAdded(memory_id=kept.memory.id, scope=scope, merged=kept.merged)
         await self.audit.record(GLOBAL, added, actor=user)
         if kept.replaced is not None:
             return (
@@ -90,7 +95,7 @@ class MemoryCommands:
                 "Not allowed: that memory belongs somewhere else; forget it there or ask an admin."
             )
         await memory.forget(memory_id)
-        forgotten = MemoryForgotten(memory_id=memory_id, scope=found.scope)
+        forgotten = audit_events.MemoryForgotten(memory_id=memory_id, scope=found.scope)
         await self.audit.record(GLOBAL, forgotten, actor=user)
         return f"Forgot `{safe(memory_id)}`: {cut(safe(found.content), 200)}"
 

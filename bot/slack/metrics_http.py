@@ -11,8 +11,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agent_core.config import Settings
-from agent_core.errors import ConfigError
+from agent_core import ConfigError, Settings
 
 __all__ = ["metrics_on_main_port", "metrics_page", "port_problem", "serve_metrics"]
 

@@ -13,8 +13,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["MAX_PINGED", "approvers_to_ping"]
+__all__ = ["MAX_PINGED", "approvers_to_ping", "usergroup_members"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,17 @@ MAX_PINGED = 50
 
 _USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 _GROUP = re.compile(r"S[A-Z0-9]{2,20}")
+
+
+def usergroup_members(client: AsyncWebClient) -> Callable[[str], Awaitable[set[str]]]:
+    """How this workspace resolves a user group to its members, for pings and for who may
+    decide (the core's decision path is given it before any channel exists)."""
+
+    async def members_of(group: str) -> set[str]:
+        response = await client.usergroups_users_list(usergroup=group)
+        return set(response.get("users") or [])
+
+    return members_of
 
 
 async def approvers_to_ping(

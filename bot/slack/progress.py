@@ -7,16 +7,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agent_core.channel import (
+from agent_core import (
     ApprovalNeeded,
+    Plan,
     PlanReady,
     RunEvent,
     RunFinished,
     RunQueued,
+    RunStatus,
     StepStarted,
     ToolNotice,
 )
-from agent_core.models import Plan, RunStatus
 from bot.slack.blocks import plan_lines
 from bot.slack.fit import cut, cut_middle, marker, split
 from bot.slack.render import code_block, inert, inert_code, json_text, mention, plural

@@ -12,10 +12,7 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.approvals import Authority
-from agent_core.errors import NotFound
-from agent_core.models import Run
-from agent_core.store import Store
+from agent_core import Authority, NotFound, Run, Store
 from bot.slack.blocks import mention
 from bot.slack.channel import SlackChannel
 from bot.slack.privately import reply_privately

@@ -24,7 +24,7 @@ import re
 import unicodedata
 from typing import Any
 
-from agent_core.logs import redact
+from agent_core import redact
 
 __all__ = [
     "BACKTICK",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agent_core.approvals import Refused
-from agent_core.models import (
+from agent_core import (
     AlreadyDecided,
     ApprovalStatus,
     Concluded,
     Counted,
     DecisionOutcome,
     Duplicate,
+    Refused,
 )
 from bot.slack.fit import cut
 from bot.slack.render import inert, mention, plural

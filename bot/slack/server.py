@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -20,14 +21,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.config import Settings
-from agent_core.errors import ConfigError
-from agent_core.runs.control import RunControl
-from agent_core.runs.host import RunHost
-from agent_core.runs.limits import Admission, Limits
-from agent_core.store import Store, open_settings_store
-from agent_core.telemetry import configure_tracing
-from bot import wiring
+from agent_core import Airlock, ChannelParts, ConfigError, Settings, Store, configure_tracing
 from bot.slack.admin import AdminCommands
 from bot.slack.app import build_app, build_client
 from bot.slack.assistant import build_assistant
@@ -39,10 +33,11 @@ from bot.slack.http_guard import slack_request_guard
 from bot.slack.listeners import register_approvals
 from bot.slack.memory_commands import MemoryCommands
 from bot.slack.metrics_http import metrics_on_main_port, metrics_page, serve_metrics
+from bot.slack.pings import usergroup_members
 from bot.slack.readiness import SLACK_CONNECTED, ConnectionErrors, Readiness, verify_token
 from bot.slack.request_log import OneLineErrors, rejections
 
-__all__ = ["build_web_app", "serve", "stop_on_signals"]
+__all__ = ["build_web_app", "connect_slack", "serve", "slack_channel", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,77 +102,82 @@ async def serve(
     async with AsyncExitStack() as stack:
         # Flushes spans last, after everything else has stopped; blocks, so in a thread.
         stack.push_async_callback(asyncio.to_thread, configure_tracing(settings))
-        store = await open_settings_store(settings)
-        stack.push_async_callback(store.close)
-        queue = store.run_queue()
-        if queue is None and not worker:
-            raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
-                               " with SQLite nothing else would work on the runs"])  # fmt: skip
         session = await stack.enter_async_context(aiohttp.ClientSession())
         client = build_client(settings, session=session)
-        app = build_app(settings, client=client, store=store)
-        runs = await _agent(settings, store, client, app, stack, worker=worker)
+        airlock = await stack.enter_async_context(
+            Airlock.from_settings(settings, groups=usergroup_members(client))
+        )
+        if airlock.queue is None and not worker:
+            raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
+                               " with SQLite nothing else would work on the runs"])  # fmt: skip
+        app = build_app(settings, client=client, store=airlock.store)
+        await connect_slack(airlock, app, client, worker=worker)
         # No access log: one line per request would let anyone fill the log at will; refused
         # requests are logged (sampled) and counted where they are refused, and what aiohttp
         # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
         _one_line_errors(logging.getLogger("aiohttp.server"))
         await serve_metrics(settings, host, port, stack)
         readiness = Readiness(socket_mode=settings.socket_mode)
-        site = web.AppRunner(build_web_app(settings, app, store, readiness), access_log=None)
+        site = web.AppRunner(build_web_app(settings, app, airlock.store, readiness),
+                             access_log=None)  # fmt: skip
         await site.setup()
         stack.push_async_callback(site.cleanup)
         await web.TCPSite(site, host, port).start()
         await _reach_slack(settings, app, client, readiness, stack)
-        if runs is not None:
-            await runs.start()
+        if airlock.works_on_runs:
+            await airlock.start_runs()
             # On SIGTERM working runs get a moment to write their next checkpoint, so the
             # step in flight is kept; nothing new starts meanwhile.
-            stack.push_async_callback(runs.stop, grace_seconds=settings.shutdown_grace_seconds)
+            stack.push_async_callback(airlock.stop_runs,
+                                      grace_seconds=settings.shutdown_grace_seconds)  # fmt: skip
         mode = "socket" if settings.socket_mode else "http"
-        role = "front end" if runs is None else "front end and worker"
+        role = "front end and worker" if airlock.works_on_runs else "front end"
         logger.info("airlock is serving", extra={"mode": mode, "port": port, "role": role})
         await stopped.wait()
 
 
-async def _agent(
-    settings: Settings,
-    store: Store,
-    client: AsyncWebClient,
-    app: AsyncApp,
-    stack: AsyncExitStack,
-    *,
-    worker: bool = True,
-) -> RunHost | None:
+def slack_channel(
+    settings: Settings, client: AsyncWebClient
+) -> Callable[[ChannelParts], SlackChannel]:
+    """How the core makes its channel: Slack, posting with ``client``."""
+
+    def make(parts: ChannelParts) -> SlackChannel:
+        return SlackChannel(client=client, store=parts.store,
+                            approval_channel=settings.approval_channel,
+                            approvers=settings.approvers,
+                            approval_dms=settings.approval_dms)  # fmt: skip
+
+    return make
+
+
+async def connect_slack(
+    airlock: Airlock, app: AsyncApp, client: AsyncWebClient, *, worker: bool = True
+) -> SlackChannel:
     """The agent core behind the app: Slack as its channel, approvals wired to the buttons.
 
-    Returns what works on runs in this process (a worker of the shared queue with Redis),
-    or None for a front end that only queues them.
+    Runs work in this process (a worker of the shared queue with Redis), or with
+    ``worker=False`` are queued for the workers.
     """
-    channel = SlackChannel(client=client, store=store, approval_channel=settings.approval_channel,
-                           approvers=settings.approvers,
-                           approval_dms=settings.approval_dms)  # fmt: skip
-    agent = await wiring.agent(settings, store, channel, stack)
-    runs = agent.runs(settings) if worker else None
-    submit = agent.submit if runs is None else runs.submit
-    admission = Admission(store=store, limits=Limits.from_settings(settings))
-    intake = GoalIntake(store=store, submit=submit, remember_status=channel.remember_status,
-                        admission=admission)  # fmt: skip
-    service = wiring.decisions(settings, store, agent.registry, channel)
-    control = RunControl(store=store, authority=service.authority, audit=service.audit)
-    memory = agent.memory
+    settings, store = airlock.settings, airlock.store
+    channel = await airlock.connect(slack_channel(settings, client),
+                                    hosting="here" if worker else "queue")  # fmt: skip
+    intake = GoalIntake(store=store, submit=airlock.submit,
+                        remember_status=channel.remember_status,
+                        admission=airlock.admission)  # fmt: skip
+    memory = airlock.memory
     curate = MemoryCommands(store=store, memory=memory.longterm if memory else None,
-                            authority=service.authority, audit=service.audit)  # fmt: skip
-    admin = AdminCommands(store=store, control=control, decisions=service, submit=submit,
-                          queue=agent.queue)  # fmt: skip
-    app.assistant(build_assistant(store=store, authority=service.authority, admin=admin,
+                            authority=airlock.authority, audit=airlock.audit)  # fmt: skip
+    admin = AdminCommands(store=store, control=airlock.control, decisions=airlock.decisions,
+                          submit=airlock.submit, queue=airlock.queue)  # fmt: skip
+    app.assistant(build_assistant(store=store, authority=airlock.authority, admin=admin,
                                   intake=intake, channel=channel))  # fmt: skip
     register_goals(app, intake, admin, curate)
-    register_feedback(app, store=store, audit=service.audit, memory=memory)
-    register_home(app, store=store, control=control)
-    register_approvals(app, service=service, channel=channel, intake=intake,
+    register_feedback(app, store=store, audit=airlock.audit, memory=memory)
+    register_home(app, store=store, control=airlock.control)
+    register_approvals(app, service=airlock.decisions, channel=channel, intake=intake,
                        approvers_answer=settings.approvers_answer_questions,
-                       schemas=agent.registry.input_schema)  # fmt: skip
-    return runs
+                       schemas=airlock.input_schema)  # fmt: skip
+    return channel
 
 
 async def _reach_slack(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from agent_core.models import Approval, ChannelKind, Run
+from agent_core import Approval, ChannelKind, Run
 from bot.slack.fit import cut
 from bot.slack.render import inert
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_core.airlock import build_tools
 from agent_core.approvals import Authority, DecisionService, Refused, schema_edit_check
 from agent_core.audit.trail import Audit
 from agent_core.config import Settings, load_settings
@@ -49,7 +50,6 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.builtins import builtin_tools
 from agent_core.tools.processes import end_leftover, running_process
 from agent_core.tools.sandbox import HELPER
-from bot import wiring
 from tests.agent.conftest import Harness, policy
 from tests.e2e.test_serve import clean_env
 from tests.processes import marked, marker
@@ -540,7 +540,7 @@ async def test_where_the_sandbox_cannot_start_run_command_is_refused(
     )
     lines: list[str] = []
     async with AsyncExitStack() as stack:
-        registry = await wiring.tools(settings, stack, report=lines.append)
+        registry = await build_tools(settings, stack, report=lines.append)
     [line] = lines  # one clear line at start
     assert "run_command is unavailable" in line and "Operation not permitted" in line
     assert "AIRLOCK_COMMAND_SANDBOX=off" in line
@@ -575,7 +575,7 @@ async def test_with_the_sandbox_turned_off_commands_run_as_before_with_a_warning
     settings = one_world.settings.model_copy(update={"command_sandbox": "off"})
     lines: list[str] = []
     async with AsyncExitStack() as stack:
-        await wiring.tools(settings, stack, report=lines.append)
+        await build_tools(settings, stack, report=lines.append)
     [line] = lines
     assert line.startswith("WARNING: run_command runs commands WITHOUT a sandbox")
     world = World(base=one_world.base, data=one_world.data, workspace=one_world.workspace,

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent_core import telemetry
+from agent_core import Airlock, telemetry
 from agent_core.config import Settings, load_settings
 from agent_core.llm import LLMRequest, ModelTier
 from agent_core.llm.anthropic import AnthropicLLM
@@ -47,7 +47,7 @@ from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payl
 from agent_core.testing.slack_server import SlackStandIn
 from bot.cli.audit import describe
 from bot.slack.app import build_app, build_client
-from bot.slack.server import _agent
+from bot.slack.server import connect_slack
 from tests.e2e.test_serve import clean_env
 from tests.e2e.test_slack_approvals import pressed
 from tests.support import SERVE_READY, eventually
@@ -297,15 +297,14 @@ async def test_secrets_planted_everywhere_reach_no_sink(
         workspace.mkdir(parents=True)
         (workspace / "notes.txt").write_text(EVERY_SECRET)
         model.enqueue(*_script())
-        store = await open_store(settings.effective_store_url)
         async with AsyncExitStack() as stack:
-            stack.push_async_callback(store.close)
             client = build_client(settings)
+            runner = await stack.enter_async_context(Airlock.from_settings(settings))
+            store = runner.store
             app = build_app(settings, client=client)
-            runner = await _agent(settings, store, client, app, stack)
-            assert runner is not None
-            await runner.start()
-            stack.push_async_callback(runner.stop)
+            await connect_slack(runner, app, client)
+            await runner.start_runs()
+            stack.push_async_callback(runner.stop_runs)
             site = web.AppRunner(app.web_app(), access_log=None)
             await site.setup()
             stack.push_async_callback(site.cleanup)

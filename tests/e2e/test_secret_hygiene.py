@@ -16,16 +16,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent_core import telemetry
+from agent_core import Airlock, telemetry
 from agent_core.config import load_settings
 from agent_core.logs import JsonFormatter
 from agent_core.models import FINAL_STATUSES, RunStatus
-from agent_core.store import open_store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload, post_to_bot
 from agent_core.testing.slack_server import SlackStandIn
 from bot.slack.app import build_app, build_client
-from bot.slack.server import _agent
+from bot.slack.server import connect_slack
 from tests.support import eventually
 
 SIGNING = "hygiene-signing-secret-0123"
@@ -110,14 +109,14 @@ async def test_planted_secrets_reach_no_audit_log_span_or_slack_message(
         tool_use_reply("read_file", {"path": "notes.txt"}),
         text_reply("Found these:\n" + "\n".join(PLANTED.values())),
     )
-    store = await open_store(settings.effective_store_url)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(store.close)
         client = build_client(settings)
+        runner = await stack.enter_async_context(Airlock.from_settings(settings))
+        store = runner.store
         app = build_app(settings, client=client)
-        runner = await _agent(settings, store, client, app, stack)
-        await runner.start()
-        stack.push_async_callback(runner.stop)
+        await connect_slack(runner, app, client)
+        await runner.start_runs()
+        stack.push_async_callback(runner.stop_runs)
         site = web.AppRunner(app.web_app(), access_log=None)
         await site.setup()
         stack.push_async_callback(site.cleanup)
