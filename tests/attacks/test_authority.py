@@ -115,7 +115,7 @@ async def test_status_home_and_approval_copies_show_each_person_only_what_is_the
         assert theirs.id not in own and "DMSECRET" not in own
         admin = await bot.agent("status", ADMIN)
         assert mine.id in admin and theirs.id in admin and "CHANNELGOAL" in admin
-        assert "DMSECRET" not in admin and "direct message" in admin
+        assert "DMSECRET" not in admin and "private conversation" in admin
         assert "DMSECRET" in await bot.agent("status", DM_USER, channel=DM_CHANNEL)
 
         admin_home = await open_home(bot, ADMIN)
