@@ -35,6 +35,7 @@ from agent_core.errors import NotFound, OwnershipLost
 from agent_core.models import Approval, ApprovalDecided, Run, RunStatus
 from agent_core.runs.control import ACTIVE
 from agent_core.runs.orchestrator import Stop
+from agent_core.runs.tasks import cancelled
 from agent_core.store import Store
 from agent_core.store.base import Lease
 from agent_core.store.run_queue import RECONNECT_ERRORS
@@ -379,13 +380,9 @@ class LocalClaims:
 
     async def closing(self) -> None:
         self._closing.set()
-        from agent_core.runs.host import cancelled
-
         await cancelled(task for task in self._loops if task.get_name() != "airlock-leases")
 
     async def closed(self) -> None:
-        from agent_core.runs.host import cancelled
-
         self._released.set()
         await cancelled(self._loops)
 

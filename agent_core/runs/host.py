@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -58,14 +58,14 @@ from agent_core.runs.claims import Claims, Hold
 from agent_core.runs.control import ACTIVE
 from agent_core.runs.orchestrator import Orchestrator, Stop
 from agent_core.runs.slots import RunQueue
+from agent_core.runs.tasks import cancelled
 from agent_core.store import Store
 
-__all__ = ["RunHost", "RunTask", "cancelled"]
+__all__ = ["RunHost", "RunTask"]
 
 logger = logging.getLogger(__name__)
 
 _RECHECK_SECONDS = 1.0
-_RECANCEL_SECONDS = 1.0
 
 
 @dataclass(kw_only=True, eq=False)
@@ -439,17 +439,3 @@ class RunHost:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-
-async def cancelled(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until each has ended.
-
-    A task is cancelled again every second until it ends: a library whose own timeout races
-    the cancellation can swallow it (aiohttp's and async-timeout's can), and the task would
-    then go on, and a process waiting for it would never exit.
-    """
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_SECONDS)

@@ -43,6 +43,7 @@ from agent_core import telemetry
 from agent_core.errors import NotFound
 from agent_core.models import Approval, ApprovalDecided, Run, RunStatus
 from agent_core.runs.claims import TERMINAL, Hold, Holds, parked, wait, worker_name
+from agent_core.runs.tasks import cancelled
 from agent_core.store import Store
 from agent_core.store.run_queue import BACKOFF, RECONNECT_ERRORS, Entry, RedisRunQueue
 
@@ -154,14 +155,10 @@ class LeasedClaims:
         # Each loop also checks the flag: a cancellation swallowed by a timeout racing it
         # (asyncio.timeout in Python 3.11 can) must not keep the process from exiting.
         self._closing.set()
-        from agent_core.runs.host import cancelled
-
         await cancelled(t for t in self._loops if t.get_name() != LEASES_TASK)
         self._holding = len(self.holds.held)
 
     async def closed(self) -> None:
-        from agent_core.runs.host import cancelled
-
         self._released.set()
         await cancelled(t for t in self._loops if t.get_name() == LEASES_TASK)
         # Of the runs it held, those that did not end in the grace period were handed over.

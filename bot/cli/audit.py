@@ -30,6 +30,7 @@ from agent_core import (
     utcnow,
     verify_store,
 )
+from bot.cli.startup import with_store
 from bot.cli.status import StatusLine
 
 __all__ = ["audit_app", "describe", "inert"]
@@ -41,7 +42,6 @@ def _on_store(
     *,
     writes: bool = False,
 ) -> None:
-    from bot.cli.main import with_store  # imported late: bot.cli.main adds this module's commands
 
     async def on_store(airlock: Airlock) -> int:
         return await work(airlock.store, airlock.settings)

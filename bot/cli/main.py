@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_core import (
-    Airlock,
-    ConfigError,
     DecisionKind,
     Refused,
     Run,
@@ -30,13 +28,13 @@ from agent_core import (
 )
 from bot.cli.startup import (
     CONFIG_EXIT,
-    check_folders,
-    check_store_exists,
+    existing_store,
     fail,
     load,
     missing_lines,
     run_main,
     serve_problems,
+    usable_folders,
 )
 from bot.slack.render import visible
 
@@ -145,25 +143,9 @@ def _ready(
             "(README: 'Connect to a real Slack workspace')."
         )
         raise typer.Exit(CONFIG_EXIT)
-    _folders(settings, workspace=True, memory=True)
+    usable_folders(settings, workspace=True, memory=True)
     configure_logging(settings.log_level)
     return settings
-
-
-def _folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
-    try:
-        check_folders(settings, workspace=workspace, memory=memory)
-    except ConfigError as error:
-        fail(error.problems)
-
-
-def _existing_store(settings: Settings) -> None:
-    """Exit 2 naming the path when the store is a SQLite file that is not there: a command
-    that works on what is stored would only make an empty one, likely in the wrong folder."""
-    try:
-        check_store_exists(settings)
-    except ConfigError as error:
-        fail(error.problems)
 
 
 @app.command()
@@ -206,7 +188,7 @@ def _terminal_settings(env_file: Path) -> Settings:
         err.print("  ANTHROPIC_API_KEY is not set", markup=False, highlight=False)
         err.print("Copy .env.example to .env and fill it in, or export it.")
         raise typer.Exit(CONFIG_EXIT)
-    _folders(settings, workspace=True, memory=True)
+    usable_folders(settings, workspace=True, memory=True)
     # The terminal is for the run itself; routine INFO lines would only clutter it.
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
     return settings
@@ -243,39 +225,12 @@ def _operate(
     """Run ``work`` as an operator; ``existing``: only on a store that is there already."""
     settings = _settings(env_file)
     if existing:
-        _existing_store(settings)
+        existing_store(settings)
     from bot.cli.operate import operator
 
     async def main() -> int:
         async with operator(settings, identity) as acting:
             return await work(acting)
-
-    raise typer.Exit(run_main(main()))
-
-
-def with_store(
-    env_file: Path,
-    work: Callable[[Airlock], Awaitable[int]],
-    *,
-    memory: bool = False,
-    audit: Literal["write", "read"] = "write",
-) -> None:
-    """Run ``work`` on the airlock of the configured store (closed afterwards); exit with what
-    it returns.
-
-    ``memory``: ``work`` writes memory indexes, so their folder must be usable.
-    ``audit="read"`` for commands that never write the audit trail (see
-    :meth:`Airlock.from_settings`); they only read what is stored, so a store that is not
-    there is an error, not one to make.
-    """
-    settings = _settings(env_file)
-    if audit == "read":
-        _existing_store(settings)
-    _folders(settings, memory=memory)
-
-    async def main() -> int:
-        async with Airlock.from_settings(settings, audit=audit) as airlock:
-            return await work(airlock)
 
     raise typer.Exit(run_main(main()))
 
@@ -378,7 +333,7 @@ def retry(
     if settings.anthropic_api_key is None:
         err.print("[bold red]airlock retry: ANTHROPIC_API_KEY is not set[/]")
         raise typer.Exit(CONFIG_EXIT)
-    _folders(settings, workspace=True, memory=True)
+    usable_folders(settings, workspace=True, memory=True)
     try:
         _operate(env_file, identity, work)
     except typer.Exit as queued:

@@ -28,6 +28,7 @@ from agent_core import (
     describe_age,
     local_identity,
 )
+from bot.cli.startup import with_store
 from bot.cli.status import StatusLine
 from bot.slack.fit import cut
 from bot.slack.render import visible
@@ -66,7 +67,6 @@ def _with_memory(
 ) -> None:
     """Run ``work`` on the long-term memory; ``embeds``: it needs the embedding model, which is
     loaded first (a spinner on a terminal says so: it takes seconds)."""
-    from bot.cli.main import with_store
 
     async def with_memory(airlock: Airlock) -> int:
         async with airlock.long_term_memory() as memory:

@@ -13,24 +13,27 @@ import asyncio
 import errno
 import os
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from agent_core import ConfigError, Settings, load_settings, sqlite_path
+from agent_core import Airlock, ConfigError, Settings, load_settings, sqlite_path
 
 __all__ = [
     "CONFIG_EXIT",
     "check_folders",
     "check_store_exists",
+    "existing_store",
     "fail",
     "load",
     "missing_lines",
     "run_main",
     "serve_problems",
+    "usable_folders",
+    "with_store",
 ]
 
 CONFIG_EXIT = 2
@@ -174,3 +177,47 @@ def _unusable_as_is(folder: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return os.strerror(errno.EACCES)
     return None
+
+
+def usable_folders(settings: Settings, *, workspace: bool = False, memory: bool = False) -> None:
+    """Exit 2 naming each folder the command needs that cannot be used."""
+    try:
+        check_folders(settings, workspace=workspace, memory=memory)
+    except ConfigError as error:
+        fail(error.problems)
+
+
+def existing_store(settings: Settings) -> None:
+    """Exit 2 naming the path when the store is a SQLite file that is not there: a command
+    that works on what is stored would only make an empty one, likely in the wrong folder."""
+    try:
+        check_store_exists(settings)
+    except ConfigError as error:
+        fail(error.problems)
+
+
+def with_store(
+    env_file: Path,
+    work: Callable[[Airlock], Awaitable[int]],
+    *,
+    memory: bool = False,
+    audit: Literal["write", "read"] = "write",
+) -> None:
+    """Run ``work`` on the airlock of the configured store (closed afterwards); exit with what
+    it returns.
+
+    ``memory``: ``work`` writes memory indexes, so their folder must be usable.
+    ``audit="read"`` for commands that never write the audit trail (see
+    :meth:`Airlock.from_settings`); they only read what is stored, so a store that is not
+    there is an error, not one to make.
+    """
+    settings = load(env_file)
+    if audit == "read":
+        existing_store(settings)
+    usable_folders(settings, memory=memory)
+
+    async def main() -> int:
+        async with Airlock.from_settings(settings, audit=audit) as airlock:
+            return await work(airlock)
+
+    raise typer.Exit(run_main(main()))
