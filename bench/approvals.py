@@ -7,7 +7,8 @@ the time from the decision (``DecisionService.decide`` called) to the approved t
 is measured: in one process on SQLite and on Redis, and with the decision made in a second
 process on Redis. Baselines, measured in the same run: a store signal's round trip in one
 process (publish to subscriber) and across two processes (Redis pub/sub), the floor any
-cross-process wake-up pays. Also: RSS added per parked run, and store bytes per parked run.
+cross-process wake-up pays. Also: RSS added per parked run, store bytes per parked run, and
+the store calls (and, on SQLite, commits) made between a decision and its tool's start.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,9 @@ from agent_core.testing.redis_server import RedisServer
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 
 KEY = "sk-ant-bench"
+PATH_RUNS = 20
+_INSIDE: ContextVar[bool] = ContextVar("bench_store_call", default=False)
+"""Decisions whose store calls are counted (apart from the timed ones)."""
 MODEL = "claude-sonnet-4-6"
 SCHEMA = {"type": "object", "properties": {"target": {"type": "string"}}, "required": ["target"]}
 
@@ -107,15 +113,21 @@ class Parked:
     """Run id -> the approval it waits on."""
     started: dict[str, asyncio.Event] = field(default_factory=dict)
     started_ns: dict[str, int] = field(default_factory=dict)
+    commits_at_start: dict[str, int] = field(default_factory=dict)
+    """Run id -> SQLite commits of the process when its tool started (none on Redis)."""
     rss_per_run: float = 0.0
 
 
 async def park(store: Store, base_url: str, n: int) -> Parked:
     started: dict[str, asyncio.Event] = {}
     started_ns: dict[str, int] = {}
+    commits_at_start: dict[str, int] = {}
+    connection = getattr(store, "_db", None)
 
     async def restart(arguments: dict[str, Any], context: ToolContext) -> str:
         started_ns[context.run.id] = time.monotonic_ns()
+        if connection is not None:
+            commits_at_start[context.run.id] = connection.commits
         started[context.run.id].set()
         return "restarted"
 
@@ -151,7 +163,8 @@ async def park(store: Store, base_url: str, n: int) -> Parked:
     rss = (rss_bytes() - before) / n
     approvals = {a.run_id: a.id for a in await store.list_pending_approvals()}
     parked = Parked(store=store, runner=runner, service=service, approvals=approvals,
-                    started=started, started_ns=started_ns, rss_per_run=rss)  # fmt: skip
+                    started=started, started_ns=started_ns, rss_per_run=rss,
+                    commits_at_start=commits_at_start)  # fmt: skip
     return parked
 
 
@@ -166,6 +179,58 @@ async def resume_in_process(parked: Parked) -> list[float]:
         # One at a time: no overlap with the next.
         await parked.runner.wait_for(run_id, FINAL_STATUSES)
     return samples
+
+
+async def calls_on_path(parked: Parked, runs: int) -> tuple[float, float, float | None]:
+    """Median store calls, writes among them, and SQLite commits from a decision to its tool's
+    start: every awaited Store method of the process, counted by a wrapper on the instance."""
+    store, window = parked.store, [False]
+    seen: list[tuple[str, int]] = []
+    writes = {"record_decision", "publish", "append_audit", "take_lease", "save_run",
+              "consume_approval", "save_tool_call", "renew_lease"}  # fmt: skip
+    for name in dir(store):
+        method = getattr(store, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            continue
+
+        def counted(method: Any = method, name: str = name) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                if not window[0] or _INSIDE.get():  # a store method's own calls count as one
+                    return await method(*args, **kwargs)
+                seen.append((name, time.monotonic_ns()))
+                token = _INSIDE.set(True)
+                try:
+                    return await method(*args, **kwargs)
+                finally:
+                    _INSIDE.reset(token)
+
+            return call
+
+        setattr(store, name, counted())
+    connection = getattr(store, "_db", None)
+    calls: list[int] = []
+    written: list[int] = []
+    commits: list[int] = []
+    for run_id in list(parked.approvals)[:runs]:
+        approval_id = parked.approvals.pop(run_id)  # decided here, not measured again
+        seen.clear()
+        before = connection.commits if connection is not None else 0
+        window[0] = True
+        await parked.service.decide(approval_id, Decision(kind=DecisionKind.APPROVE, by="U0ADMIN"))
+        await parked.started[run_id].wait()
+        window[0] = False
+        # Only what began before the tool did: the run goes on writing after it.
+        path = [name for name, at in seen if at <= parked.started_ns[run_id]]
+        calls.append(len(path))
+        written.append(sum(name in writes for name in path))
+        if connection is not None:
+            commits.append(parked.commits_at_start[run_id] - before)
+        await parked.runner.wait_for(run_id, FINAL_STATUSES)
+    for name in list(vars(store)):
+        if callable(vars(store)[name]) and not name.startswith("_"):
+            delattr(store, name)  # the class's methods again
+    median = statistics.median
+    return median(calls), median(written), median(commits) if commits else None
 
 
 async def signal_round_trip(store: Store, n: int) -> list[float]:
@@ -276,6 +341,8 @@ def p99(samples: list[float]) -> float:
 class Result:
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
     samples: dict[str, tuple[list[float], list[float] | None]] = field(default_factory=dict)
+    calls: list[tuple[str, float, float, float | None]] = field(default_factory=list)
+    """Per store, one process: median store calls, writes and commits, decision to tool."""
 
     def latency(self, what: str, samples: list[float], baseline: list[float] | None) -> None:
         self.samples[what] = (samples, baseline)
@@ -290,8 +357,9 @@ async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
         with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
             path = Path(folder) / "bench.db"
             store = await open_store(f"sqlite:///{path}", poll_interval=0.01)
-            parked = await park(store, base_url, n)
-            sizes.append(("sqlite", parked.rss_per_run, path.stat().st_size / n))
+            parked = await park(store, base_url, n + PATH_RUNS)
+            sizes.append(("sqlite", parked.rss_per_run, path.stat().st_size / (n + PATH_RUNS)))
+            result.calls.append(("SQLite", *await calls_on_path(parked, PATH_RUNS)))
             baseline = await signal_round_trip(store, n)
             samples = await resume_in_process(parked)
             result.latency("decision -> tool starts, one process, SQLite", samples, baseline)
@@ -305,10 +373,10 @@ async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
         with RedisServer() as redis:
             store = await open_store(redis.url)
             before = await _redis_memory(redis.url)
-            parked = await park(store, base_url, n)
-            sizes.append(
-                ("redis", parked.rss_per_run, (await _redis_memory(redis.url) - before) / n)
-            )
+            parked = await park(store, base_url, n + PATH_RUNS)
+            stored = (await _redis_memory(redis.url) - before) / (n + PATH_RUNS)
+            sizes.append(("redis", parked.rss_per_run, stored))
+            result.calls.append(("Redis", *await calls_on_path(parked, PATH_RUNS)))
             baseline = await signal_round_trip(store, n)
             samples = await resume_in_process(parked)
             result.latency("decision -> tool starts, one process, Redis", samples, baseline)
@@ -340,7 +408,12 @@ def render(result: Result, sizes: list[tuple[str, float, float]], n: int) -> lis
         memory.add_column(column, justify="left" if column == "store" else "right")
     for name, rss, stored in sizes:
         memory.add_row(name, f"{rss / 1024:.1f} KB", f"{stored / 1024:.2f} KB")
-    return [latency, memory]
+    path = Table(title=f"store calls from a decision to its tool's start, median of {PATH_RUNS}")
+    for column in ("store, one process", "calls", "writes", "commits"):
+        path.add_column(column, justify="left" if column.startswith("store") else "right")
+    for name, calls, writes, commits in result.calls:
+        path.add_row(name, f"{calls:g}", f"{writes:g}", "-" if commits is None else f"{commits:g}")
+    return [latency, path, memory]
 
 
 async def main(n: int) -> None:

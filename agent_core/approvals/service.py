@@ -7,6 +7,7 @@ refusals included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -183,16 +184,21 @@ class DecisionService:
                     edited_arguments=decision.edited_arguments,
                 )  # fmt: skip
                 await self.audit.record(approval.run_id, superseded, actor=decision.by)
-            # Wake the run first: the audit line can follow a moment later.
-            await self.store.publish(
-                ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
-            )
         decided = events.ApprovalDecided(
             approval_id=approval.id, decision=decision.kind, outcome=outcome.kind,
             reason=decision.reason, edited_arguments=decision.edited_arguments,
             status=outcome.approval.status,
         )  # fmt: skip
-        await self.audit.record(approval.run_id, decided, actor=decision.by)
+        audited = self.audit.record(approval.run_id, decided, actor=decision.by)
+        if not isinstance(outcome, Concluded):
+            await audited
+            return
+        # The run wakes here at once (a store delivers its own signals before writing them);
+        # the signal's write and the audit line go out together, so a store that commits in
+        # groups makes them one durable write, not two standing in front of the resumed run.
+        # Both are durable before this returns, as before.
+        signal = ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
+        await asyncio.gather(self.store.publish(signal), audited)
 
 
 def _grant_refusal(approval: Approval) -> str | None:

@@ -285,13 +285,15 @@ class _RunState:
         ownership = self.ownership
         while ownership is not None:
             await ownership.check()
+            was = self.run.status
+            # One save: the owner, and a parked run back at work (a decision is waiting).
+            status = RunStatus.RUNNING if was is RunStatus.AWAITING_APPROVAL else was
             try:
-                await self.save(owner=ownership.owner, with_checkpoint=False)
+                await self.save(owner=ownership.owner, status=status, with_checkpoint=False)
             except OwnershipLost:
                 continue
-            claimed = events.RunClaimed(
-                worker=ownership.owner, status=self.run.status, attempt=self.run.attempt
-            )
+            claimed = events.RunClaimed(worker=ownership.owner, status=was,
+                                        attempt=self.run.attempt)  # fmt: skip
             await Audit(store=self.orchestrator.store).record(self.run.id, claimed, actor="airlock")
             break
         if self.run.status is RunStatus.AWAITING_APPROVAL:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent_core.approvals import ApprovalPolicy, Authority, Refused
+from agent_core.audit.trail import verify_chain
 from agent_core.llm.budget import BudgetLimits
 from agent_core.models import (
     Approval,
@@ -19,12 +20,15 @@ from agent_core.models import (
     Counted,
     Decision,
     DecisionKind,
+    Plan,
     RiskLevel,
     Run,
     RunStatus,
+    Subtask,
     TimeoutPolicy,
     ToolCallSubject,
 )
+from agent_core.store import Store
 from agent_core.testing.anthropic_server import (
     AnthropicStandIn,
     reply,
@@ -549,3 +553,39 @@ async def test_a_run_that_crashes_after_asking_cancels_the_request(
     run = await harness.finished((await harness.start()).id)
     assert run.status is RunStatus.FAILED and "the channel broke" in str(run.error)
     await _settled_with_its_run(harness, run)
+
+
+async def test_a_decision_resumes_its_run_with_one_claim_save_and_is_audited_when_it_returns(
+    harness_factory: Factory, anthropic: AnthropicStandIn, store: Store
+) -> None:
+    seen: list[Run] = []
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        seen.append(await store.get_run(context.run.id))  # the run as the tool starts
+        return "restarted"
+
+    restart = Tool(name="restart", description="Restart a service.", risk=RiskLevel.HIGH,
+                   input_schema={"type": "object", "properties": {"target": {"type": "string"}}},
+                   handler=handler)  # fmt: skip
+    harness = await harness_factory(channel=waiting(), registry=ToolRegistry([restart]))
+    anthropic.enqueue(tool_use_reply("restart", {"target": "web"}), text_reply("done"))
+    run = await harness.start(plan=Plan(subtasks=[Subtask(id="s1", description="restart web")]))
+    await asked(harness)
+    parked = await harness.parked(run.id)
+    assert parked.status is RunStatus.AWAITING_APPROVAL
+    outcome = await harness.service.decide(
+        harness.channel.asked[0].id, decision(DecisionKind.APPROVE, "U0ADMIN")
+    )
+    assert isinstance(outcome, Concluded)
+    # Durable when decide returns, whatever the resumed run is doing: the decision's line.
+    decided = [e for e in await store.list_audit(run.id) if e.kind == "approval_decided"]
+    assert [e.data["status"] for e in decided] == ["approved"]
+    assert (await harness.finished(run.id)).status is RunStatus.COMPLETED
+    # The claim wrote the owner and the status back to running in one save.
+    [started] = seen
+    assert started.version == parked.version + 1
+    assert started.status is RunStatus.RUNNING and started.owner == harness.runner.name
+    trail = await store.list_audit(run.id)
+    claims = [e for e in trail if e.kind == "run_claimed"]
+    assert claims[-1].data["status"] == "awaiting_approval"
+    assert verify_chain(trail) == []
