@@ -70,7 +70,7 @@ async def airlock_app(client: AsyncWebClient, store: Store) -> AsyncApp:
     # One person sends every mention: the budgets are checked, the hourly limit would refuse.
     settings = Settings(slack_signing_secret=SECRET, approvers=[CLICK["user"]["id"]],
                         runs_per_user_per_hour=0)  # fmt: skip
-    app = build_app(settings, client=client)
+    app = build_app(settings, client=client, store=store)  # as `airlock serve` builds it
     channel = SlackChannel(client=client, store=store)
     authority = Authority(approvers=settings.approvers)
     service = DecisionService(store=store, authority=authority, audit=Audit(store=store))
