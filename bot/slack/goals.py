@@ -121,6 +121,10 @@ class GoalIntake:
         await _sayer(client, channel, thread_ts)(STOPPING if self._closed else BUSY)
         return False
 
+    async def settled(self) -> None:
+        """Until every goal taken so far has been started (or answered)."""
+        await self._waiting.join()
+
     async def close(self, *, grace_seconds: float = 10.0) -> None:
         """Take no more goals and start those taken, for up to ``grace_seconds``; any left
         then are told in their thread to be asked again."""
