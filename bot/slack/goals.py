@@ -85,8 +85,9 @@ class GoalIntake:
 
     capacity: int = GOALS_WAITING
     """Goals taken but not yet started, at most; one more is refused in its thread."""
-    workers: int = 4
-    """Goals started at once (each a few store writes and one Slack post)."""
+    workers: int = 8
+    """Goals started at once (each a few store writes and one Slack post, which may be slow):
+    tasks are made only while goals wait."""
     _waiting: asyncio.Queue[_Goal] = field(init=False, repr=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, repr=False, default_factory=list)
     _closed: bool = field(init=False, repr=False, default=False)
@@ -116,7 +117,11 @@ class GoalIntake:
             else:
                 self._work()
                 return True
-        # Said, never dropped: a goal that Slack was told was received is answered somewhere.
+        # Said, never dropped: a goal that Slack was told was received is answered somewhere;
+        # and said once, so a retry or a replay of it (claimed here) posts nothing again.
+        if delivery and not await self.first_delivery(delivery):
+            _repeated()
+            return False
         REJECTED.labels(reason="stopping" if self._closed else "too many goals waiting").inc()
         await _sayer(client, channel, thread_ts)(STOPPING if self._closed else BUSY)
         return False
@@ -176,9 +181,7 @@ class GoalIntake:
         privately how to invite it.
         """
         if delivery and not await self.first_delivery(delivery):
-            REJECTED.labels(reason="delivered again").inc()
-            rejections(signed=True).log(logging.INFO, "slack delivery repeated; dropped",
-                                        kind="goal")  # fmt: skip
+            _repeated()
             return None  # a retry of a delivery already handled
         try:
             return await self._start(client, goal=goal.strip(), user=user, channel=channel,
@@ -276,6 +279,11 @@ def register_goals(
         await intake.start(client, goal=goal, user=user, channel=top["channel"],
                            thread_ts=top["ts"], kind=kind, delivery=None,
                            dry_run=dry_run)  # fmt: skip
+
+
+def _repeated() -> None:
+    REJECTED.labels(reason="delivered again").inc()
+    rejections(signed=True).log(logging.INFO, "slack delivery repeated; dropped", kind="goal")
 
 
 def direct_goal(event: dict[str, Any]) -> bool:

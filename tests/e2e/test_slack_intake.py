@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.approvals import Authority
@@ -91,6 +92,12 @@ def mention(i: int, *, user: str = "U0ASKER") -> dict[str, Any]:
     return body
 
 
+def dropped_again() -> float:
+    """Deliveries dropped as repeated so far, in this process."""
+    labels = {"reason": "delivered again"}
+    return REGISTRY.get_sample_value("airlock_slack_requests_rejected_total", labels) or 0.0
+
+
 def told_in(bot: Bot, thread_ts: str, text: str) -> bool:
     return any(c.args.get("thread_ts") == thread_ts and text in (c.args.get("text") or "")
                for c in bot.slack.calls_to("chat.postMessage"))  # fmt: skip
@@ -117,6 +124,18 @@ async def test_a_burst_while_intake_is_slow_is_acked_and_loses_no_goal(bot: Bot)
 
         await eventually(told, timeout=10)
     assert await bot.store.list_runs() != [] and len(bot.submitted) == 1
+    # Slack retries a refused one (and someone replays it): its thread is not told again.
+    before = dropped_again()
+    again = burst[3]
+    assert (await post_to_bot(bot.url, bot.signer.event(again, retry_num=1)))[0] == 200
+
+    async def dropped() -> bool:
+        return dropped_again() == before + 1
+
+    await eventually(dropped, timeout=10)
+    busy = [c for c in bot.slack.calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == again["event"]["ts"]]  # fmt: skip
+    assert [c.args["text"] for c in busy] == [BUSY]
 
     bot.release.set()
 
