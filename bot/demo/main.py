@@ -272,13 +272,14 @@ async def _serve(settings: Settings, stack: AsyncExitStack) -> tuple[Airlock, st
         Airlock.from_settings(settings, groups=usergroup_members(client))
     )
     app = build_app(settings, client=client)
-    await connect_slack(airlock, app, client)
+    intake = await connect_slack(airlock, app, client)
     site = web.AppRunner(build_web_app(settings, app, airlock.store))
     await site.setup()
     stack.push_async_callback(site.cleanup)
     await web.TCPSite(site, "127.0.0.1", 0).start()
     await airlock.start_runs()  # the demo's store is SQLite: runs work in this process
     stack.push_async_callback(airlock.stop_runs)
+    stack.push_async_callback(intake.close)  # goals taken become runs before the runs stop
     port = site.addresses[0][1]
     return airlock, f"http://127.0.0.1:{port}/slack/events"
 

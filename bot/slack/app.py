@@ -117,12 +117,16 @@ def drop_replays(store: Store) -> Callable[..., Awaitable[BoltResponse | None]]:
     by what its signature covers, the timestamp and the exact body: a replay within the
     signature's five minutes repeats both (and a command's or a click's body holds its own
     ``trigger_id``), while nothing signed anew is ever taken for a replay.
+
+    An app mention is let through unclaimed: its one listener, goal intake, claims the same
+    ``event_id`` durably after the acknowledgement and before anything is said or stored
+    (:meth:`bot.slack.goals.GoalIntake.take`), so the acknowledgement waits for no write.
     """
 
     async def drop_replay(
         req: AsyncBoltRequest, body: dict[str, Any], next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        key = _delivery(req, body)
+        key = None if _claimed_by_its_listener(body) else _delivery(req, body)
         if key is None or await store.claim_idempotency_key(key, ttl_seconds=_REPLAY_TTL_SECONDS):
             await next()
             return None
@@ -133,6 +137,15 @@ def drop_replays(store: Store) -> Callable[..., Awaitable[BoltResponse | None]]:
         return BoltResponse(status=200, body="")
 
     return drop_replay
+
+
+def _claimed_by_its_listener(body: dict[str, Any]) -> bool:
+    event = body.get("event")
+    return (
+        body.get("type") == "event_callback"
+        and isinstance(event, dict)
+        and event.get("type") == "app_mention"
+    )
 
 
 def _delivery(req: AsyncBoltRequest, body: dict[str, Any]) -> str | None:

@@ -1,16 +1,23 @@
 """Goals from Slack: an app mention, a direct message, or `/agent <goal>` starts a run.
 
-Bolt acknowledges at once; the run goes to the runner. A delivery Slack repeats (a retry
-after a slow answer) is dropped by an idempotency key on its event id, and nothing starts
-while airlock is halted or a limit (a daily budget, runs per hour) refuses it; the thread
-is told which limit, and when it resets.
+Bolt acknowledges at once and the listener only hands the goal to a bounded queue; a few
+tasks start the goals waiting there (the store writes, the status message) off every
+request's path, and the run goes to the runner. A queue that is full, or a process that is
+stopping, says so in the goal's thread: nothing acknowledged is dropped silently. A delivery
+Slack repeats (a retry after a slow answer, or a replayed signed request) is dropped by a
+durable idempotency key on its event id before anything is said or stored, and nothing
+starts while airlock is halted or a limit (a daily budget, runs per hour) refuses it; the
+thread is told which limit, and when it resets.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -23,8 +30,31 @@ from bot.slack.blocks import mention, safe
 from bot.slack.conversations import kind_of_command, kind_of_event
 from bot.slack.memory_commands import MEMORY_VERBS, MemoryCommands
 from bot.slack.privately import NOT_A_MEMBER, invite_me, reply_privately
+from bot.slack.request_log import REJECTED, rejections
 
-__all__ = ["GoalIntake", "register_goals"]
+__all__ = ["GOALS_WAITING", "GoalIntake", "register_goals"]
+
+logger = logging.getLogger(__name__)
+GOALS_WAITING = 256
+"""Goals a process holds taken but not started: far more than a team types at once, and few
+enough that a flood is refused in the threads rather than held in memory."""
+BUSY = (":hourglass: Too many goals are waiting to start right now, so I did not take this "
+        "one. Please ask again in a minute.")  # fmt: skip
+STOPPING = ":hourglass: I am restarting and did not take this goal. Please ask again in a minute."
+FAILED = ":warning: Something went wrong while starting this goal. Please ask again."
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Goal:
+    client: AsyncWebClient
+    goal: str
+    user: str
+    channel: str
+    thread_ts: str
+    kind: ChannelKind
+    delivery: str | None
+    dry_run: bool
+
 
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
 _DELIVERY_TTL_SECONDS = 3600.0  # Slack retries a delivery for well under an hour
@@ -53,18 +83,105 @@ class GoalIntake:
     admission: Admission
     """Refuses a new run when a daily budget or the requester's hourly limit is used up."""
 
+    capacity: int = GOALS_WAITING
+    """Goals taken but not yet started, at most; one more is refused in its thread."""
+    workers: int = 8
+    """Goals started at once (each a few store writes and one Slack post, which may be slow):
+    tasks are made only while goals wait."""
+    _waiting: asyncio.Queue[_Goal] = field(init=False, repr=False)
+    _tasks: list[asyncio.Task[None]] = field(init=False, repr=False, default_factory=list)
+    _closed: bool = field(init=False, repr=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._waiting = asyncio.Queue(maxsize=self.capacity)
+
     async def start(
         self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
         kind: ChannelKind, delivery: str | None, dry_run: bool = False,
-    ) -> Run | None:  # fmt: skip
-        """Queue ``goal`` as a run answered in ``thread_ts``; None if nothing was started.
+    ) -> bool:  # fmt: skip
+        """Take ``goal`` to be queued as a run answered in ``thread_ts``, without waiting for
+        it: Bolt's listener returns at once, and the work (store writes, the status message)
+        never shares a request's path. False if it was not taken, which its thread is told:
+        too many goals are waiting, or airlock is stopping.
 
         ``kind`` is what Slack said of the conversation (:mod:`bot.slack.conversations`).
+        """
+        taken = _Goal(client=client, goal=goal, user=user, channel=channel,
+                      thread_ts=thread_ts, kind=kind, delivery=delivery,
+                      dry_run=dry_run)  # fmt: skip
+        if not self._closed:
+            try:
+                self._waiting.put_nowait(taken)
+            except asyncio.QueueFull:
+                pass
+            else:
+                self._work()
+                return True
+        # Said, never dropped: a goal that Slack was told was received is answered somewhere;
+        # and said once, so a retry or a replay of it (claimed here) posts nothing again.
+        if delivery and not await self.first_delivery(delivery):
+            _repeated()
+            return False
+        REJECTED.labels(reason="stopping" if self._closed else "too many goals waiting").inc()
+        await _sayer(client, channel, thread_ts)(STOPPING if self._closed else BUSY)
+        return False
 
-        Where the bot cannot post (it is not a member of the channel), nothing starts and
-        ``user`` is told privately how to invite it.
+    async def settled(self) -> None:
+        """Until every goal taken so far has been started (or answered)."""
+        await self._waiting.join()
+
+    async def close(self, *, grace_seconds: float = 10.0) -> None:
+        """Take no more goals and start those taken, for up to ``grace_seconds``; any left
+        then are told in their thread to be asked again."""
+        self._closed = True
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await self._waiting.join()
+        except TimeoutError:
+            while not self._waiting.empty():
+                left = self._waiting.get_nowait()
+                self._waiting.task_done()
+                with contextlib.suppress(Exception):  # best effort: airlock is stopping
+                    await _sayer(left.client, left.channel, left.thread_ts)(STOPPING)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _work(self) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        while len(self._tasks) < min(self.workers, self._waiting.qsize() + len(self._tasks)):
+            self._tasks.append(asyncio.create_task(self._drain(), name="goal intake"))
+
+    async def _drain(self) -> None:
+        while True:
+            taken = await self._waiting.get()
+            try:
+                await self.take(taken.client, goal=taken.goal, user=taken.user,
+                                channel=taken.channel, thread_ts=taken.thread_ts,
+                                kind=taken.kind, delivery=taken.delivery,
+                                dry_run=taken.dry_run)  # fmt: skip
+            except Exception as error:  # one goal failing must not stop the others
+                logger.error("goal intake failed", extra={"error": type(error).__name__,
+                                                          "detail": str(error)[:200]})  # fmt: skip
+                with contextlib.suppress(Exception):  # Slack itself may be what failed
+                    await _sayer(taken.client, taken.channel, taken.thread_ts)(FAILED)
+            finally:
+                self._waiting.task_done()
+
+    async def take(
+        self, client: AsyncWebClient, *, goal: str, user: str, channel: str, thread_ts: str,
+        kind: ChannelKind, delivery: str | None, dry_run: bool = False,
+    ) -> Run | None:  # fmt: skip
+        """Queue ``goal`` as a run answered in ``thread_ts`` now; None if nothing was started.
+
+        A delivery seen before (a Slack retry, a replayed signed request, in any process
+        sharing the store) is dropped here, before anything is said or stored. Where the bot
+        cannot post (it is not a member of the channel), nothing starts and ``user`` is told
+        privately how to invite it.
         """
         if delivery and not await self.first_delivery(delivery):
+            _repeated()
             return None  # a retry of a delivery already handled
         try:
             return await self._start(client, goal=goal.strip(), user=user, channel=channel,
@@ -162,6 +279,11 @@ def register_goals(
         await intake.start(client, goal=goal, user=user, channel=top["channel"],
                            thread_ts=top["ts"], kind=kind, delivery=None,
                            dry_run=dry_run)  # fmt: skip
+
+
+def _repeated() -> None:
+    REJECTED.labels(reason="delivered again").inc()
+    rejections(signed=True).log(logging.INFO, "slack delivery repeated; dropped", kind="goal")
 
 
 def direct_goal(event: dict[str, Any]) -> bool:

@@ -111,7 +111,7 @@ async def serve(
             raise ConfigError(["--no-worker needs a Redis store (AIRLOCK_STORE_URL=redis://…):"
                                " with SQLite nothing else would work on the runs"])  # fmt: skip
         app = build_app(settings, client=client, store=airlock.store)
-        await connect_slack(airlock, app, client, worker=worker)
+        intake = await connect_slack(airlock, app, client, worker=worker)
         # No access log: one line per request would let anyone fill the log at will; refused
         # requests are logged (sampled) and counted where they are refused, and what aiohttp
         # cannot even parse as HTTP (a bad Content-Length, a header too long) costs one line.
@@ -130,6 +130,9 @@ async def serve(
             # step in flight is kept; nothing new starts meanwhile.
             stack.push_async_callback(airlock.stop_runs,
                                       grace_seconds=settings.shutdown_grace_seconds)  # fmt: skip
+        # First on the way out: goals already acknowledged become runs (or are told to ask
+        # again) before the runs stop; a goal arriving meanwhile is told airlock is stopping.
+        stack.push_async_callback(intake.close, grace_seconds=settings.shutdown_grace_seconds)
         mode = "socket" if settings.socket_mode else "http"
         role = "front end and worker" if airlock.works_on_runs else "front end"
         logger.info("airlock is serving", extra={"mode": mode, "port": port, "role": role})
@@ -152,11 +155,12 @@ def slack_channel(
 
 async def connect_slack(
     airlock: Airlock, app: AsyncApp, client: AsyncWebClient, *, worker: bool = True
-) -> SlackChannel:
+) -> GoalIntake:
     """The agent core behind the app: Slack as its channel, approvals wired to the buttons.
 
     Runs work in this process (a worker of the shared queue with Redis), or with
-    ``worker=False`` are queued for the workers.
+    ``worker=False`` are queued for the workers. Returns the goal intake, which starts the
+    goals taken in the background: close it before the runs stop.
     """
     settings, store = airlock.settings, airlock.store
     channel = await airlock.connect(slack_channel(settings, client),
@@ -177,7 +181,7 @@ async def connect_slack(
     register_approvals(app, service=airlock.decisions, channel=channel, intake=intake,
                        approvers_answer=settings.approvers_answer_questions,
                        schemas=airlock.input_schema)  # fmt: skip
-    return channel
+    return intake
 
 
 async def _reach_slack(
