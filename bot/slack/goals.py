@@ -110,11 +110,8 @@ class GoalIntake:
                       thread_ts=thread_ts, kind=kind, delivery=delivery,
                       dry_run=dry_run)  # fmt: skip
         if not self._closed:
-            try:
+            with contextlib.suppress(asyncio.QueueFull):  # full: refused below, in its thread
                 self._waiting.put_nowait(taken)
-            except asyncio.QueueFull:
-                pass
-            else:
                 self._work()
                 return True
         # Said, never dropped: a goal that Slack was told was received is answered somewhere;
@@ -141,8 +138,7 @@ class GoalIntake:
             while not self._waiting.empty():
                 left = self._waiting.get_nowait()
                 self._waiting.task_done()
-                with contextlib.suppress(Exception):  # best effort: airlock is stopping
-                    await _sayer(left.client, left.channel, left.thread_ts)(STOPPING)
+                await _tell(left, STOPPING)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -164,8 +160,7 @@ class GoalIntake:
             except Exception as error:  # one goal failing must not stop the others
                 logger.error("goal intake failed", extra={"error": type(error).__name__,
                                                           "detail": str(error)[:200]})  # fmt: skip
-                with contextlib.suppress(Exception):  # Slack itself may be what failed
-                    await _sayer(taken.client, taken.channel, taken.thread_ts)(FAILED)
+                await _tell(taken, FAILED)
             finally:
                 self._waiting.task_done()
 
@@ -296,3 +291,13 @@ def _sayer(client: AsyncWebClient, channel: str, thread_ts: str) -> Callable[[st
         return await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
     return say
+
+
+async def _tell(goal: _Goal, text: str) -> None:
+    """Say ``text`` in ``goal``'s thread; Slack failing too (it may be what failed, or airlock
+    is stopping) is logged, and nothing more can be done for that goal."""
+    try:
+        await _sayer(goal.client, goal.channel, goal.thread_ts)(text)
+    except Exception as error:
+        logger.warning("could not tell a goal's thread", extra={
+            "error": type(error).__name__, "detail": str(error)[:200]})  # fmt: skip
