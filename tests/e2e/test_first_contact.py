@@ -166,6 +166,8 @@ def test_make_install_says_what_it_does_before_each_step(tmp_path: Path) -> None
         env={k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")},
     ).stdout.splitlines()  # fmt: skip
     steps = [index for index, line in enumerate(shown) if not line.startswith("echo ")]
-    assert len(steps) == 4 and shown[-1].startswith("touch "), shown
+    # venv, pip, the packages, the embedding model's ONNX file, the stamp
+    assert len(steps) == 5 and shown[-1].startswith("touch "), shown
+    assert any("Embedder()" in shown[index] for index in steps), shown
     for index in steps:
         assert re.match(r'echo "==> make install: \w', shown[index - 1]), shown
