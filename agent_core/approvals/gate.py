@@ -46,7 +46,7 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.stops import RunStop
-from agent_core.store import Store
+from agent_core.store import ApprovalUse, Store
 
 _ASKED = "approval-asked:"
 """Session-fact scope prefix (+ approval id): the approvers were asked (the request went out)."""
@@ -79,6 +79,10 @@ class Allowed:
     approval_id: str | None = None
     approved_by: str | None = None
     """Who decided, when a person did."""
+    use: ApprovalUse | None = None
+    """The approval this call uses up. Whoever runs the call hands it to the step that
+    records the call started (:meth:`~agent_core.store.Step.use`), so that the approval is
+    used in the same transaction, and a lost race for it starts nothing."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -217,20 +221,23 @@ class ApprovalGate:
             telemetry.approval_waited(latest)
         if self.memory is not None:
             await self.memory.record_decision(run, latest)
-        if status is ApprovalStatus.APPROVED and (latest.consumed_at is None or key == "plan"):
-            # A plan approval covers the whole run, however often the run is resumed.
-            used = (
-                latest
-                if latest.consumed_at
-                else await self.store.consume_approval(
-                    latest.id, digest=latest.digest, at=self.clock.now()
-                )
-            )
-            arguments = used.subject.arguments if isinstance(used.subject, ToolCallSubject) else {}
-            return Allowed(arguments=arguments, approval_id=used.id, approved_by=used.decided_by)
         if status is ApprovalStatus.APPROVED:
+            approved = latest.subject
+            if isinstance(approved, PlanSubject):
+                # A plan approval covers the whole run, however often the run is resumed.
+                if latest.consumed_at is None:
+                    await self.store.consume_approval(
+                        latest.id, digest=latest.digest, at=self.clock.now()
+                    )
+                return Allowed(arguments={}, approval_id=latest.id, approved_by=latest.decided_by)
+            if latest.consumed_at is None:
+                # Used up by the commit that records the call started, not here: both land in
+                # one transaction, or neither (and the call comes back here).
+                use = ApprovalUse(approval_id=latest.id, digest=latest.digest, at=self.clock.now())
+                return Allowed(arguments=approved.arguments, approval_id=latest.id,
+                               approved_by=latest.decided_by, use=use)  # fmt: skip
             # Consumed, yet here again: the process died after the call started. Ask again.
-            again = _possibly_partial(latest.subject, subject)
+            again = _possibly_partial(approved, subject)
             return await self._ask(run, key, attempt + 1, again, risk, rules)
         return self._closed(latest)
 

@@ -36,10 +36,14 @@ class Audit:
 
     async def record(self, run_id: str, event: Recorded, *, actor: str) -> AuditEvent:
         """Append ``event`` by ``actor`` to the trail of ``run_id``, secrets masked first."""
+        return await self.store.append_audit(self.entry(run_id, event, actor=actor))
+
+    @staticmethod
+    def entry(run_id: str, event: Recorded, *, actor: str) -> AuditEvent:
+        """``event`` as :meth:`record` appends it (secrets masked), for a caller that has it
+        land with a write of its own (:meth:`~agent_core.store.Step.record_with_save`)."""
         kind, data = stored(event)
-        return await self.store.append_audit(
-            AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value(data))
-        )
+        return AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value(data))
 
 
 @dataclass(kw_only=True)

@@ -450,12 +450,16 @@ class Executor:
             worker = self.ownership.owner
         if tool.reads_private_data:  # kept before the call: a crash must not forget it
             await self._flag(run).set()
+        if verdict.use is not None:  # used up with the start below, or nothing starts
+            step.use(verdict.use)
         attempt = await self.journal.start(run.id, call, earlier=asked.earlier)
         await self._audit(run, events.ToolCalled.of(
             call, approval_id=verdict.approval_id, approved_by=verdict.approved_by,
             original_arguments=edited, worker=worker,
         ))  # fmt: skip
         # Durable before the tool starts: a crash from here on is recovered from "started".
+        # One commit with the approval's use: a process that lost the race for it (another
+        # resumed the same call) is stopped here by ApprovalNotUsable, having started nothing.
         await step.commit()
         started = time.monotonic()
         result = await telemetry.tool_call(

@@ -288,13 +288,15 @@ class _RunState:
             was = self.run.status
             # One save: the owner, and a parked run back at work (a decision is waiting).
             status = RunStatus.RUNNING if was is RunStatus.AWAITING_APPROVAL else was
-            try:
-                await self.save(owner=ownership.owner, status=status, with_checkpoint=False)
-            except OwnershipLost:
-                continue
             claimed = events.RunClaimed(worker=ownership.owner, status=was,
                                         attempt=self.run.attempt)  # fmt: skip
-            await Audit(store=self.orchestrator.store).record(self.run.id, claimed, actor="airlock")
+            store = self.orchestrator.store
+            try:
+                async with store.step(self.run.id) as step:  # the claim and its record: one write
+                    step.record_with_save(Audit.entry(self.run.id, claimed, actor="airlock"))
+                    await self.save(owner=ownership.owner, status=status, with_checkpoint=False)
+            except OwnershipLost:
+                continue
             break
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)

@@ -25,10 +25,11 @@ from agent_core.store.base import (
     Subscription,
     ToolCallJournal,
 )
-from agent_core.store.steps import Step, Steps
+from agent_core.store.steps import ApprovalUse, Step, Steps
 
 __all__ = [
     "ApprovalRecords",
+    "ApprovalUse",
     "AuditRecords",
     "Leases",
     "MemoryRecords",

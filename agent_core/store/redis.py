@@ -212,7 +212,9 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         step = held(run.id)
         if step:
-            await self._commit_held(step.take())
+            saved = await self._commit_step(step.take(), run, checkpoint)
+            assert saved is not None
+            return saved
         return await self._save_run(run, checkpoint)
 
     def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
@@ -222,13 +224,28 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         self, step: Held, run: Run | None, checkpoint: bytes | None
     ) -> Run | None:
         await self._commit_held(step)
-        return None if run is None else await self._save_run(run, checkpoint)
+        if run is None:
+            return None
+        saved = await self._save_run(run, checkpoint)
+        for event in step.with_save:  # after the save, as on SQLite; a crash between loses it
+            await self._append_audit(event)
+        return saved
 
     async def _commit_held(self, step: Held) -> None:
         """The held writes, journal first, then the events in order. Not one transaction
         here: an audit append is a compare-and-set script of its own (a crash between them
-        leaves the journal ahead of the trail, which is what recovery reads)."""
-        if step.tool_calls:
+        leaves the journal ahead of the trail, which is what recovery reads). A held approval
+        use goes in one transaction with the journal records: both land, or neither."""
+        use = step.use
+        if use is not None:
+
+            async def consume(pipe: Pipeline, approval: Approval) -> None:
+                self._put_approval(pipe, consumed(approval, digest=use.digest, at=use.at))
+                for record in step.tool_calls:
+                    self._put_tool_call(pipe, record)
+
+            await self._update_approval(use.approval_id, consume)
+        elif step.tool_calls:
             async with self._redis.pipeline(transaction=True) as pipe:
                 for record in step.tool_calls:
                     self._put_tool_call(pipe, record)

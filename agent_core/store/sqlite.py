@@ -169,12 +169,18 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     async def _commit_step(
         self, step: Held, run: Run | None, checkpoint: bytes | None
     ) -> Run | None:
-        """The held writes, then the run's save, in one transaction. A save that loses its
-        compare-and-set (or finds no run) is raised after the held writes are committed."""
+        """The held approval use, the held writes, then the run's save, in one transaction.
+        An approval that cannot be used fails it all; a save that loses its compare-and-set
+        (or finds no run) is raised after the held writes are committed."""
         run = None if run is None else masked_run(run)
         checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
 
+        use = step.use
+
         def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:
+            if use is not None:  # raises, and so rolls back the whole commit, if not usable
+                put_approval(conn, consumed(load_approval(conn, use.approval_id),
+                                            digest=use.digest, at=use.at))  # fmt: skip
             for record in step.tool_calls:
                 put_tool_call(conn, record)
             for event in step.events:
@@ -182,9 +188,12 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
             if run is None:
                 return None
             try:
-                return _save(conn, run, checkpoint, self._now())
+                saved = _save(conn, run, checkpoint, self._now())
             except (NotFound, VersionConflict) as error:  # nothing of the run was written
                 return error
+            for event in step.with_save:
+                self._append(conn, event)
+            return saved
 
         outcome = await self._db.write(commit)
         if isinstance(outcome, NotFound | VersionConflict):

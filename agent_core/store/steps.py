@@ -6,6 +6,16 @@ records that this task writes for ``run_id`` are held, not written, and land wit
 when the step ends. What must be durable before something happens outside (a tool starts, a
 person is asked) is committed first: :meth:`Step.commit`, or :meth:`Step.outside` around it.
 
+A step may also hold the use of an approval (:meth:`Step.use`): it is the condition of the
+next commit, not a fact of it. That commit first marks the approval used, and if it can no
+longer be used (used already by another process, not approved, approved for other arguments)
+nothing of the commit lands and :class:`~agent_core.errors.ApprovalNotUsable` is raised: so a
+decided tool call's approval is used up in the same transaction that records the call started
+(on Redis, with the journal record in one ``MULTI``; its audit events follow).
+
+An event can also be held for the save itself (:meth:`Step.record_with_save`, a worker
+claiming the run): it lands after the save, in its transaction, only if the save lands.
+
 Held writes are facts that happened before the save they land with: if that save loses its
 compare-and-set (another process saved or ended the run), they are committed alone and the
 conflict is raised. A step that ends, even by an exception or a cancellation, commits what it
@@ -22,12 +32,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from agent_core.models import AuditEvent, Run
 from agent_core.toolcalls import ToolCallRecord
 
-__all__ = ["Held", "Step", "Steps", "held", "holding"]
+__all__ = ["ApprovalUse", "Held", "Step", "Steps", "held", "holding"]
+
+
+@dataclass(kw_only=True, frozen=True)
+class ApprovalUse:
+    """An approval to be used up by the commit that starts the call it approved."""
+
+    approval_id: str
+    digest: str
+    """The call's arguments as approved (see :func:`~agent_core.models.subject_digest`)."""
+    at: datetime
 
 
 @dataclass(kw_only=True)
@@ -40,16 +61,25 @@ class Held:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     """Journal records (a later record of the same call replaces an earlier one)."""
     events: list[AuditEvent] = field(default_factory=list)
+    use: ApprovalUse | None = None
+    """The approval the next commit uses up first, or lands nothing."""
+    with_save: list[AuditEvent] = field(default_factory=list)
+    """Events of the next run save itself: they land after it, only if it lands."""
 
     def __bool__(self) -> bool:
-        return bool(self.tool_calls or self.events)
+        return bool(self.tool_calls or self.events or self.use or self.with_save)
 
     def take(self) -> Held:
         """What is held, which this no longer holds."""
         taken = Held(
-            run_id=self.run_id, task=self.task, tool_calls=self.tool_calls, events=self.events
+            run_id=self.run_id,
+            task=self.task,
+            tool_calls=self.tool_calls,
+            events=self.events,
+            use=self.use,
+            with_save=self.with_save,
         )
-        self.tool_calls, self.events = [], []
+        self.tool_calls, self.events, self.use, self.with_save = [], [], None, []
         return taken
 
 
@@ -74,8 +104,23 @@ class Step:
     held: Held
     _commit: Commit
 
+    def use(self, use: ApprovalUse) -> None:
+        """Use up an approval in the next commit, which lands only if it can be used."""
+        if self.held.use is not None and self.held.use != use:
+            raise ValueError(f"this step uses {self.held.use.approval_id} already")
+        self.held.use = use
+
+    def record_with_save(self, event: AuditEvent) -> None:
+        """Record ``event`` (of this step's run) with the run's next save, and only if that
+        save lands: for what the save itself does (a worker claiming the run)."""
+        if event.run_id != self.held.run_id:
+            raise ValueError(f"this step is of {self.held.run_id}, not {event.run_id}")
+        self.held.with_save.append(event)
+
     async def commit(self) -> None:
         """Make what is held durable now (before something happens outside the store)."""
+        if self.held.with_save:
+            raise RuntimeError("events of a run save are held: the step must save the run")
         if self.held:
             await self._commit(self.held.take(), None, None)
 
@@ -105,6 +150,7 @@ async def holding(run_id: str, commit: Commit) -> AsyncIterator[Step]:
         yield step
     finally:
         _HOLDING.reset(token)
+        step.held.with_save.clear()  # its save never came: what it would have done did not
         if step.held:  # ended by an exception or a cancellation too: these things happened
             await asyncio.shield(step.commit())
 

@@ -559,8 +559,11 @@ async def test_a_decision_resumes_its_run_with_one_claim_save_and_is_audited_whe
     harness_factory: Factory, anthropic: AnthropicStandIn, store: Store
 ) -> None:
     seen: list[Run] = []
+    db: Any = getattr(store, "_db")  # noqa: B009 - the SQLite connection's commit counter
+    commits: list[int] = []
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        commits.append(db.commits)
         seen.append(await store.get_run(context.run.id))  # the run as the tool starts
         return "restarted"
 
@@ -573,6 +576,7 @@ async def test_a_decision_resumes_its_run_with_one_claim_save_and_is_audited_whe
     await asked(harness)
     parked = await harness.parked(run.id)
     assert parked.status is RunStatus.AWAITING_APPROVAL
+    commits.append(db.commits)
     outcome = await harness.service.decide(
         harness.channel.asked[0].id, decision(DecisionKind.APPROVE, "U0ADMIN")
     )
@@ -589,3 +593,9 @@ async def test_a_decision_resumes_its_run_with_one_claim_save_and_is_audited_whe
     claims = [e for e in trail if e.kind == "run_claimed"]
     assert claims[-1].data["status"] == "awaiting_approval"
     assert verify_chain(trail) == []
+    # Durable writes from the decision to the tool's start (7 before the claim and the
+    # approval's use joined the writes they belong with): the decision; its signal and its
+    # audit line (one commit when they meet in a group); the claim with its run_claimed
+    # line; the approval used up with the call's journal start and tool_call line.
+    before, at_start = commits
+    assert at_start - before <= 5, at_start - before

@@ -295,3 +295,45 @@ async def test_a_legacy_call_has_what_it_left_running_ended_before_it_is_asked_a
         if leftover.returncode is None:
             leftover.kill()
             await leftover.wait()
+
+
+async def test_a_process_dying_between_decision_and_start_does_not_ask_twice(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    """The approver decided; the process dies while the approved call's start is being
+    committed. The approval is used up in that same commit, so nothing of it landed: the
+    next process runs the call on the decision already made, once, without asking again
+    (were the approval used up first, on its own, the next process would find it used
+    with no start recorded, and have to ask the approver to decide a second time)."""
+    harness = await harness_factory()
+    store: Any = harness.store
+    committing = asyncio.Event()
+    commit_step = store._commit_step
+
+    async def dies_while_starting(held: Any, run: Any, checkpoint: Any) -> Any:
+        if any(r.tool == "restart" and r.state is ToolCallState.STARTED for r in held.tool_calls):
+            committing.set()
+            await asyncio.Event().wait()  # the process dies before this lands
+        return await commit_step(held, run, checkpoint)
+
+    store._commit_step = dies_while_starting
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}),
+                      tool_use_reply("restart", {"target": "web"}))  # fmt: skip
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await committing.wait()
+    await harness.runner.stop()
+    del store._commit_step
+    [approval] = [a for a in harness.channel.asked if isinstance(a.subject, ToolCallSubject)]
+    assert (await store.get_approval(approval.id)).consumed_at is None
+    assert "tool_call" not in [e.kind for e in await store.list_audit(run.id)]
+
+    anthropic.enqueue(text_reply("restarted"))
+    done = await harness.recovered(run.id)
+    assert done.status is RunStatus.COMPLETED
+    asked = [a.id for a in harness.channel.asked if isinstance(a.subject, ToolCallSubject)]
+    assert asked == [approval.id]  # asked once, ever
+    assert [c[0] for c in tools.calls] == ["restart"]
+    assert (await store.get_approval(approval.id)).consumed_at is not None

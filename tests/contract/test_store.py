@@ -47,7 +47,7 @@ from agent_core.models import (
     SubtaskResult,
     ToolCallSubject,
 )
-from agent_core.store import Store, open_store
+from agent_core.store import ApprovalUse, Store, open_store
 from agent_core.store._sqlite_rows import SCHEMA
 from agent_core.store.base import dump
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
@@ -1049,6 +1049,97 @@ async def test_a_step_commits_what_it_holds_when_it_ends_by_an_error(store: Stor
             raise RuntimeError("the step failed")
     kinds = [e.kind for e in await store.list_audit("run_a")]
     assert kinds == ["tool_result", "approval", "refused"]
+
+
+async def test_a_step_uses_an_approval_in_the_same_commit_as_the_call_it_starts(
+    store_url: str,
+) -> None:
+    writer = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    reader = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    try:
+        approval = await writer.create_approval(a_tool_approval("run_a"))
+        await writer.record_decision(approval.id, approve("U0ALICE"))
+        async with writer.step("run_a") as step:
+            step.use(ApprovalUse(approval_id=approval.id, digest=approval.digest, at=utcnow()))
+            await writer.save_tool_call(a_call("run_a", "toolu_1"))
+            await writer.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor="a"))
+            # Held like the rest: nothing is used up before the call is recorded started.
+            assert (await reader.get_approval(approval.id)).consumed_at is None
+            await step.commit()
+            assert (await reader.get_approval(approval.id)).consumed_at is not None
+            assert list(await reader.tool_calls("run_a", ["toolu_1"])) == ["toolu_1"]
+            assert [e.kind for e in await reader.list_audit("run_a")] == ["tool_call"]
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_step_whose_approval_was_used_elsewhere_starts_nothing(store_url: str) -> None:
+    """Two processes resuming the same decided call: the one whose use of the approval
+    loses records no start of the call and no tool_call event, and is told so."""
+    here = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    there = await open_store(store_url, audit_key=TEST_AUDIT_KEY)
+    try:
+        approval = await here.create_approval(a_tool_approval("run_a"))
+        await here.record_decision(approval.id, approve("U0ALICE"))
+        with pytest.raises(ApprovalNotUsable, match="used already"):
+            async with here.step("run_a") as step:
+                step.use(ApprovalUse(approval_id=approval.id, digest=approval.digest,
+                                     at=utcnow()))  # fmt: skip
+                await here.save_tool_call(a_call("run_a", "toolu_1"))
+                await here.append_audit(AuditEvent(run_id="run_a", kind="tool_call", actor="a"))
+                await there.consume_approval(approval.id, digest=approval.digest, at=utcnow())
+                await step.commit()
+        assert await there.tool_calls("run_a", ["toolu_1"]) == {}
+        assert await there.list_audit("run_a") == []
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_a_step_cannot_use_an_approval_for_other_arguments(store: Store) -> None:
+    approval = await store.create_approval(a_tool_approval("run_a", cmd="ls"))
+    await store.record_decision(approval.id, approve("U0ALICE"))
+    other = a_tool_approval("run_a", cmd="rm -rf /")
+    run = await store.create_run(a_run())
+    with pytest.raises(ApprovalNotUsable, match="different arguments"):
+        async with store.step(run.id) as step:
+            step.use(ApprovalUse(approval_id=approval.id, digest=other.digest, at=utcnow()))
+            await store.save_tool_call(a_call(run.id, "toolu_1"))
+            await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    assert (await store.get_approval(approval.id)).consumed_at is None
+    assert await store.tool_calls(run.id, ["toolu_1"]) == {}
+    assert (await store.get_run(run.id)).status is RunStatus.QUEUED
+
+
+async def test_an_event_of_a_save_lands_with_it_only_if_it_lands(store: Store) -> None:
+    run = await store.create_run(a_run())
+    claimed = AuditEvent(run_id=run.id, kind="run_claimed", actor="airlock")
+    async with store.step(run.id) as step:
+        step.record_with_save(claimed)
+        await store.append_audit(AuditEvent(run_id=run.id, kind="before", actor="a"))
+        with pytest.raises(RuntimeError, match="must save the run"):
+            await step.commit()
+        saved = await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    assert [e.kind for e in await store.list_audit(run.id)] == ["before", "run_claimed"]
+    # A save that loses its race: its event is not recorded, what happened before it is.
+    with pytest.raises(VersionConflict):
+        async with store.step(run.id) as step:
+            step.record_with_save(claimed)
+            await store.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor="a"))
+            await store.save_run(run.model_copy(update={"status": RunStatus.FAILED}))
+    assert [e.kind for e in await store.list_audit(run.id)] == [
+        "before", "run_claimed", "tool_call"]  # fmt: skip
+    # A step that ends without its save records nothing of it.
+    with pytest.raises(RuntimeError, match="no save"):
+        async with store.step(run.id) as step:
+            step.record_with_save(claimed)
+            raise RuntimeError("no save")
+    assert len(await store.list_audit(run.id)) == 3
+    assert (await store.get_run(run.id)).version == saved.version
+    with pytest.raises(ValueError, match="not run_other"):
+        async with store.step(run.id) as step:
+            step.record_with_save(AuditEvent(run_id="run_other", kind="x", actor="a"))
 
 
 async def test_a_write_that_fails_among_concurrent_ones_fails_alone(store: Store) -> None:
