@@ -47,7 +47,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-# Every benchmark, one table; under 10 minutes on a 2-core machine.
+# Every benchmark, one table; under 10 minutes on a 2-core machine. BENCH_LANGGRAPH_PYTHON=
+# (the python of a venv with LangGraph; docs/benchmarks.md) adds LangGraph's one-tool rows.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

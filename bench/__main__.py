@@ -1,10 +1,12 @@
 """Every airlock benchmark in one run, printed as one table.
 
-    python -m bench [--quick]        (or: make bench)
+    python -m bench [--quick] [--langgraph-python PATH]        (or: make bench)
 
 Each row shows a median, its p99 where it has one, the baseline measured in the same run
 and the ratio of the two. The machine, the load average at start and end (other work on
-the machine skews latencies) and the wall time are printed with it.
+the machine skews latencies) and the wall time are printed with it. The LangGraph rows of
+one_tool_goal need the python of a venv with LangGraph (``--langgraph-python`` or
+``BENCH_LANGGRAPH_PYTHON``; docs/benchmarks.md); without one they are left out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from bench import _suite
 from bench._suite import Line
+from bench.one_tool_goal import LANGGRAPH_PYTHON
 
 _FORMATS = {"ms": "{:.2f} ms", "s": "{:.1f} s", "MB": "{:,.0f} MB", "/s": "{:,.0f}/s",
             "recall": "{:.3f}", "": "{:.1f}", "B": "{:,.0f} B", "KB": "{:.2f} KB",
@@ -43,12 +46,19 @@ def load_average() -> str:
     return _proc("loadavg")[0].split()[0]
 
 
-def benchmarks(quick: bool) -> list[tuple[str, Callable[[], list[Line]]]]:
-    """Each benchmark with the sizes this run uses; ``quick`` shrinks them for a smoke test."""
+def benchmarks(
+    quick: bool, langgraph_python: str | None = None
+) -> list[tuple[str, Callable[[], list[Line]]]]:
+    """Each benchmark with the sizes this run uses; ``quick`` shrinks them for a smoke test;
+    ``langgraph_python`` adds LangGraph's rows to one_tool_goal."""
     n = 200 if quick else 1000
     return [
         ("slack_ack", lambda: _suite.slack_ack_lines(n)),
         ("executor_step", lambda: _suite.executor_lines(20, 3 if quick else 7)),
+        (
+            "one_tool_goal",
+            lambda: _suite.one_tool_goal_lines(10 if quick else 50, langgraph_python),
+        ),
         ("command_sandbox", lambda: _suite.command_sandbox_lines(20 if quick else 50)),
         ("approvals", lambda: _suite.approvals_lines(n)),
         ("store", lambda: _suite.store_lines(n)),
@@ -88,11 +98,11 @@ def _cells(line: Line) -> tuple[str, str, str, str]:
     return (fmt.format(line.median), p99, fmt.format(line.baseline), ratio)
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, langgraph_python: str | None = None) -> None:
     progress = Console(stderr=True)
     start, load = time.perf_counter(), load_average()
     lines: list[Line] = []
-    for name, measure in benchmarks(quick):
+    for name, measure in benchmarks(quick, langgraph_python):
         began = time.perf_counter()
         lines += measure()
         progress.log(f"{name}: {time.perf_counter() - began:.0f} s")
@@ -107,4 +117,8 @@ def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
-    main(parser.parse_args().quick)
+    parser.add_argument("--langgraph-python", default=os.environ.get(LANGGRAPH_PYTHON),
+                        help="python of a venv with LangGraph, for one_tool_goal's LangGraph "
+                        f"rows (default ${LANGGRAPH_PYTHON}); without it, none")  # fmt: skip
+    arguments = parser.parse_args()
+    main(arguments.quick, arguments.langgraph_python)

@@ -22,6 +22,7 @@ from bench import (
     memory,
     memory_recall,
     observability,
+    one_tool_goal,
     prompt_cache,
     redaction,
     scale,
@@ -88,6 +89,16 @@ def executor_lines(steps: int, runs: int) -> list[Line]:
         _latency(bench, "CPU per step, 0 ms model, vs SDK loop", fast["airlock"].cpu_per_step,
                  fast["baseline"].cpu_per_step),
     ]  # fmt: skip
+
+
+def one_tool_goal_lines(goals: int, langgraph_python: str | None) -> list[Line]:
+    """An approved one-tool goal through airlock's run host against an SDK loop, at 0 ms and
+    50 ms of model latency; LangGraph's human in the loop against its own, given its python."""
+    result = asyncio.run(one_tool_goal.measure(goals, langgraph_python))
+    return [
+        _latency("one_tool_goal", f"{row.what} ({goals})", row.samples, row.baseline)
+        for row in result.rows
+    ]
 
 
 def prompt_cache_lines(steps: int) -> list[Line]:

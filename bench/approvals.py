@@ -82,17 +82,29 @@ class QuietChannel:
         return set()
 
 
+STANDIN_START_SECONDS = 30.0
+"""How long the stand-in's process may take to listen (its imports, on a busy machine)."""
+
+
 @asynccontextmanager
-async def standin() -> AsyncIterator[str]:
-    """The stand-in in its own process; yields its base URL."""
+async def standin(latency: float = 0.0) -> AsyncIterator[str]:
+    """The stand-in in its own process, ``latency`` seconds added to each reply; yields its
+    base URL once it listens (it prints the URL only then)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench._standin",
+        sys.executable, "-m", "bench._standin", str(latency),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdin is not None and process.stdout is not None
+    url = ""
     try:
-        yield (await process.stdout.readline()).decode().strip()
+        async with asyncio.timeout(STANDIN_START_SECONDS):
+            url = (await process.stdout.readline()).decode().strip()
+        if not url:  # it exited before listening; its error is on stderr
+            raise RuntimeError(f"the stand-in exited with {await process.wait()} before listening")
+        yield url
     finally:
+        if not url and process.returncode is None:  # still starting at the deadline
+            process.kill()
         process.stdin.close()
         await process.wait()
 
