@@ -80,6 +80,12 @@ def _killed() -> Stop | None:
 
 logger = logging.getLogger(__name__)
 
+_CLAIMED_INTO = {
+    RunStatus.AWAITING_APPROVAL: RunStatus.RUNNING,
+    RunStatus.QUEUED: RunStatus.PLANNING,
+}
+"""The status a claim saves a run in, by the status it found (others are kept)."""
+
 _AUDITED_CHARS = 4000
 """Longest result text kept in an audit event (the whole result is on the run record)."""
 
@@ -286,8 +292,9 @@ class _RunState:
         while ownership is not None:
             await ownership.check()
             was = self.run.status
-            # One save: the owner, and a parked run back at work (a decision is waiting).
-            status = RunStatus.RUNNING if was is RunStatus.AWAITING_APPROVAL else was
+            # One save: the owner, and the run on to its next status (a parked run back at
+            # work: a decision is waiting; a queued one to planning, drive's first move).
+            status = _CLAIMED_INTO.get(was, was)
             claimed = events.RunClaimed(worker=ownership.owner, status=was,
                                         attempt=self.run.attempt)  # fmt: skip
             store = self.orchestrator.store
@@ -406,15 +413,16 @@ class _RunState:
         if self.run.status.is_final:
             return
         error = None if status is RunStatus.COMPLETED else result
-        await self.save(status=status, error=error)
+        store = self.orchestrator.store
+        finished = events.RunFinished(
+            status=status, result=result[:_AUDITED_CHARS], spend=self.budget.spend.model_copy()
+        )
+        async with store.step(self.run.id) as step:  # the end and its line: one write
+            step.record_with_save(Audit.entry(self.run.id, finished, actor="airlock"))
+            await self.save(status=status, error=error)
         telemetry.run_finished(status)
         # A step may still wait for a person (another step ended the run): nobody is asked now.
-        await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
-                             at=self.orchestrator.clock.now())  # fmt: skip
-        finished = events.RunFinished(
-            status=status, result=result[:_AUDITED_CHARS], spend=self.run.spend
-        )
-        await Audit(store=self.orchestrator.store).record(self.run.id, finished, actor="airlock")
+        await close_with_run(store, self.run.id, by="airlock", at=self.orchestrator.clock.now())
         await self.orchestrator.channel.notify(
             RunFinished(run=self.run, status=status, result=result)
         )
