@@ -190,8 +190,14 @@ class ApprovalGate:
         rules = _CallRules(arguments=arguments, risk=risk, grantable=grantable, risk_of=risk_of)
         return await self._gate(run, tool_use_id or subtask_id, subject, risk, rules)
 
+    @staticmethod
+    def asks_about(plan: Plan) -> bool:
+        """Whether :meth:`check_plan` would look further than the plan itself (a risky plan
+        needs a person's approval); if not, the plan is allowed, and nothing is written."""
+        return plan.risk.rank >= RiskLevel.HIGH.rank
+
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict:
-        if plan.risk.rank < RiskLevel.HIGH.rank:
+        if not self.asks_about(plan):
             return Allowed(arguments={})
         return await self._gate(run, "plan", PlanSubject(plan=plan), plan.risk, None)
 

@@ -293,7 +293,7 @@ class Executor:
             messages.append({"role": "user", "content": []})
         results = messages[-1]["content"]
         assert isinstance(results, list)  # a resumed round's results (see _unanswered)
-        if _concurrent(calls):
+        if len(calls) > 1 and _concurrent(calls):  # one alone: its result with the checkpoint
             stopped = await self._answer_together(run, subtask, calls, messages)
         else:
             stopped = await self._answer_in_turn(run, subtask, calls, messages)

@@ -313,15 +313,21 @@ class _RunState:
         if self.run.status is RunStatus.QUEUED:  # new, or retried with its plan kept
             await self.move(RunStatus.PLANNING)
         if self.run.plan is None:
-            with telemetry.plan_span(self.run):
-                planner = Planner(llm=self.llm, max_retries=o.policy.max_plan_retries,
-                                  risk=o.policy.risk)  # fmt: skip
-                notes = await self.memory_notes()
-                plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
-            await self.save(plan=plan)
-            await Audit(store=o.store).record(
-                self.run.id, events.PlanCreated(plan=plan), actor="airlock"
-            )
+            # One step: the planning calls' lines, the plan, its line and (a plan that needs
+            # nobody's approval) the move to work land in one write; the plan's line only if
+            # the save does.
+            async with o.store.step(self.run.id) as step:
+                with telemetry.plan_span(self.run):
+                    planner = Planner(llm=self.llm, max_retries=o.policy.max_plan_retries,
+                                      risk=o.policy.risk)  # fmt: skip
+                    notes = await self.memory_notes()
+                    plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
+                allowed = not self.run.dry_run and not ApprovalGate.asks_about(plan)
+                status = RunStatus.RUNNING if allowed else self.run.status
+                step.record_with_save(
+                    Audit.entry(self.run.id, events.PlanCreated(plan=plan), actor="airlock")
+                )
+                await self.save(plan=plan, status=status)
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
         if self.run.dry_run:

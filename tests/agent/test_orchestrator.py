@@ -20,6 +20,7 @@ from agent_core.testing.anthropic_server import (
     tool_use_reply,
 )
 from agent_core.testing.channel import RecordingChannel, reject_all
+from agent_core.tools import Tool, ToolContext, ToolRegistry
 from tests.agent.conftest import Harness, Tools
 
 
@@ -327,3 +328,35 @@ async def test_a_dry_run_plans_and_stops(
     assert run.status is RunStatus.COMPLETED
     assert harness.channel.asked == [] and tools.calls == []
     assert harness.channel.kinds() == ["plan_ready", "run_finished"]
+
+
+async def test_a_low_risk_plan_is_saved_with_its_line_and_the_move_to_running_in_one_write(
+    harness_factory: Callable[..., Awaitable[Harness]], anthropic: AnthropicStandIn
+) -> None:
+    seen: list[tuple[int, Any]] = []
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
+        store: Any = harness.store
+        seen.append((store._db.commits, await store.get_run(context.run.id)))
+        return "web is healthy"
+
+    lookup = Tool(name="lookup", description="Look a host up.", risk=RiskLevel.LOW,
+                  input_schema={"type": "object"}, handler=handler)  # fmt: skip
+    harness = await harness_factory(registry=ToolRegistry([lookup]))
+    anthropic.enqueue(plan(sub("s1", ["lookup"])), tool_use_reply("lookup", {}),
+                      text_reply("fine"))  # fmt: skip
+    store: Any = harness.store
+    before = store._db.commits
+    run = await harness.run()
+    assert run.status is RunStatus.COMPLETED, run.error
+    [(at_start, running)] = seen
+    # Created (1), claimed into planning (2), planned and running (3): the tool runs before
+    # the turn that asked for it is checkpointed with its result.
+    assert running.status is RunStatus.RUNNING and running.version == 3
+    # The run created, the lease, the claim with its line, the plan with the planning call's
+    # line, its own and the move to running, the first turn with its line, the call's start:
+    # one commit each (10 before: the move to planning, the planning call's line, the plan's
+    # line and the move to running were writes of their own).
+    assert at_start - before <= 6, at_start - before
+    kinds = [e.kind for e in await harness.store.list_audit(run.id)]
+    assert kinds[:4] == ["run_claimed", "llm_call", "plan_created", "llm_call"]

@@ -26,6 +26,7 @@ import contextlib
 import copy
 import itertools
 import json
+import os
 import re
 import signal
 import socket
@@ -179,6 +180,26 @@ class ApprovalCard:
     """The card's ts, which the click carries."""
     thread_ts: str | None
     """The thread it was posted in (the run's)."""
+
+
+_PORT_TRIES = 3
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port`` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
 
 
 @dataclass(kw_only=True)
@@ -402,8 +423,18 @@ class Cluster:
 
     async def _spawn(self, kind: Kind) -> Node:
         # Taken before the first await: spawns run concurrently at start-up.
-        index, port = self._started[kind], free_port()
+        index = self._started[kind]
         self._started[kind] += 1
+        for _ in range(_PORT_TRIES):
+            node = await self._spawn_on(kind, index, free_port())
+            if await self._wait_healthy(node):
+                return node
+            # Another process (a parallel test's) took the port between its pick and the
+            # bind: the same node again on another port.
+            self.nodes.remove(node)
+        raise AssertionError(f"{kind} {index} found no free port in {_PORT_TRIES} tries")
+
+    async def _spawn_on(self, kind: Kind, index: int, port: int) -> Node:
         name = "worker" if kind == "worker" else "front-end"
         log_path = self.tmp_path / "logs" / f"{name}-{index}.log"
         log = log_path.open("ab")
@@ -419,21 +450,25 @@ class Cluster:
         )  # fmt: skip
         node = Node(kind=kind, index=index, port=port, log=log_path, process=process)
         self.nodes.append(node)
-        await self._wait_healthy(node)
         return node
 
-    async def _wait_healthy(self, node: Node) -> None:
+    async def _wait_healthy(self, node: Node) -> bool:
+        """Whether ``node`` came up healthy; False if its port was another process's."""
         deadline = Deadline(seconds=self.startup_timeout)
         while not deadline.passed():
             if not node.running:
+                if "Address already in use" in node.tail():
+                    return False
                 raise AssertionError(
                     f"{node.kind} {node.index} exited with {node.process.returncode} at "
                     f"start-up\n{node.tail()}"
                 )
-            with contextlib.suppress(aiohttp.ClientError):  # not listening yet
-                async with self._http.get(f"{node.url}/healthz") as response:
-                    if response.status == 200:
-                        return
+            # Only its own answer counts: on a port taken meanwhile, another process answers.
+            if listens(node.process.pid, node.port):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with self._http.get(f"{node.url}/healthz") as response:
+                        if response.status == 200:
+                            return True
             # A process gives no readiness event: poll until the deadline.
             await asyncio.sleep(0.05)
         raise AssertionError(

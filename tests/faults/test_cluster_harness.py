@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from agent_core.models import RunStatus
+from agent_core.testing.redis_server import free_port
+from tests.faults import cluster as cluster_module
 from tests.faults.cluster import Cluster
 
 pytestmark = pytest.mark.processes
@@ -31,3 +34,31 @@ async def test_five_goals_one_needing_approval_all_complete(tmp_path: Path) -> N
             assert cluster.workspace_file(goal).read_text().strip() == goal.token
         assert pending.thread_ts == goals[2].thread_ts
         assert not await cluster.pending_approval_cards()
+
+
+async def test_a_node_whose_port_another_process_took_starts_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parallel test's process takes the port picked for a worker, and even answers its
+    /healthz: the harness must not take that process for the worker."""
+
+    async def healthy(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    impostor = web.Application()
+    impostor.router.add_get("/healthz", healthy)
+    runner = web.AppRunner(impostor)
+    await runner.setup()
+    taken = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", taken)
+    await site.start()
+    ports = iter([taken])
+    monkeypatch.setattr(cluster_module, "free_port", lambda: next(ports, None) or free_port())
+    try:
+        async with Cluster(tmp_path=tmp_path, front_ends=0, workers=1) as cluster:
+            [worker] = cluster.worker_nodes
+            assert worker.port != taken and worker.running
+            assert cluster_module.listens(worker.process.pid, worker.port)
+            assert not cluster_module.listens(worker.process.pid, taken)
+    finally:
+        await runner.cleanup()
