@@ -51,11 +51,11 @@ def compact(record: BaseModel) -> str:
     whole = record.model_dump(mode="json", exclude_none=True)
     lean = record.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     _keep_tags(whole, lean)
-    text = json.dumps(lean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     try:
+        text = json.dumps(lean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         same = type(record).model_validate_json(text) == record
-    except ValueError:  # pydantic's ValidationError is one
-        same = False
+    except ValueError:  # a float JSON has no text for; pydantic's ValidationError is one too
+        return dump(record)
     return text if same else dump(record)
 
 

@@ -122,6 +122,12 @@ def test_a_record_that_would_not_read_back_equal_is_written_whole() -> None:
     assert compact(odd) == dump(odd) == '{"name":"default"}'
 
 
+def test_a_record_with_a_float_json_cannot_hold_is_written_whole() -> None:
+    event = AuditEvent(run_id="run_1", kind="llm_call", actor="airlock",
+                       data={"cost_usd": float("nan"), "seq": 0})  # fmt: skip
+    assert compact(event) == dump(event)
+
+
 def test_text_checkpoints_are_kept_as_text_and_read_back() -> None:
     data = '{"conversations":{"s1":[{"role":"user","content":"ünïcödé 🚀"}]}}'.encode()
     value = checkpoint_value(data)
