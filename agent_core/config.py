@@ -201,6 +201,7 @@ class Settings(BaseSettings):
     memory_recency_half_life_days: float = Field(default=30.0, gt=0)
     memory_dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     memory_ann_threshold: int = Field(default=20_000, ge=100)
+    memory_embed_threads: int = Field(default=0, ge=0, le=256)
     memory_episodic_ttl_days: float = Field(default=90.0, ge=0)
 
     @field_validator(*_JSON_SETTINGS, mode="before")

@@ -220,9 +220,9 @@ def bench_embeddings(stored: int = SENTENCES) -> list[Row]:
     ]  # fmt: skip
 
 
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, sentences: int = SENTENCES) -> list[Row]:
     """Every measurement; ``quick`` stops at 100k vectors (a smoke test)."""
-    rows = bench_embeddings()
+    rows = bench_embeddings(sentences)
     mixture = Mixture.seeded(2024)
     queries = mixture.sample(QUERIES, np.random.default_rng(1))
     for n in (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000):
@@ -251,9 +251,9 @@ def render(rows: list[Row], title: str) -> Table:
     return table
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, sentences: int = SENTENCES) -> None:
     start, load = time.perf_counter(), os.getloadavg()[0]
-    rows = run(quick)
+    rows = run(quick, sentences)
     took = time.perf_counter() - start
     # Other work on the machine skews latencies: the load average says how much there was.
     title = (
@@ -266,4 +266,7 @@ def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 10k and 100k vectors")
-    main(parser.parse_args().quick)
+    parser.add_argument("--sentences", type=int, default=SENTENCES,
+                        help="real texts embedded (and 1,000 queries more)")  # fmt: skip
+    arguments = parser.parse_args()
+    main(arguments.quick, arguments.sentences)

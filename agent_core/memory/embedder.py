@@ -76,8 +76,11 @@ class Embedder:
         backend: Backend = "onnx",
         cache_dir: Path | None = None,
         cache_size: int = 256,
+        batch_threads: int = 0,
     ) -> None:
         self.batch_size = batch_size
+        self.batch_threads = batch_threads
+        """Threads ONNX Runtime embeds a batch of texts on (0: every usable core)."""
         self._model_path = model_path
         self._wanted: Backend = backend
         self._cache_dir = cache_dir
@@ -156,7 +159,8 @@ class Embedder:
         _offline()
         if self._wanted == "onnx":
             try:
-                return _load_onnx(path, self._cache_dir or _onnx.default_cache_dir()), "onnx"
+                cache_dir = self._cache_dir or _onnx.default_cache_dir()
+                return _load_onnx(path, cache_dir, self.batch_threads), "onnx"
             except (_onnx.ExportFailed, ImportError, OSError, RuntimeError) as error:
                 # Slower, same vectors: the memory keeps working.
                 logger.warning("embedding with PyTorch: the ONNX model is unavailable: %s", error)
@@ -180,15 +184,15 @@ def _offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _load_onnx(path: Path, cache_dir: Path) -> _onnx.OnnxEncoder:
+def _load_onnx(path: Path, cache_dir: Path, threads: int) -> _onnx.OnnxEncoder:
     onnx_path = _onnx.onnx_file(path, cache_dir)
     try:
-        return _onnx.OnnxEncoder(path, onnx_path)
+        return _onnx.OnnxEncoder(path, onnx_path, threads=threads)
     except Exception as error:  # ONNX Runtime raises its own types for an unreadable file
         # A damaged cache file (truncated, altered): build it again, once.
         logger.warning("rebuilding the ONNX model file %s: %s", onnx_path, error)
         onnx_path.unlink(missing_ok=True)
-        return _onnx.OnnxEncoder(path, _onnx.onnx_file(path, cache_dir))
+        return _onnx.OnnxEncoder(path, _onnx.onnx_file(path, cache_dir), threads=threads)
 
 
 class _TorchEncoder:

@@ -79,7 +79,7 @@ class AgentMemory:
         """Memory as the settings describe it, with its index files in the data folder."""
         longterm = LongTermMemory(
             store=store,
-            embedder=embedder or Embedder(),
+            embedder=embedder or Embedder(batch_threads=settings.memory_embed_threads),
             folder=Path(settings.data_dir) / "memory",
             weights=RecallWeights(
                 similarity=settings.memory_weight_similarity,

@@ -41,6 +41,7 @@ from agent_core.clock import Clock
 from agent_core.errors import AuditTampered
 from agent_core.models import AuditEvent
 from agent_core.store._redis_client import texts, transaction
+from agent_core.store._redis_codec import compact
 from agent_core.store._redis_keys import KeyLayout
 from agent_core.store.base import dump
 from agent_core.store.steps import held
@@ -85,10 +86,10 @@ class RedisAudit:
             if write is None:  # a retried append whose first try took effect
                 return await _newest(self._redis, keys[1], run_id)
             assert write.event is not None
-            text = dump(write.head)
+            text = compact(write.head)
             anchor = "" if write.anchor is None else dump(write.anchor)
             args = [read.head_text, read.anchor_text, read.last_text,
-                    dump(write.event), text, anchor]  # fmt: skip
+                    compact(write.event), text, anchor]  # fmt: skip
             if await self._append_script(keys=keys, args=args):
                 self._audit_heads.remember(write.head, text)
                 return write.event
@@ -148,7 +149,7 @@ class RedisAudit:
 
     def _put(self, pipe: Pipeline, write: Write) -> str:
         """Queue the head (and the anchor, if it changed); the head as it will be stored."""
-        text = dump(write.head)
+        text = compact(write.head)
         pipe.set(self._key("audithead", write.head.run_id), text)
         if write.anchor is not None:
             pipe.set(self._key("auditanchor"), dump(write.anchor))

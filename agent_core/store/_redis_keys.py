@@ -13,7 +13,11 @@ Every key starts with the store's prefix (``airlock:`` by default)::
     rate:<key>:<window>         hits in one rate-limit window, until it expires
     spend:<key>                 a running total of dollars, until it expires
     fact:<scope>:<name>         a fact's value, until it expires
-    facts:<scope>               set of the scope's fact names, pruned as they expire
+    factnames:<scope>           sorted set of the scope's fact names (all scored 0: a
+                                small one is a listpack, where a set of text is a hash
+                                table before Redis 7.2), pruned as they expire, and
+                                expiring with the last of them
+    facts:<scope>               the same as a set, as versions before wrote it (read, pruned)
     halt                        the halt state, as JSON
     signals                     the pub/sub channel for signals
     mem..., memid..., mems...   long-term memory records (see ``_redis_memories``)
@@ -24,12 +28,13 @@ Every key starts with the store's prefix (``airlock:`` by default)::
 A new record and its index entries are written by one script, :data:`CREATE`,
 so that no reader finds an index entry without its record, or the reverse.
 Spend totals are added to by :data:`ADD_SPEND`, which starts a total's expiry at
-its first addition only.
+its first addition only. A fact and its name in the scope's index are written by
+:data:`SET_FACT`.
 """
 
 from __future__ import annotations
 
-__all__ = ["ADD_SPEND", "CREATE", "KeyLayout"]
+__all__ = ["ADD_SPEND", "CREATE", "SET_FACT", "KeyLayout"]
 
 # SET the record if absent, then add its id to each index (sorted sets) with one score.
 CREATE = """
@@ -46,6 +51,15 @@ for i, key in ipairs(KEYS) do
   if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[2]) end
 end
 return totals
+"""
+
+# SET the fact with its expiry, list its name (ARGV[3]) in the scope's index, and keep the
+# index until the longest-lived of its facts expires (PTTL is -1 for a new index).
+SET_FACT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1
 """
 
 

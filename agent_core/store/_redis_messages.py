@@ -42,12 +42,13 @@ class RedisMessages:
         legacy = LEGACY_MESSAGE_FACTS[subject] + subject_id
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hvals(self._key("msgs", subject, subject_id))
-            pipe.smembers(self._key("facts", legacy))
-            bodies, names = await pipe.execute()
+            pipe.zrange(self._key("factnames", legacy), 0, -1)
+            pipe.smembers(self._key("facts", legacy))  # the fact index before it was sorted
+            bodies, listed, listed_before = await pipe.execute()
         found = readable_locations(texts(bodies), subject, subject_id)
+        names = sorted({*texts(listed), *texts(listed_before)})
         if not names:
             return found
-        names = sorted(texts(names))
         values = await self._redis.mget([self._key("fact", legacy, name) for name in names])
         seen = {(at.channel, at.ts) for at in found}
         for name, value in zip(names, values, strict=True):

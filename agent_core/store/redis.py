@@ -1,9 +1,9 @@
 """The shared Store: Redis, for many front ends and workers at once.
 
-Records are JSON strings; sorted sets index runs by status and approvals by
-state. Every read-modify-write (a status compare-and-set, a decision, an
-audit append) is an optimistic WATCH/MULTI transaction, retried on conflict,
-so the same pure rules as the SQLite store decide what is written. Signals
+Records are JSON strings (their defaults left out: ``_redis_codec``); sorted sets index
+runs by status and approvals by state. Every read-modify-write (a status compare-and-set,
+a decision, an audit append) is an optimistic WATCH/MULTI transaction, retried on
+conflict, so the same pure rules as the SQLite store decide what is written. Signals
 travel over Redis pub/sub; the listener re-subscribes after a lost connection.
 
 This module maps each Store operation to Redis commands. The key layout and the
@@ -42,8 +42,9 @@ from agent_core.models import (
 )
 from agent_core.store._redis_audit import RedisAudit
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
+from agent_core.store._redis_codec import checkpoint_of, checkpoint_value, compact
 from agent_core.store._redis_journal import RedisJournal
-from agent_core.store._redis_keys import ADD_SPEND, CREATE, KeyLayout
+from agent_core.store._redis_keys import ADD_SPEND, CREATE, SET_FACT, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
 from agent_core.store._redis_messages import RedisMessages
 from agent_core.store._redis_signals import SignalListener
@@ -92,6 +93,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         self._leases = RedisRunQueue(redis, self._key)
         self._create_script = redis.register_script(CREATE)
         self._add_spend_script = redis.register_script(ADD_SPEND)
+        self._set_fact_script = redis.register_script(SET_FACT)
         self._memory_scripts()
         self._audit_scripts()
 
@@ -136,7 +138,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     async def create_run(self, run: Run) -> Run:
         run = masked_run(run)
         indexes = [self._key("runs"), self._key("runs", run.status), self._by(run.requester)]
-        await self._create("run", run.id, dump(run), run.created_at, indexes)
+        await self._create("run", run.id, compact(run), run.created_at, indexes)
         return run
 
     def _by(self, requester: str) -> str:
@@ -269,7 +271,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             )
             saved = self._put_run(pipe, stored, checked)
             if checkpoint is not None:
-                pipe.set(self._key("checkpoint", run.id), checkpoint.hex())
+                pipe.set(self._key("checkpoint", run.id), checkpoint_value(checkpoint))
             return saved
 
         return await transaction(self._redis, save, key)
@@ -282,7 +284,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
 
     def _put_run(self, pipe: Pipeline, stored: Run, run: Run) -> Run:
         pipe.multi()
-        pipe.set(self._key("run", run.id), dump(run))
+        pipe.set(self._key("run", run.id), compact(run))
         if run.status is not stored.status:
             pipe.zrem(self._key("runs", stored.status), run.id)
             pipe.zadd(self._key("runs", run.status), {run.id: run.created_at.timestamp()})
@@ -290,14 +292,16 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         raw = await self._redis.get(self._key("checkpoint", run_id))
-        return None if raw is None else bytes.fromhex(str(raw))
+        return None if raw is None else checkpoint_of(str(raw))
 
     # Approvals
 
     async def create_approval(self, approval: Approval) -> Approval:
         pending = approval.status is ApprovalStatus.PENDING
         indexes = [self._key("approvals", "pending")] if pending else []
-        await self._create("approval", approval.id, dump(approval), approval.requested_at, indexes)
+        await self._create(
+            "approval", approval.id, compact(approval), approval.requested_at, indexes
+        )
         return approval
 
     async def get_approval(self, approval_id: str) -> Approval:
@@ -372,7 +376,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
 
     def _put_approval(self, pipe: Pipeline, approval: Approval) -> None:
         pipe.multi()
-        pipe.set(self._key("approval", approval.id), dump(approval))
+        pipe.set(self._key("approval", approval.id), compact(approval))
         if approval.status is not ApprovalStatus.PENDING:
             pipe.zrem(self._key("approvals", "pending"), approval.id)
 
@@ -437,21 +441,27 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         return 0.0 if total is None else float(total)
 
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
-        fact_key = self._key("fact", scope, key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(fact_key, value, px=milliseconds(ttl_seconds))
-            pipe.sadd(self._key("facts", scope), key)
-            await pipe.execute()
+        await self._set_fact_script(
+            keys=[self._key("fact", scope, key), self._key("factnames", scope)],
+            args=[value, milliseconds(ttl_seconds), key],
+        )
 
     async def get_facts(self, scope: str) -> dict[str, str]:
-        index = self._key("facts", scope)
-        names = sorted(texts(await self._redis.smembers(index)))
+        index, legacy = self._key("factnames", scope), self._key("facts", scope)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(index, 0, -1)
+            pipe.smembers(legacy)  # the index as versions before wrote it (a set)
+            listed, listed_before = await pipe.execute()
+        names = sorted({*texts(listed), *texts(listed_before)})
         if not names:
             return {}
         values = await self._redis.mget([self._key("fact", scope, name) for name in names])
         gone = [name for name, value in zip(names, values, strict=True) if value is None]
         if gone:
-            await self._redis.srem(index, *gone)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(index, *gone)
+                pipe.srem(legacy, *gone)
+                await pipe.execute()
         return {
             name: str(value) for name, value in zip(names, values, strict=True) if value is not None
         }

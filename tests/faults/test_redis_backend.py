@@ -1,4 +1,5 @@
-"""Redis-only behaviour: riding out a restart, and a bounded connection pool under load."""
+"""Redis-only behaviour: riding out a restart, a bounded connection pool under load, and
+reading what earlier versions stored."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from redis.asyncio import Redis
 
+from agent_core.audit.chain import AuditKey
+from agent_core.audit.verify import check_trail
 from agent_core.errors import StandInError
-from agent_core.models import RunKilled, RunStatus
+from agent_core.models import AuditEvent, Concluded, RunKilled, RunStatus
 from agent_core.store import open_store
+from agent_core.store._redis_codec import compact
+from agent_core.store.base import dump
 from agent_core.testing.redis_server import RedisServer
-from tests.contract.test_store import a_run
-from tests.support import eventually, missing
+from tests.contract.test_store import a_run, a_tool_approval, approve
+from tests.support import TEST_AUDIT_KEY, eventually, missing
 
 pytestmark = pytest.mark.processes
 
@@ -90,5 +96,68 @@ async def test_runs_stored_before_the_requester_index_are_found_by_requester(
     try:
         found = await reopened.list_runs(requester="U00", newest_first=True)
         assert [r.id for r in found] == [r.id for r in reversed(runs[0::2])]
+    finally:
+        await reopened.close()
+
+
+async def test_records_in_the_form_the_previous_version_wrote_are_read_and_extended(
+    redis_url: str,
+) -> None:
+    prefix = f"before-{uuid.uuid4().hex[:8]}:"
+    url = f"{redis_url}?prefix={prefix}"
+    store = await open_store(url, audit_key=TEST_AUDIT_KEY)
+    try:
+        run = await store.create_run(a_run())
+        checkpoint = b'{"conversations":{"s1":[]},"journal":true}'
+        run = await store.save_run(run, checkpoint=checkpoint)
+        approval = await store.create_approval(a_tool_approval(run.id))
+        for kind in ("run_claimed", "llm_call"):
+            await store.append_audit(AuditEvent(run_id=run.id, kind=kind, actor="airlock"))
+        await store.set_fact("approval-asked:" + approval.id, "at", "then", ttl_seconds=600)
+        trail = await store.read_audit(run.id)
+        assert trail.head is not None
+    finally:
+        await store.close()
+
+    # Rewrite every value as the previous version wrote it: records whole, the checkpoint
+    # in hex, the scope's fact names in a set.
+    raw = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        scope = "approval-asked:" + approval.id
+        async with raw.pipeline(transaction=True) as pipe:
+            pipe.set(f"{prefix}run:{run.id}", dump(run))
+            pipe.set(f"{prefix}approval:{approval.id}", dump(approval))
+            pipe.set(f"{prefix}checkpoint:{run.id}", checkpoint.hex())
+            pipe.delete(f"{prefix}audit:{run.id}")
+            pipe.rpush(f"{prefix}audit:{run.id}", *(dump(event) for event in trail.events))
+            pipe.set(f"{prefix}audithead:{run.id}", dump(trail.head))
+            pipe.delete(f"{prefix}factnames:{scope}")
+            pipe.sadd(f"{prefix}facts:{scope}", "at")
+            await pipe.execute()
+        assert await raw.get(f"{prefix}run:{run.id}") != compact(run)  # really the old form
+    finally:
+        await raw.aclose()
+
+    reopened = await open_store(url, audit_key=TEST_AUDIT_KEY)
+    try:
+        assert await reopened.get_run(run.id) == run
+        assert await reopened.load_checkpoint(run.id) == checkpoint
+        assert await reopened.get_approval(approval.id) == approval
+        assert [a.id for a in await reopened.list_pending_approvals()] == [approval.id]
+        assert await reopened.read_audit(run.id) == trail
+        assert await reopened.get_facts(scope) == {"at": "then"}
+
+        # Written over in the new form, and still checked and chained.
+        moved = await reopened.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+        assert (await reopened.get_run(run.id)).status is RunStatus.PLANNING
+        assert moved.version == run.version + 1
+        outcome = await reopened.record_decision(approval.id, approve("U0ADMIN", admin=True))
+        assert isinstance(outcome, Concluded)
+        await reopened.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor="airlock"))
+        extended = await reopened.read_audit(run.id)
+        assert [e.seq for e in extended.events] == [1, 2, 3]
+        assert not check_trail(extended, AuditKey.from_text(TEST_AUDIT_KEY)).findings
+        await reopened.set_fact(scope, "also", "now", ttl_seconds=600)
+        assert await reopened.get_facts(scope) == {"at": "then", "also": "now"}
     finally:
         await reopened.close()

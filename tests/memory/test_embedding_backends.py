@@ -78,6 +78,20 @@ def test_onnx_is_the_default_and_gives_the_pytorch_vectors(
     assert np.sum(alone * old, axis=1).min() > 0.9999
 
 
+def test_a_batch_spread_over_threads_gives_the_pytorch_vectors_in_order(
+    torch_model: Embedder,
+) -> None:
+    spread = Embedder(batch_size=64, batch_threads=3)
+    texts = [*HOSTILE, *corpus(40), *HOSTILE]  # past WIDE_FROM: cut into parts, 3 threads
+    assert len(texts) >= _onnx.WIDE_FROM
+    new, old = spread.embed_sync(texts), torch_model.embed_sync(texts)
+    assert spread.backend == "onnx" and new.shape == old.shape == (len(texts), Embedder.dim)
+    assert np.sum(new * old, axis=1).min() > 0.9999
+    # The same vectors as texts embedded one at a time, row for row.
+    alone = np.vstack([spread.embed_sync([text]) for text in texts])
+    assert np.sum(new * alone, axis=1).min() > 0.9999
+
+
 @pytest.mark.timeout(600)  # embeds 1,200 texts twice over: minutes on a loaded 2-core machine
 def test_recall_at_10_of_onnx_queries_over_pytorch_vectors_against_exact(
     onnx_model: Embedder, torch_model: Embedder
