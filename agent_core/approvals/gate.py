@@ -329,16 +329,18 @@ class ApprovalGate:
         approval = await self._request(run, key, attempt, subject, risk, rules)
         if seed is not None:  # the editor of the request this one supersedes
             approval, _ = apply_decision(approval, seed)
+        requested = events.ApprovalRequested(
+            approval_id=approval.id, risk=approval.risk, subject=subject
+        )
         try:
-            await self.store.create_approval(approval)  # persisted before anyone is asked
+            # Persisted, with its line, before anyone is asked.
+            await self.store.create_approval(
+                approval, recording=self.audit.entry(run.id, requested, actor="airlock")
+            )
         except AlreadyExists:
             # Another process asked the same at the same moment (a worker that took the run
             # over while this one was still at it): that request stands; go by it.
             return await self._gate(run, key, subject, risk, rules)
-        requested = events.ApprovalRequested(
-            approval_id=approval.id, risk=approval.risk, subject=subject
-        )
-        await self.audit.record(run.id, requested, actor="airlock")
         if approval.status is not ApprovalStatus.PENDING:  # decided already (an admin's edit)
             return await self._gate(run, key, subject, risk, rules)
         await self._deliver(run, approval)

@@ -221,8 +221,11 @@ class RunRecords(Protocol):
 class ApprovalRecords(Protocol):
     """Approvals and the decisions on them, each change one atomic step."""
 
-    async def create_approval(self, approval: Approval) -> Approval:
-        """Persist a new approval request; :class:`AlreadyExists` if the id is taken."""
+    async def create_approval(
+        self, approval: Approval, *, recording: AuditEvent | None = None
+    ) -> Approval:
+        """Persist a new approval request; :class:`AlreadyExists` if the id is taken.
+        ``recording``, the request's audit line, lands with it, and only if it is created."""
 
     async def get_approval(self, approval_id: str) -> Approval:
         """The approval; :class:`NotFound` if there is none."""

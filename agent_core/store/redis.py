@@ -32,6 +32,7 @@ from agent_core.models import (
     AlreadyDecided,
     Approval,
     ApprovalStatus,
+    AuditEvent,
     Concluded,
     Decision,
     DecisionOutcome,
@@ -296,12 +297,16 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
 
     # Approvals
 
-    async def create_approval(self, approval: Approval) -> Approval:
+    async def create_approval(
+        self, approval: Approval, *, recording: AuditEvent | None = None
+    ) -> Approval:
         pending = approval.status is ApprovalStatus.PENDING
         indexes = [self._key("approvals", "pending")] if pending else []
         await self._create(
             "approval", approval.id, compact(approval), approval.requested_at, indexes
         )
+        if recording is not None:  # after it, as a step's events follow its journal records
+            await self._append_audit(recording)
         return approval
 
     async def get_approval(self, approval_id: str) -> Approval:

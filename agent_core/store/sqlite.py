@@ -35,6 +35,7 @@ from agent_core.models import (
     AlreadyDecided,
     Approval,
     ApprovalStatus,
+    AuditEvent,
     Concluded,
     Decision,
     DecisionOutcome,
@@ -211,8 +212,16 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
 
     # Approvals
 
-    async def create_approval(self, approval: Approval) -> Approval:
-        return await self._db.write(lambda conn: insert_approval(conn, approval))
+    async def create_approval(
+        self, approval: Approval, *, recording: AuditEvent | None = None
+    ) -> Approval:
+        def create(conn: sqlite3.Connection) -> Approval:
+            created = insert_approval(conn, approval)  # AlreadyExists: nothing lands
+            if recording is not None:
+                self._append(conn, recording)
+            return created
+
+        return await self._db.write(create)
 
     async def get_approval(self, approval_id: str) -> Approval:
         return await self._db.read(lambda conn: load_approval(conn, approval_id))

@@ -204,6 +204,8 @@ async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval
     assert all(isinstance(o, Pending) for o in outcomes), outcomes
     (approval,) = await store.list_pending_approvals(run_id=run.id)
     assert {o.approval_id for o in outcomes if isinstance(o, Pending)} == {approval.id}
+    kinds = [e.kind for e in await store.list_audit(run.id)]
+    assert kinds.count("approval_requested") == 1  # one request made, one line
 
 
 # --- runs that crashed under the version before the journal ---------------------------------

@@ -277,6 +277,20 @@ async def test_an_approval_reads_back_with_its_digest(store: Store) -> None:
         await store.get_approval("apr_nope")
 
 
+async def test_an_approvals_line_lands_with_it_and_only_if_it_is_created(store: Store) -> None:
+    approval = a_tool_approval("run_a")
+    line = AuditEvent(run_id="run_a", kind="approval_requested", actor="airlock",
+                      data={"approval_id": approval.id})  # fmt: skip
+    await store.create_approval(approval, recording=line)
+    [written] = await store.list_audit("run_a")
+    assert written.kind == "approval_requested" and written.data["approval_id"] == approval.id
+    # A second request under the same id (another process asking at the same moment): no
+    # second line for a request that was not made.
+    with pytest.raises(AlreadyExists):
+        await store.create_approval(approval, recording=line)
+    assert len(await store.list_audit("run_a")) == 1
+
+
 async def test_pending_approvals_are_listed_per_run(store: Store) -> None:
     first = await store.create_approval(a_tool_approval("run_a"))
     second = await store.create_approval(a_tool_approval("run_b"))
