@@ -19,8 +19,8 @@ from agent_core.audit.events import LLMAsked, LLMCall, LLMFailed, Recorded, Toke
 from agent_core.audit.verify import Finding, TrailReport, check_trail, problem, ranges
 from agent_core.errors import AuditTampered, LLMError, NotFound
 from agent_core.llm import LLMRequest, LLMResponse, Next
-from agent_core.logs import redact_value
 from agent_core.models import AuditEvent, Run
+from agent_core.secrets import redact_value_or_same
 from agent_core.store import AuditRecords, Store
 
 __all__ = ["GLOBAL", "Audit", "AuditedCalls", "StoreReport", "verify_chain", "verify_store"]
@@ -43,7 +43,7 @@ class Audit:
         """``event`` as :meth:`record` appends it (secrets masked), for a caller that has it
         land with a write of its own (:meth:`~agent_core.store.Step.record_with_save`)."""
         kind, data = stored(event)
-        return AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value(data))
+        return AuditEvent(run_id=run_id, kind=kind, actor=actor, data=redact_value_or_same(data))
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,7 @@ long-term memory. ``agent_core.logs`` re-exports these names for older callers.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from agent_core.secrets._scan import MASK, Secret, find, mask, register
@@ -26,6 +27,7 @@ __all__ = [
     "find_secrets",
     "redact",
     "redact_value",
+    "redact_value_or_same",
     "register_secrets",
     "secret_name",
 ]
@@ -68,8 +70,49 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+def redact_value_or_same(value: Any) -> Any:
+    """What :func:`redact_value` returns, except that ``value`` itself comes back (not a
+    copy) when nothing in it changed, and so does every dict or list inside it that nothing
+    changed in: ``redact_value_or_same(v) is v`` says ``v`` holds no secret, without a second
+    walk comparing the copy with it. For values nobody mutates afterwards (a record just
+    dumped, a checkpoint just parsed)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        items = []
+        changed = False
+        for k, v in value.items():
+            name = str(k)
+            key = redact(name)
+            if isinstance(v, str) and v and v != MASK and secret_name(name):
+                new: Any = MASK
+            else:
+                new = redact_value_or_same(v)
+            # A masked string may be an equal object other than the one given (the cache
+            # hands back the first one it saw); a dict or list is the same one when unchanged.
+            changed = changed or _changed(k, key) or _changed(v, new)
+            items.append((key, new))
+        return dict(items) if changed else value
+    if isinstance(value, list):
+        masked = [redact_value_or_same(v) for v in value]
+        return masked if any(map(_changed, value, masked)) else value
+    if isinstance(value, tuple):  # redact_value makes it a list: a change
+        return [redact_value_or_same(v) for v in value]
+    return value
+
+
+def _changed(old: Any, new: Any) -> bool:
+    return new is not old and (not isinstance(new, str) or new != old)
+
+
 def secret_name(name: str) -> bool:
     """Whether a setting, variable or field called ``name`` holds a credential."""
+    return _secret_name(name)
+
+
+@lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    # The same few field names are asked about for every string in every record walked.
     return _SECRET_NAME.search(name) is not None
 
 

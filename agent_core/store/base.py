@@ -45,7 +45,7 @@ from agent_core.models import (
     Signal,
     is_legal_transition,
 )
-from agent_core.secrets import redact, redact_value
+from agent_core.secrets import redact, redact_value_or_same
 from agent_core.store.steps import Steps
 from agent_core.toolcalls import ToolCallRecord
 
@@ -118,8 +118,8 @@ def dump(record: BaseModel) -> str:
 def masked_run(run: Run) -> Run:
     """``run`` as it is stored: every string in it redacted (the same run when none changed)."""
     plain = run.model_dump(mode="json")
-    masked = redact_value(plain)
-    return run if masked == plain else Run.model_validate(masked)
+    masked = redact_value_or_same(plain)
+    return run if masked is plain else Run.model_validate(masked)
 
 
 def masked_checkpoint(data: bytes) -> bytes:
@@ -130,8 +130,8 @@ def masked_checkpoint(data: bytes) -> bytes:
         text = data.decode(errors="surrogateescape")
         masked_text = redact(text)
         return data if masked_text == text else masked_text.encode(errors="surrogateescape")
-    masked = redact_value(plain)
-    if masked == plain:
+    masked = redact_value_or_same(plain)
+    if masked is plain:
         return data
     _keep_last_round(plain, masked)
     return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
