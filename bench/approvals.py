@@ -128,6 +128,8 @@ class Parked:
     commits_at_start: dict[str, int] = field(default_factory=dict)
     """Run id -> SQLite commits of the process when its tool started (none on Redis)."""
     rss_per_run: float = 0.0
+    llm: AnthropicLLM | None = None
+    """Closed with the runner."""
 
 
 async def park(store: Store, base_url: str, n: int) -> Parked:
@@ -176,7 +178,7 @@ async def park(store: Store, base_url: str, n: int) -> Parked:
     approvals = {a.run_id: a.id for a in await store.list_pending_approvals()}
     parked = Parked(store=store, runner=runner, service=service, approvals=approvals,
                     started=started, started_ns=started_ns, rss_per_run=rss,
-                    commits_at_start=commits_at_start)  # fmt: skip
+                    commits_at_start=commits_at_start, llm=llm)  # fmt: skip
     return parked
 
 
@@ -299,7 +301,15 @@ async def kill_latency(store: Store, base_url: str, runs: int) -> list[float]:
         await asyncio.wait([task])
         samples.append((time.perf_counter() - t0) * 1000)
     await runner.stop()
+    await llm.aclose()
     return samples
+
+
+async def stop(parked: Parked) -> None:
+    """Stop the parked runs' host and close its model client (before the loop goes)."""
+    await parked.runner.stop()
+    if parked.llm is not None:
+        await parked.llm.aclose()
 
 
 async def child(url: str) -> None:
@@ -375,7 +385,7 @@ async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
             baseline = await signal_round_trip(store, n)
             samples = await resume_in_process(parked)
             result.latency("decision -> tool starts, one process, SQLite", samples, baseline)
-            await parked.runner.stop()
+            await stop(parked)
             result.latency(
                 "kill -> run ended (tool working), SQLite",
                 await kill_latency(store, base_url, 50),
@@ -392,11 +402,11 @@ async def measure(n: int) -> tuple[Result, list[tuple[str, float, float]]]:
             baseline = await signal_round_trip(store, n)
             samples = await resume_in_process(parked)
             result.latency("decision -> tool starts, one process, Redis", samples, baseline)
-            await parked.runner.stop()
+            await stop(parked)
             parked = await park(store, base_url, n)
             resumes, pings = await cross_process(parked, redis.url, n)
             result.latency("decision -> tool starts, two processes, Redis", resumes, pings)
-            await parked.runner.stop()
+            await stop(parked)
             await store.close()
     return result, sizes
 

@@ -185,6 +185,7 @@ async def measure(
                 measured.cpus.append(cpu * 1000 / at_once)
     finally:
         await host.stop()
+        await llm.aclose()
         await inner.close()
     return measured
 
