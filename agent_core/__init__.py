@@ -34,6 +34,7 @@ from agent_core.channel import (
 from agent_core.clock import utcnow
 from agent_core.config import Settings, env_name, load_settings
 from agent_core.errors import AirlockError, ConfigError, NotFound
+from agent_core.heap import settle_heap
 from agent_core.models import (
     FINAL_STATUSES,
     AlreadyDecided,
@@ -213,6 +214,7 @@ __all__ = [
     "readable_scopes",
     "redact",
     "scope_of_place",
+    "settle_heap",
     "shown_url",
     "sqlite_path",
     "utcnow",

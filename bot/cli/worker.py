@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from agent_core import Airlock, ConfigError, Settings, configure_tracing
+from agent_core import Airlock, ConfigError, Settings, configure_tracing, settle_heap
 from bot.slack.app import build_client
 from bot.slack.metrics_http import serve_metrics
 from bot.slack.pings import usergroup_members
@@ -51,5 +51,6 @@ async def work(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
         await airlock.start_runs()
         stack.push_async_callback(airlock.stop_runs,
                                   grace_seconds=settings.shutdown_grace_seconds)  # fmt: skip
-        logger.info("airlock worker is working", extra={"port": port})
+        frozen = settle_heap()  # started: what it made stays out of later collections
+        logger.info("airlock worker is working", extra={"port": port, "frozen_objects": frozen})
         await stopped.wait()

@@ -21,7 +21,15 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core import Airlock, ChannelParts, ConfigError, Settings, Store, configure_tracing
+from agent_core import (
+    Airlock,
+    ChannelParts,
+    ConfigError,
+    Settings,
+    Store,
+    configure_tracing,
+    settle_heap,
+)
 from bot.slack.admin import AdminCommands
 from bot.slack.app import build_app, build_client
 from bot.slack.assistant import build_assistant
@@ -135,7 +143,9 @@ async def serve(
         stack.push_async_callback(intake.close, grace_seconds=settings.shutdown_grace_seconds)
         mode = "socket" if settings.socket_mode else "http"
         role = "front end and worker" if airlock.works_on_runs else "front end"
-        logger.info("airlock is serving", extra={"mode": mode, "port": port, "role": role})
+        frozen = settle_heap()  # started: what it made stays out of later collections
+        facts = {"mode": mode, "port": port, "role": role, "frozen_objects": frozen}
+        logger.info("airlock is serving", extra=facts)
         await stopped.wait()
 
 

@@ -100,6 +100,7 @@ def test_agent_core_exports_a_deliberate_api() -> None:
         "readable_scopes",
         "redact",
         "scope_of_place",
+        "settle_heap",
         "shown_url",
         "sqlite_path",
         "utcnow",
