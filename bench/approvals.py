@@ -129,7 +129,7 @@ class Parked:
     commits_at_start: dict[str, int] = field(default_factory=dict)
     """Run id -> SQLite commits of the process when its tool started (none on Redis)."""
     rss_per_run: float = 0.0
-    llm: AnthropicLLM | None = None
+    llm: AnthropicLLM
     """Closed with the runner."""
 
 
@@ -309,8 +309,7 @@ async def kill_latency(store: Store, base_url: str, runs: int) -> list[float]:
 async def stop(parked: Parked) -> None:
     """Stop the parked runs' host and close its model client (before the loop goes)."""
     await parked.runner.stop()
-    if parked.llm is not None:
-        await parked.llm.aclose()
+    await parked.llm.aclose()
 
 
 async def child(url: str) -> None:

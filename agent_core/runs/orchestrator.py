@@ -297,11 +297,9 @@ class _RunState:
             status = _CLAIMED_INTO.get(was, was)
             claimed = events.RunClaimed(worker=ownership.owner, status=was,
                                         attempt=self.run.attempt)  # fmt: skip
-            store = self.orchestrator.store
             try:
-                async with store.step(self.run.id) as step:  # the claim and its record: one write
-                    step.record_with_save(Audit.entry(self.run.id, claimed, actor="airlock"))
-                    await self.save(owner=ownership.owner, status=status, with_checkpoint=False)
+                await self.save(owner=ownership.owner, status=status, with_checkpoint=False,
+                                recording=claimed)  # fmt: skip
             except OwnershipLost:
                 continue
             break
@@ -316,7 +314,7 @@ class _RunState:
             # One step: the planning calls' lines, the plan, its line and (a plan that needs
             # nobody's approval) the move to work land in one write; the plan's line only if
             # the save does.
-            async with o.store.step(self.run.id) as step:
+            async with o.store.step(self.run.id):
                 with telemetry.plan_span(self.run):
                     planner = Planner(llm=self.llm, max_retries=o.policy.max_plan_retries,
                                       risk=o.policy.risk)  # fmt: skip
@@ -324,10 +322,7 @@ class _RunState:
                     plan = await planner.plan(goal=self.run.goal, tools=o.tools, memory=notes)
                 allowed = not self.run.dry_run and not ApprovalGate.asks_about(plan)
                 status = RunStatus.RUNNING if allowed else self.run.status
-                step.record_with_save(
-                    Audit.entry(self.run.id, events.PlanCreated(plan=plan), actor="airlock")
-                )
-                await self.save(plan=plan, status=status)
+                await self.save(plan=plan, status=status, recording=events.PlanCreated(plan=plan))
             await o.channel.notify(PlanReady(run=self.run, plan=plan))
         assert self.run.plan is not None
         if self.run.dry_run:
@@ -394,8 +389,23 @@ class _RunState:
         await self.save()
         return Drained() if self.orchestrator.draining.is_set() else None
 
-    async def save(self, *, with_checkpoint: bool = True, **changes: Any) -> None:
-        """Write the run (spend included) and, unless told not to, its checkpoint, atomically."""
+    async def save(
+        self,
+        *,
+        with_checkpoint: bool = True,
+        recording: events.Recorded | None = None,
+        **changes: Any,
+    ) -> None:
+        """Write the run (spend included) and, unless told not to, its checkpoint, atomically;
+        ``recording``, the line of what this save does (a claim, a plan, the end), lands in
+        the same write, and only if the save does."""
+        if recording is None:
+            return await self._save(with_checkpoint, changes)
+        async with self.orchestrator.store.step(self.run.id) as step:
+            step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
+            await self._save(with_checkpoint, changes)
+
+    async def _save(self, with_checkpoint: bool, changes: dict[str, Any]) -> None:
         async with self.lock:
             updated = self.run.model_copy(
                 update={"spend": self.budget.spend.model_copy(), **changes}
@@ -419,16 +429,14 @@ class _RunState:
         if self.run.status.is_final:
             return
         error = None if status is RunStatus.COMPLETED else result
-        store = self.orchestrator.store
         finished = events.RunFinished(
             status=status, result=result[:_AUDITED_CHARS], spend=self.budget.spend.model_copy()
         )
-        async with store.step(self.run.id) as step:  # the end and its line: one write
-            step.record_with_save(Audit.entry(self.run.id, finished, actor="airlock"))
-            await self.save(status=status, error=error)
+        await self.save(status=status, error=error, recording=finished)
         telemetry.run_finished(status)
         # A step may still wait for a person (another step ended the run): nobody is asked now.
-        await close_with_run(store, self.run.id, by="airlock", at=self.orchestrator.clock.now())
+        await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
+                             at=self.orchestrator.clock.now())  # fmt: skip
         await self.orchestrator.channel.notify(
             RunFinished(run=self.run, status=status, result=result)
         )
