@@ -122,6 +122,12 @@ async def test_a_streamed_answer_hears_only_its_requester_s_feedback(bot: Bot) -
         ("answer_feedback_refused", APPROVER, "positive"),
         ("answer_feedback", REQUESTER, "positive"),
     ]
+    # The count follows the durable line in the bot's process, so this process can read the
+    # line before the bot has counted it.
+    async def counted() -> bool:
+        return await _metric(bot.port) >= 1.0
+
+    await eventually(counted, timeout=30)
     assert await _metric(bot.port) == 1.0
 
 
