@@ -3,10 +3,18 @@
     python -m bench.slack_ack [--n 1000]
 
 Both apps are real Bolt AsyncApps served over HTTP by aiohttp on loopback, with the Web API
-pointed at the local Slack stand-in. The bare app only acknowledges. airlock's app is the
-one `airlock serve` builds (goal intake, approval buttons), on a SQLite store; runs it
-creates are recorded but not executed, so what is measured is the front end. Each request
-is a signed app_mention (a new event id each time) or a signed button click on an approval.
+pointed at the local Slack stand-in, which runs in a process of its own (as Slack is not in
+airlock's), through one shared HTTP session (as `airlock serve` builds its client). The bare
+app only acknowledges. airlock's app is the one `airlock serve` builds (goal intake,
+approval buttons), on a SQLite store; runs it creates are recorded but not executed, so what
+is measured is the front end. Each request is a signed app_mention (a new event id each time)
+or a signed button click on an approval, sent one after the other.
+
+A third app is airlock's with its goal intake held: the mentions are taken and queued but not
+started while they are timed (and told to ask again at the end), which is what a front end
+whose intake ran in another process would do. It shows how much of airlock's gap to the bare
+app is its own middleware and listener, and how much is the intake of earlier goals sharing
+the process.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import copy
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +44,9 @@ from agent_core.runs.control import RunControl
 from agent_core.runs.limits import Admission, Limits
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload
-from agent_core.testing.slack_server import SlackStandIn
+from bench.approvals import standin
 from bot.slack.admin import AdminCommands
-from bot.slack.app import build_app
+from bot.slack.app import build_app, build_client
 from bot.slack.channel import SlackChannel
 from bot.slack.goals import GoalIntake, register_goals
 from bot.slack.listeners import register_approvals
@@ -67,7 +76,7 @@ async def _measured_elsewhere(run_id: str) -> None:
 
 
 async def airlock_app(
-    client: AsyncWebClient, store: Store, *, capacity: int
+    client: AsyncWebClient, store: Store, *, capacity: int, intake_tasks: int = 8
 ) -> tuple[AsyncApp, GoalIntake]:
     # One person sends every mention: the budgets are checked, the hourly limit would refuse.
     settings = Settings(slack_signing_secret=SECRET, approvers=[CLICK["user"]["id"]],
@@ -82,7 +91,7 @@ async def airlock_app(
                                             limits=Limits.from_settings(settings)),
                         # Room for every mention sent: a goal refused for a full queue is
                         # answered with a post, and what is measured is the normal path.
-                        capacity=capacity)  # fmt: skip
+                        capacity=capacity, workers=intake_tasks)  # fmt: skip
     control = RunControl(store=store, authority=authority, audit=Audit(store=store))
     register_goals(app, intake, AdminCommands(store=store, control=control))
     register_approvals(app, service=service, channel=channel, intake=intake)
@@ -129,48 +138,69 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-async def measure(n: int) -> list[tuple[str, list[float], list[float]]]:
-    """Per app (bare Bolt, then airlock): ack latencies of mentions and of clicks, in ms."""
+@dataclass(kw_only=True)
+class Measured:
+    """One app's acknowledgement latencies, in ms."""
+
+    app: str
+    mentions: list[float]
+    clicks: list[float] | None = None
+    """None where clicks were not timed (the app with its intake held)."""
+
+
+async def measure(n: int) -> list[Measured]:
+    """Bare Bolt, airlock, and airlock with its intake held: ack latencies of ``n`` mentions
+    each, and of ``n`` clicks for the first two."""
     signer = SlackRequestSigner(SECRET)
     rows = []
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
         store = await open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
-        approvals = [
-            await store.create_approval(Approval(run_id=f"run_{i}", subject=subject,
-                                                 risk=RiskLevel.HIGH, requester="W0REQ"))
-            for i in range(n)
-        ]  # fmt: skip
-        async with SlackStandIn(bot_token=TOKEN) as slack, aiohttp.ClientSession() as http:
-            client = AsyncWebClient(token=TOKEN, base_url=slack.api_url)
+        async with standin(slack_token=TOKEN) as api_url, aiohttp.ClientSession() as http:
+            settings = Settings(slack_bot_token=TOKEN, slack_api_url=api_url)
+            client = build_client(settings, session=http)
             airlock, intake = await airlock_app(client, store, capacity=n)
-            apps = (("bare Bolt", bare_app(client), _nothing), ("airlock", airlock, intake.settled))
-            for name, app, settled in apps:
+            held, waiting = await airlock_app(client, store, capacity=n, intake_tasks=0)
+            apps = (("bare Bolt", bare_app(client), _nothing), ("airlock", airlock, intake.settled),
+                    ("airlock, intake held", held, None))  # fmt: skip
+            for number, (name, app, settled) in enumerate(apps):
                 runner, url = await serve(app)
-                mentions = [signer.event(mention(i)) for i in range(n)]
-                clicks = [signer.interaction(click(a.id)) for a in approvals]
+                mentions = [signer.event(mention(number * n + i)) for i in range(n)]
                 await timed(http, url, mentions[:20])  # warm-up (auth.test, connections)
-                mentions_ms = await timed(http, url, mentions[20:])
-                await settled()  # the clicks are measured alone, not beside the goals' intake
-                rows.append((name, mentions_ms, await timed(http, url, clicks)))
+                row = Measured(app=name, mentions=await timed(http, url, mentions[20:]))
+                if settled is not None:
+                    await settled()  # the clicks are measured alone, not beside the goals' intake
+                    approvals = [
+                        await store.create_approval(approval(i)) for i in range(n)
+                    ]  # fmt: skip
+                    row.clicks = await timed(http, url, [signer.interaction(click(a.id))
+                                                         for a in approvals])  # fmt: skip
+                rows.append(row)
                 await runner.cleanup()
-                # The next app gets fresh approvals to click (ids of the real form).
-                approvals = [a.model_copy(update={"id": new_id("apr")}) for a in approvals]
-                for approval in approvals:
-                    await store.create_approval(approval)
             await intake.close()
+            await waiting.close(grace_seconds=0)  # each held goal is told to ask again
         await store.close()
     return rows
 
 
+def approval(i: int) -> Approval:
+    subject = ToolCallSubject(subtask_id="s1", tool="deploy", arguments={"env": "prod"})
+    return Approval(id=new_id("apr"), run_id=f"run_{i}", subject=subject, risk=RiskLevel.HIGH,
+                    requester="W0REQ")  # fmt: skip
+
+
 async def main(n: int) -> None:
     rows = await measure(n)
+    bare = rows[0]
     table = Table(title=f"/slack/events ack latency, {n} requests each (ms)")
-    for column in ("app", "mention median", "mention p99", "click median", "click p99"):
+    for column in ("app", "mention median", "mention p99", "p99 vs bare", "click median",
+                   "click p99"):  # fmt: skip
         table.add_column(column, justify="left" if column == "app" else "right")
-    for name, mentions_ms, clicks_ms in rows:
-        table.add_row(name, f"{statistics.median(mentions_ms):.2f}", f"{p99(mentions_ms):.2f}",
-                      f"{statistics.median(clicks_ms):.2f}", f"{p99(clicks_ms):.2f}")  # fmt: skip
+    for row in rows:
+        clicks = row.clicks or []
+        table.add_row(row.app, f"{statistics.median(row.mentions):.2f}", f"{p99(row.mentions):.2f}",
+                      f"{p99(row.mentions) / p99(bare.mentions):.2f}x",
+                      f"{statistics.median(clicks):.2f}" if clicks else "",
+                      f"{p99(clicks):.2f}" if clicks else "")  # fmt: skip
     Console(width=120).print(table)
 
 
