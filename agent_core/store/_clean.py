@@ -24,11 +24,12 @@ class CleanValues:
     """Per key, the last value :func:`redact_value_or_same` gave back as it was.
 
     Bounded by ``entries`` and by ``size`` (the caller's measure of each value, such as
-    its length as JSON): the oldest go first. A value is kept only while secrets are not
-    registered since it was checked. Used on one thread (a store's event loop).
+    its length as JSON; parsed, a value takes a few times that): the oldest go first. A
+    value is used only while no secret was registered since it was checked. Used on one
+    thread (a store's event loop).
     """
 
-    def __init__(self, *, entries: int = 64, size: int = 8_000_000) -> None:
+    def __init__(self, *, entries: int = 32, size: int = 4_000_000) -> None:
         self._values: OrderedDict[Hashable, tuple[int, int, Any]] = OrderedDict()
         self._entries = entries
         self._size = size
