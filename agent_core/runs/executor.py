@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, TypeAlias, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, assert_never
 
 from jsonschema import Draft202012Validator
 
@@ -173,6 +173,19 @@ class Executor:
     """Works out each call's risk (the same computation an approver's edit goes through)."""
     private_data: PrivateDataFlag | None = None
     """The run's has-read-private-data flag, shared by its subtasks; None keeps one here."""
+    _validators: dict[str, tuple[dict[str, Any], Draft202012Validator]] = field(
+        init=False, default_factory=dict, repr=False
+    )
+    """By tool name: the schema a validator was made for (the very object), and it."""
+
+    def _validator(self, tool: Tool) -> Draft202012Validator:
+        # One per schema for the subtask's turns: a validator reads the schema it was given,
+        # so it answers as a new one would while that schema stays the tool's.
+        kept = self._validators.get(tool.name)
+        if kept is None or kept[0] is not tool.input_schema:
+            kept = (tool.input_schema, Draft202012Validator(tool.input_schema))
+            self._validators[tool.name] = kept
+        return kept[1]
 
     def _flag(self, run: Run) -> PrivateDataFlag:
         if self.private_data is None:
@@ -345,7 +358,7 @@ class Executor:
             known = ", ".join(self.tools.names) or "none"
             return _Call(call=asked, tool=None, problem=f"unknown tool {name!r}; tools: {known}",
                          risk=RiskLevel.LOW)  # fmt: skip
-        errors = sorted(Draft202012Validator(tool.input_schema).iter_errors(arguments), key=str)
+        errors = sorted(self._validator(tool).iter_errors(arguments), key=str)
         if errors:
             where = "/".join(str(p) for p in errors[0].absolute_path) or "arguments"
             problem = f"invalid arguments for {name} at {where}: {errors[0].message}"
@@ -562,12 +575,17 @@ def _brief(run: Run, subtask: Subtask, inputs: dict[str, str], notes: Sequence[s
 
 def _times_called(messages: Messages, call: ToolCall) -> int:
     wanted = canonical_json(call.arguments)
+    # Equal JSON texts of parsed JSON are equal values, so an unequal value is passed over
+    # without writing its text; except with a NaN, which is equal to no NaN but itself.
+    compare = "NaN" not in wanted
     return sum(
         1
         for m in messages
         if m["role"] == "assistant"
         for b in tool_uses(m["content"])
-        if b["name"] == call.tool and canonical_json(b["input"]) == wanted
+        if b["name"] == call.tool
+        and (not compare or b["input"] == call.arguments)
+        and canonical_json(b["input"]) == wanted
     )
 
 

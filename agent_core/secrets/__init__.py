@@ -18,19 +18,24 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from agent_core.secrets._scan import MASK, Secret, find, mask, register
+from agent_core.secrets._scan import MASK, Secret, find, generation, mask, register
 
 __all__ = [
     "MASK",
     "Secret",
     "contains_secret",
     "find_secrets",
+    "generation",
     "redact",
     "redact_value",
     "redact_value_or_same",
     "register_secrets",
     "secret_name",
 ]
+
+_NOTHING: Any = object()
+"""No earlier clean value to compare with."""
+_NO_KEYS: dict[Any, Any] = {}
 
 _SECRET_NAME = re.compile(
     r"(?i)(?:^|[^a-z])(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey"
@@ -70,31 +75,46 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def redact_value_or_same(value: Any) -> Any:
+def redact_value_or_same(value: Any, *, clean: Any = _NOTHING) -> Any:
     """What :func:`redact_value` returns, except that ``value`` itself comes back (not a
     copy) when nothing in it changed, and so does every dict or list inside it that nothing
     changed in: ``redact_value_or_same(v) is v`` says ``v`` holds no secret, without a second
     walk comparing the copy with it. For values nobody mutates afterwards (a record just
-    dumped, a checkpoint just parsed)."""
+    dumped, a checkpoint just parsed).
+
+    ``clean``: an earlier value that this returned as it was (it held nothing to mask), in
+    the same :func:`generation` of secrets. The parts of ``value`` equal to their
+    counterparts in it (under the same key, at the same place in a list) hold nothing to
+    mask either, and are compared instead of walked: for a record saved again and again
+    with a few parts changed or added. The answer is the same with or without it."""
+    if clean is not _NOTHING and value == clean:
+        return value
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
+        known = clean if isinstance(clean, dict) else _NO_KEYS
         items = []
         changed = False
         for k, v in value.items():
             name = str(k)
-            key = redact(name)
+            earlier = known.get(k, _NOTHING)
+            # A key of the clean value was found clean (a str, which masking left as it was).
+            key = k if earlier is not _NOTHING else redact(name)
             if isinstance(v, str) and v and v != MASK and secret_name(name):
                 new: Any = MASK
             else:
-                new = redact_value_or_same(v)
+                new = redact_value_or_same(v, clean=earlier)
             # A masked string may be an equal object other than the one given (the cache
             # hands back the first one it saw); a dict or list is the same one when unchanged.
             changed = changed or _changed(k, key) or _changed(v, new)
             items.append((key, new))
         return dict(items) if changed else value
     if isinstance(value, list):
-        masked = [redact_value_or_same(v) for v in value]
+        if isinstance(clean, list) and clean:
+            masked = [redact_value_or_same(v, clean=c) for v, c in zip(value, clean, strict=False)]
+            masked += [redact_value_or_same(v) for v in value[len(clean) :]]
+        else:
+            masked = [redact_value_or_same(v) for v in value]
         return masked if any(map(_changed, value, masked)) else value
     if isinstance(value, tuple):  # redact_value makes it a list: a change
         return [redact_value_or_same(v) for v in value]

@@ -19,7 +19,7 @@ import ahocorasick
 
 from agent_core.secrets._catalogue import CATALOGUE, Entry
 
-__all__ = ["MASK", "Secret", "find", "mask", "register"]
+__all__ = ["MASK", "Secret", "find", "generation", "mask", "register"]
 
 MASK = "[redacted]"
 
@@ -82,13 +82,22 @@ class _Registered:
 
 
 _registered = _Registered()
+_generation = 0
 
 
 def register(*values: str | None) -> None:
     """Also mask these exact values wherever they appear (the configured tokens and keys)."""
+    global _generation
     _registered.add(values)
     _short_cache.cache_clear()
     _long_cache.cache_clear()
+    _generation += 1
+
+
+def generation() -> int:
+    """How many times secrets were registered: an answer "nothing to mask" kept from an
+    earlier generation may be wrong now."""
+    return _generation
 
 
 def find(text: str, *, prefilter: bool = True) -> list[Secret]:

@@ -57,7 +57,9 @@ class ThreadedConnection:
         self._thread = _Thread(name="airlock-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._waiting: list[_Write] = []
-        self._committing: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        """Set while no group is being committed."""
+        self._idle.set()
         self.hops = 0
         """Operations run on the connection's thread so far (each a thread hop). Read by
         the benchmarks."""
@@ -86,31 +88,37 @@ class ThreadedConnection:
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a write transaction (with the writes that arrive meanwhile:
         see the module's docstring); its result once committed."""
-        write = _Write(fn=fn, done=asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        write = _Write(fn=fn, done=loop.create_future())
         self._waiting.append(write)
-        if self._committing is None:
-            self._committing = asyncio.create_task(self._commit_groups())
+        if self._idle.is_set():
+            # From the next turn of the loop: the writes of this turn go in one group.
+            self._idle.clear()
+            loop.call_soon(self._commit_waiting)
         # A caller that stops waiting (cancelled) leaves its write in its group, as a thread
         # already running a write went on with it before groups.
         return cast(T, await write.done)
 
-    async def _commit_groups(self) -> None:
+    def _commit_waiting(self) -> None:
+        """Commit the writes waiting as one group; the next group starts when it is answered.
+
+        No task drives the groups: the thread's answer, on the event loop, answers the group
+        and starts the next (a task costs a turn of the loop more per write, and its own)."""
+        group, self._waiting = self._waiting, []
+        self.hops += 1
         try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                try:
-                    await self._call(functools.partial(self._in_group, group))
-                except asyncio.CancelledError as cancelled:
-                    # The loop is going away: nobody is told a write landed that may not have.
-                    _answer(group + self._waiting, cancelled)
-                    self._waiting = []
-                    raise
-                except Exception as error:  # the commit failed: every write of the group with it
-                    _answer(group, error)
-                else:
-                    _answer(group, None)
-        finally:
-            self._committing = None
+            self._thread.call(
+                functools.partial(self._in_group, group), functools.partial(self._committed, group)
+            )
+        except Exception as error:  # the thread was stopped: the group fails with it
+            self._committed(group, None, error)
+
+    def _committed(self, group: list[_Write], _: object, failed: BaseException | None) -> None:
+        _answer(group, failed)  # failed: the commit, and every write of the group with it
+        if self._waiting:
+            self._commit_waiting()
+        else:
+            self._idle.set()
 
     def _in_group(self, group: list[_Write]) -> None:
         conn = self._conn
@@ -151,8 +159,7 @@ class ThreadedConnection:
 
     async def close(self) -> None:
         """Commit what is waiting, close the connection and stop its thread."""
-        if self._committing is not None:
-            await asyncio.wait([self._committing])
+        await self._idle.wait()
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
@@ -171,7 +178,8 @@ def _answer(group: list[_Write], failed: BaseException | None) -> None:
             write.done.set_result(write.result)
 
 
-_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Answer = Callable[[Any, BaseException | None], None]
+_Job = tuple[Callable[[], Any], "asyncio.Future[Any] | None", _Answer, asyncio.AbstractEventLoop]
 
 
 class _Thread:
@@ -191,8 +199,18 @@ class _Thread:
 
     def run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """A future of ``fn()``'s result (or error), run on the thread."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._put(fn, future, functools.partial(_settle, future))
+        return future
+
+    def call(self, fn: Callable[[], Any], answer: _Answer) -> None:
+        """Run ``fn`` on the thread, then ``answer(result, error)`` on the event loop."""
+        self._put(fn, None, answer)
+
+    def _put(
+        self, fn: Callable[[], Any], future: asyncio.Future[Any] | None, answer: _Answer
+    ) -> None:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
         with self._lock:
             if self._stopped:
                 raise RuntimeError("cannot run a call after the thread was stopped")
@@ -201,8 +219,7 @@ class _Thread:
                 # cut short there was never answered, and SQLite rolls its transaction back.
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-            self._jobs.put((fn, future, loop))
-        return future
+            self._jobs.put((fn, future, answer, loop))
 
     def stop(self) -> None:
         """Run what was given, then end the thread (and wait for it)."""
@@ -215,15 +232,15 @@ class _Thread:
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            fn, future, loop = job
-            if future.cancelled():  # its caller stopped waiting before it began
+            fn, future, answer, loop = job
+            if future is not None and future.cancelled():  # its caller stopped waiting first
                 continue
             try:
                 result, error = fn(), None
             except BaseException as raised:  # handed to the caller, as run_in_executor does
                 result, error = None, raised
             try:
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                loop.call_soon_threadsafe(answer, result, error)
             except RuntimeError:  # the loop is closed: nobody is left to answer
                 continue
 

@@ -46,6 +46,7 @@ from agent_core.models import (
     is_legal_transition,
 )
 from agent_core.secrets import redact, redact_value_or_same
+from agent_core.store._clean import CleanValues
 from agent_core.store.steps import Steps
 from agent_core.toolcalls import ToolCallRecord
 
@@ -115,26 +116,38 @@ def dump(record: BaseModel) -> str:
 # here (an approval keeps the exact arguments it lets run and its digest binds).
 
 
-def masked_run(run: Run) -> Run:
-    """``run`` as it is stored: every string in it redacted (the same run when none changed)."""
+def masked_run(run: Run, *, clean: CleanValues | None = None) -> Run:
+    """``run`` as it is stored: every string in it redacted (the same run when none changed).
+
+    ``clean``: the store's last clean versions, to compare with instead of walking again."""
     plain = run.model_dump(mode="json")
-    masked = redact_value_or_same(plain)
+    masked = _masked_value(plain, clean, ("run", run.id))
     return run if masked is plain else Run.model_validate(masked)
 
 
-def masked_checkpoint(data: bytes) -> bytes:
-    """A checkpoint as it is stored: every string in its JSON redacted."""
+def masked_checkpoint(data: bytes, *, clean: CleanValues | None = None, run_id: str = "") -> bytes:
+    """A checkpoint as it is stored: every string in its JSON redacted.
+
+    ``clean``: the store's last clean versions (by ``run_id``), as for :func:`masked_run`."""
     try:
         plain = json.loads(data)
     except ValueError:  # not JSON: masked as text, every other byte kept as it was
         text = data.decode(errors="surrogateescape")
         masked_text = redact(text)
         return data if masked_text == text else masked_text.encode(errors="surrogateescape")
-    masked = redact_value_or_same(plain)
+    masked = _masked_value(plain, clean, ("checkpoint", run_id), size=len(data))
     if masked is plain:
         return data
     _keep_last_round(plain, masked)
     return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _masked_value(
+    plain: Any, clean: CleanValues | None, key: tuple[str, str], *, size: int = 0
+) -> Any:
+    if clean is None:
+        return redact_value_or_same(plain)
+    return clean.masked(key, plain, size=size)
 
 
 def _keep_last_round(plain: Any, masked: Any) -> None:

@@ -41,6 +41,7 @@ from agent_core.models import (
     RunStatus,
     Signal,
 )
+from agent_core.store._clean import CleanValues
 from agent_core.store._redis_audit import RedisAudit
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
 from agent_core.store._redis_codec import checkpoint_of, checkpoint_value, compact
@@ -89,6 +90,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         self._clock = clock or SystemClock()
         self._audit_key = audit_key
         self._audit_heads = HeadCache()
+        self._clean = CleanValues()
         self._hub = SignalHub()
         self._listener = SignalListener(redis, self._key("signals"), self._hub)
         self._leases = RedisRunQueue(redis, self._key)
@@ -137,7 +139,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     # Runs
 
     async def create_run(self, run: Run) -> Run:
-        run = masked_run(run)
+        run = masked_run(run, clean=self._clean)
         indexes = [self._key("runs"), self._key("runs", run.status), self._by(run.requester)]
         await self._create("run", run.id, compact(run), run.created_at, indexes)
         return run
@@ -257,8 +259,9 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             await self._append_audit(event)
 
     async def _save_run(self, run: Run, checkpoint: bytes | None) -> Run:
-        run = masked_run(run)
-        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
+        run = masked_run(run, clean=self._clean)
+        if checkpoint is not None:
+            checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
         key = self._key("run", run.id)
 
         async def save(pipe: Pipeline) -> Run:

@@ -44,6 +44,7 @@ from agent_core.models import (
     RunStatus,
     Signal,
 )
+from agent_core.store._clean import CleanValues
 from agent_core.store._sqlite_audit import SqliteAudit
 from agent_core.store._sqlite_conn import ThreadedConnection
 from agent_core.store._sqlite_journal import SqliteJournal, put_tool_call
@@ -97,6 +98,7 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
         self._clock = clock or SystemClock()
         self._audit_key = audit_key
         self._audit_heads = HeadCache()
+        self._clean = CleanValues()
         self._db = ThreadedConnection(self.path, busy_timeout=busy_timeout)
         self._hub = SignalHub()
         self._poller = SignalPoller(self._db, self._hub, poll_interval=poll_interval)
@@ -130,7 +132,7 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     # Runs
 
     async def create_run(self, run: Run) -> Run:
-        stored = masked_run(run)
+        stored = masked_run(run, clean=self._clean)
         return await self._db.write(lambda conn: insert_run(conn, stored))
 
     async def get_run(self, run_id: str) -> Run:
@@ -160,9 +162,14 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
             saved = await self._commit_step(step.take(), run, checkpoint)
             assert saved is not None
             return saved
-        run = masked_run(run)
-        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
+        run, checkpoint = self._masked(run, checkpoint)
         return await self._db.write(lambda conn: _save(conn, run, checkpoint, self._now()))
+
+    def _masked(self, run: Run, checkpoint: bytes | None) -> tuple[Run, bytes | None]:
+        """The run and its checkpoint as they are stored (secrets masked)."""
+        if checkpoint is not None:
+            checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
+        return masked_run(run, clean=self._clean), checkpoint
 
     def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
         return holding(run_id, self._commit_step)
@@ -173,9 +180,8 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
         """The held approval use, the held writes, then the run's save, in one transaction.
         An approval that cannot be used fails it all; a save that loses its compare-and-set
         (or finds no run) is raised after the held writes are committed."""
-        run = None if run is None else masked_run(run)
-        checkpoint = None if checkpoint is None else masked_checkpoint(checkpoint)
-
+        if run is not None:
+            run, checkpoint = self._masked(run, checkpoint)
         use = step.use
 
         def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import sqlite3
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from agent_core.models import (
     SubtaskResult,
     ToolCallSubject,
 )
+from agent_core.secrets import register_secrets
 from agent_core.store import ApprovalUse, Store, open_store
 from agent_core.store._sqlite_rows import SCHEMA
 from agent_core.store.base import dump
@@ -261,6 +263,36 @@ async def test_a_run_and_its_checkpoint_rest_with_their_secrets_masked(store: St
     failed = await store.save_run(moved(saved, RunStatus.FAILED, error=f"{key} expired"))
     assert failed.error == "sk-ant-[redacted] expired"
     assert key not in (await store.get_run(run.id)).model_dump_json()
+
+
+async def test_a_secret_is_masked_in_a_save_that_differs_little_from_a_clean_one(
+    store: Store,
+) -> None:
+    # The store compares a save with the run's last clean one instead of walking it all:
+    # what is new, and what became secret since (registered), must still be masked.
+    key = "sk-ant-api03-Qw7Er4Ty1Ui8Op5As2Df9Gh6Jk3"
+    run = await store.create_run(Run(goal="rotate the vault key", requester="U0REQUEST"))
+    turns: list[dict[str, object]] = [{"role": "user", "content": "rotate the vault key"}]
+
+    async def save(run: Run) -> tuple[Run, str]:
+        checkpoint = json.dumps({"conversations": {"s1": turns}, "journal": True}).encode()
+        saved = await store.save_run(run, checkpoint=checkpoint)
+        return saved, (await store.load_checkpoint(run.id) or b"").decode()
+
+    run, stored = await save(run)
+    assert json.loads(stored)["conversations"]["s1"] == turns
+    turns.append({"role": "assistant", "content": [{"type": "text", "text": f"new: {key}"}]})
+    run, stored = await save(run.model_copy(update={"error": f"old {key}"}))
+    assert key not in stored and "new: sk-ant-[redacted]" in stored
+    assert run.error == "old sk-ant-[redacted]"
+    later = f"vault-{uuid.uuid4().hex[:12]}"  # a secret of its own (registering is for good)
+    turns[-1] = {"role": "assistant", "content": [{"type": "text", "text": later}]}
+    run, stored = await save(run.model_copy(update={"error": None}))
+    assert later in stored  # clean, and kept as the next comparison
+    register_secrets(later)
+    run, stored = await save(run.model_copy(update={"error": later}))
+    assert later not in stored and "[redacted]" in stored
+    assert run.error == "[redacted]"
 
 
 # Approvals

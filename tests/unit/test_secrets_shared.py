@@ -109,3 +109,31 @@ def test_an_equal_string_object_is_not_taken_for_a_change() -> None:
     redact(first)
     value = {"goal": second}
     assert redact_value_or_same(value) is value
+
+
+def test_an_earlier_clean_value_changes_no_answer() -> None:
+    # Given an earlier value found clean, the parts equal to it are compared, not walked: the
+    # answer (and whether it is the very value given) must be the one without it.
+    values = _structures()
+    clean = [v for v in values if redact_value_or_same(v) is v]
+    assert clean and len(clean) < len(values)
+    rng = random.Random(29)
+    for value in values:
+        earlier = rng.choice(clean)
+        for given in (value, {**earlier, "new": value} if isinstance(earlier, dict) else value):
+            masked = redact_value_or_same(given, clean=earlier)
+            assert masked == redact_value(given)
+            assert (masked is given) == (redact_value_or_same(given) is given), given
+
+
+def test_what_changed_since_the_clean_value_is_masked() -> None:
+    key = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    earlier = {"turns": [{"text": "restart web"}, {"text": "done"}], "token": "", "n": 1}
+    assert redact_value_or_same(earlier) is earlier
+    grown = {"turns": [{"text": "restart web"}, {"text": "done"}, {"text": f"key {key}"}],
+             "token": "", "n": 1}  # fmt: skip
+    assert redact_value_or_same(grown, clean=earlier)["turns"][2] == {"text": "key ghp_[redacted]"}
+    named = {**earlier, "token": "plain-now"}  # a credential's name, no longer empty
+    assert redact_value_or_same(named, clean=earlier)["token"] == MASK
+    same = {"turns": [{"text": "restart web"}, {"text": "done"}], "token": "", "n": 1}
+    assert redact_value_or_same(same, clean=earlier) is same
