@@ -122,6 +122,7 @@ async def test_a_streamed_answer_hears_only_its_requester_s_feedback(bot: Bot) -
         ("answer_feedback_refused", APPROVER, "positive"),
         ("answer_feedback", REQUESTER, "positive"),
     ]
+
     # The count follows the durable line in the bot's process, so this process can read the
     # line before the bot has counted it.
     async def counted() -> bool:
