@@ -57,8 +57,8 @@ COMPRESS_FROM = 1024
 below, base64's third more and zlib's header eat most of the saving."""
 
 MAX_CHECKPOINT = 512 * 1024 * 1024
-"""Bytes a compressed checkpoint may expand to (Redis's largest value): a tampered value
-must not be able to inflate without bound in the reading process."""
+"""Bytes a compressed checkpoint or a packed value may expand to (Redis's largest value): a
+tampered value must not be able to inflate without bound in the reading process."""
 
 _TEXT = "j"
 _ZLIB = "z"
