@@ -16,6 +16,7 @@ retried transactions in ``_redis_client``, the signal listener in
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -65,6 +66,8 @@ from agent_core.store.run_queue import RedisRunQueue
 from agent_core.store.steps import Held, Step, held, holding
 
 __all__ = ["RedisStore"]
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 
 T = TypeVar("T")
 
@@ -320,7 +323,13 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         if not ids:
             return []
         raws = await self._redis.mget([self._key("approval", i) for i in ids])
-        approvals = [_approval(raw) for raw in raws if raw is not None]
+        bodies = [unpack(raw) for raw in raws if raw is not None]
+        if run_id is not None and _PLAIN.fullmatch(run_id):
+            # Called for one run among every pending request (by each parked run's host and
+            # each lease's sweep): only a body that names the run can be its request, so only
+            # those are parsed. An id of letters, digits, "_" and "-" is written as it is.
+            bodies = [body for body in bodies if run_id in body]
+        approvals = [Approval.model_validate_json(body) for body in bodies]
         return [
             a
             for a in approvals
