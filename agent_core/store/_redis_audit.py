@@ -2,8 +2,9 @@
 
 Keys, after the store's prefix::
 
-    audit:<run id>       list of the run's events, as JSON, oldest first
-    audithead:<run id>   the trail's sealed head, as JSON
+    audit:<run id>       list of the run's events, as JSON (packed when shorter:
+                         ``_redis_codec``), oldest first
+    audithead:<run id>   the trail's sealed head, as JSON (packed when shorter)
     auditanchor          the sealed count of every trail started, as JSON
 
 An append is one compare-and-set script (:data:`_APPEND`): it RPUSHes the event and SETs
@@ -41,7 +42,7 @@ from agent_core.clock import Clock
 from agent_core.errors import AuditTampered
 from agent_core.models import AuditEvent
 from agent_core.store._redis_client import texts, transaction
-from agent_core.store._redis_codec import compact
+from agent_core.store._redis_codec import record_value, unpack
 from agent_core.store._redis_keys import KeyLayout
 from agent_core.store.base import dump
 from agent_core.store.steps import held
@@ -86,10 +87,10 @@ class RedisAudit:
             if write is None:  # a retried append whose first try took effect
                 return await _newest(self._redis, keys[1], run_id)
             assert write.event is not None
-            text = compact(write.head)
+            text = record_value(write.head)
             anchor = "" if write.anchor is None else dump(write.anchor)
             args = [read.head_text, read.anchor_text, read.last_text,
-                    compact(write.event), text, anchor]  # fmt: skip
+                    record_value(write.event), text, anchor]  # fmt: skip
             if await self._append_script(keys=keys, args=args):
                 self._audit_heads.remember(write.head, text)
                 return write.event
@@ -111,12 +112,14 @@ class RedisAudit:
             raw_head, raw_anchor, raw_last = await pipe.execute()
         if raw_head is None:
             last = (
-                None if raw_last is None else parsed(AuditEvent, raw_last, trail=run_id, what="it")
+                None
+                if raw_last is None
+                else parsed(AuditEvent, _text(raw_last), trail=run_id, what="it")
             )
             return _Read(anchor=_anchor(raw_anchor), anchor_text=raw_anchor or "", last=last,
                          last_text=raw_last or "")  # fmt: skip
         known = self._audit_heads.known(run_id, raw_head)
-        head = known or parsed(AuditHead, raw_head, trail=run_id, what="its head")
+        head = known or parsed(AuditHead, _text(raw_head), trail=run_id, what="its head")
         if not needs_anchor(head, self._audit_key):
             return _Read(head=head, head_text=raw_head, checked=known is not None)
         return _Read(head=head, head_text=raw_head, anchor=_anchor(raw_anchor),
@@ -131,7 +134,7 @@ class RedisAudit:
             known = self._audit_heads.known(run_id, raw)
             if known is not None:
                 return _Read(head=known, checked=True)
-            head = parsed(AuditHead, raw, trail=run_id, what="its head")
+            head = parsed(AuditHead, _text(raw), trail=run_id, what="its head")
             if not needs_anchor(head, self._audit_key):
                 return _Read(head=head)
             await pipe.watch(anchor_key)
@@ -144,12 +147,14 @@ class RedisAudit:
             # Another process started the trail between these reads: the event seen may be
             # its first, whose head came with it. Read again rather than call that tampering.
             raise WatchError(f"audit trail {run_id} started meanwhile")
-        last_event = None if last is None else parsed(AuditEvent, last, trail=run_id, what="it")
+        last_event = (
+            None if last is None else parsed(AuditEvent, _text(last), trail=run_id, what="it")
+        )
         return _Read(anchor=_anchor(anchor), last=last_event)
 
     def _put(self, pipe: Pipeline, write: Write) -> str:
         """Queue the head (and the anchor, if it changed); the head as it will be stored."""
-        text = compact(write.head)
+        text = record_value(write.head)
         pipe.set(self._key("audithead", write.head.run_id), text)
         if write.anchor is not None:
             pipe.set(self._key("auditanchor"), dump(write.anchor))
@@ -157,14 +162,14 @@ class RedisAudit:
 
     async def list_audit(self, run_id: str) -> list[AuditEvent]:
         raws = texts(await self._redis.lrange(self._key("audit", run_id), 0, -1))
-        return [AuditEvent.model_validate_json(raw) for raw in raws]
+        return [AuditEvent.model_validate_json(_text(raw)) for raw in raws]
 
     async def read_audit(self, run_id: str) -> AuditTrail:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._key("audithead", run_id))
             pipe.lrange(self._key("audit", run_id), 0, -1)
             head, raws = await pipe.execute()
-        return read_trail(run_id, head, raws)
+        return read_trail(run_id, None if head is None else _text(head), map(_text, raws))
 
     async def audit_anchor(self) -> AuditAnchor | None:
         return _anchor(await self._redis.get(self._key("auditanchor")))
@@ -244,7 +249,16 @@ async def _newest(redis: Redis, events: str, run_id: str) -> AuditEvent:
     raw = await redis.lindex(events, -1)
     if raw is None:
         raise AuditTampered(run_id, "its newest event, the last its head counts, is gone")
-    return parsed(AuditEvent, raw, trail=run_id, what="its newest event")
+    return parsed(AuditEvent, _text(raw), trail=run_id, what="its newest event")
+
+
+def _text(raw: str | bytes) -> str | bytes:
+    """The JSON a stored head or event holds (packed or not); a packed value that does not
+    unpack as it is, so that it fails to parse and is reported like any other garbage."""
+    try:
+        return unpack(raw)
+    except ValueError:
+        return raw
 
 
 def _anchor(raw: str | bytes | None) -> AuditAnchor | None:

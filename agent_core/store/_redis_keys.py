@@ -2,11 +2,12 @@
 
 Every key starts with the store's prefix (``airlock:`` by default)::
 
-    run:<id>, approval:<id>     the record, as JSON
+    run:<id>, approval:<id>     the record, as JSON, packed when that is shorter
+                                (``_redis_codec``, as are the values below)
     runs, runs:<status>         sorted sets of run ids, scored by creation time
     approvals:pending           sorted set of pending approval ids, scored by request time
-    checkpoint:<run id>         the run's checkpoint, hex-encoded
-    audit:<run id>              list of the run's audit events, as JSON, oldest first
+    checkpoint:<run id>         the run's checkpoint: text, packed or zlib-compressed
+    audit:<run id>              list of the run's audit events, as JSON (packed), oldest first
     audithead:<run id>          the trail's sealed head; auditanchor: the trail count
                                 (see ``_redis_audit``)
     idem:<key>                  a claimed idempotency key, until it expires

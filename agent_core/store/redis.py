@@ -1,6 +1,6 @@
 """The shared Store: Redis, for many front ends and workers at once.
 
-Records are JSON strings (their defaults left out: ``_redis_codec``); sorted sets index
+Records are JSON (their defaults left out, packed when shorter: ``_redis_codec``); sorted sets index
 runs by status and approvals by state. Every read-modify-write (a status compare-and-set,
 a decision, an audit append) is an optimistic WATCH/MULTI transaction, retried on
 conflict, so the same pure rules as the SQLite store decide what is written. Signals
@@ -16,6 +16,7 @@ retried transactions in ``_redis_client``, the signal listener in
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -44,7 +45,7 @@ from agent_core.models import (
 from agent_core.store._clean import CleanValues
 from agent_core.store._redis_audit import RedisAudit
 from agent_core.store._redis_client import connect, milliseconds, texts, transaction
-from agent_core.store._redis_codec import checkpoint_of, checkpoint_value, compact
+from agent_core.store._redis_codec import checkpoint_of, checkpoint_value, record_value, unpack
 from agent_core.store._redis_journal import RedisJournal
 from agent_core.store._redis_keys import ADD_SPEND, CREATE, SET_FACT, KeyLayout
 from agent_core.store._redis_memories import RedisMemories
@@ -66,6 +67,8 @@ from agent_core.store.run_queue import RedisRunQueue
 from agent_core.store.steps import Held, Step, held, holding
 
 __all__ = ["RedisStore"]
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 
 T = TypeVar("T")
 
@@ -141,7 +144,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     async def create_run(self, run: Run) -> Run:
         run = masked_run(run, clean=self._clean)
         indexes = [self._key("runs"), self._key("runs", run.status), self._by(run.requester)]
-        await self._create("run", run.id, compact(run), run.created_at, indexes)
+        await self._create("run", run.id, record_value(run), run.created_at, indexes)
         return run
 
     def _by(self, requester: str) -> str:
@@ -162,7 +165,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             for raw in raws:
                 if raw is None:
                     continue  # deleted since it was listed
-                run = Run.model_validate_json(raw)
+                run = _run(raw)
                 pipe.zadd(self._by(run.requester), {run.id: run.created_at.timestamp()})
             await pipe.execute()
             start += len(ids)
@@ -181,7 +184,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         raw = await self._redis.get(self._key("run", run_id))
         if raw is None:
             raise NotFound("run", run_id)
-        return Run.model_validate_json(raw)
+        return _run(raw)
 
     async def list_runs(
         self,
@@ -212,7 +215,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         if not ids:
             return []
         raws = await self._redis.mget([self._key("run", run_id) for run_id in ids])
-        return [Run.model_validate_json(raw) for raw in raws if raw is not None]
+        return [_run(raw) for raw in raws if raw is not None]
 
     async def save_run(self, run: Run, *, checkpoint: bytes | None = None) -> Run:
         step = held(run.id)
@@ -284,11 +287,11 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         raw = await pipe.get(key)
         if raw is None:
             raise NotFound("run", run_id)
-        return Run.model_validate_json(raw)
+        return _run(raw)
 
     def _put_run(self, pipe: Pipeline, stored: Run, run: Run) -> Run:
         pipe.multi()
-        pipe.set(self._key("run", run.id), compact(run))
+        pipe.set(self._key("run", run.id), record_value(run))
         if run.status is not stored.status:
             pipe.zrem(self._key("runs", stored.status), run.id)
             pipe.zadd(self._key("runs", run.status), {run.id: run.created_at.timestamp()})
@@ -306,7 +309,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         pending = approval.status is ApprovalStatus.PENDING
         indexes = [self._key("approvals", "pending")] if pending else []
         await self._create(
-            "approval", approval.id, compact(approval), approval.requested_at, indexes
+            "approval", approval.id, record_value(approval), approval.requested_at, indexes
         )
         if recording is not None:  # after it, as a step's events follow its journal records
             await self._append_audit(recording)
@@ -316,14 +319,20 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         raw = await self._redis.get(self._key("approval", approval_id))
         if raw is None:
             raise NotFound("approval", approval_id)
-        return Approval.model_validate_json(raw)
+        return _approval(raw)
 
     async def list_pending_approvals(self, *, run_id: str | None = None) -> list[Approval]:
         ids = texts(await self._redis.zrange(self._key("approvals", "pending"), 0, -1))
         if not ids:
             return []
         raws = await self._redis.mget([self._key("approval", i) for i in ids])
-        approvals = [Approval.model_validate_json(raw) for raw in raws if raw is not None]
+        bodies = [unpack(raw) for raw in raws if raw is not None]
+        if run_id is not None and _PLAIN.fullmatch(run_id):
+            # Called for one run among every pending request (by each parked run's host and
+            # each lease's sweep): only a body that names the run can be its request, so only
+            # those are parsed. An id of letters, digits, "_" and "-" is written as it is.
+            bodies = [body for body in bodies if run_id in body]
+        approvals = [Approval.model_validate_json(body) for body in bodies]
         return [
             a
             for a in approvals
@@ -378,13 +387,13 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             raw = await pipe.get(key)
             if raw is None:
                 raise NotFound("approval", approval_id)
-            return await fn(pipe, Approval.model_validate_json(raw))
+            return await fn(pipe, _approval(raw))
 
         return await transaction(self._redis, update, key)
 
     def _put_approval(self, pipe: Pipeline, approval: Approval) -> None:
         pipe.multi()
-        pipe.set(self._key("approval", approval.id), compact(approval))
+        pipe.set(self._key("approval", approval.id), record_value(approval))
         if approval.status is not ApprovalStatus.PENDING:
             pipe.zrem(self._key("approvals", "pending"), approval.id)
 
@@ -480,3 +489,13 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     async def get_halt(self) -> HaltState | None:
         raw = await self._redis.get(self._key("halt"))
         return None if raw is None else HaltState.model_validate_json(raw)
+
+
+def _run(raw: str | bytes) -> Run:
+    """The run a Redis value holds, in any form this store has written."""
+    return Run.model_validate_json(unpack(raw))
+
+
+def _approval(raw: str | bytes) -> Approval:
+    """The approval a Redis value holds, in any form this store has written."""
+    return Approval.model_validate_json(unpack(raw))

@@ -7,15 +7,19 @@ password would. Events are handled as the JSON bodies that are stored.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from redis.asyncio import Redis
+
+from agent_core.store._redis_codec import DICTIONARY
 
 __all__ = ["Raw", "open_raw", "rechain", "unkeyed_head"]
 
@@ -151,6 +155,15 @@ _HEAD_DEFAULTS: Body = {"key_id": "", "count": 0, "last_id": "", "last_hash": ""
                         "last_kind": "", "legacy": 0, "purged": 0, "purged_hash": ""}  # fmt: skip
 
 
+def _loaded(raw: str) -> Any:
+    """A stored value's JSON. The Redis store packs values (raw deflate against a dictionary
+    in its public code, then base64, after a ``p``); an attacker unpacks them just so, and
+    may write back plain JSON, which the store reads too."""
+    if raw.startswith("p"):
+        raw = zlib.decompressobj(-15, DICTIONARY).decompress(base64.b64decode(raw[1:])).decode()
+    return json.loads(raw)
+
+
 def _filled(body: Any, defaults: Body) -> Any:
     """``body`` with the defaults it was stored without, if it is an event or a head (it
     names its run); anything else (planted by a test) as it is."""
@@ -166,7 +179,7 @@ class RedisRaw:
 
     async def events(self, run_id: str) -> list[Body]:
         raws = await self.redis.lrange(f"{self.prefix}audit:{run_id}", 0, -1)
-        return [_filled(json.loads(raw), _EVENT_DEFAULTS) for raw in raws]
+        return [_filled(_loaded(raw), _EVENT_DEFAULTS) for raw in raws]
 
     async def replace(self, run_id: str, bodies: list[Body]) -> None:
         key = f"{self.prefix}audit:{run_id}"
@@ -191,7 +204,7 @@ class RedisRaw:
 
     async def head(self, run_id: str) -> Body | None:
         raw = await self.redis.get(f"{self.prefix}audithead:{run_id}")
-        return None if raw is None else _filled(json.loads(raw), _HEAD_DEFAULTS)
+        return None if raw is None else _filled(_loaded(raw), _HEAD_DEFAULTS)
 
     async def put_head(self, run_id: str, head: Body | None) -> None:
         key = f"{self.prefix}audithead:{run_id}"

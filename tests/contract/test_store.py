@@ -332,6 +332,15 @@ async def test_pending_approvals_are_listed_per_run(store: Store) -> None:
     assert [a.id for a in await store.list_pending_approvals()] == [first.id, second.id]
     assert [a.id for a in await store.list_pending_approvals(run_id="run_a")] == [first.id]
 
+    # Another run's request naming this run in its arguments, a run whose id starts with
+    # this one's, and run ids JSON has to escape: each listed under its own run only.
+    await store.create_approval(a_tool_approval("run_b", target="run_a"))
+    await store.create_approval(a_tool_approval("run_ab"))
+    quoted = await store.create_approval(a_tool_approval('run_"q"\\ü'))
+    assert [a.id for a in await store.list_pending_approvals(run_id="run_a")] == [first.id]
+    listed = await store.list_pending_approvals(run_id='run_"q"\\ü')
+    assert [a.id for a in listed] == [quoted.id]
+
 
 async def test_the_first_conclusive_decision_wins(store: Store) -> None:
     approval = await store.create_approval(a_tool_approval("run_a"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from agent_core.audit.chain import AuditKey
@@ -15,7 +16,7 @@ from agent_core.audit.verify import check_trail
 from agent_core.errors import StandInError
 from agent_core.models import AuditEvent, Concluded, RunKilled, RunStatus
 from agent_core.store import open_store
-from agent_core.store._redis_codec import compact
+from agent_core.store._redis_codec import compact, pack, record_value, unpack
 from agent_core.store.base import dump
 from agent_core.testing.redis_server import RedisServer
 from tests.contract.test_store import a_run, a_tool_approval, approve
@@ -100,9 +101,31 @@ async def test_runs_stored_before_the_requester_index_are_found_by_requester(
         await reopened.close()
 
 
-async def test_records_in_the_form_the_previous_version_wrote_are_read_and_extended(
-    redis_url: str,
+def _whole(record: BaseModel) -> str:
+    return dump(record)
+
+
+def _lean(record: BaseModel) -> str:
+    # As 20b5ee7 wrote records: JSON without defaults and Nones, union tags kept, never packed.
+    return compact(record)
+
+
+# How earlier versions wrote each value, reproduced here so that they stay readable whatever
+# the store writes now: (record, checkpoint, the scope's fact names in a set rather than
+# a sorted set).
+_EARLIER_FORMS: dict[str, tuple[Callable[[BaseModel], str], Callable[[bytes], str], bool]] = {
+    # Before 15c8a1b: records whole, checkpoints in hex, fact names in a set.
+    "whole": (_whole, bytes.hex, True),
+    # 20b5ee7: records lean JSON, checkpoints as "j" and their text, fact names sorted.
+    "lean": (_lean, lambda data: "j" + data.decode(), False),
+}
+
+
+@pytest.mark.parametrize("form", sorted(_EARLIER_FORMS))
+async def test_records_in_the_forms_earlier_versions_wrote_are_read_and_extended(
+    redis_url: str, form: str
 ) -> None:
+    record_form, checkpoint_form, names_in_a_set = _EARLIER_FORMS[form]
     prefix = f"before-{uuid.uuid4().hex[:8]}:"
     url = f"{redis_url}?prefix={prefix}"
     store = await open_store(url, audit_key=TEST_AUDIT_KEY)
@@ -119,22 +142,24 @@ async def test_records_in_the_form_the_previous_version_wrote_are_read_and_exten
     finally:
         await store.close()
 
-    # Rewrite every value as the previous version wrote it: records whole, the checkpoint
-    # in hex, the scope's fact names in a set.
+    # Rewrite every value as that version wrote it.
     raw = Redis.from_url(redis_url, decode_responses=True)
     try:
         scope = "approval-asked:" + approval.id
         async with raw.pipeline(transaction=True) as pipe:
-            pipe.set(f"{prefix}run:{run.id}", dump(run))
-            pipe.set(f"{prefix}approval:{approval.id}", dump(approval))
-            pipe.set(f"{prefix}checkpoint:{run.id}", checkpoint.hex())
+            pipe.set(f"{prefix}run:{run.id}", record_form(run))
+            pipe.set(f"{prefix}approval:{approval.id}", record_form(approval))
+            pipe.set(f"{prefix}checkpoint:{run.id}", checkpoint_form(checkpoint))
             pipe.delete(f"{prefix}audit:{run.id}")
-            pipe.rpush(f"{prefix}audit:{run.id}", *(dump(event) for event in trail.events))
-            pipe.set(f"{prefix}audithead:{run.id}", dump(trail.head))
-            pipe.delete(f"{prefix}factnames:{scope}")
-            pipe.sadd(f"{prefix}facts:{scope}", "at")
+            pipe.rpush(f"{prefix}audit:{run.id}", *(record_form(e) for e in trail.events))
+            pipe.set(f"{prefix}audithead:{run.id}", record_form(trail.head))
+            if names_in_a_set:
+                pipe.delete(f"{prefix}factnames:{scope}")
+                pipe.sadd(f"{prefix}facts:{scope}", "at")
             await pipe.execute()
-        assert await raw.get(f"{prefix}run:{run.id}") != compact(run)  # really the old form
+        # Really the old forms, not what this version writes.
+        assert await raw.get(f"{prefix}run:{run.id}") != record_value(run)
+        assert (await raw.lindex(f"{prefix}audit:{run.id}", 0)).startswith("{")
     finally:
         await raw.aclose()
 
@@ -148,16 +173,60 @@ async def test_records_in_the_form_the_previous_version_wrote_are_read_and_exten
         assert await reopened.get_facts(scope) == {"at": "then"}
 
         # Written over in the new form, and still checked and chained.
-        moved = await reopened.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+        moved = await reopened.save_run(
+            run.model_copy(update={"status": RunStatus.PLANNING}), checkpoint=checkpoint
+        )
         assert (await reopened.get_run(run.id)).status is RunStatus.PLANNING
+        assert await reopened.load_checkpoint(run.id) == checkpoint
         assert moved.version == run.version + 1
         outcome = await reopened.record_decision(approval.id, approve("U0ADMIN", admin=True))
         assert isinstance(outcome, Concluded)
         await reopened.append_audit(AuditEvent(run_id=run.id, kind="tool_call", actor="airlock"))
         extended = await reopened.read_audit(run.id)
         assert [e.seq for e in extended.events] == [1, 2, 3]
+        assert extended.events[:2] == trail.events
         assert not check_trail(extended, AuditKey.from_text(TEST_AUDIT_KEY)).findings
+        async with Redis.from_url(redis_url, decode_responses=True) as raw:
+            # What was written over is in this version's form: packed, beside the old events.
+            for key in (f"run:{run.id}", f"approval:{approval.id}", f"audithead:{run.id}"):
+                assert (await raw.get(prefix + key)).startswith("p")
+            stored = await raw.lrange(f"{prefix}audit:{run.id}", 0, -1)
+            assert [value[0] for value in stored] == ["{", "{", "p"]
         await reopened.set_fact(scope, "also", "now", ttl_seconds=600)
         assert await reopened.get_facts(scope) == {"at": "then", "also": "now"}
     finally:
         await reopened.close()
+
+
+async def test_a_packed_value_an_attacker_rewrote_is_caught_like_any_other(
+    redis_url: str,
+) -> None:
+    # Values are packed against a dictionary in the public code: anyone can unpack, edit and
+    # pack them again. What the seals cover is the JSON, so the edit shows as before; and a
+    # packed value that does not unpack is unreadable, as any garbage is.
+    prefix = f"packed-{uuid.uuid4().hex[:8]}:"
+    store = await open_store(f"{redis_url}?prefix={prefix}", audit_key=TEST_AUDIT_KEY)
+    key = AuditKey.from_text(TEST_AUDIT_KEY)
+    try:
+        run = await store.create_run(a_run())
+        for kind in ("run_claimed", "llm_call", "tool_call"):
+            await store.append_audit(AuditEvent(run_id=run.id, kind=kind, actor="airlock"))
+        events = f"{prefix}audit:{run.id}"
+        async with Redis.from_url(redis_url, decode_responses=True) as raw:
+            first = await raw.lindex(events, 0)
+            assert first.startswith("p")
+            edited = unpack(first).replace('"kind":"run_claimed"', '"kind":"run_refused"')
+            await raw.lset(events, 0, pack(edited))
+            await raw.lset(events, 1, "p" + "A" * 40)
+        trail = await store.read_audit(run.id)
+        assert trail.unreadable == ("the event stored in position 2",)
+        assert trail.events[0].kind == "run_refused"
+        texts = [finding.text for finding in check_trail(trail, key).findings]
+        assert texts == [
+            "the event stored in position 2 is unreadable: it was not written by airlock",
+            f"event 1 ({trail.events[0].id}, run_refused) was edited or rewritten without the key:"
+            " its seal does not match",
+            "event 2 is missing (deleted)",
+        ]
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import zlib
 
 import pytest
@@ -21,9 +22,13 @@ from agent_core.models import (
 )
 from agent_core.store._redis_codec import (
     COMPRESS_FROM,
+    DICTIONARY,
     checkpoint_of,
     checkpoint_value,
     compact,
+    pack,
+    record_value,
+    unpack,
 )
 from agent_core.store.base import dump
 
@@ -128,10 +133,19 @@ def test_a_record_with_a_float_json_cannot_hold_is_written_whole() -> None:
     assert compact(event) == dump(event)
 
 
-def test_text_checkpoints_are_kept_as_text_and_read_back() -> None:
-    data = '{"conversations":{"s1":[{"role":"user","content":"ünïcödé 🚀"}]}}'.encode()
+def test_text_checkpoints_that_pack_no_shorter_are_kept_as_text_and_read_back() -> None:
+    # Text the dictionary knows nothing of, and too short to repeat itself: packing it
+    # would make it longer.
+    data = '{"ünïcödé":"🚀✈⛵"}'.encode()
     value = checkpoint_value(data)
     assert value == "j" + data.decode()
+    assert checkpoint_of(value) == data
+
+
+def test_short_checkpoints_are_packed_when_shorter_and_read_back() -> None:
+    data = '{"conversations":{"s1":[{"role":"user","content":"ünïcödé 🚀"}]}}'.encode()
+    value = checkpoint_value(data)
+    assert value.startswith("p") and len(value) < len(data)
     assert checkpoint_of(value) == data
 
 
@@ -162,3 +176,66 @@ def test_a_forged_compressed_checkpoint_cannot_inflate_without_bound() -> None:
     for garbage in ("z!!!", "z" + base64.b64encode(b"not zlib").decode(), "xyz"):
         with pytest.raises(ValueError):
             checkpoint_of(garbage)
+
+
+# Values this version wrote for the records above (their "now" forms, packed). Packed values
+# are read with the dictionary they were deflated against: if it changes by a byte, values
+# already stored stop reading, so it is pinned (a new one needs a letter of its own).
+_DICTIONARY_SHA256 = "c5917f117f98c0cee2c683e98a26d149be548f07fc1a1c5ee5af776cf65ed5a0"
+_PACKED_NOW = [
+    "pldYxDoUwDAPQq/wLFCVuk1D2fwAQEyMINlaYuDswURUG2L1YepKdCNSBBdNxRM2mS+MxXedZ+a1jn/en5l9/xAl1DE"
+    "fSUqx8qBCKqAjRd3e1edSKEgKJ3VfOaYP3stlutmGPjlmRUyahoInnZXbK4p2UA1hT3bLt",
+    "plZc7DsJADETvkj5o7LW9cXoOAKJKt98rUHF3lgZFEUjQjqcYzSts79pVApm41xDaMUvMVYi0wbv92PrYea8r51D+NLT"
+    "xAIz5veXpCwoQ1LiMHFFYBWiJBMb/I8L1fPmEiW0mnqE3+BpkZT+B3LBsR35vI2FnJGx7sFIiZS5sBgWWJVjxFFOJkpRi"
+    "b5lD1ZBT1Tp04aUE6orsQXpzoenxBA==",
+    "pjdS7DYMxCATgleAQ2B6H5xJZPi6iKPqrdFehK/ju9Xl4aZLTi5PHmXhPq5Nlpe2V47pAQOAOoCyVTdxFy7WVvcWMnuX"
+    "vKYwIJL1+8Sh/+cjTT5yWMfSE74cl0rJTgySRMOrVdOgm31zbcEvgLIRO+nRLTIASRWBlwtQfFt8=",
+    "pjZQxDgIxEAP/Qh+0cbLO5t5BRZfs5jpaOv4OBRIIUdwDLI8Lz1d/DrGynHuU9suyXKbtGhi6PlyHrg8BU0YSvUjfSt3"
+    "As5lqses/K9xviVlLUnNkHnfEex0HldXMFnTGzHmydRAOd1pV9MjShZhDxUMgHOb9lQo2qXJ6PAE=",
+]
+
+
+def test_the_dictionary_packed_values_need_is_the_one_they_were_written_with() -> None:
+    assert hashlib.sha256(DICTIONARY).hexdigest() == _DICTIONARY_SHA256
+
+
+@pytest.mark.parametrize(
+    ("written", "now"),
+    list(zip(_PACKED_NOW, [now for _, _, now in _WRITTEN_BEFORE_AND_NOW], strict=True)),
+)
+def test_values_packed_by_this_version_are_read(written: str, now: str) -> None:
+    assert unpack(written) == now
+
+
+@pytest.mark.parametrize(("model", "before", "now"), _WRITTEN_BEFORE_AND_NOW)
+def test_records_are_stored_packed_when_shorter(
+    model: type[BaseModel], before: str, now: str
+) -> None:
+    record = model.model_validate_json(before)
+    value = record_value(record)
+    assert value.startswith("p") and len(value) < len(now) * 2 // 3
+    assert model.model_validate_json(unpack(value)) == record
+
+
+def test_text_that_packs_no_shorter_is_kept_as_it_is() -> None:
+    text = '{"ünïcödé":"🚀✈⛵"}'
+    assert pack(text) == text
+    assert unpack(text) == text
+    assert unpack(text.encode()) == text
+
+
+def test_a_forged_packed_value_is_refused_and_cannot_inflate_without_bound() -> None:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
+    packed = deflate.compress(b" " * (4 * 1024 * 1024)) + deflate.flush()
+    bomb = "p" + base64.b64encode(packed).decode()
+    assert len(bomb) < 8 * 1024
+    with pytest.raises(ValueError, match="unreadable value"):
+        unpack(bomb, limit=1024 * 1024)
+    assert len(unpack(bomb)) == 4 * 1024 * 1024  # under the real limit: read
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
+    not_text = "p" + base64.b64encode(deflate.compress(b"\xff\xfe") + deflate.flush()).decode()
+    truncated = _PACKED_NOW[0][:41]  # whole base64, half a deflate stream
+    for garbage in ("p", "p!!!", "p" + base64.b64encode(b"not deflate").decode(), not_text,
+                    truncated, _PACKED_NOW[0] + "AAAA"):  # fmt: skip
+        with pytest.raises(ValueError, match="unreadable"):
+            unpack(garbage)
