@@ -239,7 +239,13 @@ async def test_a_run_failed_after_two_approved_calls_is_retried_without_making_t
         assert "Queue: 0 run(s) waiting for a worker, 0 held by one." in status.args["text"]
 
         assert await cluster.slash_command(1, f"retry {run.id}") == 200
-        (done,) = await cluster.wait_all_final(1, timeout=60)
+
+        async def retried() -> bool:  # the 200 comes first: until then the run is still failed
+            (again,) = await cluster.runs()
+            return again.attempt == 2 and again.status.is_final
+
+        await eventually(retried, timeout=60, load_scaled=True)
+        (done,) = await cluster.runs()
         assert done.status is RunStatus.COMPLETED and done.attempt == 2, done.error
         calls = [e.data for e in await cluster.audit_tool_calls(run.id)]
         assert [c["tool"] for c in calls] == ["run_command", "run_command", "write_file"]
