@@ -234,7 +234,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         await self._commit_held(step)
         if run is None:
             return None
-        saved = await self._save_run(run, checkpoint)
+        saved = await self._save_run(run, checkpoint, release=step.release)
         for event in step.with_save:  # after the save, as on SQLite; a crash between loses it
             await self._append_audit(event)
         return saved
@@ -261,13 +261,19 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         for event in step.events:
             await self._append_audit(event)
 
-    async def _save_run(self, run: Run, checkpoint: bytes | None) -> Run:
+    async def _save_run(
+        self, run: Run, checkpoint: bytes | None, *, release: Lease | None = None
+    ) -> Run:
+        """Save ``run`` (compare-and-set); with ``release``, let go of that lease in the same
+        ``MULTI`` if it is still held (watched with the run: it is read, then let go)."""
         run = masked_run(run, clean=self._clean)
         if checkpoint is not None:
             checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
         key = self._key("run", run.id)
+        watched = [key] if release is None else [key, self._leases.lease_key(release)]
 
         async def save(pipe: Pipeline) -> Run:
+            ours = release is not None and await self._leases.holds_in(pipe, release)
             stored = await self._watched_run(pipe, key, run.id)
             checked = checked_save(
                 run,
@@ -279,9 +285,11 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             saved = self._put_run(pipe, stored, checked)
             if checkpoint is not None:
                 pipe.set(self._key("checkpoint", run.id), checkpoint_value(checkpoint))
+            if ours and release is not None:
+                self._leases.finish_in(pipe, release)
             return saved
 
-        return await transaction(self._redis, save, key)
+        return await transaction(self._redis, save, *watched)
 
     async def _watched_run(self, pipe: Pipeline, key: str, run_id: str) -> Run:
         raw = await pipe.get(key)

@@ -177,12 +177,13 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     async def _commit_step(
         self, step: Held, run: Run | None, checkpoint: bytes | None
     ) -> Run | None:
-        """The held approval use, the held writes, then the run's save, in one transaction.
-        An approval that cannot be used fails it all; a save that loses its compare-and-set
-        (or finds no run) is raised after the held writes are committed."""
+        """The held approval use, the held writes, then the run's save (and what lands only
+        with it: its events, the lease let go), in one transaction. An approval that cannot be
+        used fails it all; a save that loses its compare-and-set (or finds no run) is raised
+        after the held writes are committed."""
         if run is not None:
             run, checkpoint = self._masked(run, checkpoint)
-        use = step.use
+        use, now = step.use, self._now()
 
         def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:
             if use is not None:  # raises, and so rolls back the whole commit, if not usable
@@ -195,11 +196,13 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
             if run is None:
                 return None
             try:
-                saved = _save(conn, run, checkpoint, self._now())
+                saved = _save(conn, run, checkpoint, now)
             except (NotFound, VersionConflict) as error:  # nothing of the run was written
                 return error
             for event in step.with_save:
                 self._append(conn, event)
+            if step.release is not None:
+                _release(conn, step.release, now.timestamp())
             return saved
 
         outcome = await self._db.write(commit)
@@ -356,15 +359,7 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
 
     async def release_lease(self, lease: Lease) -> bool:
         now = self._now().timestamp()
-
-        def release(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
-                (lease.run_id, lease.token, now),
-            )
-            return cursor.rowcount == 1
-
-        return await self._db.write(release)
+        return await self._db.write(lambda conn: _release(conn, lease, now))
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         now = self._now().timestamp()
@@ -491,6 +486,15 @@ def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: fl
         (key, repr(total), expires_at),
     )
     return total
+
+
+def _release(conn: sqlite3.Connection, lease: Lease, now: float) -> bool:
+    """Delete ``lease`` if it is still held (neither lapsed nor taken again)."""
+    cursor = conn.execute(
+        "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
+        (lease.run_id, lease.token, now),
+    )
+    return cursor.rowcount == 1
 
 
 def _holder_gone(token: str) -> bool:
