@@ -231,7 +231,7 @@ class Orchestrator:
 async def _conclude(state: _RunState, outcome: _Outcome) -> None:
     """Record how the pass ended: parked for a person, left for the next process, or over."""
     if isinstance(outcome, Pending):
-        await state.move(RunStatus.AWAITING_APPROVAL)
+        await state.move(RunStatus.AWAITING_APPROVAL, let_go=True)  # a person's turn now
     elif isinstance(outcome, Drained):
         # Left as it is, just checkpointed: the next process to start resumes it there.
         logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
@@ -394,16 +394,24 @@ class _RunState:
         *,
         with_checkpoint: bool = True,
         recording: events.Recorded | None = None,
+        let_go: bool = False,
         **changes: Any,
     ) -> None:
         """Write the run (spend included) and, unless told not to, its checkpoint, atomically;
         ``recording``, the line of what this save does (a claim, a plan, the end), lands in
-        the same write, and only if the save does."""
-        if recording is None:
+        the same write, and only if the save does. With ``let_go`` (the run parks or ends),
+        so does the letting go of this process's lease, where the ownership allows it."""
+        if recording is None and not (let_go and self.ownership is not None):
             return await self._save(with_checkpoint, changes)
         async with self.orchestrator.store.step(self.run.id) as step:
-            step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
-            await self._save(with_checkpoint, changes)
+            if recording is not None:
+                step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
+            if not let_go or self.ownership is None:
+                return await self._save(with_checkpoint, changes)
+            with self.ownership.letting_go() as lease:
+                if lease is not None:
+                    step.release_with_save(lease)
+                await self._save(with_checkpoint, changes)
 
     async def _save(self, with_checkpoint: bool, changes: dict[str, Any]) -> None:
         async with self.lock:
@@ -420,10 +428,10 @@ class _RunState:
                 # Someone else saved a live run: it is theirs now (a worker that took it over).
                 raise OwnershipLost(self.run.id, "saved by another process") from None
 
-    async def move(self, status: RunStatus) -> None:
+    async def move(self, status: RunStatus, *, let_go: bool = False) -> None:
         if self.run.status is not status:
             # A status move changes no conversation: the last checkpoint still holds.
-            await self.save(status=status, with_checkpoint=False)
+            await self.save(status=status, with_checkpoint=False, let_go=let_go)
 
     async def finish(self, status: RunStatus, result: str) -> None:
         if self.run.status.is_final:
@@ -432,7 +440,7 @@ class _RunState:
         finished = events.RunFinished(
             status=status, result=result[:_AUDITED_CHARS], spend=self.budget.spend.model_copy()
         )
-        await self.save(status=status, error=error, recording=finished)
+        await self.save(status=status, error=error, recording=finished, let_go=True)
         telemetry.run_finished(status)
         # A step may still wait for a person (another step ended the run): nobody is asked now.
         await close_with_run(self.orchestrator.store, self.run.id, by="airlock",

@@ -13,6 +13,7 @@ import pytest
 
 from agent_core.approvals import ApprovalGate, ApprovalPolicy, Pending
 from agent_core.audit.trail import Audit
+from agent_core.channel import RunEvent, RunFinished
 from agent_core.clock import utcnow
 from agent_core.models import (
     Approval,
@@ -24,6 +25,7 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.runs.orchestrator import Checkpoint
+from agent_core.store import Store
 from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.toolcalls import ToolCallState
@@ -185,6 +187,42 @@ async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes
     asked = [a.id for a in channel.asked]  # it, on resume (then the call's own, if any)
     assert asked[0] == approval.id and asked.count(approval.id) == 1
     assert [c[0] for c in tools.calls] == ["restart"]
+
+
+@dataclass(kw_only=True)
+class DiesWhileTellingTheEnd(RecordingChannel):
+    """The process dies while it tells people a run ended: what the store holds then."""
+
+    store: Store | None = None
+    telling: asyncio.Event = field(default_factory=asyncio.Event)
+    holder: tuple[str, float] | None = None
+
+    async def notify(self, event: RunEvent) -> None:
+        if isinstance(event, RunFinished) and not self.telling.is_set():
+            assert self.store is not None
+            self.holder = await self.store.lease_holder(event.run.id)
+            self.telling.set()
+            await asyncio.Event().wait()
+        await super().notify(event)
+
+
+async def test_a_run_ended_lets_go_of_its_lease_in_the_write_that_ends_it(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    channel = DiesWhileTellingTheEnd()
+    harness = await harness_factory(channel=channel)
+    channel.store = harness.store
+    plan = {"subtasks": [{"id": "s1", "description": "look", "required_tools": [],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", plan), text_reply("looked"))
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.telling.wait()
+    # Ended and let go in one write: a process that dies from here on holds nothing.
+    assert channel.holder is None
+    await harness.runner.stop()
+    assert (await harness.store.get_run(run.id)).status is RunStatus.COMPLETED
+    assert await harness.store.lease_holder(run.id) is None
 
 
 async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval(
