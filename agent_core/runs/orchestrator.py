@@ -50,7 +50,7 @@ from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.planner import Planner
 from agent_core.stops import RunStop
-from agent_core.store import Store
+from agent_core.store import Fact, Step, Store
 from agent_core.tools import ToolContext, ToolRegistry
 
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
@@ -198,6 +198,9 @@ class Orchestrator:
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
+        finally:
+            if state.asked:  # no save came after asking (taken over, stopped): write them now
+                await asyncio.shield(state.gate().write_asked())
 
     async def _drive(self, state: _RunState, stop_of: StopOf) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
@@ -253,6 +256,8 @@ class _RunState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     notes: list[str] | None = None
     ownership: Ownership | None = None
+    asked: list[Fact] = field(default_factory=list)
+    """Flags that approvers were asked, written with the run's next save (the park)."""
     budget: Budget = field(init=False)
     """The run's budget and what it spent so far."""
     llm: LLMStack = field(init=False)
@@ -346,6 +351,7 @@ class _RunState:
             audit=Audit(store=o.store),
             clock=o.clock,
             memory=o.memory,
+            asked=self.asked,
         )
 
     async def memory_notes(self) -> list[str]:
@@ -401,9 +407,10 @@ class _RunState:
         ``recording``, the line of what this save does (a claim, a plan, the end), lands in
         the same write, and only if the save does. With ``let_go`` (the run parks or ends),
         so does the letting go of this process's lease, where the ownership allows it."""
-        if recording is None and not (let_go and self.ownership is not None):
+        if recording is None and not self.asked and not (let_go and self.ownership is not None):
             return await self._save(with_checkpoint, changes)
         async with self.orchestrator.store.step(self.run.id) as step:
+            self.note_asked(step)
             if recording is not None:
                 step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
             if not let_go or self.ownership is None:
@@ -412,6 +419,13 @@ class _RunState:
                 if lease is not None:
                     step.release_with_save(lease)
                 await self._save(with_checkpoint, changes)
+
+    def note_asked(self, step: Step) -> None:
+        """Have ``step`` write the flags of the approvals asked since the last save (they
+        land with its commit even if the save loses: the approvers were asked)."""
+        asked, self.asked[:] = list(self.asked), []
+        for fact in asked:
+            step.set_fact(fact)
 
     async def _save(self, with_checkpoint: bool, changes: dict[str, Any]) -> None:
         async with self.lock:
@@ -541,6 +555,8 @@ class _Schedule:
                 # Waiting for a person says more than shutting down: it wins.
                 if not isinstance(self.parked, Pending):
                     self.parked = result
+                if self.running:  # the park waits for these: the asked flags do not
+                    await self.state.gate().write_asked()
                 continue
             await self._record(subtask_id, result)
             sorter.done(subtask_id)

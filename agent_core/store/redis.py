@@ -240,10 +240,11 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         return saved
 
     async def _commit_held(self, step: Held) -> None:
-        """The held writes, journal first, then the events in order. Not one transaction
-        here: an audit append is a compare-and-set script of its own (a crash between them
-        leaves the journal ahead of the trail, which is what recovery reads). A held approval
-        use goes in one transaction with the journal records: both land, or neither."""
+        """The held writes, journal first, then the events in order, then the facts. Not one
+        transaction here: an audit append is a compare-and-set script of its own (a crash
+        between them leaves the journal ahead of the trail, which is what recovery reads). A
+        held approval use goes in one transaction with the journal records: both land, or
+        neither."""
         use = step.use
         if use is not None:
 
@@ -260,6 +261,8 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
                 await pipe.execute()
         for event in step.events:
             await self._append_audit(event)
+        for fact in step.facts:
+            await self.set_fact(fact.scope, fact.key, fact.value, ttl_seconds=fact.ttl_seconds)
 
     async def _save_run(
         self, run: Run, checkpoint: bytes | None, *, release: Lease | None = None

@@ -73,7 +73,7 @@ from agent_core.store.base import (
     masked_checkpoint,
     masked_run,
 )
-from agent_core.store.steps import Held, Step, held, holding
+from agent_core.store.steps import Fact, Held, Step, held, holding
 
 __all__ = ["SqliteStore"]
 
@@ -193,6 +193,8 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
                 put_tool_call(conn, record)
             for event in step.events:
                 self._append(conn, event)
+            for fact in step.facts:
+                _put_fact(conn, fact, now.timestamp())
             if run is None:
                 return None
             try:
@@ -417,15 +419,9 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
         return await self._db.read(select)
 
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
-        expires_at = self._now().timestamp() + ttl_seconds
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,"
-                " expires_at = excluded.expires_at",
-                (f"fact:{scope}", key, value, expires_at),
-            )
-        )
+        fact = Fact(scope=scope, key=key, value=value, ttl_seconds=ttl_seconds)
+        now = self._now().timestamp()
+        await self._db.write(lambda conn: _put_fact(conn, fact, now))
 
     async def get_facts(self, scope: str) -> dict[str, str]:
         now = self._now().timestamp()
@@ -486,6 +482,15 @@ def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: fl
         (key, repr(total), expires_at),
     )
     return total
+
+
+def _put_fact(conn: sqlite3.Connection, fact: Fact, now: float) -> None:
+    conn.execute(
+        "INSERT INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,"
+        " expires_at = excluded.expires_at",
+        (f"fact:{fact.scope}", fact.key, fact.value, now + fact.ttl_seconds),
+    )
 
 
 def _release(conn: sqlite3.Connection, lease: Lease, now: float) -> bool:

@@ -44,7 +44,7 @@ from agent_core.toolcalls import ToolCallRecord
 if TYPE_CHECKING:
     from agent_core.store.base import Lease
 
-__all__ = ["ApprovalUse", "Held", "Step", "Steps", "held", "holding"]
+__all__ = ["ApprovalUse", "Fact", "Held", "Step", "Steps", "held", "holding"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -57,6 +57,16 @@ class ApprovalUse:
     at: datetime
 
 
+@dataclass(kw_only=True, frozen=True)
+class Fact:
+    """A session fact to set with a step's next commit (as ``set_fact`` would)."""
+
+    scope: str
+    key: str
+    value: str
+    ttl_seconds: float
+
+
 @dataclass(kw_only=True)
 class Held:
     """What a step holds for one run, oldest first."""
@@ -67,6 +77,8 @@ class Held:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     """Journal records (a later record of the same call replaces an earlier one)."""
     events: list[AuditEvent] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+    """Session facts, set after the journal records and events."""
     use: ApprovalUse | None = None
     """The approval the next commit uses up first, or lands nothing."""
     with_save: list[AuditEvent] = field(default_factory=list)
@@ -75,7 +87,10 @@ class Held:
     """The run's lease, let go by the next run save, only if it lands."""
 
     def __bool__(self) -> bool:
-        return bool(self.tool_calls or self.events or self.use or self.with_save or self.release)
+        return bool(
+            self.tool_calls or self.events or self.facts or self.use or self.with_save
+            or self.release
+        )  # fmt: skip
 
     @property
     def needs_save(self) -> bool:
@@ -89,11 +104,13 @@ class Held:
             task=self.task,
             tool_calls=self.tool_calls,
             events=self.events,
+            facts=self.facts,
             use=self.use,
             with_save=self.with_save,
             release=self.release,
         )
-        self.tool_calls, self.events, self.use, self.with_save = [], [], None, []
+        self.tool_calls, self.events, self.facts = [], [], []
+        self.use, self.with_save = None, []
         self.release = None
         return taken
 
@@ -131,6 +148,10 @@ class Step:
         if event.run_id != self.held.run_id:
             raise ValueError(f"this step is of {self.held.run_id}, not {event.run_id}")
         self.held.with_save.append(event)
+
+    def set_fact(self, fact: Fact) -> None:
+        """Set ``fact`` with the next commit: something that happened, as an event is."""
+        self.held.facts.append(fact)
 
     def release_with_save(self, lease: Lease) -> None:
         """Let go of ``lease`` (on this step's run) in the run's next save, and only if that

@@ -190,6 +190,59 @@ async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes
 
 
 @dataclass(kw_only=True)
+class DiesAfterAsking(RecordingChannel):
+    """The first approval request goes out, and the process dies before the run parks."""
+
+    posted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def request_decision(self, approval: Approval) -> None:
+        await super().request_decision(approval)
+        if not self.posted.is_set():
+            self.posted.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_request_that_went_out_before_the_process_died_is_asked_again_on_resume(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    channel = DiesAfterAsking()
+    harness = await harness_factory(channel=channel)
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}),
+                      tool_use_reply("restart", {"target": "web"}))  # fmt: skip
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.posted.wait()
+    await harness.runner.stop()  # dies after the post, before the flag and the park
+    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    assert [a.id for a in channel.asked] == [approval.id]
+    assert not (await harness.store.get_run(run.id)).status.is_final
+    assert await harness.store.get_facts("approval-asked:" + approval.id) == {}
+
+    channel.decider = approve_all()
+    anthropic.enqueue(text_reply("restarted"))
+    done = await harness.recovered(run.id)
+    assert done.status is RunStatus.COMPLETED
+    # Not known to be asked: asked again (a second card), never left unasked.
+    assert [a.id for a in channel.asked][:2] == [approval.id, approval.id]
+    assert [c[0] for c in tools.calls] == ["restart"]
+
+
+async def test_the_flag_that_approvers_were_asked_lands_with_the_park(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory(channel=RecordingChannel())  # nobody decides
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}))  # its plan is asked
+    run = await harness.parked((await harness.start()).id)
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    assert set(await harness.store.get_facts("approval-asked:" + approval.id)) == {"at"}
+
+
+@dataclass(kw_only=True)
 class DiesWhileTellingTheEnd(RecordingChannel):
     """The process dies while it tells people a run ended: what the store holds then."""
 

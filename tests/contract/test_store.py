@@ -49,7 +49,7 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.secrets import register_secrets
-from agent_core.store import ApprovalUse, Store, open_store
+from agent_core.store import ApprovalUse, Fact, Store, open_store
 from agent_core.store._sqlite_rows import SCHEMA
 from agent_core.store.base import Lease, dump
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
@@ -1195,6 +1195,29 @@ async def test_an_event_of_a_save_lands_with_it_only_if_it_lands(store: Store) -
     with pytest.raises(ValueError, match="not run_other"):
         async with store.step(run.id) as step:
             step.record_with_save(AuditEvent(run_id="run_other", kind="x", actor="a"))
+
+
+async def test_a_fact_held_by_a_step_lands_with_the_next_commit_whatever_it_is(
+    store: Store,
+) -> None:
+    run = await store.create_run(a_run())
+    asked = Fact(scope="approval-asked:apr_1", key="at", value="then", ttl_seconds=60)
+    async with store.step(run.id) as step:
+        step.set_fact(asked)
+        assert await store.get_facts(asked.scope) == {}  # held, not yet written
+        run = await store.save_run(moved(run, RunStatus.PLANNING))
+    assert await store.get_facts(asked.scope) == {"at": "then"}
+    # It happened: a save that loses its race does not take it back, nor does a step's end.
+    stale = moved(run, RunStatus.RUNNING, version=run.version - 1)
+    with pytest.raises(VersionConflict):
+        async with store.step(run.id) as step:
+            step.set_fact(Fact(scope="approval-asked:apr_2", key="at", value="x",
+                               ttl_seconds=60))  # fmt: skip
+            await store.save_run(stale)
+    assert await store.get_facts("approval-asked:apr_2") == {"at": "x"}
+    async with store.step(run.id) as step:
+        step.set_fact(Fact(scope="approval-asked:apr_3", key="at", value="y", ttl_seconds=60))
+    assert await store.get_facts("approval-asked:apr_3") == {"at": "y"}
 
 
 async def test_a_lease_let_go_with_a_save_goes_only_if_the_save_lands(store: Store) -> None:
