@@ -19,6 +19,9 @@ can the letting go of the run's lease (:meth:`Step.release_with_save`, the save 
 ends the run): it is let go in the save's transaction, only if the save lands and the lease
 is still the one held (not lapsed, not taken again), as :meth:`release_lease` would.
 
+A step may hold a session fact as well (:meth:`Step.set_fact`: that a request's approvers
+were asked, written with the park that follows), which lands as the events do.
+
 Held writes are facts that happened before the save they land with: if that save loses its
 compare-and-set (another process saved or ended the run), they are committed alone and the
 conflict is raised. A step that ends, even by an exception or a cancellation, commits what it
