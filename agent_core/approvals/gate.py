@@ -163,11 +163,11 @@ class ApprovalGate:
     audit: Audit
     clock: Clock = field(default_factory=SystemClock)
     memory: DecisionMemory | None = None
+    """Remembers decisions and shows precedent on new requests; None for neither."""
     asked: list[Fact] | None = None
     """Where the flags that a request's approvers were asked wait for the run's next save
     (the park that follows); None writes each at once. Either way a flag is written only
     after its request went out, so a process that dies first has it asked again."""
-    """Remembers decisions and shows precedent on new requests; None for neither."""
 
     async def check_tool_call(
         self,
