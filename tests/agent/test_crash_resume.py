@@ -22,16 +22,24 @@ from agent_core.models import (
     RiskLevel,
     Run,
     RunStatus,
+    Subtask,
     ToolCallSubject,
 )
 from agent_core.runs.orchestrator import Checkpoint
 from agent_core.store import Store
-from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    RecordedRequest,
+    Reply,
+    text_reply,
+    tool_use_reply,
+)
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.toolcalls import ToolCallState
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.processes import running_process
 from tests.agent.conftest import Harness
+from tests.support import eventually
 
 Factory = Callable[..., Awaitable[Harness]]
 
@@ -240,6 +248,57 @@ async def test_the_flag_that_approvers_were_asked_lands_with_the_park(
     assert run.status is RunStatus.AWAITING_APPROVAL
     (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
     assert set(await harness.store.get_facts("approval-asked:" + approval.id)) == {"at"}
+
+
+async def test_a_request_waiting_on_another_subtask_has_its_flag_written_at_once(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    working, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow(arguments: dict[str, Any], context: ToolContext) -> str:
+        working.set()
+        await finish.wait()
+        return "slow done"
+
+    async def after_slow(arguments: dict[str, Any], context: ToolContext) -> str:
+        await working.wait()  # s1 asks only once s2 is inside its tool (no save till it ends)
+        return "s2 is busy"
+
+    async def restart(arguments: dict[str, Any], context: ToolContext) -> str:
+        raise AssertionError("never approved, never run")
+
+    def tool(name: str, risk: RiskLevel, handler: Any) -> Tool:
+        return Tool(name=name, description=f"The {name} tool.", input_schema={"type": "object"},
+                    risk=risk, handler=handler, timeout_seconds=60)  # fmt: skip
+
+    registry = ToolRegistry([tool("slow", RiskLevel.LOW, slow),
+                             tool("after_slow", RiskLevel.LOW, after_slow),
+                             tool("restart", RiskLevel.HIGH, restart)])  # fmt: skip
+    harness = await harness_factory(channel=RecordingChannel(), registry=registry)
+
+    def by_subtask(request: RecordedRequest) -> Reply:
+        said = json.dumps(request.messages)
+        steps = ["after_slow", "restart"] if "ask them" in said else ["slow"]
+        answered = said.count('"tool_result"')
+        return tool_use_reply(steps[answered], {}) if answered < len(steps) else text_reply("ok")
+
+    anthropic.set_default(by_subtask)
+    plan = Plan(subtasks=[Subtask(id="s1", description="ask them"),
+                          Subtask(id="s2", description="wait a while")])  # fmt: skip
+    run = await harness.start(plan=plan)
+
+    async def flagged() -> bool:
+        pending = await harness.store.list_pending_approvals(run_id=run.id)
+        return bool(pending) and bool(
+            await harness.store.get_facts("approval-asked:" + pending[0].id)
+        )
+
+    try:  # the park waits for s2's tool; the flag that the approvers were asked does not
+        await eventually(flagged, timeout=10, load_scaled=True)
+        assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+    finally:
+        finish.set()
+    assert (await harness.parked(run.id)).status is RunStatus.AWAITING_APPROVAL
 
 
 @dataclass(kw_only=True)
