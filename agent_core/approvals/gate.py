@@ -46,7 +46,7 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.stops import RunStop
-from agent_core.store import ApprovalUse, Store
+from agent_core.store import ApprovalUse, Fact, Store
 
 _ASKED = "approval-asked:"
 """Session-fact scope prefix (+ approval id): the approvers were asked (the request went out)."""
@@ -126,6 +126,11 @@ class Gate(Protocol):
 
     async def check_plan(self, *, run: Run, plan: Plan) -> Verdict: ...
 
+    async def write_asked(self) -> None:
+        """Write now what says the approvers of a request were asked, if it waits for the
+        run's next save: the request waits on other work (a tool of the same round)."""
+        ...
+
 
 class DecisionMemory(Protocol):
     """Where decisions are remembered and precedent is found (long-term memory)."""
@@ -159,6 +164,10 @@ class ApprovalGate:
     clock: Clock = field(default_factory=SystemClock)
     memory: DecisionMemory | None = None
     """Remembers decisions and shows precedent on new requests; None for neither."""
+    asked: list[Fact] | None = None
+    """Where the flags that a request's approvers were asked wait for the run's next save
+    (the park that follows); None writes each at once. Either way a flag is written only
+    after its request went out, so a process that dies first has it asked again."""
 
     async def check_tool_call(
         self,
@@ -380,8 +389,20 @@ class ApprovalGate:
         """Ask the approvers, then note that they were asked (a resume asks again if not)."""
         await self.channel.notify(ApprovalNeeded(run=run, approval=approval))
         await self.channel.request_decision(approval)
-        await self.store.set_fact(_ASKED + approval.id, "at", self.clock.now().isoformat(),
-                                  ttl_seconds=_ASKED_KEEP_SECONDS)  # fmt: skip
+        asked = Fact(scope=_ASKED + approval.id, key="at", value=self.clock.now().isoformat(),
+                     ttl_seconds=_ASKED_KEEP_SECONDS)  # fmt: skip
+        if self.asked is None:
+            await self._write(asked)
+        else:
+            self.asked.append(asked)
+
+    async def write_asked(self) -> None:
+        while self.asked:
+            await self._write(self.asked.pop(0))
+
+    async def _write(self, asked: Fact) -> None:
+        await self.store.set_fact(asked.scope, asked.key, asked.value,
+                                  ttl_seconds=asked.ttl_seconds)  # fmt: skip
 
 
 @dataclass(kw_only=True, frozen=True)

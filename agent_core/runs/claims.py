@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -191,6 +191,10 @@ class Hold:
     """Another process has the run now: write nothing more."""
     over: bool = False
     """Let go (or lost): no more renewals, and nothing more to let go of."""
+    saves_release: bool = False
+    """The book's leases are the store's: a run save can let go of this one."""
+    released: bool = False
+    """Let go by the run's save that parked or ended it (or that save under way)."""
 
     @property
     def owner(self) -> str:
@@ -203,6 +207,19 @@ class Hold:
     async def check(self) -> None:
         if not await self.still_ours():
             raise OwnershipLost(self.run_id, "its lease is another process's now")
+
+    @contextlib.contextmanager
+    def letting_go(self) -> Iterator[Lease | None]:
+        if not self.saves_release or self.lost or self.over:
+            yield None
+            return
+        # Marked before the save: a renewal that finds the lease gone meanwhile is no loss.
+        self.released = True
+        try:
+            yield self.lease
+        except BaseException:  # the save did not land, or may not have: let go as ever
+            self.released = False
+            raise
 
     async def still_ours(self) -> bool:
         """Whether the lease is still this process's (False from the first time it is not)."""
@@ -220,15 +237,20 @@ class Holds:
     lease_seconds: float
     on_lost: Callable[[str], None]
     """Called with a run's id when its lease turns out to be gone: stop its task."""
+    saves_release: bool = False
+    """The book keeps its leases in the store: a run's last save lets go of its lease."""
     held: dict[str, Hold] = field(default_factory=dict)
     freed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set each time a hold is let go (a slot came free)."""
 
     @classmethod
     def of(cls, host: RunHost, *, book: LeaseBook, name: str, lease_seconds: float) -> Holds:
-        """The holds of ``host``'s runs: a run whose lease is lost is cancelled as such."""
+        """The holds of ``host``'s runs: a run whose lease is lost is cancelled as such, and
+        one that parks or ends lets go of its lease in that save (the leases are the store's:
+        its own, or its run queue's)."""
         lost = functools.partial(host.cancel, stop=Stop.CLAIM_LOST)
-        return cls(book=book, name=name, lease_seconds=lease_seconds, on_lost=lost)
+        return cls(book=book, name=name, lease_seconds=lease_seconds, on_lost=lost,
+                   saves_release=True)  # fmt: skip
 
     async def take(self, run_id: str, *, entry: str = "") -> Hold | None:
         """A hold on ``run_id`` (renewed from now on); None while another process has it."""
@@ -237,7 +259,8 @@ class Holds:
         )
         if lease is None:
             return None
-        hold = Hold(lease=lease, book=self.book, renewed=asyncio.get_running_loop().time())
+        hold = Hold(lease=lease, book=self.book, renewed=asyncio.get_running_loop().time(),
+                    saves_release=self.saves_release)  # fmt: skip
         self.held[run_id] = hold
         return hold
 
@@ -263,7 +286,7 @@ class Holds:
             held = loop.time() - hold.renewed < self.lease_seconds
         else:
             hold.renewed = loop.time()
-        if held or hold.over:  # let go meanwhile: nothing to stop
+        if held or hold.over or hold.released:  # let go meanwhile: nothing to stop
             return
         logger.warning("lease lost; the run continues in another process",
                        extra={"run_id": hold.run_id, "worker": self.name})  # fmt: skip
@@ -282,7 +305,7 @@ class Holds:
     async def let_go(self, hold: Hold, *, requeue: bool = False) -> None:
         """Release ``hold`` (with ``requeue``, put its run back on the queue)."""
         self.forget(hold)  # renewals stop before the lease goes
-        if hold.lost:
+        if hold.lost or (hold.released and not requeue):  # gone with the run's last save
             return
         if requeue:
             telemetry.worker_event("handed_over")

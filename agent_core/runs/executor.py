@@ -377,7 +377,10 @@ class Executor:
         """A call of a round whose calls run at once: a step of its own, committed at its end
         (the round's checkpoint follows them all)."""
         async with self.journal.step(run.id) as step:
-            return await self._answer(run, subtask, call, step)
+            answer = await self._answer(run, subtask, call, step)
+        if isinstance(answer, Pending):  # the others may run on for long: the flag does not wait
+            await self.gate.write_asked()
+        return answer
 
     async def _answer(
         self, run: Run, subtask: Subtask, call: _Call, step: Step

@@ -272,8 +272,9 @@ class RunHost:
                 return run
             for approval in await self.store.list_pending_approvals(run_id=run_id):
                 self.schedule(approval)
-            # A decision that came while this task was parking the run resumes it now.
-            if run_id not in self._wake:
+            # A decision that came while this task was parking the run resumes it now; if
+            # the park let go of the lease, the claims take the run again to resume it.
+            if run_id not in self._wake or hold.released:
                 return run
 
     async def _fail(self, run_id: str, reason: str) -> Run:

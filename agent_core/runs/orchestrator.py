@@ -50,7 +50,7 @@ from agent_core.runs.limits import SpendLedger
 from agent_core.runs.ownership import Ownership
 from agent_core.runs.planner import Planner
 from agent_core.stops import RunStop
-from agent_core.store import Store
+from agent_core.store import Fact, Step, Store
 from agent_core.tools import ToolContext, ToolRegistry
 
 if TYPE_CHECKING:  # memory pulls in FAISS; runs without memory need not import it
@@ -198,6 +198,9 @@ class Orchestrator:
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
+        finally:
+            if state.asked:  # no save came after asking (taken over, stopped): write them now
+                await asyncio.shield(state.gate().write_asked())
 
     async def _drive(self, state: _RunState, stop_of: StopOf) -> None:
         deadline = asyncio.timeout(self.policy.run_timeout_seconds)
@@ -231,7 +234,7 @@ class Orchestrator:
 async def _conclude(state: _RunState, outcome: _Outcome) -> None:
     """Record how the pass ended: parked for a person, left for the next process, or over."""
     if isinstance(outcome, Pending):
-        await state.move(RunStatus.AWAITING_APPROVAL)
+        await state.move(RunStatus.AWAITING_APPROVAL, let_go=True)  # a person's turn now
     elif isinstance(outcome, Drained):
         # Left as it is, just checkpointed: the next process to start resumes it there.
         logger.info("run stopped at a checkpoint for shutdown", extra={"run_id": state.run.id})
@@ -253,6 +256,8 @@ class _RunState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     notes: list[str] | None = None
     ownership: Ownership | None = None
+    asked: list[Fact] = field(default_factory=list)
+    """Flags that approvers were asked, written with the run's next save (the park)."""
     budget: Budget = field(init=False)
     """The run's budget and what it spent so far."""
     llm: LLMStack = field(init=False)
@@ -346,6 +351,7 @@ class _RunState:
             audit=Audit(store=o.store),
             clock=o.clock,
             memory=o.memory,
+            asked=self.asked,
         )
 
     async def memory_notes(self) -> list[str]:
@@ -394,16 +400,32 @@ class _RunState:
         *,
         with_checkpoint: bool = True,
         recording: events.Recorded | None = None,
+        let_go: bool = False,
         **changes: Any,
     ) -> None:
         """Write the run (spend included) and, unless told not to, its checkpoint, atomically;
         ``recording``, the line of what this save does (a claim, a plan, the end), lands in
-        the same write, and only if the save does."""
-        if recording is None:
+        the same write, and only if the save does. With ``let_go`` (the run parks or ends),
+        so does the letting go of this process's lease, where the ownership allows it."""
+        if recording is None and not self.asked and not (let_go and self.ownership is not None):
             return await self._save(with_checkpoint, changes)
         async with self.orchestrator.store.step(self.run.id) as step:
-            step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
-            await self._save(with_checkpoint, changes)
+            self.note_asked(step)
+            if recording is not None:
+                step.record_with_save(Audit.entry(self.run.id, recording, actor="airlock"))
+            if not let_go or self.ownership is None:
+                return await self._save(with_checkpoint, changes)
+            with self.ownership.letting_go() as lease:
+                if lease is not None:
+                    step.release_with_save(lease)
+                await self._save(with_checkpoint, changes)
+
+    def note_asked(self, step: Step) -> None:
+        """Have ``step`` write the flags of the approvals asked since the last save (they
+        land with its commit even if the save loses: the approvers were asked)."""
+        asked, self.asked[:] = list(self.asked), []
+        for fact in asked:
+            step.set_fact(fact)
 
     async def _save(self, with_checkpoint: bool, changes: dict[str, Any]) -> None:
         async with self.lock:
@@ -420,10 +442,10 @@ class _RunState:
                 # Someone else saved a live run: it is theirs now (a worker that took it over).
                 raise OwnershipLost(self.run.id, "saved by another process") from None
 
-    async def move(self, status: RunStatus) -> None:
+    async def move(self, status: RunStatus, *, let_go: bool = False) -> None:
         if self.run.status is not status:
             # A status move changes no conversation: the last checkpoint still holds.
-            await self.save(status=status, with_checkpoint=False)
+            await self.save(status=status, with_checkpoint=False, let_go=let_go)
 
     async def finish(self, status: RunStatus, result: str) -> None:
         if self.run.status.is_final:
@@ -432,7 +454,7 @@ class _RunState:
         finished = events.RunFinished(
             status=status, result=result[:_AUDITED_CHARS], spend=self.budget.spend.model_copy()
         )
-        await self.save(status=status, error=error, recording=finished)
+        await self.save(status=status, error=error, recording=finished, let_go=True)
         telemetry.run_finished(status)
         # A step may still wait for a person (another step ended the run): nobody is asked now.
         await close_with_run(self.orchestrator.store, self.run.id, by="airlock",
@@ -533,6 +555,8 @@ class _Schedule:
                 # Waiting for a person says more than shutting down: it wins.
                 if not isinstance(self.parked, Pending):
                     self.parked = result
+                if self.running:  # the park waits for these: the asked flags do not
+                    await self.state.gate().write_asked()
                 continue
             await self._record(subtask_id, result)
             sorter.done(subtask_id)

@@ -10,7 +10,10 @@ refuses its writes once the new owner has saved the run.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
+
+from agent_core.store.base import Lease
 
 __all__ = ["Ownership"]
 
@@ -25,4 +28,10 @@ class Ownership(Protocol):
 
     async def check(self) -> None:
         """Raise :class:`~agent_core.errors.OwnershipLost` unless the hold is still ours."""
+        ...
+
+    def letting_go(self) -> AbstractContextManager[Lease | None]:
+        """Around the save after which the run needs no process (it parks, or ends): the
+        lease that save lets go of in its own write, or None to let go of it afterwards as
+        ever. The hold is let go if the block ends without an exception (the save landed)."""
         ...

@@ -25,12 +25,13 @@ from agent_core.store.base import (
     Subscription,
     ToolCallJournal,
 )
-from agent_core.store.steps import ApprovalUse, Step, Steps
+from agent_core.store.steps import ApprovalUse, Fact, Step, Steps
 
 __all__ = [
     "ApprovalRecords",
     "ApprovalUse",
     "AuditRecords",
+    "Fact",
     "Leases",
     "MemoryRecords",
     "MessageLocations",

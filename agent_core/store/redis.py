@@ -234,16 +234,17 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
         await self._commit_held(step)
         if run is None:
             return None
-        saved = await self._save_run(run, checkpoint)
+        saved = await self._save_run(run, checkpoint, release=step.release)
         for event in step.with_save:  # after the save, as on SQLite; a crash between loses it
             await self._append_audit(event)
         return saved
 
     async def _commit_held(self, step: Held) -> None:
-        """The held writes, journal first, then the events in order. Not one transaction
-        here: an audit append is a compare-and-set script of its own (a crash between them
-        leaves the journal ahead of the trail, which is what recovery reads). A held approval
-        use goes in one transaction with the journal records: both land, or neither."""
+        """The held writes, journal first, then the events in order, then the facts. Not one
+        transaction here: an audit append is a compare-and-set script of its own (a crash
+        between them leaves the journal ahead of the trail, which is what recovery reads). A
+        held approval use goes in one transaction with the journal records: both land, or
+        neither."""
         use = step.use
         if use is not None:
 
@@ -260,14 +261,22 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
                 await pipe.execute()
         for event in step.events:
             await self._append_audit(event)
+        for fact in step.facts:
+            await self.set_fact(fact.scope, fact.key, fact.value, ttl_seconds=fact.ttl_seconds)
 
-    async def _save_run(self, run: Run, checkpoint: bytes | None) -> Run:
+    async def _save_run(
+        self, run: Run, checkpoint: bytes | None, *, release: Lease | None = None
+    ) -> Run:
+        """Save ``run`` (compare-and-set); with ``release``, let go of that lease in the same
+        ``MULTI`` if it is still held (watched with the run: it is read, then let go)."""
         run = masked_run(run, clean=self._clean)
         if checkpoint is not None:
             checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
         key = self._key("run", run.id)
+        watched = [key] if release is None else [key, self._leases.lease_key(release)]
 
         async def save(pipe: Pipeline) -> Run:
+            ours = release is not None and await self._leases.holds_in(pipe, release)
             stored = await self._watched_run(pipe, key, run.id)
             checked = checked_save(
                 run,
@@ -279,9 +288,11 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
             saved = self._put_run(pipe, stored, checked)
             if checkpoint is not None:
                 pipe.set(self._key("checkpoint", run.id), checkpoint_value(checkpoint))
+            if ours and release is not None:
+                self._leases.finish_in(pipe, release)
             return saved
 
-        return await transaction(self._redis, save, key)
+        return await transaction(self._redis, save, *watched)
 
     async def _watched_run(self, pipe: Pipeline, key: str, run_id: str) -> Run:
         raw = await pipe.get(key)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 # A worker's loops ride out a Redis restart with the client's own reconnect rules.
@@ -179,6 +180,22 @@ class RedisRunQueue:
                   _MAX_LENGTH],
         )  # fmt: skip
         return bool(done)
+
+    def lease_key(self, lease: Lease) -> str:
+        """The key that holds ``lease`` (to watch it)."""
+        return self._key("lease", lease.run_id)
+
+    async def holds_in(self, pipe: Pipeline, lease: Lease) -> bool:
+        """Whether ``lease`` is still its worker's, read on ``pipe`` (watching its key)."""
+        return bool(await pipe.get(self.lease_key(lease)) == lease.token)
+
+    def finish_in(self, pipe: Pipeline, lease: Lease) -> None:
+        """Queue on ``pipe`` (in ``MULTI``, its key watched and found ``lease``'s) what
+        :meth:`finish` does without ``requeue``: the lease and its entry dropped."""
+        pipe.delete(self.lease_key(lease))
+        if lease.entry:
+            pipe.xack(self.stream, GROUP, lease.entry)
+            pipe.xdel(self.stream, lease.entry)
 
     async def depth(self) -> tuple[int, int]:
         """Entries waiting for a worker, and entries a worker is working on."""

@@ -73,7 +73,7 @@ from agent_core.store.base import (
     masked_checkpoint,
     masked_run,
 )
-from agent_core.store.steps import Held, Step, held, holding
+from agent_core.store.steps import Fact, Held, Step, held, holding
 
 __all__ = ["SqliteStore"]
 
@@ -177,12 +177,13 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
     async def _commit_step(
         self, step: Held, run: Run | None, checkpoint: bytes | None
     ) -> Run | None:
-        """The held approval use, the held writes, then the run's save, in one transaction.
-        An approval that cannot be used fails it all; a save that loses its compare-and-set
-        (or finds no run) is raised after the held writes are committed."""
+        """The held approval use, the held writes, then the run's save (and what lands only
+        with it: its events, the lease let go), in one transaction. An approval that cannot be
+        used fails it all; a save that loses its compare-and-set (or finds no run) is raised
+        after the held writes are committed."""
         if run is not None:
             run, checkpoint = self._masked(run, checkpoint)
-        use = step.use
+        use, now = step.use, self._now()
 
         def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:
             if use is not None:  # raises, and so rolls back the whole commit, if not usable
@@ -192,14 +193,18 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
                 put_tool_call(conn, record)
             for event in step.events:
                 self._append(conn, event)
+            for fact in step.facts:
+                _put_fact(conn, fact, now.timestamp())
             if run is None:
                 return None
             try:
-                saved = _save(conn, run, checkpoint, self._now())
+                saved = _save(conn, run, checkpoint, now)
             except (NotFound, VersionConflict) as error:  # nothing of the run was written
                 return error
             for event in step.with_save:
                 self._append(conn, event)
+            if step.release is not None:
+                _release(conn, step.release, now.timestamp())
             return saved
 
         outcome = await self._db.write(commit)
@@ -356,15 +361,7 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
 
     async def release_lease(self, lease: Lease) -> bool:
         now = self._now().timestamp()
-
-        def release(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
-                (lease.run_id, lease.token, now),
-            )
-            return cursor.rowcount == 1
-
-        return await self._db.write(release)
+        return await self._db.write(lambda conn: _release(conn, lease, now))
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: float) -> bool:
         now = self._now().timestamp()
@@ -422,15 +419,9 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
         return await self._db.read(select)
 
     async def set_fact(self, scope: str, key: str, value: str, *, ttl_seconds: float) -> None:
-        expires_at = self._now().timestamp() + ttl_seconds
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,"
-                " expires_at = excluded.expires_at",
-                (f"fact:{scope}", key, value, expires_at),
-            )
-        )
+        fact = Fact(scope=scope, key=key, value=value, ttl_seconds=ttl_seconds)
+        now = self._now().timestamp()
+        await self._db.write(lambda conn: _put_fact(conn, fact, now))
 
     async def get_facts(self, scope: str) -> dict[str, str]:
         now = self._now().timestamp()
@@ -491,6 +482,24 @@ def _add_spend(conn: sqlite3.Connection, key: str, usd: float, *, expires_at: fl
         (key, repr(total), expires_at),
     )
     return total
+
+
+def _put_fact(conn: sqlite3.Connection, fact: Fact, now: float) -> None:
+    conn.execute(
+        "INSERT INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,"
+        " expires_at = excluded.expires_at",
+        (f"fact:{fact.scope}", fact.key, fact.value, now + fact.ttl_seconds),
+    )
+
+
+def _release(conn: sqlite3.Connection, lease: Lease, now: float) -> bool:
+    """Delete ``lease`` if it is still held (neither lapsed nor taken again)."""
+    cursor = conn.execute(
+        "DELETE FROM kv WHERE ns = 'lease' AND key = ? AND value = ? AND expires_at > ?",
+        (lease.run_id, lease.token, now),
+    )
+    return cursor.rowcount == 1
 
 
 def _holder_gone(token: str) -> bool:

@@ -14,7 +14,13 @@ decided tool call's approval is used up in the same transaction that records the
 (on Redis, with the journal record in one ``MULTI``; its audit events follow).
 
 An event can also be held for the save itself (:meth:`Step.record_with_save`, a worker
-claiming the run): it lands after the save, in its transaction, only if the save lands.
+claiming the run): it lands after the save, in its transaction, only if the save lands. So
+can the letting go of the run's lease (:meth:`Step.release_with_save`, the save that parks or
+ends the run): it is let go in the save's transaction, only if the save lands and the lease
+is still the one held (not lapsed, not taken again), as :meth:`release_lease` would.
+
+A step may hold a session fact as well (:meth:`Step.set_fact`: that a request's approvers
+were asked, written with the park that follows), which lands as the events do.
 
 Held writes are facts that happened before the save they land with: if that save loses its
 compare-and-set (another process saved or ended the run), they are committed alone and the
@@ -33,12 +39,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_core.models import AuditEvent, Run
 from agent_core.toolcalls import ToolCallRecord
 
-__all__ = ["ApprovalUse", "Held", "Step", "Steps", "held", "holding"]
+if TYPE_CHECKING:
+    from agent_core.store.base import Lease
+
+__all__ = ["ApprovalUse", "Fact", "Held", "Step", "Steps", "held", "holding"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -51,6 +60,16 @@ class ApprovalUse:
     at: datetime
 
 
+@dataclass(kw_only=True, frozen=True)
+class Fact:
+    """A session fact to set with a step's next commit (as ``set_fact`` would)."""
+
+    scope: str
+    key: str
+    value: str
+    ttl_seconds: float
+
+
 @dataclass(kw_only=True)
 class Held:
     """What a step holds for one run, oldest first."""
@@ -61,13 +80,25 @@ class Held:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     """Journal records (a later record of the same call replaces an earlier one)."""
     events: list[AuditEvent] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+    """Session facts, set after the journal records and events."""
     use: ApprovalUse | None = None
     """The approval the next commit uses up first, or lands nothing."""
     with_save: list[AuditEvent] = field(default_factory=list)
     """Events of the next run save itself: they land after it, only if it lands."""
+    release: Lease | None = None
+    """The run's lease, let go by the next run save, only if it lands."""
 
     def __bool__(self) -> bool:
-        return bool(self.tool_calls or self.events or self.use or self.with_save)
+        return bool(
+            self.tool_calls or self.events or self.facts or self.use or self.with_save
+            or self.release
+        )  # fmt: skip
+
+    @property
+    def needs_save(self) -> bool:
+        """Whether what is held is the run save's own (it lands with that save or never)."""
+        return bool(self.with_save or self.release)
 
     def take(self) -> Held:
         """What is held, which this no longer holds."""
@@ -76,10 +107,14 @@ class Held:
             task=self.task,
             tool_calls=self.tool_calls,
             events=self.events,
+            facts=self.facts,
             use=self.use,
             with_save=self.with_save,
+            release=self.release,
         )
-        self.tool_calls, self.events, self.use, self.with_save = [], [], None, []
+        self.tool_calls, self.events, self.facts = [], [], []
+        self.use, self.with_save = None, []
+        self.release = None
         return taken
 
 
@@ -117,10 +152,21 @@ class Step:
             raise ValueError(f"this step is of {self.held.run_id}, not {event.run_id}")
         self.held.with_save.append(event)
 
+    def set_fact(self, fact: Fact) -> None:
+        """Set ``fact`` with the next commit: something that happened, as an event is."""
+        self.held.facts.append(fact)
+
+    def release_with_save(self, lease: Lease) -> None:
+        """Let go of ``lease`` (on this step's run) in the run's next save, and only if that
+        save lands: for the save after which the run needs no process (parked, or over)."""
+        if lease.run_id != self.held.run_id:
+            raise ValueError(f"this step is of {self.held.run_id}, not {lease.run_id}")
+        self.held.release = lease
+
     async def commit(self) -> None:
         """Make what is held durable now (before something happens outside the store)."""
-        if self.held.with_save:
-            raise RuntimeError("events of a run save are held: the step must save the run")
+        if self.held.needs_save:
+            raise RuntimeError("a run save's own writes are held: the step must save the run")
         if self.held:
             await self._commit(self.held.take(), None, None)
 
@@ -150,7 +196,9 @@ async def holding(run_id: str, commit: Commit) -> AsyncIterator[Step]:
         yield step
     finally:
         _HOLDING.reset(token)
-        step.held.with_save.clear()  # its save never came: what it would have done did not
+        # Its save never came: what it would have done did not (the lease is let go as ever).
+        step.held.with_save.clear()
+        step.held.release = None
         if step.held:  # ended by an exception or a cancellation too: these things happened
             await asyncio.shield(step.commit())
 

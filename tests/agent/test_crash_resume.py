@@ -13,6 +13,7 @@ import pytest
 
 from agent_core.approvals import ApprovalGate, ApprovalPolicy, Pending
 from agent_core.audit.trail import Audit
+from agent_core.channel import RunEvent, RunFinished
 from agent_core.clock import utcnow
 from agent_core.models import (
     Approval,
@@ -21,15 +22,24 @@ from agent_core.models import (
     RiskLevel,
     Run,
     RunStatus,
+    Subtask,
     ToolCallSubject,
 )
 from agent_core.runs.orchestrator import Checkpoint
-from agent_core.testing.anthropic_server import AnthropicStandIn, text_reply, tool_use_reply
+from agent_core.store import Store
+from agent_core.testing.anthropic_server import (
+    AnthropicStandIn,
+    RecordedRequest,
+    Reply,
+    text_reply,
+    tool_use_reply,
+)
 from agent_core.testing.channel import RecordingChannel, approve_all
 from agent_core.toolcalls import ToolCallState
 from agent_core.tools import Tool, ToolContext, ToolRegistry
 from agent_core.tools.processes import running_process
 from tests.agent.conftest import Harness
+from tests.support import eventually
 
 Factory = Callable[..., Awaitable[Harness]]
 
@@ -185,6 +195,146 @@ async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes
     asked = [a.id for a in channel.asked]  # it, on resume (then the call's own, if any)
     assert asked[0] == approval.id and asked.count(approval.id) == 1
     assert [c[0] for c in tools.calls] == ["restart"]
+
+
+@dataclass(kw_only=True)
+class DiesAfterAsking(RecordingChannel):
+    """The first approval request goes out, and the process dies before the run parks."""
+
+    posted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def request_decision(self, approval: Approval) -> None:
+        await super().request_decision(approval)
+        if not self.posted.is_set():
+            self.posted.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_request_that_went_out_before_the_process_died_is_asked_again_on_resume(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    channel = DiesAfterAsking()
+    harness = await harness_factory(channel=channel)
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}),
+                      tool_use_reply("restart", {"target": "web"}))  # fmt: skip
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.posted.wait()
+    await harness.runner.stop()  # dies after the post, before the flag and the park
+    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    assert [a.id for a in channel.asked] == [approval.id]
+    assert not (await harness.store.get_run(run.id)).status.is_final
+    assert await harness.store.get_facts("approval-asked:" + approval.id) == {}
+
+    channel.decider = approve_all()
+    anthropic.enqueue(text_reply("restarted"))
+    done = await harness.recovered(run.id)
+    assert done.status is RunStatus.COMPLETED
+    # Not known to be asked: asked again (a second card), never left unasked.
+    assert [a.id for a in channel.asked][:2] == [approval.id, approval.id]
+    assert [c[0] for c in tools.calls] == ["restart"]
+
+
+async def test_the_flag_that_approvers_were_asked_lands_with_the_park(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    harness = await harness_factory(channel=RecordingChannel())  # nobody decides
+    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
+            "risk_level": "low"}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}))  # its plan is asked
+    run = await harness.parked((await harness.start()).id)
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    assert set(await harness.store.get_facts("approval-asked:" + approval.id)) == {"at"}
+
+
+async def test_a_request_waiting_on_another_subtask_has_its_flag_written_at_once(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    working, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow(arguments: dict[str, Any], context: ToolContext) -> str:
+        working.set()
+        await finish.wait()
+        return "slow done"
+
+    async def after_slow(arguments: dict[str, Any], context: ToolContext) -> str:
+        await working.wait()  # s1 asks only once s2 is inside its tool (no save till it ends)
+        return "s2 is busy"
+
+    async def restart(arguments: dict[str, Any], context: ToolContext) -> str:
+        raise AssertionError("never approved, never run")
+
+    def tool(name: str, risk: RiskLevel, handler: Any) -> Tool:
+        return Tool(name=name, description=f"The {name} tool.", input_schema={"type": "object"},
+                    risk=risk, handler=handler, timeout_seconds=60)  # fmt: skip
+
+    registry = ToolRegistry([tool("slow", RiskLevel.LOW, slow),
+                             tool("after_slow", RiskLevel.LOW, after_slow),
+                             tool("restart", RiskLevel.HIGH, restart)])  # fmt: skip
+    harness = await harness_factory(channel=RecordingChannel(), registry=registry)
+
+    def by_subtask(request: RecordedRequest) -> Reply:
+        said = json.dumps(request.messages)
+        steps = ["after_slow", "restart"] if "ask them" in said else ["slow"]
+        answered = said.count('"tool_result"')
+        return tool_use_reply(steps[answered], {}) if answered < len(steps) else text_reply("ok")
+
+    anthropic.set_default(by_subtask)
+    plan = Plan(subtasks=[Subtask(id="s1", description="ask them"),
+                          Subtask(id="s2", description="wait a while")])  # fmt: skip
+    run = await harness.start(plan=plan)
+
+    async def flagged() -> bool:
+        pending = await harness.store.list_pending_approvals(run_id=run.id)
+        return bool(pending) and bool(
+            await harness.store.get_facts("approval-asked:" + pending[0].id)
+        )
+
+    try:  # the park waits for s2's tool; the flag that the approvers were asked does not
+        await eventually(flagged, timeout=10, load_scaled=True)
+        assert (await harness.store.get_run(run.id)).status is RunStatus.RUNNING
+    finally:
+        finish.set()
+    assert (await harness.parked(run.id)).status is RunStatus.AWAITING_APPROVAL
+
+
+@dataclass(kw_only=True)
+class DiesWhileTellingTheEnd(RecordingChannel):
+    """The process dies while it tells people a run ended: what the store holds then."""
+
+    store: Store | None = None
+    telling: asyncio.Event = field(default_factory=asyncio.Event)
+    holder: tuple[str, float] | None = None
+
+    async def notify(self, event: RunEvent) -> None:
+        if isinstance(event, RunFinished) and not self.telling.is_set():
+            assert self.store is not None
+            self.holder = await self.store.lease_holder(event.run.id)
+            self.telling.set()
+            await asyncio.Event().wait()
+        await super().notify(event)
+
+
+async def test_a_run_ended_lets_go_of_its_lease_in_the_write_that_ends_it(
+    harness_factory: Factory, anthropic: AnthropicStandIn
+) -> None:
+    channel = DiesWhileTellingTheEnd()
+    harness = await harness_factory(channel=channel)
+    channel.store = harness.store
+    plan = {"subtasks": [{"id": "s1", "description": "look", "required_tools": [],
+                          "depends_on": [], "risk_level": "low"}]}  # fmt: skip
+    anthropic.enqueue(tool_use_reply("submit_plan", plan), text_reply("looked"))
+    run = await harness.start()
+    async with asyncio.timeout(10):
+        await channel.telling.wait()
+    # Ended and let go in one write: a process that dies from here on holds nothing.
+    assert channel.holder is None
+    await harness.runner.stop()
+    assert (await harness.store.get_run(run.id)).status is RunStatus.COMPLETED
+    assert await harness.store.lease_holder(run.id) is None
 
 
 async def test_two_processes_asking_for_the_same_call_at_once_share_one_approval(

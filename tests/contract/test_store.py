@@ -49,9 +49,9 @@ from agent_core.models import (
     ToolCallSubject,
 )
 from agent_core.secrets import register_secrets
-from agent_core.store import ApprovalUse, Store, open_store
+from agent_core.store import ApprovalUse, Fact, Store, open_store
 from agent_core.store._sqlite_rows import SCHEMA
-from agent_core.store.base import dump
+from agent_core.store.base import Lease, dump
 from agent_core.toolcalls import ProcessRecord, ToolCallRecord, ToolCallState, arguments_digest
 from tests.attacks.tamper import open_raw, rechain
 from tests.support import TEST_AUDIT_KEY, eventually
@@ -1195,6 +1195,76 @@ async def test_an_event_of_a_save_lands_with_it_only_if_it_lands(store: Store) -
     with pytest.raises(ValueError, match="not run_other"):
         async with store.step(run.id) as step:
             step.record_with_save(AuditEvent(run_id="run_other", kind="x", actor="a"))
+
+
+async def test_a_fact_held_by_a_step_lands_with_the_next_commit_whatever_it_is(
+    store: Store,
+) -> None:
+    run = await store.create_run(a_run())
+    asked = Fact(scope="approval-asked:apr_1", key="at", value="then", ttl_seconds=60)
+    async with store.step(run.id) as step:
+        step.set_fact(asked)
+        assert await store.get_facts(asked.scope) == {}  # held, not yet written
+        run = await store.save_run(moved(run, RunStatus.PLANNING))
+    assert await store.get_facts(asked.scope) == {"at": "then"}
+    # It happened: a save that loses its race does not take it back, nor does a step's end.
+    stale = moved(run, RunStatus.RUNNING, version=run.version - 1)
+    with pytest.raises(VersionConflict):
+        async with store.step(run.id) as step:
+            step.set_fact(Fact(scope="approval-asked:apr_2", key="at", value="x",
+                               ttl_seconds=60))  # fmt: skip
+            await store.save_run(stale)
+    assert await store.get_facts("approval-asked:apr_2") == {"at": "x"}
+    async with store.step(run.id) as step:
+        step.set_fact(Fact(scope="approval-asked:apr_3", key="at", value="y", ttl_seconds=60))
+    assert await store.get_facts("approval-asked:apr_3") == {"at": "y"}
+
+
+async def test_a_lease_let_go_with_a_save_goes_only_if_the_save_lands(store: Store) -> None:
+    run = await store.create_run(a_run())
+    lease = await store.take_lease(run.id, holder="serve-1", ttl_seconds=60)
+    assert lease is not None
+    # The save loses its compare-and-set (another process saved the run): the lease stays.
+    await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    with pytest.raises(VersionConflict):
+        async with store.step(run.id) as step:
+            step.release_with_save(lease)
+            await store.save_run(moved(run, RunStatus.FAILED))
+    assert await store.holds_lease(lease)
+    # A step that ends without its save lets go of nothing, and cannot commit it alone.
+    with pytest.raises(RuntimeError, match="must save the run"):
+        async with store.step(run.id) as step:
+            step.release_with_save(lease)
+            await step.commit()
+    assert await store.holds_lease(lease)
+    # The save lands: the lease is gone in the same write, and the run is free to take.
+    current = await store.get_run(run.id)
+    async with store.step(run.id) as step:
+        step.release_with_save(lease)
+        await store.save_run(moved(current, RunStatus.FAILED))
+    assert (await store.get_run(run.id)).status is RunStatus.FAILED
+    assert not await store.holds_lease(lease) and await store.lease_holder(run.id) is None
+    with pytest.raises(ValueError, match="not run_other"):
+        async with store.step(run.id) as step:
+            step.release_with_save(Lease(run_id="run_other", token="serve-1#1"))
+
+
+async def test_a_save_never_lets_go_of_a_lease_taken_again_by_another(store: Store) -> None:
+    run = await store.create_run(a_run())
+    lapsing = await store.take_lease(run.id, holder="serve-1", ttl_seconds=0.2)
+    assert lapsing is not None
+
+    async def lapsed() -> bool:
+        return await store.lease_holder(run.id) is None
+
+    await eventually(lapsed)
+    taken = await store.take_lease(run.id, holder="serve-2", ttl_seconds=60)
+    assert taken is not None
+    async with store.step(run.id) as step:
+        step.release_with_save(lapsing)
+        await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+    assert await store.holds_lease(taken)
+    assert (await store.get_run(run.id)).status is RunStatus.PLANNING
 
 
 async def test_a_write_that_fails_among_concurrent_ones_fails_alone(store: Store) -> None:

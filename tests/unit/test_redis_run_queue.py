@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent_core.models import Run, RunStatus
 from agent_core.store import open_store
 from agent_core.store.redis import RedisStore
 from agent_core.store.run_queue import RedisRunQueue
@@ -93,3 +94,26 @@ async def test_a_queue_that_lost_its_group_makes_it_again_and_loses_no_entry(
 
 async def _free(queue: RedisRunQueue, run_id: str) -> bool:
     return await queue.holder(run_id) is None
+
+
+async def test_a_run_save_that_lets_go_of_a_workers_lease_drops_its_entry(
+    redis_store_url: str,
+) -> None:
+    store = await open_store(redis_store_url)
+    assert isinstance(store, RedisStore)
+    try:
+        queue = store.run_queue()
+        await queue.ensure_group()
+        run = await store.create_run(Run(goal="park", requester="U0REQUEST"))
+        await queue.enqueue(run.id)
+        (entry,) = await queue.read("w1", count=1, block_seconds=0.1)
+        lease = await queue.acquire(run.id, worker="w1", entry=entry.id, ttl_seconds=5)
+        assert lease is not None and await queue.depth() == (0, 1)
+        async with store.step(run.id) as step:  # the run parks, and needs no worker now
+            step.release_with_save(lease)
+            await store.save_run(run.model_copy(update={"status": RunStatus.PLANNING}))
+        assert await queue.holder(run.id) is None
+        assert await queue.depth() == (0, 0)  # acknowledged: nobody claims it as idle
+        assert await queue.reclaim("w2", idle_seconds=0, count=10) == []
+    finally:
+        await store.close()
