@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from agent_core.clock import utcnow
 
@@ -457,6 +457,25 @@ class ApprovalDecided(_Record):
     kind: Literal["approval_decided"] = "approval_decided"
     approval_id: str
     run_id: str
+    _settled: Approval | None = PrivateAttr(default=None)
+
+    @classmethod
+    def of(cls, settled: Approval) -> ApprovalDecided:
+        """The signal that ``settled`` (as the store returned it, concluded) was settled."""
+        signal = cls(approval_id=settled.id, run_id=settled.run_id)
+        signal._settled = settled
+        return signal
+
+    @property
+    def settled(self) -> Approval | None:
+        """The approval as its conclusion left it, in the process that concluded it (a
+        subscriber there is handed this very object); None from another process: a private
+        attribute is neither sent nor parsed, so no signal on the wire can claim it.
+
+        Current for what a settled notice shows: a concluded approval's status, decider and
+        decisions never change again (the first conclusive decision wins); only its use,
+        later, which the notice does not show."""
+        return self._settled
 
 
 class RunKilled(_Record):

@@ -197,7 +197,7 @@ class DecisionService:
         # the signal's write and the audit line go out together, so a store that commits in
         # groups makes them one durable write, not two standing in front of the resumed run.
         # Both are durable before this returns, as before.
-        signal = ApprovalDecided(approval_id=approval.id, run_id=approval.run_id)
+        signal = ApprovalDecided.of(outcome.approval)
         await asyncio.gather(self.store.publish(signal), audited)
 
 

@@ -42,7 +42,7 @@ async def close_undecided(
     telemetry.approval_settled(outcome.approval)
     if trail:
         await Audit(store=store).record(approval.run_id, why, actor=by)
-        await store.publish(ApprovalDecided(approval_id=approval.id, run_id=approval.run_id))
+        await store.publish(ApprovalDecided.of(outcome.approval))
     return outcome.approval
 
 

@@ -111,10 +111,11 @@ class Claims(Protocol):
         """Who holds ``run_id`` and for how many more seconds; None if nobody does."""
         ...
 
-    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> bool:
+    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> Run | None:
         """An approval of the signal's run was decided: resume the run unless
-        ``working_here`` (it goes round again by itself). Whether this process tells people
-        the approval was settled."""
+        ``working_here`` (it goes round again by itself). The run, as read for this, if this
+        process tells people the approval was settled; None if it does not (or the run is
+        gone). The one read of the run a decision costs the host."""
         ...
 
     async def reminds(self, approval: Approval) -> bool:
@@ -365,7 +366,9 @@ class LocalClaims:
             await self.host.recover()
             self._loops.append(asyncio.create_task(self._taking_up(), name="airlock-take-up"))
 
-    async def submit(self, run_id: str) -> bool:
+    async def submit(self, run_id: str, *, known: Run | None = None) -> bool:
+        """``known``: the run as just read, which the run task starts from instead of
+        reading it again (see :meth:`RunHost.work`)."""
         if not self.everything:
             self.own.add(run_id)
         if self.host.working(run_id):
@@ -373,19 +376,25 @@ class LocalClaims:
         hold = await self.holds.take(run_id)
         if hold is None:
             return False
-        self.host.work(run_id, hold)
+        self.host.work(run_id, hold, known=known)
         return True
 
     async def held_by(self, run_id: str) -> tuple[str, float] | None:
         return await self.store.lease_holder(run_id)
 
-    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> bool:
+    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> Run | None:
         run_id = signal.run_id
         if not self.everything and run_id not in self.own:
-            return False
-        if not working_here and not await self._a_terminals(run_id):
-            await self.submit(run_id)
-        return True
+            return None
+        try:
+            run = await self.store.get_run(run_id)
+        except NotFound:
+            return None  # nothing to resume, nobody to tell
+        if not working_here and not self._a_terminals(run):
+            # The run task starts from this read (its claim's compare-and-set catches a
+            # run changed since), and the host tells people from it too: one read, not three.
+            await self.submit(run_id, known=run)
+        return run
 
     async def reminds(self, approval: Approval) -> bool:
         return True  # each process reminds on its own channel
@@ -409,14 +418,10 @@ class LocalClaims:
         self._released.set()
         await cancelled(self._loops)
 
-    async def _a_terminals(self, run_id: str) -> bool:
-        """Whether a server should leave ``run_id`` to the terminal that worked on it last
+    def _a_terminals(self, run: Run) -> bool:
+        """Whether a server should leave ``run`` to the terminal that worked on it last
         (if that terminal is gone, :meth:`_taking_up` finds the run)."""
         if not self.everything:
-            return False
-        try:
-            run = await self.store.get_run(run_id)
-        except NotFound:
             return False
         return run.owner is not None and run.owner.startswith(TERMINAL)
 

@@ -160,10 +160,13 @@ class RunHost:
         record = self.run_tasks.get(run_id)
         return record is not None and not record.task.done()
 
-    def work(self, run_id: str, hold: Hold) -> None:
-        """Start ``run_id`` under ``hold`` (for the claims, which took it)."""
+    def work(self, run_id: str, hold: Hold, *, known: Run | None = None) -> None:
+        """Start ``run_id`` under ``hold`` (for the claims, which took it). ``known``: the run
+        as the claims just read it, which its first pass starts from (the claim's
+        compare-and-set catches a run changed since; see :meth:`Orchestrator.execute`)."""
         self.slots.join(run_id)
-        task = asyncio.create_task(self._run(run_id, hold), name=f"airlock-run-{run_id}")
+        work = self._run(run_id, hold, known)
+        task = asyncio.create_task(work, name=f"airlock-run-{run_id}")
         task.add_done_callback(functools.partial(self._ended, run_id, hold))
         self.run_tasks[run_id] = RunTask(task=task)
 
@@ -206,10 +209,10 @@ class RunHost:
                     async with asyncio.timeout(_RECHECK_SECONDS):
                         await self.changed.wait()
 
-    async def _run(self, run_id: str, hold: Hold) -> Run:
+    async def _run(self, run_id: str, hold: Hold, known: Run | None = None) -> Run:
         run: Run | None = None
         try:
-            run = await self._attempt(run_id, hold)
+            run = await self._attempt(run_id, hold, known)
             return run
         finally:
             self.slots.leave(run_id)
@@ -220,12 +223,12 @@ class RunHost:
             await asyncio.shield(self.claims.done(hold, run))
             await self._changed()
 
-    async def _attempt(self, run_id: str, hold: Hold) -> Run:
+    async def _attempt(self, run_id: str, hold: Hold, known: Run | None) -> Run:
         try:
             await self._take_turn(run_id)
             if self.orchestrator.draining.is_set():  # shutting down: the next process starts it
                 return await self.store.get_run(run_id)
-            return await self._drive(run_id, hold)
+            return await self._drive(run_id, hold, known)
         except OwnershipLost as lost:  # taken over elsewhere: theirs to finish, not ours to fail
             why = {"run_id": run_id, "reason": str(lost)}
             logger.warning("run taken over; stopping here", extra=why)
@@ -263,11 +266,13 @@ class RunHost:
             result = run.error or run.status.value
             await self.channel.notify(RunFinished(run=run, status=run.status, result=result))
 
-    async def _drive(self, run_id: str, hold: Hold) -> Run:
+    async def _drive(self, run_id: str, hold: Hold, known: Run | None) -> Run:
         while True:
             self._wake.discard(run_id)
             stop_of = functools.partial(self._stop_of, run_id)
-            run = await self.orchestrator.execute(run_id, ownership=hold, stop_of=stop_of)
+            run = await self.orchestrator.execute(run_id, ownership=hold, stop_of=stop_of,
+                                                  known=known)  # fmt: skip
+            known = None  # a second pass reads the run afresh
             if run.status is not RunStatus.AWAITING_APPROVAL:
                 return run
             for approval in await self.store.list_pending_approvals(run_id=run_id):
@@ -364,14 +369,20 @@ class RunHost:
         working_here = self.working(signal.run_id)
         if working_here:
             self._wake.add(signal.run_id)  # still busy (parking, say): it goes round again
-        # Resume first (the claims find out whether it is theirs), tell people after.
-        if not await self.claims.decided(signal, working_here=working_here):
+        # Resume first (the claims find out whether it is theirs), tell people after, from
+        # the run the claims read: it is the run as it was after the decision, which is what
+        # the notice shows (a resume's own moves come with notices of their own).
+        run = await self.claims.decided(signal, working_here=working_here)
+        if run is None:
             return
-        try:
-            approval = await self.store.get_approval(signal.approval_id)
-            run = await self.store.get_run(signal.run_id)
-        except NotFound:
-            return  # a signal about something this store no longer has
+        # Decided in this process: the approval as concluded, which is what a read would find
+        # (see ApprovalDecided.settled); from another process it is read.
+        approval = signal.settled
+        if approval is None:
+            try:
+                approval = await self.store.get_approval(signal.approval_id)
+            except NotFound:
+                return  # a signal about something this store no longer has
         await self.channel.notify(ApprovalSettled(run=run, approval=approval))
 
     # Deadlines

@@ -121,18 +121,18 @@ class LeasedClaims:
     async def held_by(self, run_id: str) -> tuple[str, float] | None:
         return await self.queue.held_for(run_id)
 
-    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> bool:
+    async def decided(self, signal: ApprovalDecided, *, working_here: bool) -> Run | None:
         # Every worker hears the decision; one hands it on, and tells people.
         key = f"approval-settled:{signal.approval_id}"
         if not await self.store.claim_idempotency_key(key, ttl_seconds=_CLAIM_TTL_SECONDS):
-            return False
+            return None
         try:
             run = await self.store.get_run(signal.run_id)
         except NotFound:
-            return False
+            return None
         if not working_here and not run.status.is_final and not _a_terminals(run):
             await self.queue.enqueue(run.id)
-        return True
+        return run
 
     async def reminds(self, approval: Approval) -> bool:
         key = f"approval-reminded:{approval.id}:{approval.hop}"

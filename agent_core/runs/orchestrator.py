@@ -166,7 +166,12 @@ class Orchestrator:
     """Set when the process is shutting down: each run stops at its next checkpoint."""
 
     async def execute(
-        self, run_id: str, *, ownership: Ownership | None = None, stop_of: StopOf = _killed
+        self,
+        run_id: str,
+        *,
+        ownership: Ownership | None = None,
+        stop_of: StopOf = _killed,
+        known: Run | None = None,
     ) -> Run:
         """Run ``run_id`` until it reaches a final status or parks waiting for a decision.
 
@@ -179,10 +184,18 @@ class Orchestrator:
         ``ownership`` is this process's lease on the run: it is written on the run first (so a
         process that lost the run can no longer save it) and checked before risky tool calls.
         Raises :class:`OwnershipLost` when another process has taken the run over.
+
+        ``known`` is the run as its caller just read it (the host, deciding to resume it):
+        started from instead of reading it again, where that is safe (see below).
         """
-        state = _RunState(
-            orchestrator=self, run=await self.store.get_run(run_id), ownership=ownership
-        )
+        # A handed run may be stale, and that is caught before anything is done with it: the
+        # claim's save, the first thing a run under ``ownership`` does, is a compare-and-set
+        # on the version, and a run changed since it was read (killed, decided, saved by
+        # another owner) fails it, and is read again. Without ownership nothing saves before
+        # the work begins, and a final run may have been retried since: both are read.
+        handed = known is not None and ownership is not None and not known.status.is_final
+        run = known if handed and known is not None else await self.store.get_run(run_id)
+        state = _RunState(orchestrator=self, run=run, ownership=ownership, handed=handed)
         if state.run.status.is_final:
             return state.run
         with telemetry.run_span(state.run, latest=lambda: state.run):
@@ -195,6 +208,10 @@ class Orchestrator:
             await state.load_checkpoint()  # after the claim: no earlier owner writes after it
             await self._drive(state, stop_of)
         except _StoppedElsewhere:
+            if state.handed and not state.claimed:
+                # The handed run had ended before this task saved anything: what a fresh
+                # read would have found, and then nothing is told (the ender told people).
+                return
             await self.channel.notify(
                 RunFinished(run=state.run, status=state.run.status, result=state.run.error or "")
             )
@@ -258,6 +275,10 @@ class _RunState:
     ownership: Ownership | None = None
     asked: list[Fact] = field(default_factory=list)
     """Flags that approvers were asked, written with the run's next save (the park)."""
+    handed: bool = False
+    """``run`` came from the caller, not a read of this task's (see ``execute``)."""
+    claimed: bool = False
+    """The claim's save landed: ``run`` is this task's own from then on."""
     budget: Budget = field(init=False)
     """The run's budget and what it spent so far."""
     llm: LLMStack = field(init=False)
@@ -306,7 +327,12 @@ class _RunState:
                 await self.save(owner=ownership.owner, status=status, with_checkpoint=False,
                                 recording=claimed)  # fmt: skip
             except OwnershipLost:
+                # Saved by someone else since it was read: the run is read again (in _save),
+                # and so is what it spent, or the next save would write the old spend back.
+                self.budget.spend = self.run.spend.model_copy()
+                self.budget.baseline = self.run.spent_before
                 continue
+            self.claimed = True
             break
         if self.run.status is RunStatus.AWAITING_APPROVAL:
             await self.move(RunStatus.RUNNING)
