@@ -172,10 +172,12 @@ class DiesWhileAsking(RecordingChannel):
         await super().request_decision(approval)
 
 
-async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes(
-    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
-) -> None:
-    channel = DiesWhileAsking()
+async def _dies_at_a_restart_request(
+    harness_factory: Factory, anthropic: AnthropicStandIn, channel: RecordingChannel,
+    reached: asyncio.Event,
+) -> tuple[Harness, Run, Approval]:  # fmt: skip
+    """A run whose restart call is asked for, and the process stopped once ``reached`` is set
+    (by ``channel``, while or after asking); the run and its pending request."""
     harness = await harness_factory(channel=channel)
     step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
             "risk_level": "low"}  # fmt: skip
@@ -183,9 +185,19 @@ async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes
                       tool_use_reply("restart", {"target": "web"}))  # fmt: skip
     run = await harness.start()
     async with asyncio.timeout(10):
-        await channel.posting.wait()
-    await harness.runner.stop()  # the process dies while the card is being posted
+        await reached.wait()
+    await harness.runner.stop()
     (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    return harness, run, approval
+
+
+async def test_an_approval_created_but_never_asked_is_asked_when_the_run_resumes(
+    harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
+) -> None:
+    channel = DiesWhileAsking()
+    # The process dies while the card is being posted.
+    harness, run, approval = await _dies_at_a_restart_request(harness_factory, anthropic,
+                                                              channel, channel.posting)  # fmt: skip
     assert channel.asked == []  # nobody was asked
 
     channel.decider = approve_all()
@@ -214,16 +226,9 @@ async def test_a_request_that_went_out_before_the_process_died_is_asked_again_on
     harness_factory: Factory, anthropic: AnthropicStandIn, tools: Any
 ) -> None:
     channel = DiesAfterAsking()
-    harness = await harness_factory(channel=channel)
-    step = {"id": "s1", "description": "restart", "depends_on": [], "required_tools": ["restart"],
-            "risk_level": "low"}  # fmt: skip
-    anthropic.enqueue(tool_use_reply("submit_plan", {"subtasks": [step]}),
-                      tool_use_reply("restart", {"target": "web"}))  # fmt: skip
-    run = await harness.start()
-    async with asyncio.timeout(10):
-        await channel.posted.wait()
-    await harness.runner.stop()  # dies after the post, before the flag and the park
-    (approval,) = await harness.store.list_pending_approvals(run_id=run.id)
+    # It dies after the post, before the flag and the park.
+    harness, run, approval = await _dies_at_a_restart_request(harness_factory, anthropic,
+                                                              channel, channel.posted)  # fmt: skip
     assert [a.id for a in channel.asked] == [approval.id]
     assert not (await harness.store.get_run(run.id)).status.is_final
     assert await harness.store.get_facts("approval-asked:" + approval.id) == {}
