@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -17,11 +18,38 @@ from agent_core.errors import StandInError
 __all__ = ["RedisServer", "free_port"]
 
 
+_LOWEST = 10_000
+"""Below this are ports other software on a machine tends to use."""
+_picks = random.Random()  # seeded from the OS: each test process picks on its own
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, chosen below the kernel's
+    ephemeral range (``net.ipv4.ip_local_port_range``).
+
+    A port the kernel handed out for ``bind(0)`` is handed out again to the next server that
+    binds port 0 (a stand-in) or to the next outgoing connection, possibly in a parallel test
+    before this port's server has started; below that range the kernel never picks one.
+    """
+    first = _ephemeral_start()
+    for _ in range(200):
+        port = _picks.randrange(_LOWEST, first) if first - _LOWEST >= 1_000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # taken: pick again
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free TCP port found below the ephemeral range")
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default where it is unknown)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 @dataclass(kw_only=True)
