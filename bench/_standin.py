@@ -1,10 +1,8 @@
-"""A stand-in in a process of its own, so it does not weigh on what is measured.
+"""The Anthropic stand-in in a process of its own, so it does not weigh on what is measured.
 
-python -m bench._standin [LATENCY_SECONDS]   # Anthropic: prints its base URL, serves until
-                                             # stdin closes
-python -m bench._standin slack BOT_TOKEN     # Slack's Web API, the same way
+python -m bench._standin [LATENCY_SECONDS]   # prints its base URL, serves until stdin closes
 
-``LATENCY_SECONDS`` (default 0) is added to every model reply: a model that takes that long.
+``LATENCY_SECONDS`` (default 0) is added to every reply: a model that takes that long.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from agent_core.testing.anthropic_server import (
     text_reply,
     tool_use_reply,
 )
-from agent_core.testing.slack_server import SlackStandIn
 
 KEY = "sk-ant-bench"
 
@@ -38,14 +35,5 @@ async def main(latency: float) -> None:
         server.requests.clear()  # nothing to check: the benchmark asserts nothing here
 
 
-async def slack(bot_token: str) -> None:
-    async with SlackStandIn(bot_token=bot_token) as server:
-        print(server.api_url, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["slack"]:
-        asyncio.run(slack(sys.argv[2]))
-    else:
-        asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))
+    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))

@@ -88,13 +88,11 @@ STANDIN_START_SECONDS = 30.0
 
 
 @asynccontextmanager
-async def standin(latency: float = 0.0, *, slack_token: str | None = None) -> AsyncIterator[str]:
-    """The Anthropic stand-in in its own process, ``latency`` seconds added to each reply (or,
-    given ``slack_token``, Slack's); yields its base URL once it listens (it prints the URL
-    only then)."""
-    argv = ["slack", slack_token] if slack_token is not None else [str(latency)]
+async def standin(latency: float = 0.0) -> AsyncIterator[str]:
+    """The stand-in in its own process, ``latency`` seconds added to each reply; yields its
+    base URL once it listens (it prints the URL only then)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench._standin", *argv,
+        sys.executable, "-m", "bench._standin", str(latency),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdin is not None and process.stdout is not None

@@ -44,7 +44,7 @@ from agent_core.runs.control import RunControl
 from agent_core.runs.limits import Admission, Limits
 from agent_core.store import Store, open_store
 from agent_core.testing.slack_requests import SlackRequestSigner, load_json_payload
-from bench.approvals import standin
+from bench import scale
 from bot.slack.admin import AdminCommands
 from bot.slack.app import build_app, build_client
 from bot.slack.channel import SlackChannel
@@ -52,7 +52,7 @@ from bot.slack.goals import GoalIntake, register_goals
 from bot.slack.listeners import register_approvals
 
 SECRET = "bench-signing-secret"
-TOKEN = "xoxb-bench"
+TOKEN = scale.TOKEN  # its Slack stand-in's
 MENTION = load_json_payload("app_mention.json")
 CLICK = load_json_payload("block_actions.json")
 
@@ -155,7 +155,8 @@ async def measure(n: int) -> list[Measured]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as folder:
         store = await open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        async with standin(slack_token=TOKEN) as api_url, aiohttp.ClientSession() as http:
+        # The Slack stand-in in a process of its own, as the scale-out benchmark runs it.
+        async with scale.standin("slack", 0.0) as (api_url, _), aiohttp.ClientSession() as http:
             settings = Settings(slack_bot_token=TOKEN, slack_api_url=api_url)
             client = build_client(settings, session=http)
             airlock, intake = await airlock_app(client, store, capacity=n)
