@@ -77,6 +77,7 @@ __all__ = [
     "legacy_location",
     "masked_checkpoint",
     "masked_run",
+    "masked_save",
     "masked_tool_call",
     "readable_locations",
     "touched",
@@ -140,6 +141,16 @@ def masked_checkpoint(data: bytes, *, clean: CleanValues | None = None, run_id: 
         return data
     _keep_last_round(plain, masked)
     return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def masked_save(
+    run: Run, checkpoint: bytes | None, *, clean: CleanValues
+) -> tuple[Run, bytes | None]:
+    """A run and its checkpoint as a save stores them (:func:`masked_run`,
+    :func:`masked_checkpoint`), compared with the store's last clean versions."""
+    if checkpoint is not None:
+        checkpoint = masked_checkpoint(checkpoint, clean=clean, run_id=run.id)
+    return masked_run(run, clean=clean), checkpoint
 
 
 def _masked_value(

@@ -60,8 +60,8 @@ from agent_core.store.base import (
     consumed,
     dump,
     escalated,
-    masked_checkpoint,
     masked_run,
+    masked_save,
 )
 from agent_core.store.run_queue import RedisRunQueue
 from agent_core.store.steps import Held, Step, held, holding
@@ -269,9 +269,7 @@ class RedisStore(RedisMemories, RedisAudit, RedisJournal, RedisMessages):
     ) -> Run:
         """Save ``run`` (compare-and-set); with ``release``, let go of that lease in the same
         ``MULTI`` if it is still held (watched with the run: it is read, then let go)."""
-        run = masked_run(run, clean=self._clean)
-        if checkpoint is not None:
-            checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
+        run, checkpoint = masked_save(run, checkpoint, clean=self._clean)
         key = self._key("run", run.id)
         watched = [key] if release is None else [key, self._leases.lease_key(release)]
 

@@ -70,8 +70,8 @@ from agent_core.store.base import (
     consumed,
     dump,
     escalated,
-    masked_checkpoint,
     masked_run,
+    masked_save,
 )
 from agent_core.store.steps import Fact, Held, Step, held, holding
 
@@ -162,14 +162,8 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
             saved = await self._commit_step(step.take(), run, checkpoint)
             assert saved is not None
             return saved
-        run, checkpoint = self._masked(run, checkpoint)
+        run, checkpoint = masked_save(run, checkpoint, clean=self._clean)
         return await self._db.write(lambda conn: _save(conn, run, checkpoint, self._now()))
-
-    def _masked(self, run: Run, checkpoint: bytes | None) -> tuple[Run, bytes | None]:
-        """The run and its checkpoint as they are stored (secrets masked)."""
-        if checkpoint is not None:
-            checkpoint = masked_checkpoint(checkpoint, clean=self._clean, run_id=run.id)
-        return masked_run(run, clean=self._clean), checkpoint
 
     def step(self, run_id: str) -> AbstractAsyncContextManager[Step]:
         return holding(run_id, self._commit_step)
@@ -182,7 +176,7 @@ class SqliteStore(SqliteMemories, SqliteAudit, SqliteJournal, SqliteMessages):
         used fails it all; a save that loses its compare-and-set (or finds no run) is raised
         after the held writes are committed."""
         if run is not None:
-            run, checkpoint = self._masked(run, checkpoint)
+            run, checkpoint = masked_save(run, checkpoint, clean=self._clean)
         use, now = step.use, self._now()
 
         def commit(conn: sqlite3.Connection) -> Run | NotFound | VersionConflict | None:
